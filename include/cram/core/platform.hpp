@@ -9,3 +9,10 @@
 #define CRAM_HOST_DEVICE inline
 #define CRAM_DEVICE inline
 #endif
+
+#include <cstddef>
+
+namespace cram {
+// Element counts and offsets: signed, 64-bit (crammed BERT's activations pass 2^31 elements).
+using index_t = std::ptrdiff_t;
+}  // namespace cram

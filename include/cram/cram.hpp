@@ -1,0 +1,23 @@
+// Umbrella header: everything that compiles with a plain C++20 compiler. The CUDA backend is added
+// when this is compiled by nvcc with CRAM_WITH_CUDA (link cram::cuda).
+#pragma once
+
+#include "cram/core/bf16.hpp"
+#include "cram/core/error.hpp"
+#include "cram/core/platform.hpp"
+#include "cram/core/rng.hpp"
+#include "cram/cpu/backend.hpp"
+#include "cram/cpu/ops.hpp"
+#include "cram/cpu/parallel.hpp"
+#include "cram/model/batch.hpp"
+#include "cram/model/bert.hpp"
+#include "cram/model/classifier.hpp"
+#include "cram/model/config.hpp"
+#include "cram/model/masking.hpp"
+#include "cram/model/parameters.hpp"
+#include "cram/model/presets.hpp"
+#include "cram/train/optimizer.hpp"
+
+#if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)
+#include "cram/cuda/cuda.hpp"
+#endif
