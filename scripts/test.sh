@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (README and CI): installs dependencies, configures (CUDA targets too when nvcc is
+# present: architectures 80 and 90, since there is no GPU to detect), builds everything and runs ctest.
+#   usage: bash scripts/test.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+bash scripts/install_deps.sh
+cuda_args=()
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  cuda_args=(-DCRAM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=80;90")
+else
+  echo "no nvcc found: building the CPU backend only"
+  cuda_args=(-DCRAM_CUDA=OFF)
+fi
+jobs=$(nproc)
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${cuda_args[@]}"
+time cmake --build "$build" -j "$jobs"
+ctest --test-dir "$build" --output-on-failure -j "$jobs"

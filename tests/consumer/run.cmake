@@ -1,0 +1,20 @@
+# Installs the cram build tree into a scratch prefix, then configures, builds and runs tests/consumer
+# against it: what a user does with find_package(cram).
+foreach(var CRAM_BUILD_DIR CONSUMER_SOURCE WORK_DIR GENERATOR CXX_COMPILER)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "run.cmake needs -D${var}=...")
+  endif()
+endforeach()
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+function(run_step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test: ${what} failed (exit ${rc})")
+  endif()
+endfunction()
+run_step("install" ${CMAKE_COMMAND} --install ${CRAM_BUILD_DIR} --prefix ${prefix})
+run_step("configure" ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE} -B ${WORK_DIR}/build -G ${GENERATOR}
+         -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${prefix})
+run_step("build" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+run_step("run" ${WORK_DIR}/build/consumer)

@@ -1,0 +1,23 @@
+# Every public header compiles on its own: one generated translation unit per header, built with the
+# rest of the project (a header that forgets an include breaks the build, not a user's).
+file(GLOB_RECURSE cram_public_headers CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}/include
+     ${PROJECT_SOURCE_DIR}/include/cram/*.hpp)
+set(header_sources)
+set(header_cuda_sources)
+foreach(h ${cram_public_headers})
+  string(MAKE_C_IDENTIFIER ${h} id)
+  if(h MATCHES "^cram/cuda/")
+    set(src ${CMAKE_CURRENT_BINARY_DIR}/header_check/${id}.cu)
+    list(APPEND header_cuda_sources ${src})
+  else()
+    set(src ${CMAKE_CURRENT_BINARY_DIR}/header_check/${id}.cpp)
+    list(APPEND header_sources ${src})
+  endif()
+  file(CONFIGURE OUTPUT ${src} CONTENT "#include <${h}>\n#include <${h}>  // and twice: include guards\n")
+endforeach()
+add_library(cram_header_check OBJECT ${header_sources})
+target_link_libraries(cram_header_check PRIVATE cram::cram cram_warnings)
+if(CRAM_HAS_CUDA AND header_cuda_sources)
+  add_library(cram_header_check_cuda OBJECT ${header_cuda_sources})
+  target_link_libraries(cram_header_check_cuda PRIVATE cram::cuda)
+endif()
