@@ -127,103 +127,20 @@ inline std::string_view trim_end_unicode(std::string_view s) {
 
 }  // namespace detail
 
-class wordpiece {
+// BERT normalisation + pre-tokenisation (no vocabulary): the words WordPiece sees, for encoding and training.
+class pretokenizer {
 public:
-    static constexpr int max_input_chars_per_word = 100;
+    pretokenizer() : pretokenizer(normalizer_options{}) {}
+    explicit pretokenizer(const normalizer_options& opt) : opt_(opt), table_(unicode::get_normalizer_table(opt)) {}
 
-    wordpiece() = default;
+    const normalizer_options& options() const { return opt_; }
 
-    // Reads vocab.txt as HF does: one token per line, trailing whitespace trimmed, id = line number.
-    static wordpiece load(const std::filesystem::path& vocab_txt, const normalizer_options& opt = {}) {
-        std::ifstream in(vocab_txt, std::ios::binary);
-        if (!in) CRAM_THROW("cannot open vocabulary ", vocab_txt.string());
-        std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (in.bad()) CRAM_THROW("error reading vocabulary ", vocab_txt.string());
-        std::vector<std::string> tokens;
-        std::size_t pos = 0, line = 1;
-        while (pos < data.size()) {
-            std::size_t nl = data.find('\n', pos);
-            if (nl == std::string::npos) nl = data.size();
-            std::string_view l(data.data() + pos, nl - pos);
-            if (!unicode::valid_utf8(l)) CRAM_THROW("vocabulary ", vocab_txt.string(), " line ", line, " is not valid UTF-8");
-            tokens.emplace_back(detail::trim_end_unicode(l));
-            pos = nl + 1;
-            ++line;
-        }
-        try {
-            return from_tokens(tokens, opt);
-        } catch (const cram::error& e) {
-            CRAM_THROW("vocabulary ", vocab_txt.string(), ": ", e.what());
-        }
-    }
-
-    static wordpiece from_tokens(const std::vector<std::string>& tokens, const normalizer_options& opt = {}) {
-        wordpiece w;
-        w.opt_ = opt;
-        w.table_ = unicode::get_normalizer_table(opt);
-        w.tokens_ = tokens;
-        w.whole_.reserve(tokens.size());
-        w.cont_.reserve(tokens.size() / 4 + 16);
-        for (std::size_t i = 0; i < tokens.size(); ++i) {
-            const std::string& t = tokens[i];
-            const auto id = static_cast<std::int32_t>(i);
-            w.whole_.put(t, id);
-            w.max_whole_ = std::max(w.max_whole_, t.size());
-            if (t.size() > 2 && t[0] == '#' && t[1] == '#') {
-                w.cont_.put(std::string_view(t).substr(2), id);
-                w.max_cont_ = std::max(w.max_cont_, t.size() - 2);
-            }
-        }
-        // A repeated token keeps its last line in the map; earlier lines map back to nothing.
-        w.id_valid_.assign(tokens.size(), 0);
-        for (std::size_t i = 0; i < tokens.size(); ++i)
-            if (w.whole_.get(tokens[i].data(), tokens[i].size()) == static_cast<std::int32_t>(i)) w.id_valid_[i] = 1;
-        w.unk_ = w.token_to_id("[UNK]");
-        if (w.unk_ < 0) CRAM_THROW("the vocabulary has no [UNK] token (", tokens.size(), " tokens)");
-        w.specials_.pad = w.token_to_id("[PAD]");
-        w.specials_.unk = w.unk_;
-        w.specials_.cls = w.token_to_id("[CLS]");
-        w.specials_.sep = w.token_to_id("[SEP]");
-        w.specials_.mask = w.token_to_id("[MASK]");
-        return w;
-    }
-
-    std::vector<std::int32_t> encode(std::string_view text) const {
-        std::vector<std::int32_t> out;
-        out.reserve(text.size() / 4 + 4);
-        encode_append(text, out);
-        return out;
-    }
-
-    void encode_append(std::string_view text, std::vector<std::int32_t>& out) const {
-        std::string scratch;
-        encode_append(text, out, scratch);
-    }
-
-    // `scratch` is reused between calls by loops that encode many documents.
-    void encode_append(std::string_view text, std::vector<std::int32_t>& out, std::string& scratch) const {
-        if (opt_.replace_quotes && (text.find("``") != text.npos || text.find("''") != text.npos)) {
-            std::string q;
-            q.reserve(text.size());
-            for (std::size_t i = 0; i < text.size(); ++i) {
-                if (i + 1 < text.size() && (text[i] == '`' || text[i] == '\'') && text[i + 1] == text[i]) {
-                    q.push_back('"');
-                    ++i;
-                } else {
-                    q.push_back(text[i]);
-                }
-            }
-            run(q, [&](std::string_view w, int chars) { word_to_ids(w, chars, out); }, scratch);
-            return;
-        }
-        run(text, [&](std::string_view w, int chars) { word_to_ids(w, chars, out); }, scratch);
-    }
-
-    // The pre-tokenised words of normalised text (for tests and for training's word counts).
-    template <class Fn>  // Fn(std::string_view word, int chars)
+    // Calls fn(word, chars) for each pre-tokenised word of `text`; `scratch` is reused storage.
+    template <class Fn>
     void for_each_word(std::string_view text, Fn&& fn, std::string& scratch) const {
         if (opt_.replace_quotes && (text.find("``") != text.npos || text.find("''") != text.npos)) {
             std::string q;
+            q.reserve(text.size());
             for (std::size_t i = 0; i < text.size(); ++i) {
                 if (i + 1 < text.size() && (text[i] == '`' || text[i] == '\'') && text[i + 1] == text[i]) {
                     q.push_back('"');
@@ -237,87 +154,15 @@ public:
             run(text, fn, scratch);
         }
     }
-    std::vector<std::string> pretokenize(std::string_view text) const {
-        std::vector<std::string> words;
+
+    std::vector<std::string> words(std::string_view text) const {
+        std::vector<std::string> out;
         std::string scratch;
-        for_each_word(text, [&](std::string_view w, int) { words.emplace_back(w); }, scratch);
-        return words;
-    }
-
-    // Ids of one pre-tokenised word (greedy longest match; the whole word becomes [UNK] if a piece is missing).
-    void word_to_ids(std::string_view w, int chars, std::vector<std::int32_t>& out) const {
-        if (chars > max_input_chars_per_word) {
-            out.push_back(unk_);
-            return;
-        }
-        const std::int32_t whole = w.size() <= max_whole_ ? whole_.get(w.data(), w.size()) : -1;
-        if (whole >= 0) {
-            out.push_back(whole);
-            return;
-        }
-        const std::size_t mark = out.size();
-        std::size_t start = 0;
-        while (start < w.size()) {
-            const bool first = start == 0;
-            const std::size_t limit = first ? max_whole_ : max_cont_;
-            std::size_t end = std::min(w.size(), start + limit);
-            while (end > start && end < w.size() && (static_cast<unsigned char>(w[end]) & 0xC0) == 0x80) --end;
-            std::int32_t id = -1;
-            while (end > start) {
-                id = first ? whole_.get(w.data(), end) : cont_.get(w.data() + start, end - start);
-                if (id >= 0) break;
-                --end;
-                while (end > start && (static_cast<unsigned char>(w[end]) & 0xC0) == 0x80) --end;
-            }
-            if (id < 0) {
-                out.resize(mark);
-                out.push_back(unk_);
-                return;
-            }
-            out.push_back(id);
-            start = end;
-        }
-    }
-
-    // Encodes documents on `threads` threads (0: all cores); out[i] = encode(docs[i]).
-    std::vector<std::vector<std::int32_t>> encode_batch(std::span<const std::string_view> docs, int threads = 0) const {
-        std::vector<std::vector<std::int32_t>> out(docs.size());
-        if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-        threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads), std::max<std::size_t>(1, docs.size())));
-        std::atomic<std::size_t> next{0};
-        auto work = [&] {
-            std::string scratch;
-            for (;;) {
-                const std::size_t begin = next.fetch_add(16);
-                if (begin >= docs.size()) break;
-                const std::size_t end = std::min(docs.size(), begin + 16);
-                for (std::size_t i = begin; i < end; ++i) {
-                    out[i].reserve(docs[i].size() / 4 + 4);
-                    encode_append(docs[i], out[i], scratch);
-                }
-            }
-        };
-        if (threads == 1) {
-            work();
-        } else {
-            std::vector<std::thread> pool;
-            for (int t = 0; t < threads; ++t) pool.emplace_back(work);
-            for (auto& t : pool) t.join();
-        }
+        for_each_word(text, [&](std::string_view w, int) { out.emplace_back(w); }, scratch);
         return out;
     }
 
-    std::int32_t token_to_id(std::string_view token) const { return whole_.get(token.data(), token.size()); }
-    std::string_view id_to_token(std::int32_t id) const {
-        if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size() || !id_valid_[static_cast<std::size_t>(id)]) return {};
-        return tokens_[static_cast<std::size_t>(id)];
-    }
-    std::int32_t vocab_size() const { return static_cast<std::int32_t>(tokens_.size()); }
-    const special_ids& specials() const { return specials_; }
-    const normalizer_options& options() const { return opt_; }
-    const std::vector<std::string>& tokens() const { return tokens_; }
-
-    // Normalised text (what HF's BertNormalizer returns; CJK padding included).
+    // Normalised text (what HF's BertNormalizer returns; CJK padding included; quotes not replaced).
     std::string normalize(std::string_view text) const {
         std::string out;
         const auto* p = reinterpret_cast<const unsigned char*>(text.data());
@@ -408,6 +253,167 @@ private:
 
     normalizer_options opt_;
     std::shared_ptr<const unicode::normalizer_table> table_;
+};
+
+class wordpiece {
+public:
+    static constexpr int max_input_chars_per_word = 100;
+
+    wordpiece() = default;
+
+    // Reads vocab.txt as HF does: one token per line, trailing whitespace trimmed, id = line number.
+    static wordpiece load(const std::filesystem::path& vocab_txt, const normalizer_options& opt = {}) {
+        std::ifstream in(vocab_txt, std::ios::binary);
+        if (!in) CRAM_THROW("cannot open vocabulary ", vocab_txt.string());
+        std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (in.bad()) CRAM_THROW("error reading vocabulary ", vocab_txt.string());
+        std::vector<std::string> tokens;
+        std::size_t pos = 0, line = 1;
+        while (pos < data.size()) {
+            std::size_t nl = data.find('\n', pos);
+            if (nl == std::string::npos) nl = data.size();
+            std::string_view l(data.data() + pos, nl - pos);
+            if (!unicode::valid_utf8(l)) CRAM_THROW("vocabulary ", vocab_txt.string(), " line ", line, " is not valid UTF-8");
+            tokens.emplace_back(detail::trim_end_unicode(l));
+            pos = nl + 1;
+            ++line;
+        }
+        try {
+            return from_tokens(tokens, opt);
+        } catch (const cram::error& e) {
+            CRAM_THROW("vocabulary ", vocab_txt.string(), ": ", e.what());
+        }
+    }
+
+    static wordpiece from_tokens(const std::vector<std::string>& tokens, const normalizer_options& opt = {}) {
+        wordpiece w;
+        w.opt_ = opt;
+        w.pre_ = pretokenizer(opt);
+        w.tokens_ = tokens;
+        w.whole_.reserve(tokens.size());
+        w.cont_.reserve(tokens.size() / 4 + 16);
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+            const std::string& t = tokens[i];
+            const auto id = static_cast<std::int32_t>(i);
+            w.whole_.put(t, id);
+            w.max_whole_ = std::max(w.max_whole_, t.size());
+            if (t.size() > 2 && t[0] == '#' && t[1] == '#') {
+                w.cont_.put(std::string_view(t).substr(2), id);
+                w.max_cont_ = std::max(w.max_cont_, t.size() - 2);
+            }
+        }
+        // A repeated token keeps its last line in the map; earlier lines map back to nothing.
+        w.id_valid_.assign(tokens.size(), 0);
+        for (std::size_t i = 0; i < tokens.size(); ++i)
+            if (w.whole_.get(tokens[i].data(), tokens[i].size()) == static_cast<std::int32_t>(i)) w.id_valid_[i] = 1;
+        w.unk_ = w.token_to_id("[UNK]");
+        if (w.unk_ < 0) CRAM_THROW("the vocabulary has no [UNK] token (", tokens.size(), " tokens)");
+        w.specials_.pad = w.token_to_id("[PAD]");
+        w.specials_.unk = w.unk_;
+        w.specials_.cls = w.token_to_id("[CLS]");
+        w.specials_.sep = w.token_to_id("[SEP]");
+        w.specials_.mask = w.token_to_id("[MASK]");
+        return w;
+    }
+
+    std::vector<std::int32_t> encode(std::string_view text) const {
+        std::vector<std::int32_t> out;
+        out.reserve(text.size() / 4 + 4);
+        encode_append(text, out);
+        return out;
+    }
+
+    void encode_append(std::string_view text, std::vector<std::int32_t>& out) const {
+        std::string scratch;
+        encode_append(text, out, scratch);
+    }
+
+    // `scratch` is reused between calls by loops that encode many documents.
+    void encode_append(std::string_view text, std::vector<std::int32_t>& out, std::string& scratch) const {
+        pre_.for_each_word(text, [&](std::string_view w, int chars) { word_to_ids(w, chars, out); }, scratch);
+    }
+
+    std::vector<std::string> pretokenize(std::string_view text) const { return pre_.words(text); }
+    const pretokenizer& pre() const { return pre_; }
+
+    // Ids of one pre-tokenised word (greedy longest match; the whole word becomes [UNK] if a piece is missing).
+    void word_to_ids(std::string_view w, int chars, std::vector<std::int32_t>& out) const {
+        if (chars > max_input_chars_per_word) {
+            out.push_back(unk_);
+            return;
+        }
+        const std::int32_t whole = w.size() <= max_whole_ ? whole_.get(w.data(), w.size()) : -1;
+        if (whole >= 0) {
+            out.push_back(whole);
+            return;
+        }
+        const std::size_t mark = out.size();
+        std::size_t start = 0;
+        while (start < w.size()) {
+            const bool first = start == 0;
+            const std::size_t limit = first ? max_whole_ : max_cont_;
+            std::size_t end = std::min(w.size(), start + limit);
+            while (end > start && end < w.size() && (static_cast<unsigned char>(w[end]) & 0xC0) == 0x80) --end;
+            std::int32_t id = -1;
+            while (end > start) {
+                id = first ? whole_.get(w.data(), end) : cont_.get(w.data() + start, end - start);
+                if (id >= 0) break;
+                --end;
+                while (end > start && (static_cast<unsigned char>(w[end]) & 0xC0) == 0x80) --end;
+            }
+            if (id < 0) {
+                out.resize(mark);
+                out.push_back(unk_);
+                return;
+            }
+            out.push_back(id);
+            start = end;
+        }
+    }
+
+    // Encodes documents on `threads` threads (0: all cores); out[i] = encode(docs[i]).
+    std::vector<std::vector<std::int32_t>> encode_batch(std::span<const std::string_view> docs, int threads = 0) const {
+        std::vector<std::vector<std::int32_t>> out(docs.size());
+        if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads), std::max<std::size_t>(1, docs.size())));
+        std::atomic<std::size_t> next{0};
+        auto work = [&] {
+            std::string scratch;
+            for (;;) {
+                const std::size_t begin = next.fetch_add(16);
+                if (begin >= docs.size()) break;
+                const std::size_t end = std::min(docs.size(), begin + 16);
+                for (std::size_t i = begin; i < end; ++i) {
+                    out[i].reserve(docs[i].size() / 4 + 4);
+                    encode_append(docs[i], out[i], scratch);
+                }
+            }
+        };
+        if (threads == 1) {
+            work();
+        } else {
+            std::vector<std::thread> pool;
+            for (int t = 0; t < threads; ++t) pool.emplace_back(work);
+            for (auto& t : pool) t.join();
+        }
+        return out;
+    }
+
+    std::int32_t token_to_id(std::string_view token) const { return whole_.get(token.data(), token.size()); }
+    std::string_view id_to_token(std::int32_t id) const {
+        if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size() || !id_valid_[static_cast<std::size_t>(id)]) return {};
+        return tokens_[static_cast<std::size_t>(id)];
+    }
+    std::int32_t vocab_size() const { return static_cast<std::int32_t>(tokens_.size()); }
+    const special_ids& specials() const { return specials_; }
+    const normalizer_options& options() const { return opt_; }
+    const std::vector<std::string>& tokens() const { return tokens_; }
+
+    std::string normalize(std::string_view text) const { return pre_.normalize(text); }
+
+private:
+    normalizer_options opt_;
+    pretokenizer pre_;
     std::vector<std::string> tokens_;
     std::vector<std::uint8_t> id_valid_;
     detail::flat_string_map whole_, cont_;
