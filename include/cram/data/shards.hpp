@@ -153,8 +153,9 @@ public:
         if (h_.version != shard_version)
             CRAM_THROW("token shard ", path.string(), " has version ", h_.version, "; this build reads version ", shard_version);
         if (h_.header_bytes != sizeof(shard_header) || (h_.token_bytes != 2 && h_.token_bytes != 4) || h_.seq_len == 0 ||
-            h_.vocab_size == 0 || h_.num_tokens != h_.num_sequences * h_.seq_len)
-            CRAM_THROW("token shard ", path.string(), " has an inconsistent header (token bytes ", h_.token_bytes, ", seq ",
+            h_.vocab_size == 0 || h_.vocab_size > 0x7FFFFFFFu || h_.seq_len > (1u << 20) ||
+            h_.num_sequences > (std::uint64_t{1} << 40) || h_.num_tokens != h_.num_sequences * h_.seq_len)
+            CRAM_THROW("token shard ", path.string(), " has an inconsistent header (vocab ", h_.vocab_size, ", token bytes ", h_.token_bytes, ", seq ",
                        h_.seq_len, ", sequences ", h_.num_sequences, ", tokens ", h_.num_tokens, ")");
         if (h_.num_tokens > (size_ - sizeof(shard_header)) / h_.token_bytes ||
             sizeof(shard_header) + h_.num_tokens * h_.token_bytes != size_)
