@@ -1,0 +1,111 @@
+// Device-side helpers shared by the kernel files: fp32 <-> storage conversions (cram::bf16 is read as
+// __nv_bfloat16, arithmetic is always fp32), cuBLAS type tags, 16-byte vector access and grid sizing.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <library_types.h>
+
+#include "cram/core/bf16.hpp"
+#include "cram/core/platform.hpp"
+#include "cram/cuda/context.hpp"
+
+namespace cram::cuda {
+
+using cram::index_t;
+
+template <class T>
+inline constexpr bool is_storage_type_v = std::is_same_v<T, float> || std::is_same_v<T, cram::bf16>;
+
+// fp32 view of a stored element, and back (round to nearest even, as cram::bf16 does on the host).
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(cram::bf16 x) { return __bfloat162float(__ushort_as_bfloat16(x.bits)); }
+template <class T>
+__device__ __forceinline__ T from_f32(float x) {
+    if constexpr (std::is_same_v<T, float>) {
+        return x;
+    } else {
+        T r;
+        r.bits = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+        return r;
+    }
+}
+
+template <class T>
+constexpr cudaDataType_t cuda_type() {
+    static_assert(is_storage_type_v<T>, "cram::cuda: storage types are float and cram::bf16");
+    if constexpr (std::is_same_v<T, float>)
+        return CUDA_R_32F;
+    else
+        return CUDA_R_16BF;
+}
+
+// Eight bf16 (or four fp32) in one 16-byte load; valid when the pointer and count are 16-byte aligned.
+template <class T>
+struct alignas(16) vec16 {
+    static constexpr int n = 16 / sizeof(T);
+    T v[n];
+};
+template <class T>
+__device__ __forceinline__ vec16<T> load16(const T* p) {
+    return *reinterpret_cast<const vec16<T>*>(p);
+}
+template <class T>
+__device__ __forceinline__ void store16(T* p, const vec16<T>& x) {
+    *reinterpret_cast<vec16<T>*>(p) = x;
+}
+inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than the work needs.
+inline unsigned grid_for(context& ctx, index_t n, int threads, int blocks_per_sm = 8) {
+    const index_t need = (n + threads - 1) / threads;
+    const index_t cap = static_cast<index_t>(ctx.sm_count()) * blocks_per_sm;
+    return static_cast<unsigned>(std::max<index_t>(1, std::min(need, cap)));
+}
+
+namespace detail {
+// Carves 256-byte-aligned pieces out of one scratch allocation.
+struct scratch_carver {
+    std::byte* base;
+    std::size_t used = 0;
+    template <class U>
+    U* take(index_t n) {
+        U* p = reinterpret_cast<U*>(base + used);
+        used += (static_cast<std::size_t>(n) * sizeof(U) + 255) / 256 * 256;
+        return p;
+    }
+    template <class U>
+    static std::size_t bytes(index_t n) {
+        return (static_cast<std::size_t>(n) * sizeof(U) + 255) / 256 * 256;
+    }
+};
+}  // namespace detail
+
+__device__ __forceinline__ index_t global_thread() {
+    return static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ index_t grid_threads() { return static_cast<index_t>(gridDim.x) * blockDim.x; }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Exact (erf) GELU and its derivative, as the CPU oracle computes them.
+__device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float gelu_grad_f(float x) {
+    const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    const float pdf = __expf(-0.5f * x * x) * 0.39894228040143268f;
+    return cdf + x * pdf;
+}
+
+}  // namespace cram::cuda

@@ -1,0 +1,184 @@
+// The CUDA backend's context: one device, one stream every operation is ordered on, the cuBLASLt handle
+// and workspace, a growable scratch arena for operations that need temporaries (attention, the fused
+// decoder loss), the cache of GEMM plans, and a device-side error word that kernels set when they see
+// bad input (a token id outside the vocabulary) so that no per-step host synchronisation is needed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "cram/core/error.hpp"
+#include "cram/cuda/error.hpp"
+#include "cram/cuda/memory.hpp"
+
+namespace cram::cuda {
+
+// Bits of the device error word.
+enum device_error : unsigned {
+    error_token_id = 1u,    // a token id outside [0, vocab)
+    error_token_type = 2u,  // a token type outside [0, types)
+    error_label = 4u,       // a class label outside [0, classes) (ignore_label excepted)
+};
+
+// What the machine offers, without throwing: for --device auto and clear messages.
+struct device_probe {
+    bool usable = false;
+    int device = -1;
+    int count = 0;
+    std::string name;
+    int major = 0, minor = 0;
+    std::size_t free_bytes = 0, total_bytes = 0;
+    std::string reason;  // why not usable
+};
+
+inline device_probe probe_device(int device = 0) {
+    device_probe p;
+    p.device = device;
+    const cudaError_t e = cudaGetDeviceCount(&p.count);
+    if (e != cudaSuccess || p.count == 0) {
+        cudaGetLastError();
+        p.count = 0;
+        p.reason = std::string("no CUDA device (") + (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") +
+                   "): run with --device cpu, or check the driver with nvidia-smi";
+        return p;
+    }
+    if (device < 0 || device >= p.count) {
+        p.reason = "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(p.count) +
+                   " present)";
+        return p;
+    }
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+        cudaGetLastError();
+        p.reason = "cudaGetDeviceProperties failed for device " + std::to_string(device);
+        return p;
+    }
+    p.name = prop.name;
+    p.major = prop.major;
+    p.minor = prop.minor;
+    if (prop.major < 8) {
+        p.reason = "GPU " + p.name + " is sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+                   "; cram's CUDA backend needs sm_80 or newer (bf16 tensor cores): use --device cpu";
+        return p;
+    }
+    if (cudaSetDevice(device) == cudaSuccess) cudaMemGetInfo(&p.free_bytes, &p.total_bytes);
+    cudaGetLastError();
+    p.usable = true;
+    return p;
+}
+
+namespace detail {
+// A GEMM's shape, types, layout and epilogue: everything a cuBLASLt plan depends on except pointers.
+struct gemm_key {
+    int op_a, op_b;
+    std::int64_t m, n, k, lda, ldb, ldc;
+    std::int64_t stride_a, stride_b, stride_c;
+    int batch;
+    int type_ab, type_c;
+    int epilogue;
+    int align_a, align_b, align_c, align_bias;
+    bool beta_zero;
+    auto tie() const {
+        return std::tie(op_a, op_b, m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c, batch, type_ab, type_c,
+                        epilogue, align_a, align_b, align_c, align_bias, beta_zero);
+    }
+    bool operator<(const gemm_key& o) const { return tie() < o.tie(); }
+};
+
+struct gemm_plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool has_algo = false;
+    void destroy() noexcept {
+        if (desc) cublasLtMatmulDescDestroy(desc);
+        if (a) cublasLtMatrixLayoutDestroy(a);
+        if (b) cublasLtMatrixLayoutDestroy(b);
+        if (c) cublasLtMatrixLayoutDestroy(c);
+        desc = nullptr;
+        a = b = c = nullptr;
+    }
+};
+}  // namespace detail
+
+class context {
+public:
+    // Throws with a message that says what to do when there is no usable device.
+    explicit context(int device = 0, std::size_t workspace_bytes = std::size_t(32) << 20) : device_(device) {
+        const device_probe p = probe_device(device);
+        if (!p.usable) CRAM_THROW(p.reason);
+        CRAM_CUDA_CHECK(cudaSetDevice(device));
+        CRAM_CUDA_CHECK(cudaGetDeviceProperties(&props_, device));
+        CRAM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        CRAM_CUBLAS_CHECK(cublasLtCreate(&lt_));
+        workspace_ = device_buffer<std::byte>(workspace_bytes);
+        error_word_ = device_buffer<unsigned>(1);
+        CRAM_CUDA_CHECK(cudaMemsetAsync(error_word_.data(), 0, sizeof(unsigned), stream_));
+    }
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+    ~context() {
+        for (auto& [k, plan] : plans_) plan.destroy();
+        if (stream_) cudaStreamSynchronize(stream_);
+        if (lt_) cublasLtDestroy(lt_);
+        if (stream_) cudaStreamDestroy(stream_);
+    }
+
+    int device() const { return device_; }
+    cudaStream_t stream() const { return stream_; }
+    cublasLtHandle_t lt() const { return lt_; }
+    const cudaDeviceProp& props() const { return props_; }
+    int sm_count() const { return props_.multiProcessorCount; }
+    void* workspace() { return workspace_.data(); }
+    std::size_t workspace_size() const { return workspace_.size(); }
+    unsigned* error_word() { return error_word_.data(); }
+    std::map<detail::gemm_key, detail::gemm_plan>& gemm_plans() { return plans_; }
+
+    // Temporary device memory for one operation at a time (operations are ordered on the one stream, so
+    // the next operation may reuse it). Growing synchronises once; steady-state steps never allocate.
+    void* scratch(std::size_t bytes) {
+        if (bytes > scratch_.size()) {
+            CRAM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+            scratch_ = device_buffer<std::byte>();
+            scratch_ = device_buffer<std::byte>((bytes + 255) / 256 * 256);
+        }
+        return scratch_.data();
+    }
+    std::size_t scratch_size() const { return scratch_.size(); }
+
+    // The vocabulary the last embedding_forward checked ids against: the backward scatter uses it as its
+    // bound (its interface, shared with the CPU oracle, carries no vocabulary size).
+    std::int64_t embedding_vocab = 0;
+
+    // Waits for the stream, then reports any error a kernel recorded (bad ids, labels) or the runtime raised.
+    void synchronize() {
+        CRAM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        CRAM_CUDA_CHECK(cudaGetLastError());
+        unsigned word = 0;
+        CRAM_CUDA_CHECK(cudaMemcpy(&word, error_word_.data(), sizeof word, cudaMemcpyDeviceToHost));
+        if (word != 0) {
+            CRAM_CUDA_CHECK(cudaMemset(error_word_.data(), 0, sizeof(unsigned)));
+            CRAM_THROW("a CUDA kernel saw invalid input:", (word & error_token_id) ? " a token id outside the vocabulary;" : "",
+                       (word & error_token_type) ? " a token type outside [0, token_types);" : "",
+                       (word & error_label) ? " a label outside [0, classes);" : "",
+                       " check the data (tokenizer vocabulary vs. model config)");
+        }
+    }
+
+private:
+    int device_ = 0;
+    cudaDeviceProp props_{};
+    cudaStream_t stream_ = nullptr;
+    cublasLtHandle_t lt_ = nullptr;
+    device_buffer<std::byte> workspace_, scratch_;
+    device_buffer<unsigned> error_word_;
+    std::map<detail::gemm_key, detail::gemm_plan> plans_;
+};
+
+}  // namespace cram::cuda

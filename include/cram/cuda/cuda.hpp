@@ -1,0 +1,18 @@
+// Umbrella header of the CUDA backend (nvcc only; cram.hpp includes it under __CUDACC__ with
+// CRAM_WITH_CUDA, which linking cram::cuda defines). See docs/cuda.md.
+#pragma once
+
+#include "cram/cuda/attention.hpp"
+#include "cram/cuda/backend.hpp"
+#include "cram/cuda/common.hpp"
+#include "cram/cuda/context.hpp"
+#include "cram/cuda/elementwise.hpp"
+#include "cram/cuda/embedding.hpp"
+#include "cram/cuda/error.hpp"
+#include "cram/cuda/gemm.hpp"
+#include "cram/cuda/layernorm.hpp"
+#include "cram/cuda/loss.hpp"
+#include "cram/cuda/masking.hpp"
+#include "cram/cuda/memory.hpp"
+#include "cram/cuda/memory_plan.hpp"
+#include "cram/cuda/optimizer.hpp"

@@ -1,0 +1,194 @@
+// The one cuBLASLt wrapper every matmul goes through, and the linear layer built on it. The interface
+// is the CPU oracle's row-major gemm (C[m,n] = alpha op(A) op(B) + beta C) plus strided batches and a
+// bias epilogue; it maps to cuBLASLt's column-major view by computing C^T = op(B)^T op(A)^T. bf16 (or
+// fp32) inputs, fp32 accumulation, output bf16 or fp32 (weight gradients accumulate in fp32, beta = 1).
+// Plans (descriptors, layouts, the heuristic's algorithm) are cached per shape in the context.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include <cublasLt.h>
+
+#include "cram/core/error.hpp"
+#include "cram/cuda/common.hpp"
+#include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
+
+namespace cram::cuda {
+
+namespace detail {
+
+inline int pointer_alignment(const void* p) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    int align = 256;
+    while (align > 1 && (a % static_cast<std::uintptr_t>(align)) != 0) align /= 2;
+    return align;
+}
+
+inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t type_ab, cudaDataType_t type_c,
+                            cudaDataType_t type_bias) {
+    auto& plans = ctx.gemm_plans();
+    if (auto it = plans.find(key); it != plans.end()) return it->second;
+    gemm_plan plan;
+    try {
+        CRAM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        const cublasOperation_t op_a = key.op_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+        const cublasOperation_t op_b = key.op_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+        CRAM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+        CRAM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+        const auto epi = static_cast<cublasLtEpilogue_t>(key.epilogue);
+        CRAM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+        if (epi != CUBLASLT_EPILOGUE_DEFAULT) {
+            const int bt = static_cast<int>(type_bias);
+            CRAM_CUBLAS_CHECK(
+                cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+        }
+        // stored shapes: op N -> rows x cols = (m|k) x (k|n) as used; op T -> the transpose
+        const std::uint64_t a_rows = key.op_a ? key.k : key.m, a_cols = key.op_a ? key.m : key.k;
+        const std::uint64_t b_rows = key.op_b ? key.n : key.k, b_cols = key.op_b ? key.k : key.n;
+        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, type_ab, a_rows, a_cols, key.lda));
+        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, type_ab, b_rows, b_cols, key.ldb));
+        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, type_c, key.m, key.n, key.ldc));
+        if (key.batch > 1) {
+            const std::int32_t count = key.batch;
+            const std::int64_t strides[3] = {key.stride_a, key.stride_b, key.stride_c};
+            cublasLtMatrixLayout_t layouts[3] = {plan.a, plan.b, plan.c};
+            for (int i = 0; i < 3; ++i) {
+                CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                                   &count, sizeof count));
+                CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+                    layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i], sizeof strides[i]));
+            }
+        }
+        cublasLtMatmulPreference_t pref = nullptr;
+        CRAM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        const std::uint64_t ws = ctx.workspace_size();
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+        const std::uint32_t al[4] = {std::uint32_t(key.align_a), std::uint32_t(key.align_b),
+                                     std::uint32_t(key.align_c), std::uint32_t(key.align_bias)};
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], sizeof al[0]);
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], sizeof al[1]);
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], sizeof al[2]);
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]);
+        cublasLtMatmulHeuristicResult_t result{};
+        int found = 0;
+        const cublasStatus_t st =
+            cublasLtMatmulAlgoGetHeuristic(ctx.lt(), plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1, &result, &found);
+        cublasLtMatmulPreferenceDestroy(pref);
+        if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+            CRAM_THROW("cuBLASLt found no algorithm for a GEMM (column-major m=", key.m, " n=", key.n, " k=", key.k,
+                       " lda=", key.lda, " ldb=", key.ldb, " ldc=", key.ldc, " batch=", key.batch, " op_a=", key.op_a,
+                       " op_b=", key.op_b, " epilogue=", key.epilogue, " alignments ", key.align_a, "/", key.align_b,
+                       "/", key.align_c, "): ", cram::cuda::detail::cublas_status_name(st),
+                       "; check the leading dimensions and pointer alignment");
+        plan.algo = result.algo;
+        plan.has_algo = true;
+    } catch (...) {
+        plan.destroy();
+        throw;
+    }
+    return plans.emplace(key, plan).first->second;
+}
+
+}  // namespace detail
+
+// Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C (+ bias[n] broadcast over rows), over
+// `batch` matrices at the given element strides. AB: float or cram::bf16; CD: float or cram::bf16.
+template <class AB, class CD, class Bias = CD>
+void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const AB* a,
+          index_t lda, index_t stride_a, const AB* b, index_t ldb, index_t stride_b, float beta, CD* c, index_t ldc,
+          index_t stride_c, int batch = 1, const Bias* bias = nullptr) {
+    static_assert(is_storage_type_v<AB> && is_storage_type_v<CD> && is_storage_type_v<Bias>,
+                  "cram::cuda::gemm: element types are float or cram::bf16");
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    CRAM_CHECK(k > 0, "gemm with k = ", k, ": an empty inner dimension is not supported");
+    CRAM_CHECK(a && b && c, "gemm: null matrix pointer (m=", m, " n=", n, " k=", k, ")");
+    CRAM_CHECK(lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n) && ldc >= n, "gemm: leading dimensions lda=", lda,
+               " ldb=", ldb, " ldc=", ldc, " too small for m=", m, " n=", n, " k=", k);
+    // column-major: C^T[n,m] = op(B)^T[n,k] * op(A)^T[k,m]; cuBLASLt's A is our B and vice versa
+    detail::gemm_key key{};
+    key.op_a = trans_b ? 1 : 0;
+    key.op_b = trans_a ? 1 : 0;
+    key.m = n;
+    key.n = m;
+    key.k = k;
+    key.lda = ldb;
+    key.ldb = lda;
+    key.ldc = ldc;
+    key.stride_a = stride_b;
+    key.stride_b = stride_a;
+    key.stride_c = stride_c;
+    key.batch = batch;
+    key.type_ab = int(cuda_type<AB>());
+    key.type_c = int(cuda_type<CD>());
+    key.epilogue = int(bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    key.align_a = detail::pointer_alignment(b);
+    key.align_b = detail::pointer_alignment(a);
+    key.align_c = detail::pointer_alignment(c);
+    key.align_bias = bias ? detail::pointer_alignment(bias) : 256;
+    key.beta_zero = beta == 0.0f;
+    detail::gemm_plan& plan = detail::find_plan(ctx, key, cuda_type<AB>(), cuda_type<CD>(), cuda_type<Bias>());
+    if (bias) {
+        const void* bp = bias;
+        CRAM_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp));
+    }
+    CRAM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c, plan.c,
+                                     &plan.algo, ctx.workspace(), ctx.workspace_size(), ctx.stream()));
+}
+
+// Single-matrix form with the CPU oracle's argument order.
+template <class AB, class CD>
+void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const AB* a,
+          index_t lda, const AB* b, index_t ldb, float beta, CD* c, index_t ldc) {
+    gemm<AB, CD, CD>(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, nullptr);
+}
+
+// dbias[c] += sum_r x[r, c]: a 32-column tile per block, rows split over the block's 8 rows and the grid.
+template <class T>
+__global__ void column_sum_accumulate_kernel(float* __restrict__ out, const T* __restrict__ x, index_t rows,
+                                             index_t cols) {
+    __shared__ float part[8][33];
+    const index_t col = static_cast<index_t>(blockIdx.x) * 32 + threadIdx.x;
+    float s = 0.0f;
+    if (col < cols)
+        for (index_t r = static_cast<index_t>(blockIdx.y) * 8 + threadIdx.y; r < rows; r += index_t(gridDim.y) * 8)
+            s += to_f32(x[r * cols + col]);
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < cols) {
+        float t = 0.0f;
+        for (int i = 0; i < 8; ++i) t += part[i][threadIdx.x];
+        atomicAdd(out + col, t);
+    }
+}
+
+template <class T>
+void column_sum_accumulate(context& ctx, float* out, const T* x, index_t rows, index_t cols) {
+    if (rows <= 0 || cols <= 0) return;
+    const unsigned gx = static_cast<unsigned>((cols + 31) / 32);
+    const unsigned gy = static_cast<unsigned>(std::clamp<index_t>(rows / 64, 1, 64));
+    column_sum_accumulate_kernel<T><<<dim3(gx, gy), dim3(32, 8), 0, ctx.stream()>>>(out, x, rows, cols);
+    CRAM_CUDA_CHECK_LAUNCH();
+}
+
+// out[rows, out_f] = in[rows, in_f] * w[out_f, in_f]^T (+ bias), the bias fused into the GEMM epilogue.
+template <class T>
+void linear_forward(context& ctx, T* out, const T* in, const T* w, const T* bias, index_t rows, index_t in_f,
+                    index_t out_f) {
+    gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 0.0f, out, out_f, 0, 1, bias);
+}
+
+// din = dout * w (overwrites; skipped when null); dw += dout^T * in in fp32 (beta = 1); dbias += column
+// sums of dout.
+template <class T, class G>
+void linear_backward(context& ctx, T* din, G* dw, G* dbias, const T* dout, const T* in, const T* w, index_t rows,
+                     index_t in_f, index_t out_f) {
+    static_assert(std::is_same_v<G, float>, "cram::cuda: parameter gradients are fp32");
+    if (din) gemm<T, T>(ctx, false, false, rows, in_f, out_f, 1.0f, dout, out_f, w, in_f, 0.0f, din, in_f);
+    gemm<T, G>(ctx, true, false, out_f, in_f, rows, 1.0f, dout, out_f, in, in_f, 1.0f, dw, in_f);
+    if (dbias) column_sum_accumulate(ctx, dbias, dout, rows, out_f);
+}
+
+}  // namespace cram::cuda

@@ -1,0 +1,84 @@
+// AdamW over flat fp32 buffers (master weights, gradients, moments: one pass, PyTorch's decoupled decay,
+// the same expression order as cpu::adamw_step) and the global squared gradient norm (a grid-stride sum per
+// thread, a CUB block reduction in double, one double atomic per block).
+#pragma once
+
+#include <cmath>
+
+#include <cub/block/block_reduce.cuh>
+
+#include "cram/core/error.hpp"
+#include "cram/cpu/ops.hpp"
+#include "cram/cuda/common.hpp"
+#include "cram/cuda/context.hpp"
+
+namespace cram::cuda {
+
+template <class P>
+__global__ void adamw_kernel(P* __restrict__ params, const P* __restrict__ grads, P* __restrict__ m,
+                             P* __restrict__ v, index_t n, float lr, float b1, float b2, float eps, float wd,
+                             float inv_bc1, float inv_sqrt_bc2, float grad_scale) {
+    for (index_t i = global_thread(); i < n; i += grid_threads()) {
+        const float g = grads[i] * grad_scale;
+        const float mi = b1 * m[i] + (1.0f - b1) * g;
+        const float vi = b2 * v[i] + (1.0f - b2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float p = params[i];
+        p -= lr * wd * p;
+        p -= lr * (mi * inv_bc1) / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+        params[i] = p;
+    }
+}
+
+template <class T, int BLOCK>
+__global__ void __launch_bounds__(BLOCK) sum_squares_kernel(double* __restrict__ out, const T* __restrict__ x,
+                                                            index_t n) {
+    float s = 0.0f;  // a few hundred terms per thread: fp32 is plenty before the double reduction
+    for (index_t i = global_thread(); i < n; i += grid_threads()) {
+        const float v = to_f32(x[i]);
+        s += v * v;
+    }
+    using reduce = cub::BlockReduce<double, BLOCK>;
+    __shared__ typename reduce::TempStorage tmp;
+    const double total = reduce(tmp).Sum(static_cast<double>(s));
+    if (threadIdx.x == 0) atomicAdd(out, total);
+}
+
+// One AdamW update of n parameters (hp.step is 1-based); grad_scale folds in gradient clipping.
+template <class P, class S>
+void adamw_step(context& ctx, P* params, const P* grads, P* m, P* v, index_t n, const cpu::adamw_hparams& hp,
+                S grad_scale = S(1)) {
+    static_assert(std::is_same_v<P, float>, "cram::cuda: master weights and optimizer state are fp32");
+    CRAM_CHECK(hp.step >= 1, "AdamW step index is 1-based, got ", hp.step);
+    if (n <= 0) return;
+    const double bc1 = 1.0 - std::pow(static_cast<double>(hp.beta1), static_cast<double>(hp.step));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(hp.beta2), static_cast<double>(hp.step));
+    adamw_kernel<P><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(
+        params, grads, m, v, n, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, static_cast<float>(1.0 / bc1),
+        static_cast<float>(1.0 / std::sqrt(bc2)), static_cast<float>(grad_scale));
+    CRAM_CUDA_CHECK_LAUNCH();
+}
+
+// Adds sum(x^2) to a device double without synchronising (several buffers, one read-back).
+template <class T>
+void sum_squares_async(context& ctx, double* dev_out, const T* x, index_t n) {
+    if (n <= 0) return;
+    constexpr int B = 256;
+    sum_squares_kernel<T, B><<<grid_for(ctx, n, B, 4), B, 0, ctx.stream()>>>(dev_out, x, n);
+    CRAM_CUDA_CHECK_LAUNCH();
+}
+
+// sum(x^2) as a host double (synchronises: the clip decision is made on the host).
+template <class T>
+double sum_squares(context& ctx, const T* x, index_t n) {
+    double* acc = static_cast<double*>(ctx.scratch(sizeof(double)));
+    CRAM_CUDA_CHECK(cudaMemsetAsync(acc, 0, sizeof(double), ctx.stream()));
+    sum_squares_async(ctx, acc, x, n);
+    double host = 0;
+    CRAM_CUDA_CHECK(cudaMemcpyAsync(&host, acc, sizeof host, cudaMemcpyDeviceToHost, ctx.stream()));
+    CRAM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+    return host;
+}
+
+}  // namespace cram::cuda
