@@ -5,6 +5,8 @@
 // map per thread; the merge loop keeps pair counts and the words each pair occurs in, with a lazy max-heap.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
