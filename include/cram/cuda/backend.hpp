@@ -99,9 +99,9 @@ struct backend {
 
     // The scatter's bound is the vocabulary the forward pass checked ids against.
     template <class T, class G>
-    static void embedding_backward(context& ctx, G* dword, G* dpositions, G* dpos_scale, G* dtype_table, const T* dout,
-                                   const std::int32_t* ids, const std::int32_t* type_ids, const T* positions,
-                                   const T* pos_scale, index_t batch, index_t seq, index_t hidden) {
+    static void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G> dpos_scale,
+                                   opt_ptr<G> dtype_table, const T* dout, const std::int32_t* ids,
+                                   const std::int32_t* type_ids, const T* positions, opt_ptr<const T> pos_scale, index_t batch, index_t seq, index_t hidden) {
         const index_t vocab =
             ctx.embedding_vocab > 0 ? index_t(ctx.embedding_vocab) : index_t(std::numeric_limits<std::int32_t>::max());
         cuda::embedding_backward(ctx, dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions,

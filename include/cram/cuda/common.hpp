@@ -17,6 +17,10 @@
 
 namespace cram::cuda {
 
+// An optional pointer argument (may be a plain nullptr) that must not take part in type deduction.
+template <class T>
+using opt_ptr = std::type_identity_t<T>*;
+
 using cram::index_t;
 
 template <class T>

@@ -100,7 +100,7 @@ __global__ void scatter_add_rows_kernel(T* __restrict__ dst, const T* __restrict
 // ---- launchers ----------------------------------------------------------------------------------------
 template <class T>
 void embedding_forward(context& ctx, T* out, const std::int32_t* ids, const std::int32_t* type_ids, const T* word,
-                       const T* positions, const T* pos_scale, const T* type_table, index_t batch, index_t seq,
+                       const T* positions, opt_ptr<const T> pos_scale, opt_ptr<const T> type_table, index_t batch, index_t seq,
                        index_t hidden, index_t vocab, index_t types) {
     const index_t rows = batch * seq;
     if (rows <= 0) return;
@@ -114,8 +114,9 @@ void embedding_forward(context& ctx, T* out, const std::int32_t* ids, const std:
 // Gradients accumulate (fp32): dword rows, dpositions (learned table, or null), dpos_scale (or null),
 // dtype_table (or null). vocab bounds the scatter (out-of-range ids were reported by the forward pass).
 template <class T, class G>
-void embedding_backward(context& ctx, G* dword, G* dpositions, G* dpos_scale, G* dtype_table, const T* dout,
-                        const std::int32_t* ids, const std::int32_t* type_ids, const T* positions, const T* pos_scale,
+void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G> dpos_scale, opt_ptr<G> dtype_table,
+                        const T* dout, const std::int32_t* ids, const std::int32_t* type_ids, const T* positions,
+                        opt_ptr<const T> pos_scale,
                         index_t batch, index_t seq, index_t hidden,
                         index_t vocab = std::numeric_limits<std::int32_t>::max()) {
     static_assert(std::is_same_v<G, float>, "cram::cuda: parameter gradients are fp32");

@@ -175,7 +175,7 @@ void column_sum_accumulate(context& ctx, float* out, const T* x, index_t rows, i
 
 // out[rows, out_f] = in[rows, in_f] * w[out_f, in_f]^T (+ bias), the bias fused into the GEMM epilogue.
 template <class T>
-void linear_forward(context& ctx, T* out, const T* in, const T* w, const T* bias, index_t rows, index_t in_f,
+void linear_forward(context& ctx, T* out, const T* in, const T* w, opt_ptr<const T> bias, index_t rows, index_t in_f,
                     index_t out_f) {
     gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 0.0f, out, out_f, 0, 1, bias);
 }
@@ -183,7 +183,7 @@ void linear_forward(context& ctx, T* out, const T* in, const T* w, const T* bias
 // din = dout * w (overwrites; skipped when null); dw += dout^T * in in fp32 (beta = 1); dbias += column
 // sums of dout.
 template <class T, class G>
-void linear_backward(context& ctx, T* din, G* dw, G* dbias, const T* dout, const T* in, const T* w, index_t rows,
+void linear_backward(context& ctx, opt_ptr<T> din, G* dw, opt_ptr<G> dbias, const T* dout, const T* in, const T* w, index_t rows,
                      index_t in_f, index_t out_f) {
     static_assert(std::is_same_v<G, float>, "cram::cuda: parameter gradients are fp32");
     if (din) gemm<T, T>(ctx, false, false, rows, in_f, out_f, 1.0f, dout, out_f, w, in_f, 0.0f, din, in_f);

@@ -115,7 +115,7 @@ void launch_cross_entropy(context& ctx, float* loss_sum, D* dlogits, const Z* lo
 }  // namespace detail
 
 template <class L, class T, class S>
-void cross_entropy(context& ctx, L* loss_sum, T* dlogits, const T* logits, const std::int32_t* labels, index_t n,
+void cross_entropy(context& ctx, L* loss_sum, opt_ptr<T> dlogits, const T* logits, const std::int32_t* labels, index_t n,
                    index_t classes, S dscale) {
     static_assert(std::is_same_v<L, float>, "cram::cuda: the loss accumulator is fp32");
     detail::launch_cross_entropy<T, T, T>(ctx, loss_sum, dlogits, logits, nullptr, labels, n, classes,
@@ -123,7 +123,7 @@ void cross_entropy(context& ctx, L* loss_sum, T* dlogits, const T* logits, const
 }
 
 template <class L, class T, class S>
-void squared_error(context& ctx, L* loss_sum, T* dpred, const T* pred, const float* target, index_t n, S dscale) {
+void squared_error(context& ctx, L* loss_sum, opt_ptr<T> dpred, const T* pred, const float* target, index_t n, S dscale) {
     static_assert(std::is_same_v<L, float>, "cram::cuda: the loss accumulator is fp32");
     if (n <= 0) return;
     squared_error_kernel<T><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(loss_sum, dpred, pred, target, n,
@@ -154,9 +154,9 @@ inline index_t decoder_chunk_rows(index_t n, index_t vocab) {
 // The MLM decoder fused with its loss: logits = hidden[n,h] w[vocab,h]^T (+ bias) for a chunk of rows,
 // cross-entropy against targets (loss_sum += summed loss), and with dhidden given the backward: dhidden
 // (overwritten), dw (fp32, accumulates; the tied embedding's gradient) and dbias (accumulates), scaled by dscale.
-template <class L, class T, class G, class S>
-void decoder_cross_entropy(context& ctx, L* loss_sum, T* dhidden, G* dw, G* dbias, const T* hidden, const T* w,
-                           const T* bias, const std::int32_t* targets, index_t n, index_t h, index_t vocab, S dscale) {
+template <class L, class T, class S, class G = float>
+void decoder_cross_entropy(context& ctx, L* loss_sum, opt_ptr<T> dhidden, opt_ptr<G> dw, opt_ptr<G> dbias,
+                           const T* hidden, const T* w, opt_ptr<const T> bias, const std::int32_t* targets, index_t n, index_t h, index_t vocab, S dscale) {
     static_assert(std::is_same_v<L, float> && std::is_same_v<G, float>,
                   "cram::cuda: loss accumulator and parameter gradients are fp32");
     if (n <= 0) return;

@@ -1,0 +1,112 @@
+// Helpers for the CPU-vs-CUDA parity suites: one shared context (or a visible SKIPPED when there is no
+// usable GPU), uploads/downloads, NaN poisoning of outputs before every run, bf16-representable random
+// inputs (so CPU and GPU see identical operands), and a comparison that reports the worst element and
+// refuses to pass on an all-zero output.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cram/cram.hpp"
+#include "test_support.hpp"
+
+namespace cram::cuda_test {
+
+using cram::bf16;
+using cram::index_t;
+using cram::cuda::device_buffer;
+
+// The shared context, or null after printing a SKIPPED line (once per test case that asks).
+inline cram::cuda::context* device_context() {
+    static const cram::cuda::device_probe probe = cram::cuda::probe_device(0);
+    if (!probe.usable) {
+        std::printf("SKIPPED: %s\n", probe.reason.c_str());
+        MESSAGE("SKIPPED: " << probe.reason);
+        return nullptr;
+    }
+    static std::unique_ptr<cram::cuda::context> ctx = std::make_unique<cram::cuda::context>(0);
+    return ctx.get();
+}
+
+#define CRAM_REQUIRE_GPU()                                          \
+    cram::cuda::context* cram_ctx_ptr_ = cram::cuda_test::device_context(); \
+    if (!cram_ctx_ptr_) return;                                     \
+    cram::cuda::context& ctx = *cram_ctx_ptr_
+
+template <class T>
+device_buffer<T> upload(cram::cuda::context& ctx, const std::vector<T>& host) {
+    device_buffer<T> d(host.size());
+    cram::cuda::backend::to_device(ctx, d.data(), host.data(), index_t(host.size()));
+    return d;
+}
+template <class T>
+std::vector<T> download(cram::cuda::context& ctx, const T* dev, std::size_t n) {
+    std::vector<T> h(n);
+    cram::cuda::backend::to_host(ctx, h.data(), dev, index_t(n));
+    return h;
+}
+// All-ones bits: NaN in fp32 and bf16, so an output the kernel forgot to write cannot pass.
+template <class T>
+void poison(cram::cuda::context& ctx, T* dev, std::size_t n) {
+    CRAM_CUDA_CHECK(cudaMemsetAsync(dev, 0xFF, n * sizeof(T), ctx.stream()));
+}
+template <class T>
+device_buffer<T> poisoned(cram::cuda::context& ctx, std::size_t n) {
+    device_buffer<T> d(n);
+    poison(ctx, d.data(), n);
+    return d;
+}
+
+// Uniform in [-scale, scale), rounded to bf16 so both sides start from the same numbers.
+inline std::vector<float> random_vec(std::size_t n, std::uint64_t seed, float scale = 1.0f) {
+    cram::philox_stream rng(seed, 0xC0DA, 0);
+    std::vector<float> v(n);
+    for (auto& x : v) x = cram::round_to_bf16((2.0f * rng.next_uniform() - 1.0f) * scale);
+    return v;
+}
+inline std::vector<bf16> to_bf16(const std::vector<float>& v) {
+    std::vector<bf16> r(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) r[i] = bf16(v[i]);
+    return r;
+}
+inline std::vector<float> to_float(const std::vector<bf16>& v) {
+    std::vector<float> r(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
+    return r;
+}
+inline std::vector<float> download_f(cram::cuda::context& ctx, const bf16* dev, std::size_t n) {
+    return to_float(download(ctx, dev, n));
+}
+inline std::vector<float> download_f(cram::cuda::context& ctx, const float* dev, std::size_t n) {
+    return download(ctx, dev, n);
+}
+
+// Elementwise |got - ref| <= atol + rtol |ref|, worst element reported, and neither side all zero.
+inline void check_close(const char* what, const std::vector<float>& got, const std::vector<float>& ref, double atol,
+                        double rtol) {
+    REQUIRE(got.size() == ref.size());
+    const auto r = cram::test::compare(got, ref, atol, rtol);
+    double got_norm = 0;
+    for (float g : got) got_norm += double(g) * double(g);
+    INFO(what << ": worst element " << r.worst_index << " of " << ref.size() << ": got " << r.worst_got << " ref "
+              << r.worst_ref << " |diff| " << r.worst_abs << " (atol " << atol << ", rtol " << rtol << "), |ref| "
+              << r.ref_norm);
+    CHECK(r.ok);
+    CHECK(r.ref_norm > 0);  // a test whose reference is all zero proves nothing
+    CHECK(got_norm > 0);
+}
+
+// ||got - ref|| / ||ref||: for whole-model gradients, where bf16 makes tiny elements noisy.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& ref) {
+    double d = 0, n = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+        d += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
+        n += double(ref[i]) * ref[i];
+    }
+    return n > 0 ? std::sqrt(d / n) : (d > 0 ? INFINITY : 0.0);
+}
+
+}  // namespace cram::cuda_test

@@ -1,0 +1,92 @@
+// The CUDA backend's host-side logic, testable without a GPU: error macros and their messages, the
+// device probe and the context's refusal without a usable device, and the micro-batch planner's
+// arithmetic (against hand-derived numbers). The model types instantiate here as a compile check.
+#include <cstdint>
+#include <string>
+
+#include "cuda_test_support.hpp"
+
+// Explicit instantiation compiles every member of the models on the CUDA backend.
+template class cram::bert<cram::presets::crammed_bert, cram::cuda::backend>;
+template class cram::bert_classifier<cram::presets::crammed_bert, cram::cuda::backend>;
+template class cram::bert<cram::presets::test_post_biases, cram::cuda::backend>;
+template class cram::bert_classifier<cram::presets::test_post_biases, cram::cuda::backend>;
+
+namespace {
+
+namespace cu = cram::cuda;
+
+TEST_CASE("CRAM_CUDA_CHECK and CRAM_CUBLAS_CHECK throw with the call, the error name and file:line") {
+    try {
+        CRAM_CUDA_CHECK(cudaErrorInvalidValue);
+        FAIL("no throw");
+    } catch (const cram::error& e) {
+        const std::string m = e.what();
+        CHECK(m.find("cudaErrorInvalidValue") != std::string::npos);
+        CHECK(m.find("test_cuda_host.cu") != std::string::npos);
+        CHECK(e.line() > 0);
+    }
+    try {
+        CRAM_CUBLAS_CHECK(CUBLAS_STATUS_NOT_SUPPORTED);
+        FAIL("no throw");
+    } catch (const cram::error& e) {
+        CHECK(std::string(e.what()).find("CUBLAS_STATUS_NOT_SUPPORTED") != std::string::npos);
+    }
+    CHECK_NOTHROW(CRAM_CUDA_CHECK(cudaSuccess));
+}
+
+TEST_CASE("device probe: a usable device, or a reason that says what to do") {
+    const auto p = cu::probe_device(0);
+    if (p.usable) {
+        CHECK(p.major >= 8);
+        CHECK(!p.name.empty());
+        CHECK(p.total_bytes > 0);
+    } else {
+        std::printf("no usable CUDA device here: %s\n", p.reason.c_str());
+        CHECK(!p.reason.empty());
+        CHECK(p.reason.find("--device cpu") != std::string::npos);
+        CHECK_THROWS_AS(cu::context(0), cram::error);
+    }
+    const auto bad = cu::probe_device(1000);
+    CHECK_FALSE(bad.usable);
+    CHECK(!bad.reason.empty());
+}
+
+TEST_CASE("micro-batch planner: hand-derived sizes, multiples of the granularity, clear failure") {
+    // 80 GiB free, 1 GiB fixed, 50 MiB per sequence: floor((0.92*80 GiB - 1 GiB) / 50 MiB) = 1486 -> 1480
+    const std::size_t gib = std::size_t(1) << 30, mib = std::size_t(1) << 20;
+    const auto p = cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 4096);
+    CHECK(p.micro_batch == 1480);
+    CHECK(cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 512).micro_batch == 512);
+    CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 100 * mib, gib, 8).micro_batch == 8);  // (1.84-1) GiB / 100 MiB = 8.6
+    CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8).micro_batch == 2);  // fewer than 8 fit: all that fit
+    try {
+        cu::pick_micro_batch(gib, gib, 10 * mib, gib, 8);
+        FAIL("no throw");
+    } catch (const cram::error& e) {
+        CHECK(std::string(e.what()).find("too little GPU memory") != std::string::npos);
+    }
+}
+
+TEST_CASE("activation bytes per sequence follow bert.hpp's buffers (hand count for crammed_bert)") {
+    constexpr auto C = cram::presets::crammed_bert;
+    // per token: emb 2h + 2f; 16 layers x ((8h + I + inner) * 2 + heads*T*2 + 16); final 2h + 8; head 2h;
+    // backward scratch (9h + inner + I) * 2; attention scratch 14h + heads*T*6; batch ints 20
+    const std::size_t h = 768, I = 3072, inner = 1536, heads = 12, T = 128;
+    const std::size_t per_token = (2 * h + 2 * h + 8) + 16 * ((8 * h + I + inner) * 2 + heads * T * 2 + 16) +
+                                  (2 * h + 8) + 2 * h + (9 * h + inner + I) * 2 + 14 * h + heads * T * 6 + 20;
+    CHECK(cu::activation_bytes_per_sequence<C>(128) == per_token * T);
+    CHECK(cu::activation_bytes_per_sequence<C>(64) < cu::activation_bytes_per_sequence<C>(128) / 2 + 1);
+    // about 50 MB per 128-token sequence: a 80 GB H100 holds micro-batches of well over 1000
+    CHECK(cu::activation_bytes_per_sequence<C>(128) > 40'000'000);
+    CHECK(cu::activation_bytes_per_sequence<C>(128) < 60'000'000);
+    CHECK(cu::fixed_bytes<C>() > cram::bert_layout<C>().buffer_size() * 18);
+}
+
+TEST_CASE("decoder chunking never holds more than its budget of logits") {
+    CHECK(cu::decoder_chunk_rows(8192, 32768) == 1024);
+    CHECK(cu::decoder_chunk_rows(100, 32768) == 100);
+    CHECK(cu::decoder_chunk_rows(1 << 20, 1001) % 8 == 0);
+}
+
+}  // namespace

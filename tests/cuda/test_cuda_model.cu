@@ -1,0 +1,190 @@
+// Whole-model parity: one full training step (forward, sparse MLM loss, backward, global-norm clip, AdamW,
+// weight refresh) of cram::bert<C, cuda::backend> against cram::bert<C, cpu::backend<float>> from the same
+// bf16-representable parameters and the same masked batch; also the GLUE head, and dropout (same Philox
+// masks). Gradients are compared per tensor by relative L2 error (bf16 activations make single tiny
+// elements noisy), losses by relative error. Skips visibly without a GPU.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda_test_support.hpp"
+
+namespace {
+
+using namespace cram::cuda_test;
+using cram::bert_config;
+
+template <bert_config C>
+std::vector<float> bf16_params(std::uint64_t seed) {
+    const auto& layout = cram::bert_layout<C>();
+    std::vector<float> host(layout.buffer_size(), 0.0f);
+    cram::init_parameters(host.data(), layout, seed, C.init_std, C.hidden, C.pad_id);
+    for (auto& x : host) x = cram::round_to_bf16(x);
+    return host;
+}
+
+template <bert_config C>
+cram::host_mlm_batch random_batch(int batch, int seq, std::uint64_t seed) {
+    std::vector<std::int32_t> tokens(static_cast<std::size_t>(batch) * seq);
+    cram::philox_stream rng(seed, 3, 0);
+    for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(std::uint32_t(C.vocab - 5)));
+    cram::masking_options mo;
+    mo.vocab = C.vocab;
+    return cram::mask_batch(tokens.data(), batch, seq, mo, seed, 0);
+}
+
+// Per-tensor relative L2 error of a device buffer against a host one, worst tensor reported.
+void check_tensors(const char* what, const cram::param_layout& layout, const std::vector<float>& got,
+                   const std::vector<float>& ref, double tol) {
+    double worst = 0;
+    std::string worst_name;
+    for (const auto& t : layout.tensors()) {
+        std::vector<float> g(got.begin() + std::ptrdiff_t(t.offset), got.begin() + std::ptrdiff_t(t.offset + t.size));
+        std::vector<float> r(ref.begin() + std::ptrdiff_t(t.offset), ref.begin() + std::ptrdiff_t(t.offset + t.size));
+        double norm = 0;
+        for (float x : r) norm += double(x) * x;
+        if (norm == 0) continue;  // e.g. the pad row alone; covered by the whole-buffer check below
+        const double e = relative_error(g, r);
+        if (!(e <= worst)) {
+            worst = e;
+            worst_name = t.name;
+        }
+    }
+    INFO(what << ": worst tensor " << worst_name << " relative L2 error " << worst << " (tolerance " << tol << ")");
+    CHECK(worst <= tol);
+    CHECK(relative_error(got, ref) <= tol);
+}
+
+template <bert_config C>
+void training_step_parity(int batch, int seq, float dropout, double grad_tol) {
+    CRAM_REQUIRE_GPU();
+    using cpu_backend = cram::cpu::backend<float>;
+    using gpu_backend = cram::cuda::backend;
+    cpu_backend::context cctx;
+    cram::bert<C, cpu_backend> cm(cctx, batch, seq);
+    cram::bert<C, gpu_backend> gm(ctx, batch, seq);
+    const auto& layout = cm.layout();
+    const auto params = bf16_params<C>(42);
+    cm.load_parameters(params.data());
+    gm.load_parameters(params.data());
+    const auto hb = random_batch<C>(batch, seq, 9);
+    cram::cuda::device_mlm_batch db(batch, seq);
+    db.upload(ctx, hb);
+    const cram::forward_options opt{dropout, 77};
+
+    cm.mlm_forward_backward(hb.view(), opt, 0.5f);
+    gm.mlm_forward_backward(db.view(), opt, 0.5f);
+    const double lc = cm.take_mlm_loss(), lg = gm.take_mlm_loss();
+    INFO("MLM loss cpu " << lc << " gpu " << lg);
+    CHECK(lc > 0);
+    CHECK(std::abs(lg - lc) <= 1e-2 * lc);
+
+    const std::size_t n = layout.buffer_size();
+    const std::vector<float> gc(cm.grads(), cm.grads() + n);
+    const auto gg = download(ctx, gm.grads(), n);
+    check_tensors("gradients", layout, gg, gc, grad_tol);
+
+    // clip + AdamW + weight refresh, both sides
+    cram::adamw_options ao;
+    cram::adamw_state<cpu_backend> sc(cctx, layout);
+    cram::adamw_state<gpu_backend> sg(ctx, layout);
+    const double nc = std::sqrt(cpu_backend::sum_squares(cctx, cm.grads(), index_t(n)));
+    const double ng = std::sqrt(gpu_backend::sum_squares(ctx, gm.grads(), index_t(n)));
+    INFO("gradient norm cpu " << nc << " gpu " << ng);
+    CHECK(std::abs(ng - nc) <= 2e-2 * nc);
+    sc.step(cctx, cm.params(), cm.grads(), ao, 1e-3f, 1, cram::clip_scale(nc, ao.clip_norm));
+    sg.step(ctx, gm.params(), gm.grads(), ao, 1e-3f, 1, cram::clip_scale(ng, ao.clip_norm));
+    cm.sync_weights();
+    gm.sync_weights();
+    const std::vector<float> pc(cm.params(), cm.params() + n);
+    const auto pg = download(ctx, gm.params(), n);
+    std::size_t moved = 0, agree = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float uc = pc[i] - params[i], ug = pg[i] - params[i];
+        if (std::abs(uc) > 5e-4f) {  // a real update (Adam's first step moves by ~lr)
+            ++moved;
+            agree += (uc > 0) == (ug > 0);
+        }
+    }
+    INFO("first AdamW step: " << agree << " of " << moved << " updates agree in sign");
+    CHECK(moved > n / 4);
+    CHECK(double(agree) >= 0.97 * double(moved));
+    check_close("parameters after one step", pg, pc, 2e-4, 1e-2);
+
+    // the refreshed bf16 weights are used: a second forward agrees again
+    cm.mlm_forward(hb.view());
+    gm.mlm_forward(db.view());
+    const double lc2 = cm.take_mlm_loss(), lg2 = gm.take_mlm_loss();
+    INFO("MLM loss after the step: cpu " << lc2 << " gpu " << lg2);
+    CHECK(std::abs(lg2 - lc2) <= 1e-2 * lc2);
+    CHECK(lc2 != lc);
+}
+
+TEST_CASE("cuda training step parity: crammed_tiny (2 layers, 128 wide)") {
+    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2);
+}
+TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.1 (post-norm, biases, dense head)") {
+    training_step_parity<cram::presets::test_post_biases>(3, 8, 0.1f, 3e-2);
+}
+TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
+    training_step_parity<cram::presets::crammed_bert>(2, 128, 0.0f, 5e-2);
+}
+
+template <bert_config C>
+void classifier_parity(int labels) {
+    CRAM_REQUIRE_GPU();
+    using cpu_backend = cram::cpu::backend<float>;
+    using gpu_backend = cram::cuda::backend;
+    const int batch = 6, seq = 32;
+    cpu_backend::context cctx;
+    cram::bert<C, cpu_backend> ce(cctx, batch, seq);
+    cram::bert<C, gpu_backend> ge(ctx, batch, seq);
+    const auto params = bf16_params<C>(5);
+    ce.load_parameters(params.data());
+    ge.load_parameters(params.data());
+    cram::bert_classifier<C, cpu_backend> ch(ce, labels);
+    cram::bert_classifier<C, gpu_backend> gh(ge, labels);
+    std::vector<float> head(ch.layout().buffer_size());
+    cram::init_parameters(head.data(), ch.layout(), 6, C.init_std, C.hidden);
+    for (auto& x : head) x = cram::round_to_bf16(x);
+    std::copy(head.begin(), head.end(), ch.params());
+    ch.sync_weights();
+    gpu_backend::to_device(ctx, gh.params(), head.data(), index_t(head.size()));
+    gh.sync_weights();
+    cram::host_token_batch tb;
+    tb.batch = batch;
+    tb.seq = seq;
+    cram::philox_stream rng(8, 0, 0);
+    for (int i = 0; i < batch * seq; ++i) tb.ids.push_back(5 + std::int32_t(rng.next_below(std::uint32_t(C.vocab - 5))));
+    for (int b = 0; b < batch; ++b) tb.lengths.push_back(seq - 3 * b);
+    std::vector<std::int32_t> lab;
+    std::vector<float> tgt;
+    for (int b = 0; b < batch; ++b) {
+        lab.push_back(std::int32_t(b % labels));
+        tgt.push_back(0.5f * static_cast<float>(b));
+    }
+    auto gids = upload(ctx, tb.ids), glen = upload(ctx, tb.lengths);
+    const cram::token_batch gview{batch, seq, gids.data(), nullptr, glen.data()};
+    ch.forward_backward(tb.view(), lab.data(), tgt.data(), {}, 1.0f);
+    gh.forward_backward(gview, lab.data(), tgt.data(), {}, 1.0f);
+    const double lc = ch.take_loss(), lg = gh.take_loss();
+    INFO("classifier loss cpu " << lc << " gpu " << lg);
+    CHECK(lc > 0);
+    CHECK(std::abs(lg - lc) <= 1e-2 * lc + 1e-4);
+    const std::vector<float> hc(ch.grads(), ch.grads() + head.size());
+    check_tensors("head gradients", ch.layout(), download(ctx, gh.grads(), head.size()), hc, 3e-2);
+    const std::size_t n = ce.layout().buffer_size();
+    const std::vector<float> ec(ce.grads(), ce.grads() + n);
+    check_tensors("encoder gradients", ce.layout(), download(ctx, ge.grads(), n), ec, 5e-2);
+    std::vector<float> pc(static_cast<std::size_t>(batch * labels)), pg(pc.size());
+    ch.predict(tb.view(), pc.data());
+    gh.predict(gview, pg.data());
+    check_close("predictions", pg, pc, 2e-2, 2e-2);
+}
+
+TEST_CASE("cuda GLUE head parity: classification (3 labels) and regression, padded sequences") {
+    classifier_parity<cram::presets::crammed_tiny>(3);
+    classifier_parity<cram::presets::crammed_tiny>(1);
+}
+
+}  // namespace
