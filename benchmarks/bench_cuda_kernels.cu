@@ -1,0 +1,222 @@
+// Per-kernel times of the CUDA backend at crammed-BERT sizes (micro-batch 128 x 128 tokens unless a
+// benchmark says otherwise), timed with CUDA events around each launch. Reports bytes or FLOP rates so
+// memory-bound and compute-bound kernels can each be compared with the H100's peaks. Skips without a GPU.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "cram/cram.hpp"
+
+namespace {
+
+using cram::bf16;
+using cram::index_t;
+using cram::cuda::device_buffer;
+namespace cu = cram::cuda;
+
+constexpr index_t hidden = 768, heads = 12, head_dim = 64, seq = 128, inter = 3072, vocab = 32768;
+
+cu::context* shared_context() {
+    static const cu::device_probe probe = cu::probe_device(0);
+    if (!probe.usable) return nullptr;
+    static auto ctx = std::make_unique<cu::context>(0);
+    return ctx.get();
+}
+
+template <class T>
+device_buffer<T> filled(cu::context& ctx, std::size_t n, float scale = 0.5f) {
+    std::vector<T> h(n);
+    cram::philox_stream rng(n, 1, 2);
+    for (auto& x : h) x = T((2.0f * rng.next_uniform() - 1.0f) * scale);
+    device_buffer<T> d(n);
+    cu::backend::to_device(ctx, d.data(), h.data(), index_t(n));
+    return d;
+}
+
+// Runs f once to warm up (plans, scratch), then times each iteration with events.
+template <class F>
+void timed(benchmark::State& state, cu::context& ctx, F&& f) {
+    f();
+    CRAM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+    cudaEvent_t a, b;
+    CRAM_CUDA_CHECK(cudaEventCreate(&a));
+    CRAM_CUDA_CHECK(cudaEventCreate(&b));
+    for (auto _ : state) {
+        CRAM_CUDA_CHECK(cudaEventRecord(a, ctx.stream()));
+        f();
+        CRAM_CUDA_CHECK(cudaEventRecord(b, ctx.stream()));
+        CRAM_CUDA_CHECK(cudaEventSynchronize(b));
+        float ms = 0;
+        CRAM_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+        state.SetIterationTime(ms / 1e3);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+}
+
+#define CRAM_BENCH_CONTEXT()                                   \
+    cu::context* ctxp = shared_context();                      \
+    if (!ctxp) {                                               \
+        state.SkipWithError("SKIPPED: no usable CUDA device"); \
+        return;                                                \
+    }                                                          \
+    cu::context& ctx = *ctxp
+
+void set_flops(benchmark::State& state, double flops) {
+    state.counters["TFLOP/s"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+}
+void set_bytes(benchmark::State& state, double bytes) {
+    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// linear forward and backward for the block's three matmul shapes: args (out_features, in_features)
+void BM_linear_forward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t rows = state.range(2) * seq, out_f = state.range(0), in_f = state.range(1);
+    auto x = filled<bf16>(ctx, static_cast<std::size_t>(rows * in_f)), w = filled<bf16>(ctx, static_cast<std::size_t>(out_f * in_f), 0.02f);
+    device_buffer<bf16> y(static_cast<std::size_t>(rows * out_f));
+    timed(state, ctx, [&] { cu::linear_forward(ctx, y.data(), x.data(), w.data(), nullptr, rows, in_f, out_f); });
+    set_flops(state, 2.0 * rows * in_f * out_f);
+}
+void BM_linear_backward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t rows = state.range(2) * seq, out_f = state.range(0), in_f = state.range(1);
+    auto x = filled<bf16>(ctx, static_cast<std::size_t>(rows * in_f)), w = filled<bf16>(ctx, static_cast<std::size_t>(out_f * in_f), 0.02f);
+    auto dy = filled<bf16>(ctx, static_cast<std::size_t>(rows * out_f));
+    device_buffer<bf16> dx(static_cast<std::size_t>(rows * in_f));
+    auto dw = filled<float>(ctx, static_cast<std::size_t>(out_f * in_f), 0.0f);
+    timed(state, ctx, [&] {
+        cu::linear_backward(ctx, dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), rows, in_f, out_f);
+    });
+    set_flops(state, 4.0 * rows * in_f * out_f);
+}
+#define CRAM_LINEAR_ARGS ->Args({3 * hidden, hidden, 128})->Args({hidden, hidden, 128})->Args({inter, hidden, 128})->Args({hidden, inter / 2, 128})->UseManualTime()->Unit(benchmark::kMicrosecond)
+BENCHMARK(BM_linear_forward) CRAM_LINEAR_ARGS;
+BENCHMARK(BM_linear_backward) CRAM_LINEAR_ARGS;
+
+void BM_layernorm_forward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t rows = state.range(0) * seq;
+    auto x = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden)), w = filled<bf16>(ctx, hidden), b = filled<bf16>(ctx, hidden);
+    device_buffer<bf16> y(static_cast<std::size_t>(rows * hidden));
+    device_buffer<float> mean(static_cast<std::size_t>(rows)), rstd(static_cast<std::size_t>(rows));
+    timed(state, ctx, [&] {
+        cu::layernorm_forward(ctx, y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows, hidden, 1e-12f);
+    });
+    set_bytes(state, 2.0 * 2 * rows * hidden);
+}
+void BM_layernorm_backward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t rows = state.range(0) * seq;
+    auto x = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden)), w = filled<bf16>(ctx, hidden);
+    auto dy = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden)), dx = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden));
+    auto mean = filled<float>(ctx, static_cast<std::size_t>(rows), 0.1f), rstd = filled<float>(ctx, static_cast<std::size_t>(rows), 1.0f);
+    auto dw = filled<float>(ctx, hidden, 0.0f), db = filled<float>(ctx, hidden, 0.0f);
+    timed(state, ctx, [&] {
+        cu::layernorm_backward(ctx, dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
+                               w.data(), rows, hidden);
+    });
+    set_bytes(state, 2.0 * 4 * rows * hidden);
+}
+BENCHMARK(BM_layernorm_forward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layernorm_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_glu_forward_backward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t rows = state.range(0) * seq, inner = inter / 2;
+    auto in = filled<bf16>(ctx, static_cast<std::size_t>(rows * inter)), dout = filled<bf16>(ctx, static_cast<std::size_t>(rows * inner));
+    device_buffer<bf16> out(static_cast<std::size_t>(rows * inner)), din(static_cast<std::size_t>(rows * inter));
+    timed(state, ctx, [&] {
+        cu::glu_forward(ctx, out.data(), in.data(), rows, inner);
+        cu::glu_backward(ctx, din.data(), dout.data(), in.data(), rows, inner);
+    });
+    set_bytes(state, 2.0 * (3 * rows * inner + 5 * rows * inner));
+}
+BENCHMARK(BM_glu_forward_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_attention_forward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t batch = state.range(0), rows = batch * seq;
+    auto qkv = filled<bf16>(ctx, static_cast<std::size_t>(rows * 3 * hidden));
+    device_buffer<bf16> out(static_cast<std::size_t>(rows * hidden)), probs(static_cast<std::size_t>(batch * heads * seq * seq));
+    timed(state, ctx, [&] {
+        cu::attention_forward(ctx, out.data(), probs.data(), qkv.data(), nullptr, batch, seq, heads, head_dim);
+    });
+    set_flops(state, 4.0 * batch * heads * seq * seq * head_dim);
+}
+void BM_attention_backward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t batch = state.range(0), rows = batch * seq;
+    auto qkv = filled<bf16>(ctx, static_cast<std::size_t>(rows * 3 * hidden)), dout = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden));
+    device_buffer<bf16> dqkv(static_cast<std::size_t>(rows * 3 * hidden)), out(static_cast<std::size_t>(rows * hidden)),
+        probs(static_cast<std::size_t>(batch * heads * seq * seq));
+    cu::attention_forward(ctx, out.data(), probs.data(), qkv.data(), nullptr, batch, seq, heads, head_dim);
+    timed(state, ctx, [&] {
+        cu::attention_backward(ctx, dqkv.data(), dout.data(), qkv.data(), probs.data(), nullptr, batch, seq, heads,
+                               head_dim);
+    });
+    set_flops(state, 8.0 * batch * heads * seq * seq * head_dim);
+}
+BENCHMARK(BM_attention_forward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_decoder_cross_entropy(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t n = state.range(0) * 32;  // 25% of 128 tokens per sequence
+    auto hid = filled<bf16>(ctx, static_cast<std::size_t>(n * hidden)), w = filled<bf16>(ctx, static_cast<std::size_t>(vocab * hidden), 0.02f);
+    std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) t[static_cast<std::size_t>(i)] = std::int32_t((i * 7919) % vocab);
+    device_buffer<std::int32_t> targets(t.size());
+    cu::backend::to_device(ctx, targets.data(), t.data(), index_t(t.size()));
+    device_buffer<bf16> dh(static_cast<std::size_t>(n * hidden));
+    auto dw = filled<float>(ctx, static_cast<std::size_t>(vocab * hidden), 0.0f), loss = filled<float>(ctx, 1, 0.0f);
+    timed(state, ctx, [&] {
+        cu::decoder_cross_entropy(ctx, loss.data(), dh.data(), dw.data(), nullptr, hid.data(), w.data(), nullptr,
+                                  targets.data(), n, hidden, vocab, 1.0f / float(n));
+    });
+    set_flops(state, 6.0 * n * hidden * vocab);
+}
+BENCHMARK(BM_decoder_cross_entropy)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_embedding_forward_backward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t batch = state.range(0), rows = batch * seq;
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(rows));
+    for (index_t i = 0; i < rows; ++i) ids[static_cast<std::size_t>(i)] = std::int32_t((i * 104729) % vocab);
+    device_buffer<std::int32_t> gids(ids.size());
+    cu::backend::to_device(ctx, gids.data(), ids.data(), rows);
+    auto word = filled<bf16>(ctx, static_cast<std::size_t>(vocab * hidden)), pos = filled<bf16>(ctx, static_cast<std::size_t>(seq * hidden));
+    auto scale = filled<bf16>(ctx, 1), dout = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden));
+    auto dword = filled<float>(ctx, static_cast<std::size_t>(vocab * hidden), 0.0f), dscale = filled<float>(ctx, 1, 0.0f);
+    device_buffer<bf16> out(static_cast<std::size_t>(rows * hidden));
+    timed(state, ctx, [&] {
+        cu::embedding_forward(ctx, out.data(), gids.data(), nullptr, word.data(), pos.data(), scale.data(), nullptr,
+                              batch, seq, hidden, vocab, index_t(0));
+        cu::embedding_backward(ctx, dword.data(), nullptr, dscale.data(), nullptr, dout.data(), gids.data(), nullptr,
+                               pos.data(), scale.data(), batch, seq, hidden, vocab);
+    });
+    set_bytes(state, 2.0 * 4 * rows * hidden);
+}
+BENCHMARK(BM_embedding_forward_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_adamw_and_norm(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t n = index_t(cram::bert_layout<cram::presets::crammed_bert>().buffer_size());
+    auto p = filled<float>(ctx, static_cast<std::size_t>(n), 0.02f), g = filled<float>(ctx, static_cast<std::size_t>(n), 0.001f);
+    auto m = filled<float>(ctx, static_cast<std::size_t>(n), 0.0f), v = filled<float>(ctx, static_cast<std::size_t>(n), 0.0f);
+    device_buffer<bf16> w(static_cast<std::size_t>(n));
+    device_buffer<double> acc(1);
+    timed(state, ctx, [&] {
+        cu::sum_squares_async(ctx, acc.data(), g.data(), n);
+        cu::adamw_step(ctx, p.data(), g.data(), m.data(), v.data(), n, cram::cpu::adamw_hparams{}, 1.0f);
+        cu::convert(ctx, w.data(), p.data(), n);
+    });
+    set_bytes(state, double(n) * (4 + 4 * 7 + 2));
+}
+BENCHMARK(BM_adamw_and_norm)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
