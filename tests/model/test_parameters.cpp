@@ -1,0 +1,176 @@
+// Parameter counts computed independently (formulas from CRAMMING.md's architecture table and the
+// original BERT-base, written out here, not read from our layout), and the layout's invariants for
+// every preset: contiguous, aligned, decayed tensors first, unique names, tied decoder.
+#include <cmath>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cram/cram.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+template <cram::bert_config C>
+void check_layout_invariants() {
+    const auto& l = cram::bert_layout<C>();
+    const std::size_t align = cram::param_layout::alignment;
+    std::set<std::string> names;
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;  // [offset, offset + size)
+    std::size_t real = 0;
+    for (const auto& t : l.tensors()) {
+        CAPTURE(t.name);
+        CHECK(names.insert(t.name).second);  // unique
+        CHECK(t.offset % align == 0);        // aligned for vector loads
+        std::size_t n = 1;
+        for (auto d : t.shape) n *= std::size_t(d);
+        CHECK(n == t.size);
+        real += t.size;
+        // decayed (matrices, embeddings) first; biases, norms and the position scale after decay_end
+        const bool decays = t.role == cram::param_role::matrix || t.role == cram::param_role::embedding;
+        CHECK((t.offset + t.size <= l.decay_end()) == decays);
+        CHECK((t.offset >= l.decay_end()) == !decays);
+        // names say what the role says
+        const bool looks_decayed = t.name.ends_with(".weight") && t.name.find("norm") == std::string::npos;
+        CHECK(looks_decayed == decays);
+        ranges.emplace_back(t.offset, t.offset + t.size);
+    }
+    CHECK(real == l.parameter_count());
+    // contiguous: sorted by offset, no overlap, each gap only the padding to the next aligned offset
+    std::sort(ranges.begin(), ranges.end());
+    std::size_t end = 0;
+    for (const auto& [b, e] : ranges) {
+        CHECK(b >= end);
+        CHECK(b - end < align);
+        end = e;
+    }
+    CHECK(ranges.front().first == 0);
+    CHECK(l.buffer_size() >= end);
+    CHECK(l.buffer_size() - end < align);
+    CHECK(l.decay_end() % align == 0);
+    // a tied decoder has no weight of its own
+    CHECK((l.find("head.decoder.weight") == nullptr) == C.tied_decoder);
+}
+
+}  // namespace
+
+TEST_CASE("crammed_bert has CRAMMING.md's 119,589,889 parameters") {
+    // CRAMMING.md: vocab 32768, hidden 768, 16 pre-norm layers, fused QKV 768->2304 without bias, attention
+    // output 768->768 without bias, GELU-GLU FFN 768->3072 then 1536->768 without biases, LayerNorms with
+    // weight and bias, scaled sinusoidal positions (one learnable scalar), embedding LN, final LN, tied
+    // decoder without bias, no head transform.
+    const std::int64_t V = 32768, H = 768, L = 16;
+    const std::int64_t ln = 2 * H;
+    const std::int64_t embedding = V * H + 1 + ln;  // tokens, position scale, embedding LN
+    const std::int64_t layer = ln + H * 3 * H + H * H + ln + H * 3072 + 1536 * H;
+    const std::int64_t total = embedding + L * layer + ln;
+    CHECK(embedding == 25'167'361);  // CRAMMING.md: "25.17M embedding"
+    CHECK(layer == 5'901'312);       // "16 x 5.90M"
+    CHECK(total == 119'589'889);     // "~119.6M"
+    CHECK(cram::bert_layout<cram::presets::crammed_bert>().parameter_count() == std::size_t(total));
+    CHECK(cram::bert<cram::presets::crammed_bert>::parameter_count() == std::size_t(total));
+}
+
+TEST_CASE("bert_base has the original BERT-base MLM parameter count (109,514,298)") {
+    // Devlin et al.: vocab 30522, 512 learned positions, 2 token types, embedding LN; 12 post-norm layers
+    // with biases everywhere (QKV, output, FFN 768->3072->768), two LNs each; MLM head transform
+    // Dense(768->768)+GELU+LN, decoder tied to the word embedding with its own bias. No pooler (MLM only).
+    const std::int64_t V = 30522, H = 768, I = 3072, L = 12;
+    const std::int64_t ln = 2 * H;
+    const std::int64_t embeddings = V * H + 512 * H + 2 * H + ln;
+    const std::int64_t layer = (H * 3 * H + 3 * H) + (H * H + H) + ln + (H * I + I) + (I * H + H) + ln;
+    const std::int64_t head = (H * H + H) + ln + V;
+    const std::int64_t total = embeddings + L * layer + head;
+    CHECK(layer == 7'087'872);
+    CHECK(embeddings + L * layer == 108'891'648);  // BertModel without pooler
+    CHECK(total == 109'514'298);                   // BertForMaskedLM
+    CHECK(cram::bert_layout<cram::presets::bert_base>().parameter_count() == std::size_t(total));
+}
+
+TEST_CASE("small presets count as their formulas say") {
+    {
+        constexpr auto C = cram::presets::crammed_tiny;  // 8192 x 128, 2 layers, GLU 512
+        const std::int64_t H = C.hidden;
+        const std::int64_t layer = 2 * H + 3 * H * H + H * H + 2 * H + H * C.intermediate + (C.intermediate / 2) * H;
+        CHECK(cram::bert_layout<C>().parameter_count() ==
+              std::size_t(C.vocab * H + 1 + 2 * H + C.layers * layer + 2 * H));
+    }
+    {
+        constexpr auto C = cram::presets::test_post_biases;  // untied decoder, head transform, biases, types
+        const std::int64_t H = C.hidden, I = C.intermediate, V = C.vocab;
+        const std::int64_t emb = V * H + C.max_seq * H + C.token_types * H + 2 * H;  // final_norm off
+        const std::int64_t layer = 3 * H * H + 3 * H + H * H + H + 2 * H + H * I + I + I * H + H + 2 * H;
+        const std::int64_t head = H * H + H + 2 * H + V * H + V;  // transform, LN, own decoder weight + bias
+        CHECK(cram::bert_layout<C>().parameter_count() == std::size_t(emb + C.layers * layer + head));
+    }
+    // the GLUE head: Linear(768 -> 1024) + Tanh + Linear(1024 -> labels), with biases
+    const auto cls = cram::classifier_layout(768, 1024, 3);
+    CHECK(cls.parameter_count() == std::size_t(768 * 1024 + 1024 + 1024 * 3 + 3));
+    CHECK(cls.decay_end() >= 768 * 1024 + 1024 * 3);
+}
+
+TEST_CASE("layouts are contiguous, aligned, decayed-first, uniquely named") {
+    check_layout_invariants<cram::presets::crammed_bert>();
+    check_layout_invariants<cram::presets::bert_base>();
+    check_layout_invariants<cram::presets::crammed_mini>();
+    check_layout_invariants<cram::presets::crammed_tiny>();
+    check_layout_invariants<cram::presets::test_pre_glu>();
+    check_layout_invariants<cram::presets::test_post_biases>();
+    const auto& l = cram::bert_layout<cram::presets::crammed_bert>();
+    REQUIRE(l.find("layers.3.attn.qkv.weight"));
+    CHECK(l.find("layers.3.attn.qkv.weight")->shape == std::vector<std::int64_t>{2304, 768});
+    CHECK(l.find("layers.15.ffn.out.weight")->shape == std::vector<std::int64_t>{768, 1536});
+    CHECK(l.find("layers.16.norm1.weight") == nullptr);
+    CHECK(l.find("layers.0.attn.qkv.bias") == nullptr);
+}
+
+TEST_CASE("init: normal(0, init_std) matrices and embeddings, pad row zero, norms 1/0, position scale") {
+    constexpr auto C = cram::presets::crammed_tiny;
+    const auto& l = cram::bert_layout<C>();
+    std::vector<float> host(l.buffer_size(), -7.0f);
+    cram::init_parameters(host.data(), l, 1234, C.init_std, C.hidden, C.pad_id);
+    for (const auto& t : l.tensors()) {
+        CAPTURE(t.name);
+        const float* p = host.data() + t.offset;
+        switch (t.role) {
+            case cram::param_role::matrix:
+            case cram::param_role::embedding: {
+                double s = 0, s2 = 0, s4 = 0;
+                std::size_t n = 0;
+                const std::size_t skip = t.name == "embeddings.word.weight" ? std::size_t(C.hidden) : 0;  // pad row
+                for (std::size_t i = skip; i < t.size; ++i, ++n) {
+                    const double x = p[i] / C.init_std;
+                    s += x;
+                    s2 += x * x;
+                    s4 += x * x * x * x;
+                }
+                const double mean = s / double(n), var = s2 / double(n), kurt = s4 / double(n);
+                CHECK(std::abs(mean) < 5.0 / std::sqrt(double(n)));
+                CHECK(std::abs(var - 1.0) < 5.0 * std::sqrt(2.0 / double(n)));
+                CHECK(std::abs(kurt - 3.0) < 5.0 * std::sqrt(96.0 / double(n)));  // normal, not uniform
+                break;
+            }
+            case cram::param_role::bias:
+            case cram::param_role::norm_bias:
+                for (std::size_t i = 0; i < t.size; ++i) REQUIRE(p[i] == 0.0f);
+                break;
+            case cram::param_role::norm_weight:
+                for (std::size_t i = 0; i < t.size; ++i) REQUIRE(p[i] == 1.0f);
+                break;
+            case cram::param_role::position_scale:
+                CHECK(p[0] == doctest::Approx(1.0 / std::sqrt(128.0)));
+                break;
+        }
+    }
+    const float* word = host.data() + l.find("embeddings.word.weight")->offset;
+    for (int i = 0; i < C.hidden; ++i) CHECK(word[C.pad_id * C.hidden + i] == 0.0f);
+    // the same seed gives the same values; another seed does not
+    std::vector<float> again(l.buffer_size(), 0.0f), other(l.buffer_size(), 0.0f);
+    cram::init_parameters(again.data(), l, 1234, C.init_std, C.hidden, C.pad_id);
+    cram::init_parameters(other.data(), l, 1235, C.init_std, C.hidden, C.pad_id);
+    const auto* q = l.find("layers.1.attn.qkv.weight");
+    CHECK(std::equal(host.begin() + std::ptrdiff_t(q->offset), host.begin() + std::ptrdiff_t(q->offset + q->size),
+                     again.begin() + std::ptrdiff_t(q->offset)));
+    CHECK(host[q->offset] != other[q->offset]);
+}
