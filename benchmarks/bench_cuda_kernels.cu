@@ -141,9 +141,11 @@ void BM_attention_forward(benchmark::State& state) {
     const index_t batch = state.range(0), rows = batch * seq;
     auto qkv = filled<bf16>(ctx, static_cast<std::size_t>(rows * 3 * hidden));
     device_buffer<bf16> out(static_cast<std::size_t>(rows * hidden)), probs(static_cast<std::size_t>(batch * heads * seq * seq));
+    ctx.fused_attention = state.range(1) != 0;
     timed(state, ctx, [&] {
         cu::attention_forward(ctx, out.data(), probs.data(), qkv.data(), nullptr, batch, seq, heads, head_dim);
     });
+    ctx.fused_attention = false;
     set_flops(state, 4.0 * batch * heads * seq * seq * head_dim);
 }
 void BM_attention_backward(benchmark::State& state) {
@@ -159,7 +161,7 @@ void BM_attention_backward(benchmark::State& state) {
     });
     set_flops(state, 8.0 * batch * heads * seq * seq * head_dim);
 }
-BENCHMARK(BM_attention_forward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_forward)->Args({128, 0})->Args({128, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_attention_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_decoder_cross_entropy(benchmark::State& state) {

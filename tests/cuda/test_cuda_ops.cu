@@ -172,11 +172,18 @@ TEST_CASE("cuda dropout drops exactly the CPU's elements (same Philox addressing
     }
 }
 
-TEST_CASE("cuda attention forward and backward (crammed shape; odd shape with key lengths)") {
+TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with key lengths; GEMM and fused paths)") {
     CRAM_REQUIRE_GPU();
     struct shape { index_t batch, seq, heads, hd; bool lengths; };
-    for (const auto s : {shape{4, 128, 12, 64, false}, shape{3, 37, 3, 16, true}}) {
-        INFO("batch " << s.batch << " seq " << s.seq << " heads " << s.heads << " head_dim " << s.hd);
+    struct restore_flag {
+        cu::context& c;
+        ~restore_flag() { c.fused_attention = false; }
+    } restore{ctx};
+    for (const bool fused : {false, true})
+    for (const auto s : {shape{4, 128, 12, 64, false}, shape{3, 37, 3, 16, true}, shape{3, 37, 2, 64, true}}) {
+        ctx.fused_attention = fused;
+        INFO("batch " << s.batch << " seq " << s.seq << " heads " << s.heads << " head_dim " << s.hd << " fused "
+                      << fused);
         const index_t h = s.heads * s.hd, rows = s.batch * s.seq;
         const auto qkv = random_vec(static_cast<std::size_t>(rows * 3 * h), 50, 1.5f), dout = random_vec(static_cast<std::size_t>(rows * h), 51);
         std::vector<std::int32_t> len;

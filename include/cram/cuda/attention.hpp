@@ -1,12 +1,15 @@
 // Multi-head attention for short sequences (seq <= 512; crammed BERT uses 128), forward and backward.
-// This first version is correct rather than fused: heads are split into [batch, heads, seq, head_dim]
-// copies, the score and value products are strided-batched cuBLASLt GEMMs (bf16 in, fp32 accumulate,
-// fp32 scores), and softmax (forward) and its backward are one warp per row. The probabilities are
-// stored in bf16 (the model's probs buffer) for the backward pass. A fused kernel that keeps the
-// 128x128 scores on chip is the planned replacement (docs/cuda.md).
+// The reference path: heads are split into [batch, heads, seq, head_dim] copies, the score and value
+// products are strided-batched cuBLASLt GEMMs (bf16 in, fp32 accumulate, fp32 scores), and softmax
+// (forward) and its backward are one warp per row. The probabilities are stored in bf16 (the model's
+// probs buffer) for the backward pass. A fused forward that keeps the scores on chip (tensor-core WMMA,
+// seq <= 128, head_dim 64) is selected by context::fused_attention; a fused backward is still to come.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+
+#include <mma.h>
 
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
@@ -35,6 +38,121 @@ __global__ void split_heads_kernel(T* __restrict__ dst, const T* __restrict__ sr
         dst[i] = src[(b * seq + s) * ld + h * head_dim + d];
     }
 }
+// Fused forward for seq <= SMAX (128) and head_dim D (64): one CTA of 4 warps per (sequence, head, 64
+// queries). K, V and the query block are staged in shared memory; each warp computes its 16 x seq score
+// tile with bf16 tensor-core MMAs (fp32 accumulate), the softmax in fp32 (probabilities stored to global
+// in bf16 for the backward pass, exactly what the GEMM path stores), then P V. Scores never leave the SM.
+template <int D, int SMAX>
+__global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16* __restrict__ out,
+                                                                      cram::bf16* __restrict__ probs,
+                                                                      const cram::bf16* __restrict__ qkv,
+                                                                      const std::int32_t* __restrict__ lengths,
+                                                                      int heads, int seq, float scale) {
+    static_assert(D % 16 == 0 && SMAX % 32 == 0 && D <= SMAX, "fused attention tile shapes");
+    namespace w = nvcuda::wmma;
+    using bf = __nv_bfloat16;
+    constexpr int QB = 64;  // queries per CTA, 16 per warp
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    bf* sq = reinterpret_cast<bf*>(smem_raw);     // [QB][D]
+    bf* sk = sq + QB * D;                         // [SMAX][D]
+    bf* sv = sk + SMAX * D;                       // [SMAX][D]
+    float* ss = reinterpret_cast<float*>(sv + SMAX * D);  // [4][16][SMAX] scores, then the output tile
+    bf* sp = reinterpret_cast<bf*>(ss + 4 * 16 * SMAX);   // [4][16][SMAX] probabilities
+    const int bh = blockIdx.x, b = bh / heads, h = bh % heads;
+    const int q0 = blockIdx.y * QB;
+    const int H = heads * D, row = 3 * H;
+    const int s_pad = (seq + 15) / 16 * 16;
+    const bf* base = reinterpret_cast<const bf*>(qkv) + static_cast<index_t>(b) * seq * row;
+    constexpr int V8 = D / 8;  // 16-byte chunks per head row
+    for (int i = threadIdx.x; i < s_pad * V8; i += blockDim.x) {
+        const int r = i / V8, c = (i % V8) * 8;
+        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+        if (r < seq) {
+            kv = *reinterpret_cast<const uint4*>(base + static_cast<index_t>(r) * row + H + h * D + c);
+            vv = *reinterpret_cast<const uint4*>(base + static_cast<index_t>(r) * row + 2 * H + h * D + c);
+        }
+        *reinterpret_cast<uint4*>(sk + r * D + c) = kv;
+        *reinterpret_cast<uint4*>(sv + r * D + c) = vv;
+    }
+    for (int i = threadIdx.x; i < QB * V8; i += blockDim.x) {
+        const int r = i / V8, c = (i % V8) * 8;
+        uint4 qv = make_uint4(0, 0, 0, 0);
+        if (q0 + r < seq) qv = *reinterpret_cast<const uint4*>(base + static_cast<index_t>(q0 + r) * row + h * D + c);
+        *reinterpret_cast<uint4*>(sq + r * D + c) = qv;
+    }
+    __syncthreads();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = warp * 16;
+    if (q0 + r0 >= seq) return;  // no barrier follows: idle warps may leave
+    float* my_s = ss + warp * 16 * SMAX;
+    bf* my_p = sp + warp * 16 * SMAX;
+    // scores = Q K^T (unscaled), fp32
+    for (int nt = 0; nt < s_pad / 16; ++nt) {
+        w::fragment<w::accumulator, 16, 16, 16, float> acc;
+        w::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int kt = 0; kt < D / 16; ++kt) {
+            w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
+            w::fragment<w::matrix_b, 16, 16, 16, bf, w::col_major> kb;  // K^T: (d, key) = K[key][d]
+            w::load_matrix_sync(a, sq + r0 * D + kt * 16, D);
+            w::load_matrix_sync(kb, sk + nt * 16 * D + kt * 16, D);
+            w::mma_sync(acc, a, kb, acc);
+        }
+        w::store_matrix_sync(my_s + nt * 16, acc, SMAX, w::mem_row_major);
+    }
+    __syncwarp();
+    const int len = lengths ? min(static_cast<int>(lengths[b]), seq) : seq;
+    constexpr int PL = SMAX / 32;
+    for (int m = 0; m < 16; ++m) {
+        const int qi = q0 + r0 + m;
+        float v[PL];
+        float mx = -INFINITY;
+#pragma unroll
+        for (int t = 0; t < PL; ++t) {
+            const int j = lane + 32 * t;
+            v[t] = j < len ? my_s[m * SMAX + j] * scale : -INFINITY;
+            mx = fmaxf(mx, v[t]);
+        }
+        mx = warp_max(mx);
+        float sum = 0.0f;
+#pragma unroll
+        for (int t = 0; t < PL; ++t) {
+            const int j = lane + 32 * t;
+            v[t] = j < len ? __expf(v[t] - mx) : 0.0f;
+            sum += v[t];
+        }
+        sum = warp_sum(sum);
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+        for (int t = 0; t < PL; ++t) {
+            const int j = lane + 32 * t;
+            const bf p = __float2bfloat16_rn(v[t] * inv);
+            if (j < s_pad) my_p[m * SMAX + j] = p;
+            if (qi < seq && j < seq) reinterpret_cast<bf*>(probs)[(static_cast<index_t>(bh) * seq + qi) * seq + j] = p;
+        }
+    }
+    __syncwarp();
+    // out = P V, staged through my_s (the scores are consumed)
+    for (int dt = 0; dt < D / 16; ++dt) {
+        w::fragment<w::accumulator, 16, 16, 16, float> acc;
+        w::fill_fragment(acc, 0.0f);
+        for (int kt = 0; kt < s_pad / 16; ++kt) {
+            w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
+            w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> vb;
+            w::load_matrix_sync(a, my_p + kt * 16, SMAX);
+            w::load_matrix_sync(vb, sv + kt * 16 * D + dt * 16, D);
+            w::mma_sync(acc, a, vb, acc);
+        }
+        w::store_matrix_sync(my_s + dt * 16, acc, SMAX, w::mem_row_major);
+    }
+    __syncwarp();
+    for (int i = lane; i < 16 * D; i += 32) {
+        const int m = i / D, d = i % D, qi = q0 + r0 + m;
+        if (qi < seq)
+            reinterpret_cast<bf*>(out)[(static_cast<index_t>(b) * seq + qi) * H + h * D + d] =
+                __float2bfloat16_rn(my_s[m * SMAX + d]);
+    }
+}
+
 // The inverse: dst[(b*seq + s)*ld + h*head_dim + d] = src[b, h, s, d]
 template <class T>
 __global__ void merge_heads_kernel(T* __restrict__ dst, const T* __restrict__ src, index_t ld, index_t batch,
@@ -148,6 +266,24 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     if (batch <= 0) return;
     const index_t hidden = heads * head_dim, n = batch * seq * hidden, bh = batch * heads, ss = seq * seq,
                   sd = seq * head_dim;
+    if constexpr (std::is_same_v<T, cram::bf16>) {
+        constexpr int D = 64, SMAX = 128;
+        if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv)) {
+            constexpr std::size_t smem = (64 * D + 2 * SMAX * D) * 2 + 4 * 16 * SMAX * (4 + 2);
+            static bool configured = false;  // per process; the attribute is per device function
+            if (!configured) {
+                CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_fused_kernel<D, SMAX>,
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+                configured = true;
+            }
+            const dim3 grid(static_cast<unsigned>(bh), static_cast<unsigned>((seq + 63) / 64));
+            attention_forward_fused_kernel<D, SMAX><<<grid, 128, smem, ctx.stream()>>>(
+                out, probs, qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
+                1.0f / sqrtf(static_cast<float>(head_dim)));
+            CRAM_CUDA_CHECK_LAUNCH();
+            return;
+        }
+    }
     using carve = detail::scratch_carver;
     const std::size_t need = 4 * carve::bytes<T>(n) + carve::bytes<float>(bh * ss);
     carve sc{static_cast<std::byte*>(ctx.scratch(need))};

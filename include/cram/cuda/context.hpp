@@ -156,6 +156,10 @@ public:
     // bound (its interface, shared with the CPU oracle, carries no vocabulary size).
     std::int64_t embedding_vocab = 0;
 
+    // Use the fused on-chip attention forward (attention.hpp) where it applies (bf16, head_dim 64,
+    // seq <= 128). Off by default until the parity suite has run it on a GPU (docs/cuda.md).
+    bool fused_attention = false;
+
     // Waits for the stream, then reports any error a kernel recorded (bad ids, labels) or the runtime raised.
     void synchronize() {
         CRAM_CUDA_CHECK(cudaStreamSynchronize(stream_));
