@@ -155,14 +155,16 @@ void BM_attention_backward(benchmark::State& state) {
     device_buffer<bf16> dqkv(static_cast<std::size_t>(rows * 3 * hidden)), out(static_cast<std::size_t>(rows * hidden)),
         probs(static_cast<std::size_t>(batch * heads * seq * seq));
     cu::attention_forward(ctx, out.data(), probs.data(), qkv.data(), nullptr, batch, seq, heads, head_dim);
+    ctx.fused_attention = state.range(1) != 0;
     timed(state, ctx, [&] {
         cu::attention_backward(ctx, dqkv.data(), dout.data(), qkv.data(), probs.data(), nullptr, batch, seq, heads,
                                head_dim);
     });
+    ctx.fused_attention = false;
     set_flops(state, 8.0 * batch * heads * seq * seq * head_dim);
 }
 BENCHMARK(BM_attention_forward)->Args({128, 0})->Args({128, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_attention_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_backward)->Args({128, 0})->Args({128, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_decoder_cross_entropy(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();

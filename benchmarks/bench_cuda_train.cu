@@ -67,6 +67,7 @@ void BM_crammed_bert_micro_step(benchmark::State& state) {
     int micro = 0;
     try {
         micro = resolve_micro(ctx, int(state.range(0)));
+        ctx.fused_attention = state.range(1) != 0;
         auto& s = get_setup(ctx, micro);
         s.model->mlm_forward_backward(s.batch.view());  // warm-up: plans, scratch growth
         ctx.synchronize();
@@ -85,7 +86,9 @@ void BM_crammed_bert_micro_step(benchmark::State& state) {
         cudaEventDestroy(a);
         cudaEventDestroy(b);
         state.counters["loss"] = s.model->take_mlm_loss();
+        ctx.fused_attention = false;
     } catch (const std::exception& e) {
+        ctx.fused_attention = false;
         state.SkipWithError(e.what());
         return;
     }
@@ -95,7 +98,9 @@ void BM_crammed_bert_micro_step(benchmark::State& state) {
     state.counters["MFU"] =
         benchmark::Counter(tokens * flops_per_token / peak_flops, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_crammed_bert_micro_step)->Arg(64)->Arg(128)->Arg(256)->Arg(512)->Arg(0)->UseManualTime()
+// args: (micro-batch, fused attention)
+BENCHMARK(BM_crammed_bert_micro_step)->Args({64, 0})->Args({128, 0})->Args({256, 0})->Args({512, 0})->Args({0, 0})
+    ->Args({256, 1})->Args({512, 1})->Args({0, 1})->UseManualTime()
     ->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 void BM_crammed_bert_optimizer_step(benchmark::State& state) {

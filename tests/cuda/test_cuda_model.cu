@@ -56,8 +56,13 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
 }
 
 template <bert_config C>
-void training_step_parity(int batch, int seq, float dropout, double grad_tol) {
+void training_step_parity(int batch, int seq, float dropout, double grad_tol, bool fused_attention = false) {
     CRAM_REQUIRE_GPU();
+    struct restore_flag {
+        cram::cuda::context& c;
+        ~restore_flag() { c.fused_attention = false; }
+    } restore{ctx};
+    ctx.fused_attention = fused_attention;
     using cpu_backend = cram::cpu::backend<float>;
     using gpu_backend = cram::cuda::backend;
     cpu_backend::context cctx;
@@ -126,6 +131,9 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol) {
 
 TEST_CASE("cuda training step parity: crammed_tiny (2 layers, 128 wide)") {
     training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2);
+}
+TEST_CASE("cuda training step parity: crammed_tiny with the fused attention kernels") {
+    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2, true);
 }
 TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.1 (post-norm, biases, dense head)") {
     training_step_parity<cram::presets::test_post_biases>(3, 8, 0.1f, 3e-2);

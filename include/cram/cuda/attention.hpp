@@ -3,7 +3,8 @@
 // products are strided-batched cuBLASLt GEMMs (bf16 in, fp32 accumulate, fp32 scores), and softmax
 // (forward) and its backward are one warp per row. The probabilities are stored in bf16 (the model's
 // probs buffer) for the backward pass. A fused forward that keeps the scores on chip (tensor-core WMMA,
-// seq <= 128, head_dim 64) is selected by context::fused_attention; a fused backward is still to come.
+// seq <= 128, head_dim 64) and a fused backward (one CTA per sequence and head) are selected by
+// context::fused_attention.
 #pragma once
 
 #include <cstdint>
@@ -150,6 +151,153 @@ __global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16
         if (qi < seq)
             reinterpret_cast<bf*>(out)[(static_cast<index_t>(b) * seq + qi) * H + h * D + d] =
                 __float2bfloat16_rn(my_s[m * SMAX + d]);
+    }
+}
+
+// Fused backward for seq <= SMAX (128) and head_dim D (64): one CTA of SMAX/16 warps per (sequence, head),
+// so dK and dV (sums over all queries) need no atomics. Q, K, V, dO and the saved probabilities P are
+// staged in shared memory (160 KiB: fits sm_80's 163 KiB and sm_90's 227 KiB opt-in). Warp w owns key rows
+// 16w.. for dV = P^T dO and dK = dS^T Q, and query rows 16w.. for dP = dO V^T, dS = P (dP - rowsum(P dP))
+// / sqrt(D) and dQ = dS K. bf16 WMMA tiles with fp32 accumulation; dS is rounded to bf16 for its two
+// products, as the GEMM path does.
+template <int D, int SMAX>
+__global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram::bf16* __restrict__ dqkv,
+                                                                           const cram::bf16* __restrict__ dout,
+                                                                           const cram::bf16* __restrict__ qkv,
+                                                                           const cram::bf16* __restrict__ probs,
+                                                                           int heads, int seq, float scale) {
+    static_assert(D % 16 == 0 && SMAX % 32 == 0 && D <= SMAX && SMAX <= 2 * D, "fused attention tile shapes");
+    namespace w = nvcuda::wmma;
+    using bf = __nv_bfloat16;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    bf* sq = reinterpret_cast<bf*>(smem_raw);  // [SMAX][D]
+    bf* sk = sq + SMAX * D;                    // [SMAX][D]
+    bf* sv = sk + SMAX * D;                    // [SMAX][D]
+    bf* sdo = sv + SMAX * D;                   // [SMAX][D]
+    bf* sp = sdo + SMAX * D;                   // [SMAX][SMAX]
+    float* sf = reinterpret_cast<float*>(sp + SMAX * SMAX);  // [warps][16][SMAX] fp32 staging
+    bf* sds = sv;  // [SMAX][SMAX] dS, once V and dO are consumed (2 * SMAX * D >= SMAX * SMAX)
+    const int bh = blockIdx.x, b = bh / heads, h = bh % heads;
+    const int H = heads * D, row = 3 * H;
+    const int s_pad = (seq + 15) / 16 * 16;
+    const bf* base = reinterpret_cast<const bf*>(qkv) + static_cast<index_t>(b) * seq * row;
+    const bf* gdo = reinterpret_cast<const bf*>(dout) + static_cast<index_t>(b) * seq * H;
+    const bf* gp = reinterpret_cast<const bf*>(probs) + static_cast<index_t>(bh) * seq * seq;
+    bf* gdq = reinterpret_cast<bf*>(dqkv) + static_cast<index_t>(b) * seq * row + h * D;
+    constexpr int V8 = D / 8;
+    for (int i = threadIdx.x; i < s_pad * V8; i += blockDim.x) {
+        const int r = i / V8, c = (i % V8) * 8;
+        uint4 q = make_uint4(0, 0, 0, 0), k = q, v = q, d = q;
+        if (r < seq) {
+            const bf* src = base + static_cast<index_t>(r) * row + h * D + c;
+            q = *reinterpret_cast<const uint4*>(src);
+            k = *reinterpret_cast<const uint4*>(src + H);
+            v = *reinterpret_cast<const uint4*>(src + 2 * H);
+            d = *reinterpret_cast<const uint4*>(gdo + static_cast<index_t>(r) * H + h * D + c);
+        }
+        *reinterpret_cast<uint4*>(sq + r * D + c) = q;
+        *reinterpret_cast<uint4*>(sk + r * D + c) = k;
+        *reinterpret_cast<uint4*>(sv + r * D + c) = v;
+        *reinterpret_cast<uint4*>(sdo + r * D + c) = d;
+    }
+    const bf zero = __float2bfloat16_rn(0.0f);
+    for (int i = threadIdx.x; i < s_pad * s_pad; i += blockDim.x) {
+        const int r = i / s_pad, c = i % s_pad;
+        sp[r * SMAX + c] = (r < seq && c < seq) ? gp[static_cast<index_t>(r) * seq + c] : zero;
+    }
+    __syncthreads();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = warp * 16;
+    const bool active = r0 < s_pad;
+    float* my_f = sf + warp * 16 * SMAX;
+    if (active) {
+        // dV[keys r0..] = P^T dO
+        for (int dt = 0; dt < D / 16; ++dt) {
+            w::fragment<w::accumulator, 16, 16, 16, float> acc;
+            w::fill_fragment(acc, 0.0f);
+            for (int kt = 0; kt < s_pad / 16; ++kt) {
+                w::fragment<w::matrix_a, 16, 16, 16, bf, w::col_major> pt;  // (key, query) = P[query][key]
+                w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> dob;
+                w::load_matrix_sync(pt, sp + kt * 16 * SMAX + r0, SMAX);
+                w::load_matrix_sync(dob, sdo + kt * 16 * D + dt * 16, D);
+                w::mma_sync(acc, pt, dob, acc);
+            }
+            w::store_matrix_sync(my_f + dt * 16, acc, SMAX, w::mem_row_major);
+        }
+        __syncwarp();
+        for (int i = lane; i < 16 * D; i += 32) {
+            const int m = i / D, d = i % D;
+            if (r0 + m < seq) gdq[static_cast<index_t>(r0 + m) * row + 2 * H + d] = __float2bfloat16_rn(my_f[m * SMAX + d]);
+        }
+        __syncwarp();
+        // dP[queries r0..] = dO V^T
+        for (int nt = 0; nt < s_pad / 16; ++nt) {
+            w::fragment<w::accumulator, 16, 16, 16, float> acc;
+            w::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int kt = 0; kt < D / 16; ++kt) {
+                w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
+                w::fragment<w::matrix_b, 16, 16, 16, bf, w::col_major> vt;  // (d, key) = V[key][d]
+                w::load_matrix_sync(a, sdo + r0 * D + kt * 16, D);
+                w::load_matrix_sync(vt, sv + nt * 16 * D + kt * 16, D);
+                w::mma_sync(acc, a, vt, acc);
+            }
+            w::store_matrix_sync(my_f + nt * 16, acc, SMAX, w::mem_row_major);
+        }
+        __syncwarp();
+        // dS = P (dP - sum_j P dP) * scale, in place in the staging tile
+        for (int m = 0; m < 16; ++m) {
+            const bf* prow = sp + (r0 + m) * SMAX;
+            float* frow = my_f + m * SMAX;
+            float dot = 0.0f;
+            for (int j = lane; j < s_pad; j += 32) dot += __bfloat162float(prow[j]) * frow[j];
+            dot = warp_sum(dot);
+            for (int j = lane; j < s_pad; j += 32) frow[j] = __bfloat162float(prow[j]) * (frow[j] - dot) * scale;
+        }
+    }
+    __syncthreads();  // every warp is done with V and dO: their space becomes dS
+    if (active)
+        for (int i = lane; i < 16 * s_pad; i += 32) {
+            const int m = i / s_pad, j = i % s_pad;
+            sds[(r0 + m) * SMAX + j] = __float2bfloat16_rn(my_f[m * SMAX + j]);
+        }
+    __syncthreads();
+    if (!active) return;
+    // dQ[queries r0..] = dS K
+    for (int dt = 0; dt < D / 16; ++dt) {
+        w::fragment<w::accumulator, 16, 16, 16, float> acc;
+        w::fill_fragment(acc, 0.0f);
+        for (int kt = 0; kt < s_pad / 16; ++kt) {
+            w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
+            w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> kb;
+            w::load_matrix_sync(a, sds + r0 * SMAX + kt * 16, SMAX);
+            w::load_matrix_sync(kb, sk + kt * 16 * D + dt * 16, D);
+            w::mma_sync(acc, a, kb, acc);
+        }
+        w::store_matrix_sync(my_f + dt * 16, acc, SMAX, w::mem_row_major);
+    }
+    __syncwarp();
+    for (int i = lane; i < 16 * D; i += 32) {
+        const int m = i / D, d = i % D;
+        if (r0 + m < seq) gdq[static_cast<index_t>(r0 + m) * row + d] = __float2bfloat16_rn(my_f[m * SMAX + d]);
+    }
+    __syncwarp();
+    // dK[keys r0..] = dS^T Q
+    for (int dt = 0; dt < D / 16; ++dt) {
+        w::fragment<w::accumulator, 16, 16, 16, float> acc;
+        w::fill_fragment(acc, 0.0f);
+        for (int kt = 0; kt < s_pad / 16; ++kt) {
+            w::fragment<w::matrix_a, 16, 16, 16, bf, w::col_major> dst;  // (key, query) = dS[query][key]
+            w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> qb;
+            w::load_matrix_sync(dst, sds + kt * 16 * SMAX + r0, SMAX);
+            w::load_matrix_sync(qb, sq + kt * 16 * D + dt * 16, D);
+            w::mma_sync(acc, dst, qb, acc);
+        }
+        w::store_matrix_sync(my_f + dt * 16, acc, SMAX, w::mem_row_major);
+    }
+    __syncwarp();
+    for (int i = lane; i < 16 * D; i += 32) {
+        const int m = i / D, d = i % D;
+        if (r0 + m < seq) gdq[static_cast<index_t>(r0 + m) * row + H + d] = __float2bfloat16_rn(my_f[m * SMAX + d]);
     }
 }
 
@@ -316,6 +464,24 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     if (batch <= 0) return;
     const index_t hidden = heads * head_dim, n = batch * seq * hidden, bh = batch * heads, ss = seq * seq,
                   sd = seq * head_dim;
+    if constexpr (std::is_same_v<T, cram::bf16>) {
+        constexpr int D = 64, SMAX = 128;
+        if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
+            aligned16(dout) && aligned16(dqkv)) {
+            constexpr std::size_t smem = (4 * SMAX * D + SMAX * SMAX) * 2 + (SMAX / 16) * 16 * SMAX * 4;
+            static bool configured = false;
+            if (!configured) {
+                CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_backward_fused_kernel<D, SMAX>,
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+                configured = true;
+            }
+            attention_backward_fused_kernel<D, SMAX><<<static_cast<unsigned>(bh), SMAX * 2, smem, ctx.stream()>>>(
+                dqkv, dout, qkv, probs, static_cast<int>(heads), static_cast<int>(seq),
+                1.0f / sqrtf(static_cast<float>(head_dim)));
+            CRAM_CUDA_CHECK_LAUNCH();
+            return;
+        }
+    }
     using carve = detail::scratch_carver;
     const std::size_t need = 7 * carve::bytes<T>(n) + carve::bytes<float>(bh * ss) + carve::bytes<T>(bh * ss);
     carve sc{static_cast<std::byte*>(ctx.scratch(need))};
