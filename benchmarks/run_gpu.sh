@@ -6,7 +6,10 @@
 # Writes full logs to $OUT (default ./gpu-run-out) and benchmarks/results/<date>-<gpu>.{log,json}.
 #
 #   usage (device tool, carry [".deps"]):  bash benchmarks/run_gpu.sh
-#   env: CRAM_ARCH (default 90), CRAM_JOBS (16), CRAM_SKIP_TORCH=1, CRAM_BENCH_MIN_TIME (seconds, 1)
+#   env: CRAM_ARCH (default 90), CRAM_JOBS (16), CRAM_SKIP_TORCH=1, CRAM_BENCH_MIN_TIME (seconds, 1),
+#        CRAM_STAGES (default "build tests sanitize bench torch"; a device command is limited to 10 minutes,
+#        so split the run over two calls on a warm machine, e.g. "build tests sanitize" then "build bench
+#        torch": the build directory stays on the machine between calls and the second build is a no-op)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,6 +45,11 @@ date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 { nvidia-smi; echo "gpu=$gpu_name driver=$driver cuda=$cuda_version commit=$commit dirty_files=$dirty date=$date_utc"; } \
     2>&1 | tee -a "$log"
 
+stages=" ${CRAM_STAGES:-build tests sanitize bench torch} "
+want() { [[ "$stages" == *" $1 "* ]]; }
+build_s=0; tests_rc=-1; tests_s=0
+
+if want build; then
 step "configure + build (sm_$arch, -j$jobs)"
 t0=$(date +%s)
 run cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCRAM_CUDA=ON \
@@ -49,7 +57,9 @@ run cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCRAM_CUDA
 run cmake --build "$build" -j"$jobs" --target cram_tests_cuda bench_cuda_kernels bench_cuda_train
 build_s=$(( $(date +%s) - t0 ))
 echo "build seconds: $build_s" | tee -a "$log"
+fi
 
+if want tests; then
 step "parity tests (cram_tests_cuda)"
 t0=$(date +%s)
 run "$build/tests/cram_tests_cuda" --duration=true
@@ -59,7 +69,9 @@ if [ -x "$build/tests/cram_tests_model" ] || cmake --build "$build" -j"$jobs" --
     step "CPU model tests on the same machine"
     run "$build/tests/cram_tests_model"
 fi
+fi
 
+if want sanitize; then
 step "compute-sanitizer memcheck + racecheck (small subset)"
 subset='*layernorm*,*attention*,*elementwise*,*masking*,*losses*,*gather*'
 if command -v compute-sanitizer >/dev/null; then
@@ -73,15 +85,18 @@ else
     echo "compute-sanitizer not found" | tee -a "$log"
     status=1
 fi
+fi
 
+if want bench; then
 step "kernel benchmarks"
 min_time=${CRAM_BENCH_MIN_TIME:-1}
 run "$build/benchmarks/bench_cuda_kernels" --benchmark_min_time="${min_time}s" \
     --benchmark_out="$OUT/bench_kernels.json" --benchmark_out_format=json
 step "training-step benchmarks (crammed_bert)"
 run "$build/benchmarks/bench_cuda_train" --benchmark_out="$OUT/bench_train.json" --benchmark_out_format=json
+fi
 
-if [ "${CRAM_SKIP_TORCH:-0}" != 1 ]; then
+if want torch && [ "${CRAM_SKIP_TORCH:-0}" != 1 ]; then
     step "PyTorch peer (bf16 autocast, torch.compile, SDPA)"
     python3 "$root/benchmarks/pytorch/crammed_bert.py" --micro-batches 64 128 256 512 --steps 20 \
         > "$OUT/pytorch.json" 2> "$OUT/pytorch.stderr"
