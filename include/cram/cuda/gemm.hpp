@@ -19,6 +19,7 @@ namespace cram::cuda {
 
 namespace detail {
 
+// Largest power of two (<= 256) dividing the address; an address of 0 (a zero stride) counts as 256.
 inline int pointer_alignment(const void* p) {
     const auto a = reinterpret_cast<std::uintptr_t>(p);
     int align = 256;
@@ -123,9 +124,17 @@ void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_
     key.type_ab = int(cuda_type<AB>());
     key.type_c = int(cuda_type<CD>());
     key.epilogue = int(bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
-    key.align_a = detail::pointer_alignment(b);
-    key.align_b = detail::pointer_alignment(a);
-    key.align_c = detail::pointer_alignment(c);
+    // a batched matrix is only as aligned as its base pointer and its stride both allow
+    const auto align = [batch](const void* p, index_t stride, std::size_t elem) {
+        int al = detail::pointer_alignment(p);
+        if (batch > 1)
+            al = std::min(al, detail::pointer_alignment(reinterpret_cast<const void*>(
+                                  static_cast<std::uintptr_t>(stride) * elem)));
+        return al;
+    };
+    key.align_a = align(b, stride_b, sizeof(AB));
+    key.align_b = align(a, stride_a, sizeof(AB));
+    key.align_c = align(c, stride_c, sizeof(CD));
     key.align_bias = bias ? detail::pointer_alignment(bias) : 256;
     key.beta_zero = beta == 0.0f;
     detail::gemm_plan& plan = detail::find_plan(ctx, key, cuda_type<AB>(), cuda_type<CD>(), cuda_type<Bias>());
