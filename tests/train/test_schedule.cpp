@@ -1,0 +1,125 @@
+// Budget policy against the formulas written out by hand: durations, the learning-rate schedules at
+// chosen progress values, and the batch ramp (micro-batch multiples reaching the target at ramp_end).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "cram/core/error.hpp"
+#include "cram/train/budget.hpp"
+#include "cram/train/schedule.hpp"
+
+using namespace cram::train;
+
+namespace {
+std::string error_of(auto&& f) {
+    try {
+        f();
+    } catch (const cram::error& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST_CASE("durations parse as written") {
+    CHECK(parse_duration("24h") == 86400.0);
+    CHECK(parse_duration("90m") == 5400.0);
+    CHECK(parse_duration("45s") == 45.0);
+    CHECK(parse_duration("1h30m") == 5400.0);
+    CHECK(parse_duration("1d2h") == 93600.0);
+    CHECK(parse_duration("2.5h") == 9000.0);
+    CHECK(parse_duration("1500ms") == 1.5);
+    CHECK(parse_duration("30") == 30.0);
+    CHECK(error_of([] { parse_duration(""); }).find("empty duration") != std::string::npos);
+    CHECK(error_of([] { parse_duration("10x"); }).find("unknown unit 'x'") != std::string::npos);
+    CHECK(error_of([] { parse_duration("h"); }).find("bad duration 'h'") != std::string::npos);
+    CHECK(error_of([] { parse_duration("-5m"); }).find("bad duration '-5m'") != std::string::npos);
+    CHECK(error_of([] { parse_duration("0s"); }).find("must be positive") != std::string::npos);
+    CHECK(error_of([] { parse_duration("1h30"); }).find("needs a unit") != std::string::npos);
+    CHECK(format_duration(42.25) == "42.2s");
+    CHECK(format_duration(125) == "2:05");
+    CHECK(format_duration(86400) == "24:00:00");
+}
+
+TEST_CASE("budget clock: progress, resume offset, start-up counted") {
+    double t = 100;
+    budget_clock c(50, [&] { return t; }, 90);  // started 10 s before the first reading
+    CHECK(c.elapsed() == 10);
+    CHECK(c.progress() == doctest::Approx(0.2));
+    c.add_spent(20);  // a resumed run: 20 s already spent
+    CHECK(c.elapsed() == 30);
+    t = 120;
+    CHECK(c.elapsed() == 50);
+    CHECK(c.expired());
+    CHECK(c.progress() == 1.0);
+    CHECK(c.progress_at(75) == 1.0);
+}
+
+TEST_CASE("budget-triangle2 is min(0.25 + p, 4 (1 - p))") {
+    const budget_triangle2 s;
+    const double ps[] = {0.0, 0.1, 0.25, 0.5, 0.7, 0.75, 0.8, 0.9, 0.99, 1.0};
+    for (double p : ps) {
+        INFO("p = " << p);
+        CHECK(s(p) == doctest::Approx(std::min(0.25 + p, 4 * (1 - p))).epsilon(1e-12));
+    }
+    // hand values: start at a quarter, peak 1 at p = 0.75, zero at the end
+    CHECK(s(0) == doctest::Approx(0.25));
+    CHECK(s(0.75) == doctest::Approx(1.0));
+    CHECK(s(0.9) == doctest::Approx(0.4));
+    CHECK(s(1) == doctest::Approx(0.0));
+    CHECK(s(1.5) == doctest::Approx(0.0));  // clamped
+}
+
+TEST_CASE("one-cycle, linear and cosine") {
+    const one_cycle oc;
+    CHECK(oc(0) == doctest::Approx(0));
+    CHECK(oc(0.25) == doctest::Approx(0.5));
+    CHECK(oc(0.5) == doctest::Approx(1));
+    CHECK(oc(0.75) == doctest::Approx(0.5));
+    CHECK(oc(1) == doctest::Approx(0));
+    const linear_decay lin;
+    CHECK(lin(0) == doctest::Approx(1));
+    CHECK(lin(0.3) == doctest::Approx(0.7));
+    CHECK(lin(1) == doctest::Approx(0));
+    const linear_decay lin_w{0.1};
+    CHECK(lin_w(0.05) == doctest::Approx(0.5));
+    CHECK(lin_w(0.55) == doctest::Approx(0.5));
+    const cosine_decay cos0;
+    CHECK(cos0(0) == doctest::Approx(1));
+    CHECK(cos0(0.25) == doctest::Approx(0.5 * (1 + std::sqrt(0.5))));  // cos(pi/4) = 1/sqrt(2)
+    CHECK(cos0(0.5) == doctest::Approx(0.5));
+    CHECK(cos0(1) == doctest::Approx(0).epsilon(1e-12));
+    const cosine_decay cos_w{0.2};
+    CHECK(cos_w(0.1) == doctest::Approx(0.5));
+    CHECK(cos_w(0.6) == doctest::Approx(0.5));
+}
+
+TEST_CASE("batch ramp: whole micro-batches, 8192 at p = 0.6") {
+    const batch_ramp r{512, 8192, 0.6};
+    // s(p) = 512 + 7680 p / 0.6; accumulation = floor(s / 512)
+    CHECK(r.accumulation(0) == 1);
+    CHECK(r.accumulation(0.03) == 1);  // s = 896
+    CHECK(r.accumulation(0.04) == 2);  // s = 1024 exactly
+    CHECK(r.accumulation(0.3) == 8);   // s = 4352 -> 8.5
+    CHECK(r.accumulation(0.59) == 15); // s = 8064 -> 15.75
+    CHECK(r.accumulation(0.6) == 16);
+    CHECK(r.accumulation(1.0) == 16);
+    CHECK(r.sequences(0.6) == 8192);
+    for (int i = 0; i <= 100; ++i) {
+        const double p = i / 100.0;
+        const double s = std::min(8192.0, 512 + 7680 * p / 0.6);
+        INFO("p = " << p);
+        CHECK(r.accumulation(p) == std::max(1, int(std::floor(s / 512 + 1e-9))));
+        if (i > 0) CHECK(r.accumulation(p) >= r.accumulation(p - 0.01));  // never shrinks
+    }
+    const batch_ramp odd{3, 10, 0.5};
+    CHECK(odd.final_accumulation() == 3);  // floor(10 / 3): 9 sequences
+    CHECK(odd.accumulation(0.25) == 2);    // s = 3 + 7 * 0.5 = 6.5 -> 2
+    const batch_ramp big_micro{64, 32, 0.6};
+    CHECK(big_micro.accumulation(0.9) == 1);
+    const batch_ramp instant{8, 64, 0.0};
+    CHECK(instant.accumulation(0) == 8);
+    CHECK(error_of([] { batch_ramp{0, 8, 0.5}.validate(); }).find("micro-batch must be positive") != std::string::npos);
+    CHECK(error_of([] { batch_ramp{8, 8, 1.5}.validate(); }).find("ramp end") != std::string::npos);
+}

@@ -1,0 +1,281 @@
+// The trainer loop on small models: a resumed run reproduces the uninterrupted run's losses bit for bit
+// (deterministic clock), the budget stop lands within a few percent of the budget (real clock),
+// non-finite steps are skipped and repeated ones stop the run with the last checkpoint intact, and bad
+// inputs give messages that say what to change.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cram/core/rng.hpp"
+#include "cram/cpu/backend.hpp"
+#include "cram/model/presets.hpp"
+#include "cram/train/trainer.hpp"
+#include "test_support.hpp"
+
+using namespace cram;
+using namespace cram::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr bert_config small = presets::test_pre_glu;  // vocab 23, seq 8
+using cpu_backend = cpu::backend<float>;
+
+// A corpus with structure (a noisy repeating pattern) so the loss has something to learn.
+memory_source make_source(int sequences = 64) {
+    std::vector<std::int32_t> toks;
+    std::uint32_t s = 12345;
+    for (int i = 0; i < sequences * small.max_seq; ++i) {
+        s = s * 1664525u + 1013904223u;
+        toks.push_back((s >> 28) < 3 ? 5 + std::int32_t((s >> 16) % 18) : 5 + (i % 7) * 2);
+    }
+    masking_options m;
+    m.vocab = small.vocab;
+    m.mask_id = 4;
+    m.random_low = 5;
+    return memory_source(std::move(toks), small.max_seq, m);
+}
+
+trainer_options base_options(const fs::path& out) {
+    trainer_options o;
+    o.ramp = {4, 16, 0.6};
+    o.out = out;
+    o.quiet = true;
+    o.keep = 2;
+    o.val_batches = 0;
+    o.checkpoint_every = 5.0;
+    return o;
+}
+
+// A clock that advances 0.25 s per micro-step: exact in binary, so elapsed times add up identically.
+struct step_clock {
+    double t = 0;
+    time_source source() {
+        return [this] { return t; };
+    }
+    void tick() { t += 0.25; }
+};
+
+std::string error_of(auto&& f) {
+    try {
+        f();
+    } catch (const cram::error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("a resumed run reproduces the uninterrupted losses exactly") {
+    const double budget = 40;  // 160 micro-steps of 0.25 s
+    std::vector<double> full_loss, full_lr;
+    std::vector<int> full_batch;
+    {
+        const auto dir = test::scratch_dir("train_resume_full");
+        auto data = make_source();
+        step_clock sc;
+        budget_clock clock(budget, sc.source());
+        auto o = base_options(dir);
+        o.after_micro_step = [&] { sc.tick(); };
+        o.on_step = [&](const step_record& r) {
+            full_loss.push_back(r.loss);
+            full_lr.push_back(r.lr);
+            full_batch.push_back(r.batch);
+        };
+        cpu_backend::context ctx;
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        CHECK(res.stop_reason == "budget");
+        CHECK(res.elapsed == budget);
+    }
+    REQUIRE(full_loss.size() > 20);
+    CHECK(full_batch.front() == 4);
+    CHECK(full_batch.back() == 16);
+    CHECK(full_loss.back() < full_loss.front());
+
+    std::vector<double> resumed_loss, resumed_lr;
+    const auto dir = test::scratch_dir("train_resume_split");
+    const std::int64_t split_at = 17;  // mid-ramp, between periodic checkpoints
+    {
+        auto data = make_source();
+        step_clock sc;
+        budget_clock clock(budget, sc.source());
+        auto o = base_options(dir);
+        o.max_steps = split_at;
+        o.after_micro_step = [&] { sc.tick(); };
+        o.on_step = [&](const step_record& r) { resumed_loss.push_back(r.loss); resumed_lr.push_back(r.lr); };
+        cpu_backend::context ctx;
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        CHECK(res.stop_reason == "max_steps");
+        CHECK(res.steps == split_at);
+    }
+    {
+        auto data = make_source();  // a fresh process: new source, model, clock
+        step_clock sc;
+        budget_clock clock(budget, sc.source());
+        auto o = base_options(dir);
+        o.resume = true;
+        o.after_micro_step = [&] { sc.tick(); };
+        o.on_step = [&](const step_record& r) { resumed_loss.push_back(r.loss); resumed_lr.push_back(r.lr); };
+        cpu_backend::context ctx;
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        CHECK(res.resumed);
+        CHECK(res.resumed_from_step == split_at);
+        CHECK(res.elapsed == budget);
+    }
+    REQUIRE(resumed_loss.size() == full_loss.size());
+    int mismatches = 0;
+    for (std::size_t i = 0; i < full_loss.size(); ++i) {
+        if (resumed_loss[i] != full_loss[i] || resumed_lr[i] != full_lr[i]) {
+            if (mismatches++ < 3)
+                MESSAGE("step " << i + 1 << ": full " << full_loss[i] << " resumed " << resumed_loss[i]);
+        }
+    }
+    CHECK(mismatches == 0);
+    // metrics.jsonl holds each step once, in order, after the resume rewrote its tail
+    std::ifstream in(dir / "metrics.jsonl");
+    std::string line;
+    std::int64_t expect = 1;
+    bool ordered = true;
+    while (std::getline(in, line)) {
+        const auto j = nlohmann::json::parse(line);
+        if (j.contains("event")) continue;
+        ordered &= j["step"].get<std::int64_t>() == expect++;
+    }
+    CHECK(ordered);
+    CHECK(expect - 1 == std::int64_t(full_loss.size()));
+    CHECK(fs::exists(dir / "loss.svg"));
+}
+
+TEST_CASE("a checkpoint from another configuration is refused, naming the difference") {
+    const auto dir = test::scratch_dir("train_resume_mismatch");
+    {
+        auto data = make_source();
+        step_clock sc;
+        budget_clock clock(10, sc.source());
+        auto o = base_options(dir);
+        o.max_steps = 3;
+        o.after_micro_step = [&] { sc.tick(); };
+        cpu_backend::context ctx;
+        train_mlm<small, cpu_backend>(ctx, data, o, clock);
+    }
+    auto data = make_source();
+    step_clock sc;
+    budget_clock clock(10, sc.source());
+    auto o = base_options(dir);
+    o.resume = true;
+    o.adamw.lr = 2e-3f;
+    o.after_micro_step = [&] { sc.tick(); };
+    cpu_backend::context ctx;
+    const auto msg = error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); });
+    CHECK(msg.find("different training configuration") != std::string::npos);
+    CHECK(msg.find("adamw.lr: checkpoint 0.001") != std::string::npos);
+    // and a fresh run refuses to write over it
+    o.resume = false;
+    o.adamw.lr = 1e-3f;
+    CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("pass --resume") != std::string::npos);
+}
+
+TEST_CASE("the budget stop lands within a few percent of the budget") {
+    const double budget = 1.5;
+    auto data = make_source();
+    auto o = base_options({});
+    o.checkpoint_every = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    budget_clock clock(budget);
+    cpu_backend::context ctx;
+    const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO("stopped at " << res.elapsed << " s, wall " << wall << " s, " << res.micro_steps << " micro-steps");
+    CHECK(res.stop_reason == "budget");
+    CHECK(res.elapsed >= budget);
+    CHECK(res.elapsed <= budget * 1.05);
+    CHECK(wall <= budget * 1.05 + 0.05);
+    CHECK(res.micro_steps > 10);
+}
+
+TEST_CASE("non-finite steps are skipped; repeated ones stop the run with the last checkpoint intact") {
+    SUBCASE("one bad step is skipped and training continues") {
+        auto data = make_source();
+        step_clock sc;
+        budget_clock clock(10, sc.source());
+        auto o = base_options({});
+        o.after_micro_step = [&] { sc.tick(); };
+        bool done = false;
+        o.corrupt_gradients = [&](float* g, std::size_t, std::int64_t step) {
+            if (step == 3 && !done) g[0] = std::numeric_limits<float>::quiet_NaN();
+            done |= step == 3;
+        };
+        int skipped_records = 0;
+        o.on_step = [&](const step_record& r) { skipped_records += r.skipped_step; };
+        cpu_backend::context ctx;
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        CHECK(res.skipped == 1);
+        CHECK(skipped_records == 1);
+        CHECK(std::isfinite(res.final_loss));
+        CHECK(res.steps > 5);
+    }
+    SUBCASE("five in a row stop the run; the checkpoint written before is untouched") {
+        const auto dir = test::scratch_dir("train_diverge");
+        auto data = make_source();
+        step_clock sc;
+        budget_clock clock(100, sc.source());
+        auto o = base_options(dir);
+        o.checkpoint_every = 2.0;
+        o.after_micro_step = [&] { sc.tick(); };
+        o.corrupt_gradients = [](float* g, std::size_t, std::int64_t step) {
+            if (step >= 10) g[1] = std::numeric_limits<float>::infinity();
+        };
+        cpu_backend::context ctx;
+        const auto msg = error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); });
+        CHECK(msg.find("training diverged: 5 optimizer steps in a row") != std::string::npos);
+        CHECK(msg.find("last good checkpoint is") != std::string::npos);
+        const auto ck = load_latest_checkpoint<float>(dir / "checkpoints", bert<small, cpu_backend>::layout());
+        REQUIRE(ck.has_value());
+        CHECK(ck->state["step"].get<int>() <= 10);
+        bool finite = true;
+        for (float x : ck->params) finite &= std::isfinite(x);
+        CHECK(finite);
+    }
+}
+
+TEST_CASE("bad inputs give messages that say what to change") {
+    cpu_backend::context ctx;
+    budget_clock clock(5);
+    auto o = base_options({});
+    SUBCASE("vocabulary mismatch") {
+        std::vector<std::int32_t> toks(64 * 8, 7);
+        masking_options m;
+        m.vocab = 30;
+        memory_source data(toks, 8, m);
+        CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); })
+                  .find("vocabulary has 30 tokens but the model needs exactly 23 (re-run prepare with --vocab-size 23") !=
+              std::string::npos);
+    }
+    SUBCASE("sequences longer than the model supports") {
+        std::vector<std::int32_t> toks(64 * 16, 7);
+        masking_options m;
+        m.vocab = 23;
+        memory_source data(toks, 16, m);
+        CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("at most 8") != std::string::npos);
+    }
+    SUBCASE("resume without a checkpoint") {
+        auto data = make_source();
+        o.out = test::scratch_dir("train_resume_none");
+        o.resume = true;
+        CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("no complete checkpoint") !=
+              std::string::npos);
+    }
+    SUBCASE("zero micro-batch") {
+        auto data = make_source();
+        o.ramp.micro_batch = 0;
+        CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("micro-batch must be positive") !=
+              std::string::npos);
+    }
+}
