@@ -83,6 +83,61 @@ TEST_CASE("activation bytes per sequence follow bert.hpp's buffers (hand count f
     CHECK(cu::fixed_bytes<C>() > cram::bert_layout<C>().buffer_size() * 18);
 }
 
+// cuBLASLt's documented semantics, on the host: D(i,j) = alpha sum_p op(A)(i,p) op(B)(p,j) + beta C(i,j), column-major
+// X(i,j) = x[i + j*ld], op T reads X(j,i), batch b offsets each operand by b * stride.
+void lt_reference(const cram::cuda::detail::gemm_key& key, float alpha, const float* a, const float* b, float beta,
+                  float* c) {
+    for (int bt = 0; bt < key.batch; ++bt) {
+        const float* ab = a + bt * key.stride_a;
+        const float* bb = b + bt * key.stride_b;
+        float* cb = c + bt * key.stride_c;
+        for (std::int64_t j = 0; j < key.n; ++j)
+            for (std::int64_t i = 0; i < key.m; ++i) {
+                double acc = 0;
+                for (std::int64_t p = 0; p < key.k; ++p) {
+                    const float av = key.op_a ? ab[p + i * key.lda] : ab[i + p * key.lda];
+                    const float bv = key.op_b ? bb[j + p * key.ldb] : bb[p + j * key.ldb];
+                    acc += double(av) * bv;
+                }
+                float& cij = cb[i + j * key.ldc];
+                cij = float(alpha * acc + (beta == 0.0f ? 0.0 : double(beta) * cij));
+            }
+    }
+}
+
+TEST_CASE("the row-major -> cuBLASLt column-major mapping computes the CPU oracle's gemm (host emulation)") {
+    // Exercises exactly what cram::cuda::gemm hands cuBLASLt (operand swap, ops, leading dimensions, batch
+    // strides, stored layout shapes) against cpu::gemm, with padded leading dimensions and batches.
+    cram::philox_stream rng(77, 0, 0);
+    for (int trial = 0; trial < 48; ++trial) {
+        const bool ta = trial & 1, tb = trial & 2;
+        const int batch = 1 + int(rng.next_below(3));
+        const cram::index_t m = 1 + rng.next_below(9), n = 1 + rng.next_below(9), k = 1 + rng.next_below(9);
+        const cram::index_t lda = (ta ? m : k) + rng.next_below(3), ldb = (tb ? k : n) + rng.next_below(3),
+                            ldc = n + rng.next_below(3);
+        const cram::index_t sa = (ta ? k : m) * lda + rng.next_below(4), sb = (tb ? n : k) * ldb + rng.next_below(4),
+                            sc = m * ldc + rng.next_below(4);
+        std::vector<float> a(static_cast<std::size_t>(sa * batch)), b(static_cast<std::size_t>(sb * batch)),
+            c(static_cast<std::size_t>(sc * batch));
+        for (auto& x : a) x = rng.next_uniform() - 0.5f;
+        for (auto& x : b) x = rng.next_uniform() - 0.5f;
+        for (auto& x : c) x = rng.next_uniform() - 0.5f;
+        const float alpha = 0.75f, beta = trial % 3 == 0 ? 0.0f : 1.0f;
+        std::vector<float> ref = c, got = c;
+        for (int bt = 0; bt < batch; ++bt)
+            cram::cpu::gemm<float>(ta, tb, m, n, k, alpha, a.data() + bt * sa, lda, b.data() + bt * sb, ldb, beta,
+                                   ref.data() + bt * sc, ldc);
+        const auto key = cram::cuda::detail::column_major_problem(ta, tb, m, n, k, lda, sa, ldb, sb, ldc, sc, batch);
+        const auto sh = cram::cuda::detail::stored_shapes_of(key);
+        INFO("trial " << trial << " ta " << ta << " tb " << tb << " m n k " << m << " " << n << " " << k);
+        CHECK(key.lda >= sh.a_rows);  // cuBLASLt rejects a layout whose ld is below its row count
+        CHECK(key.ldb >= sh.b_rows);
+        CHECK(key.ldc >= key.m);
+        lt_reference(key, alpha, b.data(), a.data(), beta, got.data());  // cuBLASLt's A is our B
+        for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::abs(got[i] - ref[i]) <= 1e-5f);
+    }
+}
+
 TEST_CASE("decoder chunking never holds more than its budget of logits") {
     CHECK(cu::decoder_chunk_rows(8192, 32768) == 1024);
     CHECK(cu::decoder_chunk_rows(100, 32768) == 100);

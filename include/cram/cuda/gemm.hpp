@@ -27,6 +27,36 @@ inline int pointer_alignment(const void* p) {
     return align;
 }
 
+// The cuBLASLt (column-major) problem for a row-major C[m,n] = op(A) op(B): a row-major matrix is its
+// transpose in column-major, so C^T[n,m] = op(B)^T[n,k] op(A)^T[k,m] and cuBLASLt's A is our B and vice
+// versa. Shape fields only; types, epilogue and alignments are filled by the caller.
+inline gemm_key column_major_problem(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t lda,
+                                     index_t stride_a, index_t ldb, index_t stride_b, index_t ldc, index_t stride_c,
+                                     int batch) {
+    gemm_key key{};
+    key.op_a = trans_b ? 1 : 0;
+    key.op_b = trans_a ? 1 : 0;
+    key.m = n;
+    key.n = m;
+    key.k = k;
+    key.lda = ldb;
+    key.ldb = lda;
+    key.ldc = ldc;
+    key.stride_a = stride_b;
+    key.stride_b = stride_a;
+    key.stride_c = stride_c;
+    key.batch = batch;
+    return key;
+}
+
+// Rows and columns of the stored (pre-transpose) column-major operands, as the layouts describe them.
+struct stored_shapes {
+    std::int64_t a_rows, a_cols, b_rows, b_cols;
+};
+inline stored_shapes stored_shapes_of(const gemm_key& key) {
+    return {key.op_a ? key.k : key.m, key.op_a ? key.m : key.k, key.op_b ? key.n : key.k, key.op_b ? key.k : key.n};
+}
+
 inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t type_ab, cudaDataType_t type_c,
                             cudaDataType_t type_bias) {
     auto& plans = ctx.gemm_plans();
@@ -46,10 +76,11 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
                 cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
         }
         // stored shapes: op N -> rows x cols = (m|k) x (k|n) as used; op T -> the transpose
-        const std::uint64_t a_rows = key.op_a ? key.k : key.m, a_cols = key.op_a ? key.m : key.k;
-        const std::uint64_t b_rows = key.op_b ? key.n : key.k, b_cols = key.op_b ? key.k : key.n;
-        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, type_ab, a_rows, a_cols, key.lda));
-        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, type_ab, b_rows, b_cols, key.ldb));
+        const stored_shapes sh = stored_shapes_of(key);
+        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, type_ab, std::uint64_t(sh.a_rows),
+                                                     std::uint64_t(sh.a_cols), key.lda));
+        CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, type_ab, std::uint64_t(sh.b_rows),
+                                                     std::uint64_t(sh.b_cols), key.ldb));
         CRAM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, type_c, key.m, key.n, key.ldc));
         if (key.batch > 1) {
             const std::int32_t count = key.batch;
@@ -107,20 +138,8 @@ void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_
     CRAM_CHECK(a && b && c, "gemm: null matrix pointer (m=", m, " n=", n, " k=", k, ")");
     CRAM_CHECK(lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n) && ldc >= n, "gemm: leading dimensions lda=", lda,
                " ldb=", ldb, " ldc=", ldc, " too small for m=", m, " n=", n, " k=", k);
-    // column-major: C^T[n,m] = op(B)^T[n,k] * op(A)^T[k,m]; cuBLASLt's A is our B and vice versa
-    detail::gemm_key key{};
-    key.op_a = trans_b ? 1 : 0;
-    key.op_b = trans_a ? 1 : 0;
-    key.m = n;
-    key.n = m;
-    key.k = k;
-    key.lda = ldb;
-    key.ldb = lda;
-    key.ldc = ldc;
-    key.stride_a = stride_b;
-    key.stride_b = stride_a;
-    key.stride_c = stride_c;
-    key.batch = batch;
+    detail::gemm_key key = detail::column_major_problem(trans_a, trans_b, m, n, k, lda, stride_a, ldb, stride_b, ldc,
+                                                       stride_c, batch);
     key.type_ab = int(cuda_type<AB>());
     key.type_c = int(cuda_type<CD>());
     key.epilogue = int(bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
