@@ -1,0 +1,114 @@
+// `cram_bert_24h run`: the whole pipeline in one command: prepare (corpus -> vocabulary + shards, not
+// counted against the budget) -> train (the budget) -> GLUE report when --glue-dir is given and this
+// build has the GLUE command. Files: OUT/data (dataset), OUT/run (checkpoints, metrics, loss.svg).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app_run.hpp"
+#include "app_train_cli.hpp"
+#include "commands.hpp"
+#include "cram/data/prepare.hpp"
+
+
+namespace {
+
+const bool registered = cram::app::register_command(50, [](CLI::App& app) {
+    auto* cmd = app.add_subcommand("run", "Prepare a corpus, train under the budget, then (with --glue-dir) evaluate on GLUE");
+    struct args {
+        cram::app::train_settings s;
+        std::vector<std::string> corpus;
+        std::string out, format = "auto", glue_dir;
+        int vocab_size = 0;
+        std::int64_t max_docs = 0;
+        int prepare_threads = 0;
+    };
+    auto a = std::make_shared<args>();
+    cmd->add_option("--corpus", a->corpus, "Corpus files (*.jsonl, *.jsonl.zst, *.txt, *.txt.zst)")->required()->expected(1, -1);
+    cmd->add_option("--out", a->out, "Output directory: data/ (dataset) and run/ (training)")->required();
+    cmd->add_option("--budget", a->s.budget, "Training budget (24h, 90m, 45s, 1h30m)")->required();
+    cmd->add_option("--preset", a->s.preset, "Model preset")
+        ->check(CLI::IsMember({"crammed_bert", "bert_base", "crammed_mini", "crammed_tiny"}))->capture_default_str();
+    cmd->add_option("--device", a->s.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
+    cmd->add_option("--micro-batch", a->s.micro_batch, "Sequences per forward/backward (0: pick)")->capture_default_str();
+    cmd->add_option("--batch-target", a->s.batch_target, "Sequences per optimizer step after the ramp")->capture_default_str();
+    cmd->add_option("--ramp-end", a->s.ramp_end, "Budget fraction where the batch reaches its target")->capture_default_str();
+    cmd->add_option("--lr", a->s.lr, "Peak learning rate")->capture_default_str();
+    cmd->add_option("--schedule", a->s.schedule, "Learning-rate schedule")
+        ->check(CLI::IsMember({"budget-triangle2", "one-cycle", "linear", "cosine"}))->capture_default_str();
+    cmd->add_option("--seed", a->s.seed, "Seed")->capture_default_str();
+    cmd->add_option("--checkpoint-every", a->s.checkpoint_every, "Budget time between checkpoints")->capture_default_str();
+    cmd->add_option("--threads", a->s.threads, "CPU threads for training (0: all cores)")->capture_default_str();
+    cmd->add_flag("--resume", a->s.resume, "Reuse OUT/data and continue the newest checkpoint in OUT/run");
+    cmd->add_option("--vocab-size", a->vocab_size, "Vocabulary to train (0: the preset's)")->capture_default_str();
+    cmd->add_option("--max-docs", a->max_docs, "Read at most this many documents (0: all)")->capture_default_str();
+    cmd->add_option("--format", a->format, "Corpus format: auto, jsonl, text, text-blocks")
+        ->check(CLI::IsMember({"auto", "jsonl", "text", "text-blocks"}))->capture_default_str();
+    cmd->add_option("--glue-dir", a->glue_dir, "GLUE data directory: evaluate the trained model when given");
+    cmd->add_flag("--quiet", a->s.quiet, "No progress lines");
+    cmd->callback([a] {
+        namespace fs = std::filesystem;
+        auto& s = a->s;
+        const fs::path out(a->out);
+        const fs::path data_dir = out / "data", run_dir = out / "run";
+        const int vocab = a->vocab_size > 0 ? a->vocab_size : cram::app::preset_vocab(s.preset);
+        CRAM_CHECK(vocab == cram::app::preset_vocab(s.preset), "--vocab-size ", vocab, " does not match preset ", s.preset,
+                   ", which needs ", cram::app::preset_vocab(s.preset), " (leave --vocab-size out to use the preset's)");
+        cram::train::parse_duration(s.budget);  // fail on a bad budget before the long preparation
+        // 1. prepare (preprocessing: not part of the budget); reused when a finished one is there
+        if (s.resume && fs::exists(data_dir / cram::data::dataset_summary_name)) {
+            std::fprintf(stderr, "run: reusing the dataset in %s\n", data_dir.string().c_str());
+        } else {
+            CRAM_CHECK(!fs::exists(data_dir / cram::data::dataset_summary_name), "run: ", data_dir.string(),
+                       " already holds a dataset: pass --resume to continue that run, or choose a new --out");
+            cram::data::prepare_options p;
+            for (const auto& c : a->corpus) p.corpus.emplace_back(c);
+            p.out = data_dir;
+            p.vocab_size = vocab;
+            p.max_docs = a->max_docs;
+            p.reader.format = cram::data::parse_corpus_format(a->format);
+            std::string last_phase;
+            auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+            const bool quiet = s.quiet;
+            std::fprintf(stderr, "run: 1/2 prepare (not counted against the budget) -> %s\n", data_dir.string().c_str());
+            const auto sum = cram::data::prepare_dataset(p, [&](const cram::data::prepare_progress& pr) {
+                const auto now = std::chrono::steady_clock::now();
+                if (quiet || (pr.phase == last_phase && now - last < std::chrono::seconds(2))) return;
+                last = now;
+                last_phase = pr.phase;
+                if (pr.fraction >= 0)
+                    std::fprintf(stderr, "prepare: %s %.0f%%\n", pr.phase.c_str(), 100 * pr.fraction);
+                else
+                    std::fprintf(stderr, "prepare: %s: %lld documents, %.1f MB\n", pr.phase.c_str(),
+                                 static_cast<long long>(pr.documents), static_cast<double>(pr.bytes) / 1e6);
+            });
+            std::fprintf(stderr, "prepare: %lld documents (%lld filtered) -> %lld training + %lld validation sequences in %.1f s\n",
+                         static_cast<long long>(sum.documents), static_cast<long long>(sum.filtered),
+                         static_cast<long long>(sum.train_blocks), static_cast<long long>(sum.val_blocks), sum.seconds);
+        }
+        // 2. train: the budget clock starts here
+        std::fprintf(stderr, "run: 2/2 train -> %s\n", run_dir.string().c_str());
+        s.data = data_dir.string();
+        s.out = run_dir.string();
+        s.start_time = cram::train::steady_seconds();
+        const int rc = cram::app::train_on_device(s);
+        if (rc != 0) throw CLI::RuntimeError(rc);
+        // 3. GLUE, when asked for and available
+        if (!a->glue_dir.empty()) {
+            auto& glue = cram::app::run_glue_hook();
+            if (!glue) {
+                std::fprintf(stderr, "run: --glue-dir given, but this build has no GLUE evaluation yet; skipped\n");
+                return;
+            }
+            const auto ck = cram::train::list_checkpoints(run_dir / "checkpoints");
+            CRAM_CHECK(!ck.empty(), "run: no checkpoint in ", (run_dir / "checkpoints").string(), " to evaluate");
+            const int grc = glue({run_dir, ck.front(), data_dir, a->glue_dir, out / "glue", s.preset, s.device, s.seed});
+            if (grc != 0) throw CLI::RuntimeError(grc);
+        }
+    });
+});
+
+}  // namespace
