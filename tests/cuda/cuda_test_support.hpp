@@ -99,6 +99,16 @@ inline void check_close(const char* what, const std::vector<float>& got, const s
     CHECK(got_norm > 0);
 }
 
+// The same with the absolute tolerance a fraction of the reference's RMS: for outputs whose typical size
+// is far from 1 (an absolute 1e-2 would hide a 25 % error in values of 0.04).
+inline void check_close_scaled(const char* what, const std::vector<float>& got, const std::vector<float>& ref,
+                               double atol_fraction_of_rms, double rtol) {
+    double ss = 0;
+    for (float r : ref) ss += double(r) * r;
+    const double rms = ref.empty() ? 0.0 : std::sqrt(ss / double(ref.size()));
+    check_close(what, got, ref, atol_fraction_of_rms * rms, rtol);
+}
+
 // ||got - ref|| / ||ref||: for whole-model gradients, where bf16 makes tiny elements noisy.
 inline double relative_error(const std::vector<float>& got, const std::vector<float>& ref) {
     double d = 0, n = 0;

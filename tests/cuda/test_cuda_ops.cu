@@ -207,7 +207,19 @@ TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with k
                                         s.batch, s.seq, s.heads, s.hd);
         check_close("attention probs", got_probs, probs, 2e-3, 1e-2);
         check_close("attention out", download_f(ctx, gout.data(), out.size()), out, 1e-2, 1e-2);
-        check_close("attention dqkv", download_f(ctx, gdqkv.data(), dqkv.size()), dqkv, 1e-2, 2e-2);
+        // q, k and v parts separately, each against its own scale (dQ and dK are ~100x smaller than dV)
+        const auto got_d = download_f(ctx, gdqkv.data(), dqkv.size());
+        const char* names[3] = {"attention dq", "attention dk", "attention dv"};
+        for (int part = 0; part < 3; ++part) {
+            std::vector<float> g, r;
+            for (index_t row = 0; row < rows; ++row)
+                for (index_t c = 0; c < h; ++c) {
+                    const auto i = static_cast<std::size_t>(row * 3 * h + part * h + c);
+                    g.push_back(got_d[i]);
+                    r.push_back(dqkv[i]);
+                }
+            check_close_scaled(names[part], g, r, 2e-2, 2e-2);
+        }
     }
 }
 
@@ -343,7 +355,7 @@ TEST_CASE("cuda losses: cross-entropy with ignored rows, squared error, fused sp
                                            ghid.data(), gw.data(), s.bias ? gb.data() : nullptr, gt.data(), s.n, s.h,
                                            s.vocab, dscale);
         check_close("decoder loss", download(ctx, gloss.data(), 1), {float(loss)}, 1e-2, 2e-3);
-        check_close("decoder dhidden", download_f(ctx, gdh.data(), dh.size()), dh, 1e-4, 2e-2);
+        check_close_scaled("decoder dhidden", download_f(ctx, gdh.data(), dh.size()), dh, 2e-2, 2e-2);
         CHECK(relative_error(download(ctx, gdw.data(), dw.size()), dw) < 2e-2);
         if (s.bias) check_close("decoder dbias", download(ctx, gdb.data(), db.size()), db, 1e-5, 2e-2);
         // evaluation: loss only, same value
