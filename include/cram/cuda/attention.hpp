@@ -416,8 +416,9 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
                   sd = seq * head_dim;
     if constexpr (std::is_same_v<T, cram::bf16>) {
         constexpr int D = 64, SMAX = 128;
-        if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv)) {
-            constexpr std::size_t smem = (64 * D + 2 * SMAX * D) * 2 + 4 * 16 * SMAX * (4 + 2);
+        constexpr std::size_t smem = (64 * D + 2 * SMAX * D) * 2 + 4 * 16 * SMAX * (4 + 2);
+        if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
+            ctx.props().sharedMemPerBlockOptin >= smem) {
             static bool configured = false;  // per process; the attribute is per device function
             if (!configured) {
                 CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_fused_kernel<D, SMAX>,
@@ -466,9 +467,9 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
                   sd = seq * head_dim;
     if constexpr (std::is_same_v<T, cram::bf16>) {
         constexpr int D = 64, SMAX = 128;
+        constexpr std::size_t smem = (4 * SMAX * D + SMAX * SMAX) * 2 + (SMAX / 16) * 16 * SMAX * 4;
         if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
-            aligned16(dout) && aligned16(dqkv)) {
-            constexpr std::size_t smem = (4 * SMAX * D + SMAX * SMAX) * 2 + (SMAX / 16) * 16 * SMAX * 4;
+            aligned16(dout) && aligned16(dqkv) && ctx.props().sharedMemPerBlockOptin >= smem) {  // 160 KiB
             static bool configured = false;
             if (!configured) {
                 CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_backward_fused_kernel<D, SMAX>,
