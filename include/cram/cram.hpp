@@ -16,7 +16,17 @@
 #include "cram/model/masking.hpp"
 #include "cram/model/parameters.hpp"
 #include "cram/model/presets.hpp"
+#include "cram/train/batch_source.hpp"
+#include "cram/train/budget.hpp"
+#include "cram/train/checkpoint.hpp"
+#include "cram/train/dataset_source.hpp"
+#include "cram/train/file_io.hpp"
+#include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
+#include "cram/train/safetensors.hpp"
+#include "cram/train/schedule.hpp"
+#include "cram/train/trainer.hpp"
+#include "cram/data/all.hpp"
 
 #if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)
 #include "cram/cuda/cuda.hpp"
