@@ -11,7 +11,8 @@ namespace {
 template <cram::bert_config C>
 int pick(int seq) {
     cram::cuda::context ctx(0, std::size_t(1) << 20);
-    return cram::cuda::pick_micro_batch<C>(ctx, seq).micro_batch;
+    // a power of two: it divides the recipe's 8192-sequence batch evenly
+    return cram::cuda::pick_micro_batch<C>(ctx, seq, 8, 4096, true).micro_batch;
 }
 
 const bool registered = [] {

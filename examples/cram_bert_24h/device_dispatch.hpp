@@ -27,7 +27,8 @@ struct cuda_device_info {
 struct cuda_hooks {
     std::function<cuda_device_info()> probe;
     // The micro-batch that fills the GPU for a preset ("crammed_bert", "crammed_mini", "crammed_tiny",
-    // "bert_base") at a sequence length; throws cram::error when not even one sequence fits.
+    // "bert_base") at a sequence length, a power of two (it divides the 8192-sequence batch); throws
+    // cram::error when not even one sequence fits.
     std::function<int(const std::string& preset, int seq)> pick_micro_batch;
 };
 

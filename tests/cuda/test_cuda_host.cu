@@ -60,6 +60,8 @@ TEST_CASE("micro-batch planner: hand-derived sizes, multiples of the granularity
     CHECK(cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 512).micro_batch == 512);
     CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 100 * mib, gib, 8).micro_batch == 8);  // (1.84-1) GiB / 100 MiB = 8.6
     CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8).micro_batch == 2);  // fewer than 8 fit: all that fit
+    CHECK(cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 4096, 0.92, true).micro_batch == 1024);
+    CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8, 4096, 0.92, true).micro_batch == 2);
     try {
         cu::pick_micro_batch(gib, gib, 10 * mib, gib, 8);
         FAIL("no throw");

@@ -54,9 +54,11 @@ struct micro_batch_plan {
 
 // The largest multiple of `granularity` sequences whose activations fit in `usable` (a fraction of the
 // free memory) after the fixed bytes. Throws, saying how much is missing, when not even one fits.
+// With power_of_two the result is the largest power of two that fits instead (it divides the recipe's
+// 8192-sequence batch, so gradient accumulation needs no ragged last micro-step).
 inline micro_batch_plan pick_micro_batch(std::size_t free_bytes, std::size_t total_bytes, std::size_t per_sequence,
                                          std::size_t fixed, int granularity = 8, int max_batch = 4096,
-                                         double usable = 0.92) {
+                                         double usable = 0.92, bool power_of_two = false) {
     CRAM_CHECK(per_sequence > 0 && granularity > 0, "pick_micro_batch: bad arguments");
     micro_batch_plan p{0, free_bytes, total_bytes, per_sequence, fixed};
     const double avail = static_cast<double>(free_bytes) * usable - static_cast<double>(fixed);
@@ -67,18 +69,24 @@ inline micro_batch_plan pick_micro_batch(std::size_t free_bytes, std::size_t tot
                    "smaller preset or shorter sequences");
     long b = fit >= granularity ? fit / granularity * granularity : fit;
     if (b > max_batch) b = max_batch / granularity * granularity;
+    if (power_of_two) {
+        long pw = 1;
+        while (pw * 2 <= b) pw *= 2;
+        b = pw;
+    }
     p.micro_batch = static_cast<int>(b);
     return p;
 }
 
 // The same for model C on the context's device, from the memory free right now.
 template <bert_config C>
-micro_batch_plan pick_micro_batch(context& ctx, int seq = C.max_seq, int granularity = 8, int max_batch = 4096) {
+micro_batch_plan pick_micro_batch(context& ctx, int seq = C.max_seq, int granularity = 8, int max_batch = 4096,
+                                  bool power_of_two = false) {
     std::size_t free_b = 0, total_b = 0;
     CRAM_CUDA_CHECK(cudaSetDevice(ctx.device()));
     CRAM_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return pick_micro_batch(free_b, total_b, activation_bytes_per_sequence<C>(seq), fixed_bytes<C>(), granularity,
-                            max_batch);
+                            max_batch, 0.92, power_of_two);
 }
 
 }  // namespace cram::cuda
