@@ -13,6 +13,7 @@
 #include "cram/model/bert.hpp"
 #include "cram/model/classifier.hpp"
 #include "cram/model/config.hpp"
+#include "cram/model/loss_meter.hpp"
 #include "cram/model/masking.hpp"
 #include "cram/model/parameters.hpp"
 #include "cram/model/presets.hpp"

@@ -15,6 +15,7 @@
 #include "cram/cpu/backend.hpp"
 #include "cram/model/batch.hpp"
 #include "cram/model/config.hpp"
+#include "cram/model/loss_meter.hpp"
 #include "cram/model/parameters.hpp"
 
 namespace cram {
@@ -168,14 +169,7 @@ public:
     void mlm_forward(const mlm_batch& b) { mlm_head(b, {}, false, 1.0f); }
 
     // Mean MLM loss per masked token over the calls since the last take (synchronises a device backend).
-    double take_mlm_loss() {
-        param_t sum{};
-        Backend::to_host(ctx_, &sum, loss_sum_.data(), 1);
-        Backend::zero(ctx_, loss_sum_.data(), 1);
-        const double mean = loss_count_ > 0 ? static_cast<double>(sum) / static_cast<double>(loss_count_) : 0.0;
-        loss_count_ = 0;
-        return mean;
-    }
+    double take_mlm_loss() { return loss_.take(ctx_); }
 
 private:
     struct layer_acts {
@@ -241,8 +235,6 @@ private:
             head_rstd_ = buffer<stat_t>(n);
         }
         dense_labels_ = buffer<std::int32_t>(C.sparse_prediction ? 0 : n);
-        loss_sum_ = buffer<param_t>(1);
-        Backend::zero(ctx_, loss_sum_.data(), 1);
         // backward scratch, shared by all layers
         d_top_ = buffer<act_t>(n * h);
         d_res_ = buffer<act_t>(n * h);
@@ -408,10 +400,10 @@ private:
                                        w_.head_norm_w, w_.head_norm_b, r, h, stat_t(C.norm_eps));
             dec_in = head_ln_.data();
         }
-        loss_count_ += b.num_masked;
+        loss_.count(b.num_masked);
         const param_t dscale = param_t(loss_scale / static_cast<float>(b.num_masked));
         act_t* d_dec = train ? d_scratch_h_.data() : nullptr;
-        Backend::decoder_cross_entropy(ctx_, loss_sum_.data(), d_dec, train ? g_.decoder_w : nullptr,
+        Backend::decoder_cross_entropy(ctx_, loss_.sum(), d_dec, train ? g_.decoder_w : nullptr,
                                        train ? g_.decoder_b : nullptr, dec_in, w_.decoder_w, w_.decoder_b, targets, r,
                                        h, index_t(C.vocab), dscale);
         if (!train) return;
@@ -449,8 +441,7 @@ private:
     buffer<act_t> head_in_, head_t_, head_g_, head_ln_;
     buffer<stat_t> head_mean_, head_rstd_;
     buffer<std::int32_t> dense_labels_;
-    buffer<param_t> loss_sum_;
-    std::int64_t loss_count_ = 0;
+    loss_meter<Backend> loss_{ctx_};
     buffer<act_t> d_top_, d_res_, d_scratch_h_, d_branch_, d_ln_, d_att_, d_qkv_, d_ffn_act_, d_ffn_pre_;
 };
 

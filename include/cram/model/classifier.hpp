@@ -46,8 +46,6 @@ public:
         d_cls_ = buffer<act_t>(b * C.hidden);
         labels_dev_ = buffer<std::int32_t>(b);
         targets_dev_ = buffer<float>(b);
-        loss_sum_ = buffer<param_t>(1);
-        Backend::zero(ctx_, loss_sum_.data(), 1);
         zero_grads();
     }
 
@@ -79,15 +77,15 @@ public:
         if (regression()) {
             CRAM_CHECK(host_targets, "a regression head needs float targets");
             Backend::to_device(ctx_, targets_dev_.data(), host_targets, nb);
-            Backend::squared_error(ctx_, loss_sum_.data(), d_logits_.data(), logits_.data(), targets_dev_.data(), nb,
+            Backend::squared_error(ctx_, loss_.sum(), d_logits_.data(), logits_.data(), targets_dev_.data(), nb,
                                    dscale);
         } else {
             CRAM_CHECK(host_labels, "a classification head needs integer labels");
             Backend::to_device(ctx_, labels_dev_.data(), host_labels, nb);
-            Backend::cross_entropy(ctx_, loss_sum_.data(), d_logits_.data(), logits_.data(), labels_dev_.data(), nb,
+            Backend::cross_entropy(ctx_, loss_.sum(), d_logits_.data(), logits_.data(), labels_dev_.data(), nb,
                                    index_t(labels_), dscale);
         }
-        loss_count_ += nb;
+        loss_.count(nb);
         const index_t inner = C.classifier_hidden, h = C.hidden;
         Backend::linear_backward(ctx_, d_inner_.data(), g_.out_w, g_.out_b, d_logits_.data(), drop_.data(), w_.out_w,
                                  nb, inner, index_t(labels_));
@@ -117,14 +115,7 @@ public:
     }
 
     // Mean loss per example since the last take (synchronises a device backend).
-    double take_loss() {
-        param_t sum{};
-        Backend::to_host(ctx_, &sum, loss_sum_.data(), 1);
-        Backend::zero(ctx_, loss_sum_.data(), 1);
-        const double mean = loss_count_ > 0 ? static_cast<double>(sum) / static_cast<double>(loss_count_) : 0.0;
-        loss_count_ = 0;
-        return mean;
-    }
+    double take_loss() { return loss_.take(ctx_); }
 
 private:
     static constexpr std::uint32_t dropout_stream = 0xC1A5u;  // distinct from the encoder's streams
@@ -157,8 +148,7 @@ private:
     buffer<std::int32_t> cls_rows_, labels_dev_;
     buffer<float> targets_dev_;
     buffer<act_t> cls_, dense_, tanh_, drop_, logits_, d_logits_, d_inner_, d_inner2_, d_cls_;
-    buffer<param_t> loss_sum_;
-    std::int64_t loss_count_ = 0;
+    loss_meter<Backend> loss_{ctx_};
 };
 
 }  // namespace cram
