@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End to end through the real binary, as a user runs it: prepare real Wikipedia text, tokenize,
+# train under a wall-clock budget, interrupt and --resume, the errors a user meets, then GLUE.
+# Needs ../shared/data (wiki/ and glue/); exits 77 (ctest: skipped) with a loud line without it.
+#   usage: e2e.sh APP SHARED_DATA WORK_DIR
+set -euo pipefail
+app=$1 data=$2 work=$3
+wiki=$data/wiki/wiki-00.jsonl.zst
+if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
+  echo "SKIPPED: shared data missing ($wiki or $data/glue/RTE)"
+  exit 77
+fi
+rm -rf "$work" && mkdir -p "$work"
+step() { echo; echo "=== $*"; }
+expect_fail() {  # expect_fail "message fragment" command...: must exit non-zero and say the fragment
+  local want=$1; shift
+  if "$@" > "$work/out.txt" 2>&1; then echo "FAIL: expected an error from: $*"; cat "$work/out.txt"; exit 1; fi
+  grep -qF -- "$want" "$work/out.txt" || { echo "FAIL: error from '$*' lacks '$want':"; cat "$work/out.txt"; exit 1; }
+  echo "ok: '$*' -> $(head -c 300 "$work/out.txt" | tr '\n' ' ')"
+}
+
+step "prepare: 400 Wikipedia articles -> 8192-token vocabulary + shards"
+"$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 400 --vocab-size 8192 --quiet
+for f in vocab.txt tokenizer_config.json summary.json; do test -s "$work/data/$f"; done
+ls "$work/data"/train-*.shard > /dev/null
+
+step "tokenize: ids for a known word, no special tokens"
+ids=$(echo "the" | "$app" tokenize --vocab "$work/data/vocab.txt")
+want=$(grep -nxF "the" "$work/data/vocab.txt" | cut -d: -f1)
+[ "$ids" = "$((want - 1))" ] || { echo "FAIL: 'the' -> '$ids', vocab.txt line $want"; exit 1; }
+
+step "train: interrupted after 3 steps, then resumed to the end of a 25 s budget"
+"$app" train --data "$work/data" --out "$work/run" --budget 25s --preset crammed_tiny --device cpu \
+  --micro-batch 4 --batch-target 16 --max-steps 3 --quiet
+ls -d "$work/run"/checkpoints/* > /dev/null 2>&1 || ls -R "$work/run" | head
+expect_fail "--resume" "$app" train --data "$work/data" --out "$work/run" --budget 25s --preset crammed_tiny \
+  --device cpu --micro-batch 4 --batch-target 16 --quiet
+expect_fail "budget" "$app" train --data "$work/data" --out "$work/run" --budget 50s --preset crammed_tiny \
+  --device cpu --micro-batch 4 --batch-target 16 --resume --quiet
+"$app" train --data "$work/data" --out "$work/run" --budget 25s --preset crammed_tiny --device cpu \
+  --micro-batch 4 --batch-target 16 --resume --quiet
+test -s "$work/run/metrics.jsonl" && test -s "$work/run/loss.svg"
+python3 - "$work/run/metrics.jsonl" <<'PY'
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+steps = [r for r in rows if "loss" in r and isinstance(r.get("loss"), (int, float))]
+assert len(steps) >= 4, f"expected several logged steps, got {len(steps)}"
+first, last = steps[0]["loss"], steps[-1]["loss"]
+print(f"metrics: {len(steps)} logged steps, loss {first:.3f} -> {last:.3f} (ln 8192 = {math.log(8192):.3f})")
+assert last < first, "the loss did not go down"
+PY
+
+step "errors a user meets"
+expect_fail "vocab" "$app" train --data "$work/data" --out "$work/run2" --budget 5s --preset crammed_mini --device cpu
+expect_fail "$work/nope" "$app" train --data "$work/nope" --out "$work/run3" --budget 5s --preset crammed_tiny
+expect_fail "1q" "$app" train --data "$work/data" --out "$work/run4" --budget 1q --preset crammed_tiny
+expect_fail "missing.jsonl" "$app" prepare --corpus "$work/missing.jsonl" --out "$work/data2"
+if ! command -v nvidia-smi > /dev/null; then
+  expect_fail "cuda" "$app" train --data "$work/data" --out "$work/run5" --budget 5s --preset crammed_tiny --device cuda
+fi
+
+if "$app" --help 2>&1 | grep -qE "^ +glue "; then
+  step "glue: RTE from the checkpoint, one seed, one epoch, capped training set"
+  "$app" glue --checkpoint "$work/run" --glue-dir "$data/glue" --out "$work/glue" --tasks RTE --seeds 1 \
+    --epochs 1 --max-train 64 --device cpu
+  ls "$work/glue"
+fi
+echo; echo "e2e: all steps passed"
