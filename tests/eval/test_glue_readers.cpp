@@ -1,0 +1,237 @@
+// GLUE readers: row counts and label sets of the five shared tasks (../shared/data/glue, counts from its
+// README), first rows checked against the files as read by eye; hand-made files in the official layouts of
+// QQP (malformed rows skipped and counted), MNLI (three files), QNLI and WNLI; file:line errors.
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+
+#include "cram/eval/glue_tasks.hpp"
+#include "test_support.hpp"
+
+using namespace cram::eval;
+
+namespace {
+std::filesystem::path write_file(const std::filesystem::path& dir, const std::string& task, const std::string& split,
+                                 const std::string& content) {
+    std::filesystem::create_directories(dir / task);
+    const auto p = dir / task / (split + ".tsv");
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const cram::error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::set<int> label_set(const glue_split& s) {
+    std::set<int> out;
+    for (const auto& e : s.examples) out.insert(e.label);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("registry: nine tasks, labels, metrics, lookup by loose name") {
+    CHECK(glue_tasks().size() == 9);
+    CHECK(glue_task("sst2").name == "SST-2");
+    CHECK(glue_task("STSB").regression());
+    CHECK(glue_task("mnli").num_labels == 3);
+    CHECK(glue_task("MNLI").dev_splits == std::vector<std::string>{"dev_matched", "dev_mismatched"});
+    CHECK(glue_task("CoLA").metrics.front() == "mcc");
+    CHECK(glue_task("QQP").metrics.front() == "f1");
+    CHECK(glue_task("MRPC").metrics.front() == "f1");
+    CHECK(glue_task("STS-B").metrics == std::vector<std::string>{"pearson", "spearman"});
+    CHECK_FALSE(glue_task("CoLA").pair);
+    CHECK_FALSE(glue_task("SST-2").pair);
+    CHECK(glue_task("RTE").pair);
+    CHECK(error_of([] { glue_task("SQuAD"); }).find("unknown GLUE task 'SQuAD'") != std::string::npos);
+}
+
+TEST_CASE("shared GLUE tasks: row counts, label sets, first rows") {
+    if (!cram::test::have_shared_data("glue/CoLA/train.tsv")) return;
+    const auto dir = cram::test::shared_data() / "glue";
+    struct expect {
+        const char* task;
+        std::size_t train, dev;
+    };
+    for (const expect& e : {expect{"CoLA", 8551, 1043}, expect{"SST-2", 67349, 872}, expect{"MRPC", 3668, 408},
+                            expect{"STS-B", 5749, 1500}, expect{"RTE", 2490, 277}}) {
+        CAPTURE(e.task);
+        const auto& info = glue_task(e.task);
+        const auto train = read_glue_split(dir, info, "train");
+        const auto dev = read_glue_split(dir, info, "dev");
+        CHECK(train.examples.size() == e.train);
+        CHECK(dev.examples.size() == e.dev);
+        CHECK(train.skipped == 0);
+        CHECK(dev.skipped == 0);
+        if (info.regression()) {
+            for (const auto* s : {&train, &dev})
+                for (const auto& x : s->examples) REQUIRE((x.score >= 0.0f && x.score <= 5.0f));
+        } else {
+            CHECK(label_set(train) == std::set<int>{0, 1});
+            CHECK(label_set(dev) == std::set<int>{0, 1});
+        }
+        for (const auto& x : train.examples) {
+            REQUIRE_FALSE(x.a.empty());
+            if (info.pair) REQUIRE_FALSE(x.b.empty());
+        }
+    }
+    // first rows, as they read in the files
+    const auto cola = read_glue_split(dir, glue_task("CoLA"), "train");
+    CHECK(cola.examples[0].a == "Our friends won't buy this analysis, let alone the next one we propose.");
+    CHECK(cola.examples[0].label == 1);
+    const auto mrpc = read_glue_split(dir, glue_task("MRPC"), "dev");
+    CHECK(mrpc.examples[0].label == 1);
+    CHECK(mrpc.examples[0].a == "He said the foodservice pie business doesn't fit the company's long-term growth strategy.");
+    CHECK(mrpc.examples[0].b == "\"The foodservice pie business does not fit our long-term growth strategy.");
+    CHECK(mrpc.examples[1].label == 0);
+    const auto stsb = read_glue_split(dir, glue_task("STS-B"), "dev");
+    CHECK(stsb.examples[0].a == "A man with a hard hat is dancing.");
+    CHECK(stsb.examples[0].b == "A man wearing a hard hat is dancing.");
+    CHECK(stsb.examples[0].score == doctest::Approx(5.0));
+    CHECK(stsb.examples[1].score == doctest::Approx(4.75));
+    const auto rte = read_glue_split(dir, glue_task("RTE"), "dev");
+    CHECK(rte.examples[0].label == 1);  // not_entailment
+    CHECK(rte.examples[0].b == "Christopher Reeve had an accident.");
+    const auto sst = read_glue_split(dir, glue_task("SST-2"), "dev");
+    CHECK(sst.examples[0].a == "it 's a charming and often affecting journey . ");
+    CHECK(sst.examples[0].label == 1);
+    CHECK(sst.examples[1].label == 0);
+}
+
+TEST_CASE("QQP: columns by header name, malformed rows skipped and counted") {
+    const auto dir = cram::test::scratch_dir("glue_qqp");
+    write_file(dir, "QQP", "train",
+               "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+               "0\t1\t2\tHow do I learn C++?\tWhat is the best way to learn C++?\t1\n"
+               "1\t3\t4\tWhy is the sky blue?\n"  // malformed: too few columns
+               "2\t5\t6\tIs tea good?\tIs coffee good?\t0\n"
+               "3\t7\t8\tA?\tB?\tmaybe\n"  // malformed: label
+               "\n"
+               "4\t9\t10\tWho?\tWhom?\t1\r\n");
+    const auto s = read_glue_split(dir, glue_task("QQP"), "train");
+    REQUIRE(s.examples.size() == 3);
+    CHECK(s.skipped == 2);
+    CHECK(s.skipped_lines == std::vector<std::size_t>{3, 5});
+    CHECK(s.examples[0].a == "How do I learn C++?");
+    CHECK(s.examples[0].b == "What is the best way to learn C++?");
+    CHECK(s.examples[0].label == 1);
+    CHECK(s.examples[1].label == 0);
+    CHECK(s.examples[2].b == "Whom?");
+    CHECK(s.examples[2].label == 1);
+    // header order differs (as in the GLUE test split's header): still found by name
+    write_file(dir, "QQP", "dev", "is_duplicate\tquestion2\tquestion1\n0\tsecond\tfirst\n");
+    const auto d = read_glue_split(dir, glue_task("QQP"), "dev");
+    REQUIRE(d.examples.size() == 1);
+    CHECK(d.examples[0].a == "first");
+    CHECK(d.examples[0].b == "second");
+}
+
+TEST_CASE("MNLI: train, dev_matched, dev_mismatched; texts columns 8, 9, gold_label last") {
+    const auto dir = cram::test::scratch_dir("glue_mnli");
+    const std::string train_header =
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+        "sentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n";
+    const std::string dev_header =
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+        "sentence2_parse\tsentence1\tsentence2\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n";
+    auto row = [](const std::string& a, const std::string& b, const std::string& labels) {
+        return "0\t1\t1e\tgov\t( x )\t( y )\t(ROOT x)\t(ROOT y)\t" + a + "\t" + b + "\t" + labels + "\n";
+    };
+    write_file(dir, "MNLI", "train",
+               train_header + row("P1", "H1", "neutral\tneutral") + row("P2", "H2", "contradiction\tcontradiction") +
+                   row("P3", "H3", "entailment\tentailment"));
+    write_file(dir, "MNLI", "dev_matched",
+               dev_header + row("M1", "h1", "entailment\tentailment\tneutral\tentailment\tentailment\tentailment") +
+                   row("M2", "h2", "neutral\tcontradiction\tentailment\tneutral\tcontradiction\t-"));
+    write_file(dir, "MNLI", "dev_mismatched",
+               dev_header + row("X1", "x1", "contradiction\tcontradiction\tcontradiction\tneutral\tneutral\tcontradiction"));
+    const auto& info = glue_task("MNLI");
+    const auto train = read_glue_split(dir, info, "train");
+    REQUIRE(train.examples.size() == 3);
+    CHECK(train.examples[0].a == "P1");
+    CHECK(train.examples[0].b == "H1");
+    CHECK(train.examples[0].label == 1);  // HF GLUE: entailment 0, neutral 1, contradiction 2
+    CHECK(train.examples[1].label == 2);
+    CHECK(train.examples[2].label == 0);
+    const auto m = read_glue_split(dir, info, "dev_matched");
+    REQUIRE(m.examples.size() == 1);  // the "-" (no gold label) row is skipped and counted
+    CHECK(m.skipped == 1);
+    CHECK(m.examples[0].label == 0);
+    const auto mm = read_glue_split(dir, info, "dev_mismatched");
+    REQUIRE(mm.examples.size() == 1);
+    CHECK(mm.examples[0].a == "X1");
+    CHECK(mm.examples[0].label == 2);
+    // an unknown gold label is an error naming the file and line
+    write_file(dir, "MNLI", "dev_matched", dev_header + row("a", "b", "x\tx\tx\tx\tx\tcontradicts"));
+    const std::string err = error_of([&] { read_glue_split(dir, info, "dev_matched"); });
+    CHECK(err.find("dev_matched.tsv:2:") != std::string::npos);
+    CHECK(err.find("contradicts") != std::string::npos);
+}
+
+TEST_CASE("QNLI and WNLI layouts") {
+    const auto dir = cram::test::scratch_dir("glue_qnli_wnli");
+    write_file(dir, "QNLI", "dev",
+               "index\tquestion\tsentence\tlabel\n"
+               "0\tWhat came into force after the new constitution was herald?\tAs of that day, the new constitution "
+               "heralding the Second Republic came into force.\tentailment\n"
+               "1\tWhat is the first major city in the stream of the Rhine?\tThe most important tributaries in this "
+               "area are the Ill below of Strasbourg.\tnot_entailment\n");
+    const auto q = read_glue_split(dir, glue_task("QNLI"), "dev");
+    REQUIRE(q.examples.size() == 2);
+    CHECK(q.examples[0].a == "What came into force after the new constitution was herald?");
+    CHECK(q.examples[0].label == 0);
+    CHECK(q.examples[1].label == 1);
+    write_file(dir, "WNLI", "train",
+               "index\tsentence1\tsentence2\tlabel\n"
+               "0\tI stuck a pin through a carrot. When I pulled the pin out, it had a hole.\tThe carrot had a hole.\t1\n"
+               "1\tJohn couldn't see the stage with Billy in front of him because he is so short.\tJohn is so short.\t1\n"
+               "2\tThe police arrested all of the gang members.\tThe police were trying to stop the drug trade.\t0\n");
+    const auto w = read_glue_split(dir, glue_task("WNLI"), "train");
+    REQUIRE(w.examples.size() == 3);
+    CHECK(w.examples[2].b == "The police were trying to stop the drug trade.");
+    CHECK(label_set(w) == std::set<int>{0, 1});
+}
+
+TEST_CASE("unreadable rows: errors name the file and the line") {
+    const auto dir = cram::test::scratch_dir("glue_errors");
+    const auto cola = write_file(dir, "CoLA", "train", "gj04\t1\t\tFine.\ngj04\t0\t*\tAlso fine.\ngj04\t1\n");
+    std::string err = error_of([&] { read_glue_split(dir, glue_task("CoLA"), "train"); });
+    CHECK(err.find(cola.string() + ":3:") != std::string::npos);
+    CHECK(err.find("found 2") != std::string::npos);
+
+    write_file(dir, "CoLA", "dev", "gj04\t2\t\tBad label.\n");
+    err = error_of([&] { read_glue_split(dir, glue_task("CoLA"), "dev"); });
+    CHECK(err.find("dev.tsv:1:") != std::string::npos);
+    CHECK(err.find("'2'") != std::string::npos);
+
+    write_file(dir, "RTE", "dev", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\tmaybe\n");
+    err = error_of([&] { read_glue_split(dir, glue_task("RTE"), "dev"); });
+    CHECK(err.find("RTE/dev.tsv:3:") != std::string::npos);
+    CHECK(err.find("maybe") != std::string::npos);
+
+    write_file(dir, "SST-2", "dev", "text\tlabel\nhello\t1\n");
+    err = error_of([&] { read_glue_split(dir, glue_task("SST-2"), "dev"); });
+    CHECK(err.find(":1: header has no column 'sentence'") != std::string::npos);
+
+    write_file(dir, "STS-B", "dev",
+               "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+               "0\tg\tf\t2012\t0\tnone\tnone\ta\tb\tfive\n");
+    err = error_of([&] { read_glue_split(dir, glue_task("STS-B"), "dev"); });
+    CHECK(err.find("STS-B/dev.tsv:2:") != std::string::npos);
+    CHECK(err.find("not a number") != std::string::npos);
+
+    write_file(dir, "MRPC", "dev", "\xEF\xBB\xBFQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tx\ty\n");
+    const auto mrpc = read_glue_split(dir, glue_task("MRPC"), "dev");  // the BOM is not part of the header
+    REQUIRE(mrpc.examples.size() == 1);
+    CHECK(mrpc.examples[0].b == "y");
+
+    err = error_of([&] { read_glue_split(dir, glue_task("QNLI"), "train"); });
+    CHECK(err.find("cannot open GLUE file") != std::string::npos);
+    CHECK(err.find("QNLI/train.tsv") != std::string::npos);
+}
