@@ -1,11 +1,12 @@
-// The GLUE report: medians over fine-tuning seeds of each task's last-epoch dev scores, the average in
-// the cramming convention (9 numbers: MNLI-m and MNLI-mm separate, WNLI out) and in the leaderboard
-// convention (8 tasks: MNLI = mean(m, mm), MRPC/QQP = mean(F1, acc), STS-B = mean(Pearson, Spearman)),
-// with CRAMMING.md's published rows alongside; as markdown and JSON.
+// The GLUE report: per task the median over fine-tuning seeds of the last epoch's dev scores; the average
+// in the cramming convention (9 numbers: MNLI-m and MNLI-mm separate, WNLI out; CoLA MCC, STS-B Pearson,
+// MRPC/QQP F1, the rest accuracy) and in the leaderboard convention (one score per task, multi-metric tasks
+// averaged, WNLI out); CRAMMING.md's published rows alongside; as markdown and JSON.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -14,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cram/core/error.hpp"
 #include "cram/eval/finetune.hpp"
 
 namespace cram::eval {
@@ -25,49 +27,41 @@ inline double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-struct task_summary {
+// One task's runs (one per seed) and the medians of their last-epoch scores.
+struct task_result {
     std::string task;
-    std::size_t seeds = 0;
+    std::vector<finetune_run> runs;
+    std::map<std::string, std::map<std::string, double>> median;  // split -> metric -> median, in [-1, 1]
     std::size_t train_examples = 0;
-    std::map<std::string, std::map<std::string, double>> median_dev;  // split -> metric -> median (0..1)
+    std::size_t skipped_rows = 0;  // rows the reader skipped (QQP malformed, MNLI without gold label)
 };
 
-// Medians over seeds of the last epoch's scores, per task.
-inline std::vector<task_summary> summarize(const std::vector<finetune_result>& results) {
-    std::map<std::string, std::vector<const finetune_result*>> by_task;
-    std::vector<std::string> order;
-    for (const auto& r : results) {
-        if (!by_task.count(r.task)) order.push_back(r.task);
-        by_task[r.task].push_back(&r);
+inline task_result summarize_task(std::string task, std::vector<finetune_run> runs, std::size_t skipped_rows = 0) {
+    CRAM_CHECK(!runs.empty(), "no fine-tuning runs for ", task);
+    task_result t;
+    t.task = std::move(task);
+    t.skipped_rows = skipped_rows;
+    t.train_examples = runs.front().train_examples;
+    std::map<std::string, std::map<std::string, std::vector<double>>> values;
+    for (const auto& r : runs) {
+        CRAM_CHECK(!r.epochs.empty(), "fine-tuning run of ", t.task, " (seed ", r.seed, ") has no epochs");
+        for (const auto& [split, metrics] : r.epochs.back().dev)
+            for (const auto& [metric, v] : metrics) values[split][metric].push_back(v);
     }
-    std::vector<task_summary> out;
-    for (const auto& name : order) {
-        task_summary s;
-        s.task = name;
-        const auto& runs = by_task[name];
-        s.seeds = runs.size();
-        s.train_examples = runs.front()->train_examples;
-        std::map<std::string, std::map<std::string, std::vector<double>>> values;
-        for (const auto* r : runs) {
-            CRAM_CHECK(!r->epochs.empty(), "fine-tuning result of ", name, " has no epochs");
-            for (const auto& [split, metrics] : r->epochs.back().dev)
-                for (const auto& [metric, v] : metrics) values[split][metric].push_back(v);
-        }
-        for (const auto& [split, metrics] : values)
-            for (const auto& [metric, v] : metrics) s.median_dev[split][metric] = median(v);
-        out.push_back(std::move(s));
-    }
-    return out;
+    for (const auto& [split, metrics] : values)
+        for (const auto& [metric, v] : metrics) t.median[split][metric] = median(v);
+    t.runs = std::move(runs);
+    return t;
 }
 
-// The nine columns of the cramming table, in CRAMMING.md's order.
-struct glue_column {
+// The cramming table's nine columns in CRAMMING.md's order.
+struct report_column {
     const char* label;
     const char* task;
     const char* split;
     const char* metric;
 };
-inline constexpr glue_column cramming_columns[] = {
+inline constexpr report_column cramming_columns[9] = {
     {"MNLI-m", "MNLI", "dev_matched", "accuracy"}, {"MNLI-mm", "MNLI", "dev_mismatched", "accuracy"},
     {"SST-2", "SST-2", "dev", "accuracy"},         {"STS-B", "STS-B", "dev", "pearson"},
     {"RTE", "RTE", "dev", "accuracy"},             {"QNLI", "QNLI", "dev", "accuracy"},
@@ -76,164 +70,243 @@ inline constexpr glue_column cramming_columns[] = {
 
 struct published_row {
     const char* name;
-    double values[9];  // in cramming_columns order, percent
-    double average;
+    double values[9];  // percent, cramming_columns order
+    double average;    // as published
 };
 // CRAMMING.md, "Published results (GLUE dev)".
-inline constexpr published_row published_rows[] = {
+inline constexpr published_row published_rows[4] = {
     {"BERT-base, fully trained", {83.2, 83.4, 91.9, 86.7, 59.2, 90.6, 87.7, 89.3, 56.5}, 80.9},
     {"BERT-base, no pretraining", {34.1, 34.1, 79.9, 17.8, 47.3, 50.0, 68.6, 77.9, 0.0}, 45.5},
     {"crammed BERT, 24 h A6000 (paper v1)", {83.9, 84.1, 92.2, 84.6, 53.8, 89.5, 87.3, 87.5, 44.5}, 78.6},
     {"crammed BERT, 24 h A6000 (released model)", {84.1, 84.6, 92.0, 87.4, 58.5, 90.2, 87.5, 88.9, 53.3}, 80.7},
 };
 
-inline std::optional<double> lookup(const std::vector<task_summary>& s, const std::string& task,
+struct glue_report {
+    std::string title = "GLUE dev report";
+    std::vector<task_result> tasks;
+    std::vector<std::pair<std::string, std::string>> missing;  // task -> why it was not run
+    std::vector<std::string> deviations;                       // from CRAMMING.md's protocol
+    std::vector<std::string> notes;                            // checkpoint, preset, backend, times
+    nlohmann::json settings = nlohmann::json::object();
+};
+
+inline std::optional<double> lookup(const std::vector<task_result>& tasks, const std::string& task,
                                     const std::string& split, const std::string& metric) {
-    for (const auto& t : s)
-        if (t.task == task) {
-            auto it = t.median_dev.find(split);
-            if (it == t.median_dev.end()) return std::nullopt;
-            auto m = it->second.find(metric);
-            if (m == it->second.end()) return std::nullopt;
-            return m->second;
-        }
+    for (const auto& t : tasks) {
+        if (t.task != task) continue;
+        const auto s = t.median.find(split);
+        if (s == t.median.end()) return std::nullopt;
+        const auto m = s->second.find(metric);
+        if (m == s->second.end()) return std::nullopt;
+        return m->second;
+    }
     return std::nullopt;
 }
 
 struct glue_average {
-    double value = 0;       // percent, over the available entries
-    std::size_t have = 0;   // entries available
-    std::size_t of = 0;     // entries in the full average
+    double value = std::nan("");  // percent; NaN when nothing is available
+    int have = 0, of = 0;
+    std::vector<std::string> missing;  // column or task labels not in the average
     bool partial() const { return have < of; }
 };
 
-// Cramming convention: mean of the nine columns (percent).
-inline glue_average cramming_average(const std::vector<task_summary>& s) {
+// Cramming convention: the mean of the nine columns (percent); partial when some are missing.
+inline glue_average cramming_average(const std::vector<task_result>& tasks) {
     glue_average a;
-    a.of = std::size(cramming_columns);
+    a.of = 9;
     double sum = 0;
-    for (const auto& c : cramming_columns)
-        if (auto v = lookup(s, c.task, c.split, c.metric)) {
+    for (const auto& c : cramming_columns) {
+        if (const auto v = lookup(tasks, c.task, c.split, c.metric)) {
             sum += 100.0 * *v;
             ++a.have;
+        } else {
+            a.missing.push_back(c.label);
         }
-    a.value = a.have ? sum / double(a.have) : 0.0;
+    }
+    if (a.have) a.value = sum / a.have;
     return a;
 }
 
-// Leaderboard convention: one number per task (8 tasks, WNLI excluded), multi-metric tasks averaged.
-inline std::vector<std::pair<std::string, double>> leaderboard_scores(const std::vector<task_summary>& s) {
-    std::vector<std::pair<std::string, double>> out;
-    auto mean2 = [&](const char* task, const char* split, const char* m1, const char* m2) -> std::optional<double> {
-        auto a = lookup(s, task, split, m1), b = lookup(s, task, split, m2);
-        if (a && b) return 100.0 * 0.5 * (*a + *b);
-        return std::nullopt;
+// Leaderboard convention (the GLUE benchmark's scoring, WNLI left out as in BERT and cramming): one score
+// per task, the unweighted mean of the task's metrics — MNLI mean(m acc, mm acc), MRPC and QQP mean(F1,
+// acc), STS-B mean(Pearson, Spearman), CoLA MCC, the rest accuracy — then the mean over the 8 tasks.
+inline std::vector<std::pair<std::string, std::optional<double>>> leaderboard_scores(
+    const std::vector<task_result>& tasks) {
+    auto mean_of = [&](const char* task, std::vector<std::pair<const char*, const char*>> parts) {
+        double s = 0;
+        for (const auto& [split, metric] : parts) {
+            const auto v = lookup(tasks, task, split, metric);
+            if (!v) return std::optional<double>{};
+            s += 100.0 * *v;
+        }
+        return std::optional<double>(s / double(parts.size()));
     };
-    auto one = [&](const char* task, const char* metric) -> std::optional<double> {
-        auto v = lookup(s, task, "dev", metric);
-        return v ? std::optional<double>(100.0 * *v) : std::nullopt;
-    };
-    const std::pair<const char*, std::optional<double>> entries[] = {
-        {"CoLA", one("CoLA", "mcc")},
-        {"SST-2", one("SST-2", "accuracy")},
-        {"MRPC", mean2("MRPC", "dev", "f1", "accuracy")},
-        {"STS-B", mean2("STS-B", "dev", "pearson", "spearman")},
-        {"QQP", mean2("QQP", "dev", "f1", "accuracy")},
-        {"MNLI", [&]() -> std::optional<double> {
-             auto m = lookup(s, "MNLI", "dev_matched", "accuracy"), mm = lookup(s, "MNLI", "dev_mismatched", "accuracy");
-             return m && mm ? std::optional<double>(100.0 * 0.5 * (*m + *mm)) : std::nullopt;
-         }()},
-        {"QNLI", one("QNLI", "accuracy")},
-        {"RTE", one("RTE", "accuracy")}};
-    for (const auto& [name, v] : entries)
-        if (v) out.emplace_back(name, *v);
-    return out;
+    return {{"CoLA", mean_of("CoLA", {{"dev", "mcc"}})},
+            {"SST-2", mean_of("SST-2", {{"dev", "accuracy"}})},
+            {"MRPC", mean_of("MRPC", {{"dev", "f1"}, {"dev", "accuracy"}})},
+            {"STS-B", mean_of("STS-B", {{"dev", "pearson"}, {"dev", "spearman"}})},
+            {"QQP", mean_of("QQP", {{"dev", "f1"}, {"dev", "accuracy"}})},
+            {"MNLI", mean_of("MNLI", {{"dev_matched", "accuracy"}, {"dev_mismatched", "accuracy"}})},
+            {"QNLI", mean_of("QNLI", {{"dev", "accuracy"}})},
+            {"RTE", mean_of("RTE", {{"dev", "accuracy"}})}};
 }
 
-inline glue_average leaderboard_average(const std::vector<task_summary>& s) {
+inline glue_average leaderboard_average(const std::vector<task_result>& tasks) {
     glue_average a;
     a.of = 8;
-    const auto scores = leaderboard_scores(s);
-    for (const auto& [name, v] : scores) a.value += v;
-    a.have = scores.size();
-    a.value = a.have ? a.value / double(a.have) : 0.0;
+    double sum = 0;
+    for (const auto& [name, v] : leaderboard_scores(tasks)) {
+        if (v) {
+            sum += *v;
+            ++a.have;
+        } else {
+            a.missing.push_back(name);
+        }
+    }
+    if (a.have) a.value = sum / a.have;
     return a;
 }
 
-inline std::string format_percent(double v) {
-    std::ostringstream o;
-    o.setf(std::ios::fixed);
-    o.precision(1);
-    o << v;
-    return o.str();
+inline std::string percent(double v, int decimals = 1) {
+    if (!std::isfinite(v)) return "–";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
 }
 
-// Markdown: the cramming table with our row and the published rows, details per task, both averages.
-inline std::string report_markdown(const std::vector<task_summary>& s, const std::string& title,
-                                   const std::string& notes) {
+namespace detail {
+inline std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+    return s;
+}
+inline std::string average_cell(const glue_average& a) {
+    if (a.have == 0) return "–";
+    std::string s = percent(a.value);
+    if (a.partial()) s += " (partial: " + std::to_string(a.have) + " of " + std::to_string(a.of) + ")";
+    return s;
+}
+}  // namespace detail
+
+inline std::string report_markdown(const glue_report& r) {
     std::ostringstream md;
-    md << "# " << title << "\n\n";
-    if (!notes.empty()) md << notes << "\n\n";
-    md << "## GLUE dev, cramming convention (median over seeds, last epoch)\n\n| model |";
+    md << "# " << r.title << "\n\n";
+    for (const auto& n : r.notes) md << "- " << n << "\n";
+    if (!r.deviations.empty()) {
+        md << "\n**Deviations from the cramming GLUE protocol** (CRAMMING.md): these numbers are not comparable "
+              "with the published ones.\n\n";
+        for (const auto& d : r.deviations) md << "- " << d << "\n";
+    }
+    if (!r.missing.empty()) {
+        md << "\n**Tasks not run:**\n\n";
+        for (const auto& [t, why] : r.missing) md << "- " << t << ": " << why << "\n";
+    }
+    const glue_average ca = cramming_average(r.tasks);
+    md << "\n## Cramming convention (GLUE dev, median over seeds, last epoch)\n\n"
+          "CoLA Matthews correlation, STS-B Pearson, MRPC and QQP F1, the rest accuracy; the average is the mean of "
+          "the 9 columns (MNLI-m and MNLI-mm count separately, WNLI excluded).";
+    if (ca.partial() && ca.have)
+        md << " **Partial average:** " << ca.have << " of 9 columns (missing: " << detail::join(ca.missing)
+           << "); the `same columns` figure averages each published row over the same columns.";
+    md << "\n\n| model |";
     for (const auto& c : cramming_columns) md << ' ' << c.label << " |";
-    md << " avg |\n|---|";
-    for (std::size_t i = 0; i <= std::size(cramming_columns); ++i) md << "---|";
+    md << " avg |" << (ca.partial() && ca.have ? " same columns |" : "") << "\n|---|";
+    for (int i = 0; i < 10 + (ca.partial() && ca.have ? 1 : 0); ++i) md << "---|";
     md << "\n| **this run** |";
     for (const auto& c : cramming_columns) {
-        auto v = lookup(s, c.task, c.split, c.metric);
-        md << ' ' << (v ? format_percent(100.0 * *v) : std::string("–")) << " |";
+        const auto v = lookup(r.tasks, c.task, c.split, c.metric);
+        md << ' ' << (v ? "**" + percent(100.0 * *v) + "**" : std::string("–")) << " |";
     }
-    const glue_average ca = cramming_average(s);
-    md << ' ' << (ca.have ? format_percent(ca.value) : std::string("–"))
-       << (ca.partial() ? " (partial: " + std::to_string(ca.have) + " of 9)" : std::string()) << " |\n";
-    for (const auto& r : published_rows) {
-        md << "| " << r.name << " |";
-        for (double v : r.values) md << ' ' << format_percent(v) << " |";
-        md << ' ' << format_percent(r.average) << " |\n";
+    md << ' ' << detail::average_cell(ca) << " |" << (ca.partial() && ca.have ? " " + percent(ca.value) + " |" : "")
+       << "\n";
+    for (const auto& p : published_rows) {
+        md << "| " << p.name << " |";
+        double same = 0;
+        for (int i = 0; i < 9; ++i) {
+            md << ' ' << percent(p.values[i]) << " |";
+            if (lookup(r.tasks, cramming_columns[i].task, cramming_columns[i].split, cramming_columns[i].metric))
+                same += p.values[i];
+        }
+        md << ' ' << percent(p.average) << " |";
+        if (ca.partial() && ca.have) md << ' ' << percent(same / ca.have) << " |";
+        md << "\n";
     }
-    md << "\nMetrics: CoLA Matthews correlation, STS-B Pearson, MRPC and QQP F1, the rest accuracy. "
-          "The average is the mean of the available columns; WNLI is excluded.\n";
-    const glue_average la = leaderboard_average(s);
-    md << "\n## Leaderboard convention\n\nOne number per task (MNLI = mean of m/mm accuracy; MRPC, QQP = mean of "
-          "F1 and accuracy; STS-B = mean of Pearson and Spearman; WNLI excluded): average **"
-       << (la.have ? format_percent(la.value) : std::string("–")) << "**"
-       << (la.partial() ? " (partial: " + std::to_string(la.have) + " of 8 tasks)" : std::string()) << ".\n\n| task | score |\n|---|---|\n";
-    for (const auto& [name, v] : leaderboard_scores(s)) md << "| " << name << " | " << format_percent(v) << " |\n";
-    md << "\n## Every metric\n\n| task | split | seeds | train examples | metrics |\n|---|---|---|---|---|\n";
-    for (const auto& t : s)
-        for (const auto& [split, metrics] : t.median_dev) {
-            md << "| " << t.task << " | " << split << " | " << t.seeds << " | " << t.train_examples << " |";
-            for (const auto& [m, v] : metrics) md << ' ' << m << ' ' << format_percent(100.0 * v);
+
+    const glue_average la = leaderboard_average(r.tasks);
+    md << "\n## Leaderboard convention\n\n"
+          "One score per task, the mean of its metrics (MNLI: matched and mismatched accuracy; MRPC, QQP: F1 and "
+          "accuracy; STS-B: Pearson and Spearman; CoLA: MCC; others: accuracy), averaged over the 8 tasks "
+          "(WNLI excluded). Average: **"
+       << detail::average_cell(la) << "**.\n\n| task | score |\n|---|---|\n";
+    for (const auto& [name, v] : leaderboard_scores(r.tasks))
+        md << "| " << name << " | " << (v ? percent(*v) : std::string("–")) << " |\n";
+
+    md << "\n## Every task, every metric (median over seeds of the last epoch; percent)\n\n"
+          "| task | split | seeds | train examples | metrics | per seed (headline metric) |\n|---|---|---|---|---|---|\n";
+    for (const auto& t : r.tasks) {
+        const auto& info = glue_task(t.task);
+        for (const auto& [split, metrics] : t.median) {
+            md << "| " << t.task << " | " << split << " | " << t.runs.size() << " | " << t.train_examples << " |";
+            for (const auto& m : info.metrics)
+                if (metrics.count(m)) md << ' ' << m << ' ' << percent(100.0 * metrics.at(m));
+            for (const auto& [m, v] : metrics)
+                if (std::find(info.metrics.begin(), info.metrics.end(), m) == info.metrics.end())
+                    md << " (" << m << ' ' << percent(100.0 * v) << ')';
+            md << " |";
+            for (const auto& run : t.runs) {
+                const auto& last = run.epochs.back().dev;
+                const auto s = last.find(split);
+                if (s != last.end() && s->second.count(info.metrics.front()))
+                    md << ' ' << percent(100.0 * s->second.at(info.metrics.front()));
+            }
             md << " |\n";
         }
+        if (t.skipped_rows) md << "| " << t.task << " | | | | " << t.skipped_rows << " unreadable rows skipped | |\n";
+    }
     return md.str();
 }
 
-inline nlohmann::json report_json(const std::vector<task_summary>& s, const std::vector<finetune_result>& runs,
-                                  const nlohmann::json& settings) {
+inline nlohmann::json report_json(const glue_report& r) {
     nlohmann::json j;
-    j["settings"] = settings;
-    for (const auto& t : s) {
-        auto& jt = j["tasks"][t.task];
-        jt["seeds"] = t.seeds;
-        jt["train_examples"] = t.train_examples;
-        jt["median_dev"] = t.median_dev;
+    j["title"] = r.title;
+    j["settings"] = r.settings;
+    j["notes"] = r.notes;
+    j["deviations"] = r.deviations;
+    j["protocol_followed"] = r.deviations.empty();
+    j["missing"] = nlohmann::json::object();
+    for (const auto& [t, why] : r.missing) j["missing"][t] = why;
+    j["tasks"] = nlohmann::json::object();
+    for (const auto& t : r.tasks) {
+        nlohmann::json jt{{"median", t.median}, {"train_examples", t.train_examples}, {"skipped_rows", t.skipped_rows},
+                          {"metrics", glue_task(t.task).metrics}};
+        for (const auto& run : t.runs) {
+            nlohmann::json jr{{"seed", run.seed}, {"total_steps", run.total_steps}, {"from_scratch", run.from_scratch}};
+            jr["epochs"] = nlohmann::json::array();
+            for (const auto& e : run.epochs)
+                jr["epochs"].push_back({{"epoch", e.epoch}, {"steps", e.steps}, {"train_loss", e.train_loss},
+                                        {"seconds", e.seconds}, {"dev", e.dev}});
+            jt["runs"].push_back(jr);
+        }
+        j["tasks"][t.task] = jt;
     }
-    for (const auto& r : runs) {
-        nlohmann::json jr{{"task", r.task}, {"seed", r.seed}, {"steps", r.steps}};
-        for (const auto& e : r.epochs)
-            jr["epochs"].push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"seconds", e.seconds},
-                                    {"dev", e.dev}});
-        j["runs"].push_back(jr);
-    }
-    const glue_average ca = cramming_average(s), la = leaderboard_average(s);
-    j["cramming_average"] = {{"value", ca.value}, {"entries", ca.have}, {"of", ca.of}, {"partial", ca.partial()}};
-    j["leaderboard_average"] = {{"value", la.value}, {"tasks", la.have}, {"of", la.of}, {"partial", la.partial()}};
+    auto avg_json = [](const glue_average& a) {
+        return nlohmann::json{{"value", a.have ? nlohmann::json(a.value) : nlohmann::json(nullptr)},
+                              {"have", a.have},
+                              {"of", a.of},
+                              {"partial", a.partial()},
+                              {"missing", a.missing}};
+    };
+    j["cramming"]["average"] = avg_json(cramming_average(r.tasks));
+    j["cramming"]["columns"] = nlohmann::json::object();
     for (const auto& c : cramming_columns)
-        if (auto v = lookup(s, c.task, c.split, c.metric)) j["cramming_columns"][c.label] = 100.0 * *v;
-    for (const auto& r : published_rows) {
-        nlohmann::json row{{"name", r.name}, {"average", r.average}};
-        for (std::size_t i = 0; i < std::size(cramming_columns); ++i) row[cramming_columns[i].label] = r.values[i];
+        if (const auto v = lookup(r.tasks, c.task, c.split, c.metric)) j["cramming"]["columns"][c.label] = 100.0 * *v;
+    j["leaderboard"]["average"] = avg_json(leaderboard_average(r.tasks));
+    j["leaderboard"]["tasks"] = nlohmann::json::object();
+    for (const auto& [name, v] : leaderboard_scores(r.tasks))
+        if (v) j["leaderboard"]["tasks"][name] = *v;
+    for (const auto& p : published_rows) {
+        nlohmann::json row{{"name", p.name}, {"average", p.average}};
+        for (int i = 0; i < 9; ++i) row["columns"][cramming_columns[i].label] = p.values[i];
         j["published"].push_back(row);
     }
     return j;

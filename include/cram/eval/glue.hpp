@@ -1,0 +1,254 @@
+// The whole GLUE evaluation of one pretrained encoder: every task x every seed fine-tuned (finetune.hpp),
+// progress while it runs (a redrawn line on a terminal, plain periodic lines otherwise), one JSON line per
+// epoch in OUT/glue_metrics.jsonl, and OUT/report.md + OUT/report.json (report.hpp) written atomically.
+// Also where a trainer checkpoint becomes encoder parameters (load_encoder).
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cram/core/error.hpp"
+#include "cram/eval/finetune.hpp"
+#include "cram/eval/report.hpp"
+#include "cram/train/budget.hpp"
+#include "cram/train/checkpoint.hpp"
+#include "cram/train/file_io.hpp"
+#include "cram/train/safetensors.hpp"
+
+namespace cram::eval {
+
+// The tasks of the GLUE average, in CRAMMING.md's order (WNLI runs only when asked for).
+inline std::vector<std::string> default_glue_tasks() {
+    return {"MNLI", "SST-2", "STS-B", "RTE", "QNLI", "QQP", "MRPC", "CoLA"};
+}
+
+// A checkpoint directory (holding state.json) as given, or the newest complete one of a trainer run
+// directory (RUN/checkpoints/step-*).
+inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    if (fs::exists(path / train::checkpoint_paths::state)) return path;
+    const auto list = train::list_checkpoints(path / "checkpoints");
+    CRAM_CHECK(!list.empty(), "checkpoint ", path.string(), ": neither a checkpoint directory (with ",
+               train::checkpoint_paths::state, ") nor a run directory with complete checkpoints under ",
+               (path / "checkpoints").string());
+    return list.front();
+}
+
+// The encoder parameters of a trainer checkpoint (its model.safetensors; the optimizer state is not read),
+// as a host buffer in bert<C>::layout(). Throws naming the file when a tensor is missing or misshapen
+// (e.g. a checkpoint of another preset).
+template <bert_config C, class T = float>
+std::vector<T> load_encoder(const std::filesystem::path& checkpoint) {
+    const std::filesystem::path dir = resolve_checkpoint(checkpoint);
+    const param_layout& layout = bert_layout<C>();
+    std::vector<T> params(layout.buffer_size());
+    train::read_layout(train::safetensors_file(dir / train::checkpoint_paths::model), layout, params.data(), "");
+    return params;
+}
+
+struct glue_eval_options {
+    std::filesystem::path glue_dir;        // DIR/<task>/{train,dev}.tsv (MNLI: dev_matched, dev_mismatched)
+    std::filesystem::path out;             // report.md, report.json, glue_metrics.jsonl
+    std::vector<std::string> tasks = default_glue_tasks();
+    int seeds = 5;
+    std::uint64_t first_seed = 0;
+    finetune_options finetune;
+    std::vector<std::string> notes;  // checkpoint, preset, backend: shown at the top of the report
+    nlohmann::json settings = nlohmann::json::object();
+    bool quiet = false;
+    double plain_every = 10.0;  // seconds between plain progress lines when stderr is not a terminal
+};
+
+// What differs from CRAMMING.md's GLUE protocol in these options (empty: the protocol).
+inline std::vector<std::string> protocol_deviations(const glue_eval_options& o) {
+    std::vector<std::string> d;
+    const auto& f = o.finetune;
+    auto num = [](double v) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%g", v);
+        return std::string(b);
+    };
+    if (f.max_train > 0) d.push_back("training sets capped at " + std::to_string(f.max_train) + " examples per task");
+    if (f.max_steps > 0) d.push_back("at most " + std::to_string(f.max_steps) + " optimizer steps per run");
+    if (f.epochs != 5) d.push_back(std::to_string(f.epochs) + " epochs (protocol: 5)");
+    if (o.seeds != 5) d.push_back(std::to_string(o.seeds) + " seed(s) (protocol: median of 5)");
+    if (f.batch != 16) d.push_back("batch " + std::to_string(f.batch) + " (protocol: 16)");
+    if (std::abs(f.lr - 4e-5f) > 1e-9f) d.push_back("learning rate " + num(f.lr) + " (protocol: 4e-5)");
+    if (f.clip_norm > 0) d.push_back("gradient clipping at norm " + num(f.clip_norm) + " (protocol: none)");
+    if (std::abs(f.dropout - 0.1f) > 1e-9f) d.push_back("dropout " + num(f.dropout) + " (protocol: 0.1)");
+    if (f.max_len != 128) d.push_back("max length " + std::to_string(f.max_len) + " (protocol: 128)");
+    return d;
+}
+
+namespace detail {
+
+// Progress of the whole evaluation: steps done of all runs' steps give the ETA.
+class glue_progress {
+public:
+    glue_progress(bool quiet, double plain_every, std::int64_t total_steps)
+        : quiet_(quiet), tty_(::isatty(::fileno(stderr)) != 0), plain_every_(plain_every), total_(total_steps),
+          start_(train::steady_seconds()) {}
+
+    void step(const finetune_progress& p, int seed_index, int seeds) {
+        ++done_;
+        if (quiet_) return;
+        const double now = train::steady_seconds();
+        if (now - last_ < (tty_ ? 0.25 : plain_every_) && p.step != p.total_steps) return;
+        last_ = now;
+        const double elapsed = now - start_, rate = done_ / std::max(elapsed, 1e-9);
+        const double eta = double(total_ - done_) / std::max(rate, 1e-9);
+        char line[400];
+        std::snprintf(line, sizeof line,
+                      "glue: %s seed %d/%d epoch %d/%d step %lld/%lld | loss %.4f | lr %.2e | %.1f steps/s | "
+                      "%s elapsed, ETA %s (training; evaluation adds a little)",
+                      p.task.c_str(), seed_index + 1, seeds, p.epoch, p.epochs, static_cast<long long>(p.step),
+                      static_cast<long long>(p.total_steps), p.loss, p.lr, rate,
+                      train::format_duration(elapsed).c_str(), train::format_duration(eta).c_str());
+        if (tty_) {
+            std::fprintf(stderr, "\r\033[2K%s", line);
+            dirty_ = true;
+        } else {
+            std::fprintf(stderr, "%s\n", line);
+        }
+        std::fflush(stderr);
+    }
+    void message(const std::string& s) {
+        if (quiet_) return;
+        if (dirty_) std::fprintf(stderr, "\n");
+        dirty_ = false;
+        std::fprintf(stderr, "%s\n", s.c_str());
+        std::fflush(stderr);
+    }
+    double elapsed() const { return train::steady_seconds() - start_; }
+
+private:
+    bool quiet_, tty_;
+    double plain_every_;
+    std::int64_t total_, done_ = 0;
+    double start_, last_ = -1e300;
+    bool dirty_ = false;
+};
+
+inline std::string scores_text(const std::map<std::string, std::map<std::string, double>>& dev) {
+    std::string s;
+    for (const auto& [split, metrics] : dev)
+        for (const auto& [m, v] : metrics) {
+            s += ' ';
+            if (dev.size() > 1) s.append(split).append("/");
+            s.append(m).append(" ").append(percent(100 * v));
+        }
+    return s;
+}
+
+}  // namespace detail
+
+// Runs the evaluation and writes the report. `pretrained` is a host buffer in bert<C>::layout() (see
+// load_encoder), or null with opts.finetune.from_scratch for the no-pretraining baseline. Tasks whose
+// train.tsv is absent are named in the report as not run; an unreadable file is an error.
+template <bert_config C, class Backend, class Tokenizer>
+glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<typename Backend::param_t>* pretrained,
+                          const Tokenizer& tok, const glue_eval_options& opts) {
+    namespace fs = std::filesystem;
+    CRAM_CHECK(opts.seeds > 0, "seeds must be positive, got ", opts.seeds);
+    CRAM_CHECK(pretrained || opts.finetune.from_scratch, "evaluate_glue needs pretrained parameters or from_scratch");
+    CRAM_CHECK(fs::is_directory(opts.glue_dir), "GLUE directory ", opts.glue_dir.string(),
+               " does not exist (it holds <task>/train.tsv and dev.tsv in the official layout; see docs/glue.md)");
+    glue_report report;
+    report.deviations = protocol_deviations(opts);
+    report.notes = opts.notes;
+    report.settings = opts.settings;
+    const auto& f = opts.finetune;
+    report.settings["seeds"] = opts.seeds;
+    report.settings["first_seed"] = opts.first_seed;
+    report.settings["finetune"] = {{"epochs", f.epochs}, {"batch", f.batch}, {"lr", f.lr}, {"betas", {f.beta1, f.beta2}},
+                                   {"eps", f.eps}, {"weight_decay", f.weight_decay}, {"clip_norm", f.clip_norm},
+                                   {"warmup_fraction", f.warmup_fraction}, {"schedule", "linear warm-up, cosine to 0"},
+                                   {"dropout", f.dropout}, {"max_len", f.max_len}, {"max_train", f.max_train},
+                                   {"max_steps", f.max_steps}, {"from_scratch", f.from_scratch}};
+    report.title = f.from_scratch ? "GLUE dev report (no pretraining: random encoder)" : "GLUE dev report";
+
+    // read and tokenize every task first: a bad file fails before hours of fine-tuning
+    std::vector<task_data> data;
+    std::int64_t total_steps = 0;
+    for (const auto& name : opts.tasks) {
+        const glue_task_info& info = glue_task(name);
+        const fs::path train_file = opts.glue_dir / info.name / "train.tsv";
+        if (!fs::exists(train_file)) {
+            report.missing.emplace_back(info.name, "no " + train_file.string());
+            continue;
+        }
+        data.push_back(load_task(tok, opts.glue_dir, info, f.max_len));
+        const std::int64_t n = std::int64_t(training_subset(data.back().train.size(), f.max_train).size());
+        std::int64_t steps = (n + f.batch - 1) / f.batch * f.epochs;
+        if (f.max_steps > 0) steps = std::min(steps, f.max_steps);
+        total_steps += steps * opts.seeds;
+    }
+    CRAM_CHECK(!data.empty(), "none of the GLUE tasks (", detail::join(opts.tasks), ") has data under ",
+               opts.glue_dir.string(), " (see docs/glue.md for the layout)");
+
+    fs::create_directories(opts.out);
+    const fs::path metrics_path = opts.out / "glue_metrics.jsonl";
+    std::ofstream metrics(metrics_path, std::ios::trunc);
+    CRAM_CHECK(static_cast<bool>(metrics), "cannot write ", metrics_path.string());
+    detail::glue_progress progress(opts.quiet, opts.plain_every, total_steps);
+    for (const auto& [t, why] : report.missing) progress.message("glue: " + t + " not run: " + why);
+    for (const auto& d : data) {
+        std::size_t dev_n = 0;
+        for (const auto& s : d.dev) dev_n += s.examples.size();
+        progress.message("glue: " + d.info.name + ": " + std::to_string(d.train.size()) + " train, " +
+                         std::to_string(dev_n) + " dev examples" +
+                         (d.train_skipped_rows ? ", " + std::to_string(d.train_skipped_rows) + " train rows skipped" : ""));
+    }
+
+    const int max_batch = std::max(f.batch, f.eval_batch);
+    bert<C, Backend> encoder(ctx, max_batch, std::min(C.max_seq, f.max_len));
+    for (const auto& d : data) {
+        std::vector<finetune_run> runs;
+        for (int k = 0; k < opts.seeds; ++k) {
+            finetune_options fo = f;
+            fo.seed = opts.first_seed + std::uint64_t(k);
+            finetune_callbacks cb;
+            cb.on_step = [&](const finetune_progress& p) { progress.step(p, k, opts.seeds); };
+            cb.on_epoch = [&](const finetune_run& run, const epoch_score& e) {
+                progress.message("glue: " + run.task + " seed " + std::to_string(run.seed) + " epoch " +
+                                 std::to_string(e.epoch) + ": train loss " + percent(e.train_loss, 4) + ", dev" +
+                                 detail::scores_text(e.dev) + " (" + train::format_duration(e.seconds) + ")");
+                metrics << nlohmann::json{{"event", "epoch"},    {"task", run.task},       {"seed", run.seed},
+                                          {"epoch", e.epoch},    {"steps", e.steps},       {"total_steps", run.total_steps},
+                                          {"train_loss", e.train_loss}, {"seconds", e.seconds}, {"dev", e.dev},
+                                          {"elapsed_s", progress.elapsed()}}
+                               .dump()
+                        << '\n';
+                metrics.flush();
+            };
+            runs.push_back(finetune(encoder, pretrained, d, fo, cb));
+        }
+        std::size_t skipped = d.train_skipped_rows;
+        for (const auto& s : d.dev) skipped += s.skipped_rows;
+        report.tasks.push_back(summarize_task(d.info.name, std::move(runs), skipped));
+        const auto& t = report.tasks.back();
+        progress.message("glue: " + t.task + " median over " + std::to_string(t.runs.size()) + " seed(s):" +
+                         detail::scores_text(t.median));
+        metrics << nlohmann::json{{"event", "task"}, {"task", t.task}, {"seeds", t.runs.size()}, {"median", t.median}}.dump()
+                << '\n';
+        metrics.flush();
+    }
+    report.notes.push_back("fine-tuning took " + train::format_duration(progress.elapsed()));
+    const nlohmann::json j = report_json(report);
+    metrics << nlohmann::json{{"event", "summary"}, {"cramming", j["cramming"]}, {"leaderboard", j["leaderboard"]}}.dump()
+            << '\n';
+    metrics.flush();
+    train::atomic_write_file(opts.out / "report.json", j.dump(2) + "\n");
+    train::atomic_write_file(opts.out / "report.md", report_markdown(report));
+    return report;
+}
+
+}  // namespace cram::eval
