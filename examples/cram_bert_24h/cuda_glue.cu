@@ -1,5 +1,5 @@
-// The GPU entry of `cram_bert_24h glue` (compiled only when CMake found nvcc): the same run_glue as the
-// CPU, instantiated with cram::cuda::backend, registered behind device_dispatch.hpp.
+// The GPU entry of `cram_bert_24h glue` (compiled only when CMake found nvcc): the same run_glue as on
+// the CPU, instantiated with cram::cuda::backend and registered behind device_dispatch.hpp.
 #include "app_glue.hpp"
 #include "cram/cram.hpp"
 #include "device_dispatch.hpp"

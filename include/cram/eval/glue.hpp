@@ -78,7 +78,7 @@ inline std::vector<std::string> protocol_deviations(const glue_eval_options& o) 
     };
     if (f.max_train > 0) d.push_back("training sets capped at " + std::to_string(f.max_train) + " examples per task");
     if (f.max_steps > 0) d.push_back("at most " + std::to_string(f.max_steps) + " optimizer steps per run");
-    if (f.epochs != 5) d.push_back(std::to_string(f.epochs) + " epochs (protocol: 5)");
+    if (f.epochs != 5) d.push_back(std::to_string(f.epochs) + " epoch(s) (protocol: 5)");
     if (o.seeds != 5) d.push_back(std::to_string(o.seeds) + " seed(s) (protocol: median of 5)");
     if (f.batch != 16) d.push_back("batch " + std::to_string(f.batch) + " (protocol: 16)");
     if (std::abs(f.lr - 4e-5f) > 1e-9f) d.push_back("learning rate " + num(f.lr) + " (protocol: 4e-5)");
@@ -105,12 +105,14 @@ public:
         last_ = now;
         const double elapsed = now - start_, rate = done_ / std::max(elapsed, 1e-9);
         const double eta = double(total_ - done_) / std::max(rate, 1e-9);
+        char loss[32] = "-";  // no read yet
+        if (std::isfinite(p.loss)) std::snprintf(loss, sizeof loss, "%.4f", p.loss);
         char line[400];
         std::snprintf(line, sizeof line,
-                      "glue: %s seed %d/%d epoch %d/%d step %lld/%lld | loss %.4f | lr %.2e | %.1f steps/s | "
+                      "glue: %s seed %d/%d epoch %d/%d step %lld/%lld | loss %s | lr %.2e | %.1f steps/s | "
                       "%s elapsed, ETA %s (training; evaluation adds a little)",
                       p.task.c_str(), seed_index + 1, seeds, p.epoch, p.epochs, static_cast<long long>(p.step),
-                      static_cast<long long>(p.total_steps), p.loss, p.lr, rate,
+                      static_cast<long long>(p.total_steps), loss, p.lr, rate,
                       train::format_duration(elapsed).c_str(), train::format_duration(eta).c_str());
         if (tty_) {
             std::fprintf(stderr, "\r\033[2K%s", line);
