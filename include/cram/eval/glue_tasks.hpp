@@ -1,7 +1,6 @@
-// The nine GLUE tasks: a registry (files, labels, metrics, dev splits) and readers for the official TSV
-// layout of each (the files the GLUE site and Hugging Face's `glue` loader distribute), with labels mapped
-// the way the field does (HF GLUE convention). Rows that cannot be read throw cram::error naming file:line;
-// QQP's known malformed rows and MNLI's no-consensus rows are skipped and counted instead.
+// The nine GLUE tasks: a registry (label count, dev splits, headline metric) and a reader for the official
+// TSV layout of each (the files the GLUE site distributes), labels mapped as the Hugging Face GLUE datasets
+// map them. Unreadable rows throw cram::error naming file:line; only QQP's known malformed rows are skipped.
 #pragma once
 
 #include <algorithm>
@@ -21,86 +20,105 @@ namespace cram::eval {
 
 // One row: one or two texts and a class label (classification) or a score (STS-B regression).
 struct glue_example {
-    std::string a, b;  // b is empty and unused for single-sentence tasks
-    int label = -1;    // class index, -1 for regression
+    std::string a, b;  // b empty for single-sentence tasks
+    int label = -1;    // class index; -1 for STS-B
     float score = 0.0f;
 };
 
-// How a task's files are laid out.
-enum class glue_layout {
-    cola,   // no header; label column 1, sentence column 3
-    sst2,   // header: sentence, label
-    mrpc,   // header (UTF-8 BOM first): Quality, #1 ID, #2 ID, #1 String, #2 String
-    stsb,   // header; texts columns 7 and 8, score (0-5) in the last column
-    qqp,    // header: id qid1 qid2 question1 question2 is_duplicate (by name); malformed rows skipped
-    mnli,   // header; texts columns 8 and 9, gold_label last; dev_matched / dev_mismatched
-    named,  // header with sentence-pair columns named in glue_task_info (QNLI, RTE, WNLI)
+struct glue_split {
+    std::string name;  // "train", "dev", "dev_matched", "dev_mismatched"
+    std::vector<glue_example> examples;
+    std::size_t skipped = 0;  // QQP malformed rows
 };
 
 struct glue_task_info {
-    std::string name;                      // as in CRAMMING.md and the directory name: "SST-2", "STS-B", ...
-    glue_layout layout = glue_layout::named;
-    bool pair = true;                      // two texts ([CLS] A [SEP] B [SEP]) or one ([CLS] A [SEP])
-    int num_labels = 2;                    // 1 = regression
-    std::vector<std::string> label_names;  // label text in the file -> index in this list (empty: integers)
-    std::string col_a, col_b, col_label;   // header names, for the `named` and `qqp` layouts
-    std::vector<std::string> metrics;      // what is reported, the headline metric first
-    std::vector<std::string> dev_splits;   // file stems scored after every epoch
-    bool regression() const { return num_labels == 1; }
+    std::string name;                      // "CoLA","SST-2","MRPC","STS-B","QQP","MNLI","QNLI","RTE","WNLI"
+    int num_labels;                        // 1 for STS-B (regression)
+    bool regression;
+    std::vector<std::string> dev_splits;   // {"dev"}; MNLI: {"dev_matched","dev_mismatched"}
+    std::string metric;                    // "mcc" (CoLA), "pearson" (STS-B), "f1" (MRPC, QQP), "accuracy"
 };
 
-// The registry, in CRAMMING.md's table order, WNLI last (it is reported but never averaged).
+// All nine, in GLUE's own order.
 inline const std::vector<glue_task_info>& glue_tasks() {
-    static const std::vector<glue_task_info> tasks = [] {
-        std::vector<glue_task_info> t;
-        auto add = [&](glue_task_info i) { t.push_back(std::move(i)); };
-        add({"MNLI", glue_layout::mnli, true, 3, {"entailment", "neutral", "contradiction"}, "", "", "",
-             {"accuracy"}, {"dev_matched", "dev_mismatched"}});
-        add({"SST-2", glue_layout::sst2, false, 2, {}, "sentence", "", "label", {"accuracy"}, {"dev"}});
-        add({"STS-B", glue_layout::stsb, true, 1, {}, "", "", "", {"pearson", "spearman"}, {"dev"}});
-        add({"RTE", glue_layout::named, true, 2, {"entailment", "not_entailment"}, "sentence1", "sentence2", "label",
-             {"accuracy"}, {"dev"}});
-        add({"QNLI", glue_layout::named, true, 2, {"entailment", "not_entailment"}, "question", "sentence", "label",
-             {"accuracy"}, {"dev"}});
-        add({"QQP", glue_layout::qqp, true, 2, {}, "question1", "question2", "is_duplicate", {"f1", "accuracy"},
-             {"dev"}});
-        add({"MRPC", glue_layout::mrpc, true, 2, {}, "", "", "", {"f1", "accuracy"}, {"dev"}});
-        add({"CoLA", glue_layout::cola, false, 2, {}, "", "", "", {"mcc"}, {"dev"}});
-        add({"WNLI", glue_layout::named, true, 2, {}, "sentence1", "sentence2", "label", {"accuracy"}, {"dev"}});
-        return t;
-    }();
+    static const std::vector<glue_task_info> tasks{
+        {"CoLA", 2, false, {"dev"}, "mcc"},
+        {"SST-2", 2, false, {"dev"}, "accuracy"},
+        {"MRPC", 2, false, {"dev"}, "f1"},
+        {"STS-B", 1, true, {"dev"}, "pearson"},
+        {"QQP", 2, false, {"dev"}, "f1"},
+        {"MNLI", 3, false, {"dev_matched", "dev_mismatched"}, "accuracy"},
+        {"QNLI", 2, false, {"dev"}, "accuracy"},
+        {"RTE", 2, false, {"dev"}, "accuracy"},
+        {"WNLI", 2, false, {"dev"}, "accuracy"},
+    };
     return tasks;
 }
 
 namespace detail {
+
 inline std::string glue_key(std::string_view s) {  // "sst-2", "SST2", "sst_2" -> "sst2"
     std::string k;
     for (char c : s)
         if (std::isalnum(static_cast<unsigned char>(c))) k += char(std::tolower(static_cast<unsigned char>(c)));
     return k;
 }
+
 }  // namespace detail
 
-// Looks a task up by name, ignoring case and punctuation ("sst2", "STS-B", "mnli").
+// Case- and punctuation-insensitive lookup: "sst2", "SST-2", "sts_b", "mnli".
 inline const glue_task_info& glue_task(std::string_view name) {
     for (const auto& t : glue_tasks())
         if (detail::glue_key(t.name) == detail::glue_key(name)) return t;
     std::string known;
     for (const auto& t : glue_tasks()) known += (known.empty() ? "" : ", ") + t.name;
-    CRAM_THROW("unknown GLUE task '", name, "' (known: ", known, ")");
+    CRAM_THROW("unknown GLUE task '", name, "'; valid names: ", known);
 }
 
-// One file read: the examples and how many rows were skipped (QQP malformed rows, MNLI rows without a
-// gold label), with the first few skipped line numbers for the log.
-struct glue_split {
-    std::string task, split;
-    std::filesystem::path file;
-    std::vector<glue_example> examples;
-    std::size_t skipped = 0;
-    std::vector<std::size_t> skipped_lines;  // at most 10
+namespace detail {
+
+// Where each task keeps its fields. Fixed column indices for the files without usable header names;
+// header names for the rest (QQP's column order is only reliable by name).
+struct glue_layout {
+    bool header = true;
+    bool bom = false;                      // MRPC's files start with a UTF-8 byte order mark
+    int col_a = -1, col_b = -1, col_label = -1;  // col_label -1: the last column
+    std::size_t min_cols = 0;              // columns a row must have
+    bool exact = true;                     // exactly min_cols (MNLI: at least; train 12, dev 16 columns)
+    const char* name_a = nullptr;          // by header name when set
+    const char* name_b = nullptr;
+    const char* name_label = nullptr;
+    std::vector<std::string> label_names;  // label text -> its index here; empty: integer labels
+    bool skip_malformed = false;           // QQP
 };
 
-namespace detail {
+inline glue_layout layout_of(const glue_task_info& t) {
+    glue_layout l;
+    const std::vector<std::string> nli2{"entailment", "not_entailment"};
+    if (t.name == "CoLA") {
+        l.header = false, l.col_a = 3, l.col_label = 1, l.min_cols = 4;
+    } else if (t.name == "SST-2") {
+        l.name_a = "sentence", l.name_label = "label";
+    } else if (t.name == "MRPC") {
+        l.bom = true, l.col_a = 3, l.col_b = 4, l.col_label = 0, l.min_cols = 5;
+    } else if (t.name == "STS-B") {
+        l.col_a = 7, l.col_b = 8, l.col_label = -1, l.min_cols = 10;
+    } else if (t.name == "QQP") {
+        l.name_a = "question1", l.name_b = "question2", l.name_label = "is_duplicate", l.skip_malformed = true;
+    } else if (t.name == "MNLI") {
+        l.col_a = 8, l.col_b = 9, l.col_label = -1, l.min_cols = 11, l.exact = false;
+        l.label_names = {"entailment", "neutral", "contradiction"};
+    } else if (t.name == "QNLI") {
+        l.name_a = "question", l.name_b = "sentence", l.name_label = "label", l.label_names = nli2;
+    } else if (t.name == "RTE") {
+        l.name_a = "sentence1", l.name_b = "sentence2", l.name_label = "label", l.label_names = nli2;
+    } else if (t.name == "WNLI") {
+        l.name_a = "sentence1", l.name_b = "sentence2", l.name_label = "label";
+    } else {
+        CRAM_THROW("no GLUE file layout for task '", t.name, "'; use cram::eval::glue_task() to get a task");
+    }
+    return l;
+}
 
 inline std::vector<std::string_view> split_tabs(std::string_view line) {
     std::vector<std::string_view> f;
@@ -116,9 +134,14 @@ inline std::vector<std::string_view> split_tabs(std::string_view line) {
     }
 }
 
-inline bool parse_int(std::string_view s, int& out) {
+inline std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\r')) s.remove_suffix(1);
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    return s;
+}
+
+inline bool parse_label_int(std::string_view s, int& out) {
+    s = trim(s);
     if (s.empty() || s.size() > 9) return false;
     int v = 0;
     for (char c : s) {
@@ -129,22 +152,15 @@ inline bool parse_int(std::string_view s, int& out) {
     return true;
 }
 
-inline bool parse_float(std::string_view s, float& out) {
-    const std::string str(s);
+inline bool parse_score(std::string_view s, float& out) {
+    const std::string str(trim(s));
+    if (str.empty()) return false;
     char* end = nullptr;
     const double v = std::strtod(str.c_str(), &end);
-    if (end == str.c_str()) return false;
-    while (*end == ' ' || *end == '\r') ++end;
-    if (*end != '\0' || !(v == v)) return false;
+    if (end != str.c_str() + str.size() || !(v == v)) return false;
     out = static_cast<float>(v);
     return true;
 }
-
-// A row that cannot be read: thrown as a cram::error naming the file and 1-based line, or (for the
-// tasks whose official files are known to hold such rows) skipped and counted.
-struct bad_row {
-    std::string why;
-};
 
 inline std::string quote_field(std::string_view f) {
     std::string s(f.substr(0, 40));
@@ -152,53 +168,44 @@ inline std::string quote_field(std::string_view f) {
     return "'" + s + "'";
 }
 
-inline int find_column(const std::vector<std::string_view>& header, const std::string& name,
+struct bad_row {
+    std::string why;
+};
+
+inline int find_column(const std::vector<std::string_view>& header, const char* name,
                        const std::filesystem::path& file) {
-    for (std::size_t i = 0; i < header.size(); ++i) {
-        std::string_view h = header[i];
-        while (!h.empty() && (h.back() == '\r' || h.back() == ' ')) h.remove_suffix(1);
-        if (h == name) return static_cast<int>(i);
-    }
+    for (std::size_t i = 0; i < header.size(); ++i)
+        if (trim(header[i]) == name) return static_cast<int>(i);
     std::string have;
     for (auto h : header) have += (have.empty() ? "" : ", ") + std::string(h);
     CRAM_THROW(file.string(), ":1: header has no column '", name, "' (columns: ", have,
-               "); is this the official GLUE file for this task?");
+               "); is this the official GLUE file? See docs/glue.md");
 }
 
 }  // namespace detail
 
-// Reads one official GLUE TSV file of `task`. Fields are split on tabs with no quote handling, as the
-// official files are written (an unbalanced `"` in MRPC and SST-2 text is part of the sentence).
-inline glue_split read_glue_file(const std::filesystem::path& file, const glue_task_info& task,
-                                 const std::string& split_name = "") {
+// Reads glue_dir/<task.name>/<split>.tsv. Fields are split on tabs with no quote handling, as the official
+// files are written (a lone `"` in SST-2 or MRPC text is part of the sentence).
+inline glue_split read_glue_split(const std::filesystem::path& glue_dir, const glue_task_info& task,
+                                  std::string_view split) {
     using detail::bad_row;
+    const detail::glue_layout lay = detail::layout_of(task);
+    const std::filesystem::path file = glue_dir / task.name / (std::string(split) + ".tsv");
     std::ifstream in(file, std::ios::binary);
-    CRAM_CHECK(static_cast<bool>(in), "cannot open GLUE file ", file.string(),
-               " (expected the official layout DIR/", task.name, "/train.tsv, dev.tsv; see docs/glue.md)");
+    CRAM_CHECK(static_cast<bool>(in), "cannot open GLUE file ", file.string(), ": expected the official layout ",
+               "<glue_dir>/", task.name, "/{train,", task.dev_splits.size() > 1 ? "dev_matched,dev_mismatched" : "dev",
+               "}.tsv; download GLUE as described in docs/glue.md (e.g. the GLUE site's download_glue_data.py)");
     std::ostringstream buf;
     buf << in.rdbuf();
     std::string text = buf.str();
-    if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // MRPC's byte order mark
+    if (lay.bom && text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
 
     glue_split out;
-    out.task = task.name;
-    out.split = split_name;
-    out.file = file;
-
-    const bool has_header = task.layout != glue_layout::cola;
-    int ia = -1, ib = -1, il = -1;  // column indices; -1 label index means "last column"
-    std::size_t min_cols = 0;
-    switch (task.layout) {
-        case glue_layout::cola: ia = 3, il = 1, min_cols = 4; break;
-        case glue_layout::mrpc: ia = 3, ib = 4, il = 0, min_cols = 5; break;
-        case glue_layout::stsb: ia = 7, ib = 8, il = -1, min_cols = 10; break;
-        case glue_layout::mnli: ia = 8, ib = 9, il = -1, min_cols = 11; break;
-        default: break;  // by header name below
-    }
-
+    out.name = std::string(split);
+    int ia = lay.col_a, ib = lay.col_b, il = lay.col_label;
+    std::size_t min_cols = lay.min_cols;
+    bool header_seen = !lay.header;
     std::size_t line_no = 0, pos = 0;
-    bool header_seen = !has_header;
-    const bool skip_bad = task.layout == glue_layout::qqp;
     while (pos < text.size()) {
         std::size_t nl = text.find('\n', pos);
         if (nl == text.npos) nl = text.size();
@@ -210,67 +217,53 @@ inline glue_split read_glue_file(const std::filesystem::path& file, const glue_t
         const auto f = detail::split_tabs(line);
         if (!header_seen) {
             header_seen = true;
-            if (task.layout == glue_layout::mrpc)
-                CRAM_CHECK(f[0] == "Quality", file.string(), ":1: expected MRPC's header 'Quality\\t#1 ID\\t...', found ",
-                           detail::quote_field(line));
-            if (!task.col_a.empty()) {
-                ia = detail::find_column(f, task.col_a, file);
-                if (task.pair) ib = detail::find_column(f, task.col_b, file);
-                il = detail::find_column(f, task.col_label, file);
-                min_cols = std::size_t(std::max({ia, ib, il})) + 1;
+            if (lay.name_a) {
+                ia = detail::find_column(f, lay.name_a, file);
+                ib = lay.name_b ? detail::find_column(f, lay.name_b, file) : -1;
+                il = detail::find_column(f, lay.name_label, file);
+                min_cols = f.size();
             }
             continue;
         }
         try {
-            if (f.size() < min_cols)
-                throw bad_row{"expected at least " + std::to_string(min_cols) + " tab-separated columns, found " +
-                              std::to_string(f.size())};
+            // A short or long row is a text broken by a newline or holding a tab: its fields cannot be trusted.
+            if (lay.exact ? f.size() != min_cols : f.size() < min_cols)
+                throw bad_row{"expected " + std::string(lay.exact ? "" : "at least ") + std::to_string(min_cols) +
+                              " tab-separated columns, found " + std::to_string(f.size())};
             glue_example ex;
             ex.a = std::string(f[std::size_t(ia)]);
-            if (task.pair) ex.b = std::string(f[std::size_t(ib)]);
+            if (ib >= 0) ex.b = std::string(f[std::size_t(ib)]);
             const std::string_view lab = il < 0 ? f.back() : f[std::size_t(il)];
-            if (task.regression()) {
-                if (!detail::parse_float(lab, ex.score))
+            if (task.regression) {
+                if (!detail::parse_score(lab, ex.score))
                     throw bad_row{"score " + detail::quote_field(lab) + " is not a number"};
-                if (task.layout == glue_layout::stsb && (ex.score < 0.0f || ex.score > 5.0f))
+                if (ex.score < 0.0f || ex.score > 5.0f)
                     throw bad_row{"score " + detail::quote_field(lab) + " outside STS-B's range [0, 5]"};
-            } else if (!task.label_names.empty()) {
-                std::string_view l = lab;
-                while (!l.empty() && l.back() == ' ') l.remove_suffix(1);
-                const auto it = std::find(task.label_names.begin(), task.label_names.end(), l);
-                if (it == task.label_names.end()) {
-                    if (task.layout == glue_layout::mnli && l == "-") {  // annotators disagreed: no gold label
-                        ++out.skipped;
-                        if (out.skipped_lines.size() < 10) out.skipped_lines.push_back(line_no);
-                        continue;
-                    }
+            } else if (!lay.label_names.empty()) {
+                const std::string_view l = detail::trim(lab);
+                int found = -1;
+                for (std::size_t k = 0; k < lay.label_names.size(); ++k)
+                    if (l == lay.label_names[k]) found = int(k);
+                if (found < 0) {
                     std::string names;
-                    for (const auto& n : task.label_names) names += (names.empty() ? "" : ", ") + n;
+                    for (const auto& n : lay.label_names) names += (names.empty() ? "" : ", ") + n;
                     throw bad_row{"label " + detail::quote_field(lab) + " is not one of " + names};
                 }
-                ex.label = static_cast<int>(it - task.label_names.begin());
-            } else {
-                if (!detail::parse_int(lab, ex.label) || ex.label >= task.num_labels)
-                    throw bad_row{"label " + detail::quote_field(lab) + " is not an integer in [0, " +
-                                  std::to_string(task.num_labels) + ")"};
+                ex.label = found;
+            } else if (!detail::parse_label_int(lab, ex.label) || ex.label >= task.num_labels) {
+                throw bad_row{"label " + detail::quote_field(lab) + " is not an integer in [0, " +
+                              std::to_string(task.num_labels) + ")"};
             }
             out.examples.push_back(std::move(ex));
         } catch (const bad_row& e) {
-            if (!skip_bad)
+            if (!lay.skip_malformed)
                 CRAM_THROW(file.string(), ":", line_no, ": ", task.name, " row cannot be read: ", e.why,
-                           " (the official GLUE layout is described in docs/glue.md)");
+                           " (official GLUE layouts: docs/glue.md)");
             ++out.skipped;
-            if (out.skipped_lines.size() < 10) out.skipped_lines.push_back(line_no);
         }
     }
-    CRAM_CHECK(header_seen, file.string(), ": empty file (", task.name, " expects a header line)");
+    CRAM_CHECK(header_seen, file.string(), ": empty file (", task.name, " files start with a header line)");
     return out;
-}
-
-// DIR/<task>/<split>.tsv, e.g. read_glue_split(dir, glue_task("MNLI"), "dev_matched").
-inline glue_split read_glue_split(const std::filesystem::path& glue_dir, const glue_task_info& task,
-                                  const std::string& split) {
-    return read_glue_file(glue_dir / task.name / (split + ".tsv"), task, split);
 }
 
 }  // namespace cram::eval

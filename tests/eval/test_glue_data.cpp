@@ -1,11 +1,14 @@
-// GLUE readers: row counts and label sets of the five shared tasks (../shared/data/glue, counts from its
+// GLUE readers and model inputs. Readers: row counts and label sets of the five shared tasks (../shared/data/glue, counts from its
 // README), first rows checked against the files as read by eye; hand-made files in the official layouts of
 // QQP (malformed rows skipped and counted), MNLI (three files), QNLI and WNLI; file:line errors.
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <string>
 
+#include "cram/data/wordpiece.hpp"
+#include "cram/eval/glue_inputs.hpp"
 #include "cram/eval/glue_tasks.hpp"
 #include "test_support.hpp"
 
@@ -36,20 +39,26 @@ std::set<int> label_set(const glue_split& s) {
 }
 }  // namespace
 
-TEST_CASE("registry: nine tasks, labels, metrics, lookup by loose name") {
-    CHECK(glue_tasks().size() == 9);
-    CHECK(glue_task("sst2").name == "SST-2");
-    CHECK(glue_task("STSB").regression());
+TEST_CASE("registry: nine tasks in GLUE order, labels, metrics, lookup by loose name") {
+    std::vector<std::string> names;
+    for (const auto& t : glue_tasks()) names.push_back(t.name);
+    CHECK(names == std::vector<std::string>{"CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"});
+    CHECK(&glue_task("sst2") == &glue_task("SST-2"));
+    CHECK(glue_task("sts-b").name == "STS-B");
+    CHECK(glue_task("STSB").regression);
+    CHECK(glue_task("STSB").num_labels == 1);
+    CHECK_FALSE(glue_task("RTE").regression);
     CHECK(glue_task("mnli").num_labels == 3);
     CHECK(glue_task("MNLI").dev_splits == std::vector<std::string>{"dev_matched", "dev_mismatched"});
-    CHECK(glue_task("CoLA").metrics.front() == "mcc");
-    CHECK(glue_task("QQP").metrics.front() == "f1");
-    CHECK(glue_task("MRPC").metrics.front() == "f1");
-    CHECK(glue_task("STS-B").metrics == std::vector<std::string>{"pearson", "spearman"});
-    CHECK_FALSE(glue_task("CoLA").pair);
-    CHECK_FALSE(glue_task("SST-2").pair);
-    CHECK(glue_task("RTE").pair);
-    CHECK(error_of([] { glue_task("SQuAD"); }).find("unknown GLUE task 'SQuAD'") != std::string::npos);
+    CHECK(glue_task("qnli").dev_splits == std::vector<std::string>{"dev"});
+    CHECK(glue_task("CoLA").metric == "mcc");
+    CHECK(glue_task("QQP").metric == "f1");
+    CHECK(glue_task("MRPC").metric == "f1");
+    CHECK(glue_task("STS-B").metric == "pearson");
+    for (const char* t : {"SST-2", "MNLI", "QNLI", "RTE", "WNLI"}) CHECK(glue_task(t).metric == "accuracy");
+    const std::string err = error_of([] { glue_task("SQuAD"); });
+    CHECK(err.find("'SQuAD'") != std::string::npos);
+    CHECK(err.find("CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI") != std::string::npos);
 }
 
 TEST_CASE("shared GLUE tasks: row counts, label sets, first rows") {
@@ -69,7 +78,7 @@ TEST_CASE("shared GLUE tasks: row counts, label sets, first rows") {
         CHECK(dev.examples.size() == e.dev);
         CHECK(train.skipped == 0);
         CHECK(dev.skipped == 0);
-        if (info.regression()) {
+        if (info.regression) {
             for (const auto* s : {&train, &dev})
                 for (const auto& x : s->examples) REQUIRE((x.score >= 0.0f && x.score <= 5.0f));
         } else {
@@ -78,7 +87,10 @@ TEST_CASE("shared GLUE tasks: row counts, label sets, first rows") {
         }
         for (const auto& x : train.examples) {
             REQUIRE_FALSE(x.a.empty());
-            if (info.pair) REQUIRE_FALSE(x.b.empty());
+            if (info.name == "CoLA" || info.name == "SST-2")
+                REQUIRE(x.b.empty());
+            else
+                REQUIRE_FALSE(x.b.empty());
         }
     }
     // first rows, as they read in the files
@@ -116,8 +128,8 @@ TEST_CASE("QQP: columns by header name, malformed rows skipped and counted") {
                "4\t9\t10\tWho?\tWhom?\t1\r\n");
     const auto s = read_glue_split(dir, glue_task("QQP"), "train");
     REQUIRE(s.examples.size() == 3);
-    CHECK(s.skipped == 2);
-    CHECK(s.skipped_lines == std::vector<std::size_t>{3, 5});
+    CHECK(s.skipped == 2);  // lines 3 (4 columns of 6) and 5 (label 'maybe')
+    CHECK(s.name == "train");
     CHECK(s.examples[0].a == "How do I learn C++?");
     CHECK(s.examples[0].b == "What is the best way to learn C++?");
     CHECK(s.examples[0].label == 1);
@@ -148,7 +160,7 @@ TEST_CASE("MNLI: train, dev_matched, dev_mismatched; texts columns 8, 9, gold_la
                    row("P3", "H3", "entailment\tentailment"));
     write_file(dir, "MNLI", "dev_matched",
                dev_header + row("M1", "h1", "entailment\tentailment\tneutral\tentailment\tentailment\tentailment") +
-                   row("M2", "h2", "neutral\tcontradiction\tentailment\tneutral\tcontradiction\t-"));
+                   row("M2", "h2", "neutral\tcontradiction\tneutral\tneutral\tcontradiction\tneutral"));
     write_file(dir, "MNLI", "dev_mismatched",
                dev_header + row("X1", "x1", "contradiction\tcontradiction\tcontradiction\tneutral\tneutral\tcontradiction"));
     const auto& info = glue_task("MNLI");
@@ -160,9 +172,12 @@ TEST_CASE("MNLI: train, dev_matched, dev_mismatched; texts columns 8, 9, gold_la
     CHECK(train.examples[1].label == 2);
     CHECK(train.examples[2].label == 0);
     const auto m = read_glue_split(dir, info, "dev_matched");
-    REQUIRE(m.examples.size() == 1);  // the "-" (no gold label) row is skipped and counted
-    CHECK(m.skipped == 1);
+    REQUIRE(m.examples.size() == 2);
+    CHECK(m.name == "dev_matched");
+    CHECK(m.skipped == 0);
+    CHECK(m.examples[0].a == "M1");
     CHECK(m.examples[0].label == 0);
+    CHECK(m.examples[1].label == 1);  // gold_label (last column), not label1
     const auto mm = read_glue_split(dir, info, "dev_mismatched");
     REQUIRE(mm.examples.size() == 1);
     CHECK(mm.examples[0].a == "X1");
@@ -172,6 +187,10 @@ TEST_CASE("MNLI: train, dev_matched, dev_mismatched; texts columns 8, 9, gold_la
     const std::string err = error_of([&] { read_glue_split(dir, info, "dev_matched"); });
     CHECK(err.find("dev_matched.tsv:2:") != std::string::npos);
     CHECK(err.find("contradicts") != std::string::npos);
+    // a "-" gold label (no annotator consensus; the GLUE files have none) is an unknown label too
+    write_file(dir, "MNLI", "dev_mismatched", dev_header + row("a", "b", "x\tx\tx\tx\tx\t-"));
+    CHECK(error_of([&] { read_glue_split(dir, info, "dev_mismatched"); }).find("dev_mismatched.tsv:2:") !=
+          std::string::npos);
 }
 
 TEST_CASE("QNLI and WNLI layouts") {
@@ -231,7 +250,89 @@ TEST_CASE("unreadable rows: errors name the file and the line") {
     REQUIRE(mrpc.examples.size() == 1);
     CHECK(mrpc.examples[0].b == "y");
 
+    // a tab inside a text (one column too many) is a wrong column count, not a silently shifted field
+    write_file(dir, "RTE", "train", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\textra\tentailment\n");
+    err = error_of([&] { read_glue_split(dir, glue_task("RTE"), "train"); });
+    CHECK(err.find("RTE/train.tsv:2:") != std::string::npos);
+    CHECK(err.find("expected 4 tab-separated columns, found 5") != std::string::npos);
+
     err = error_of([&] { read_glue_split(dir, glue_task("QNLI"), "train"); });
     CHECK(err.find("cannot open GLUE file") != std::string::npos);
-    CHECK(err.find("QNLI/train.tsv") != std::string::npos);
+    CHECK(err.find((dir / "QNLI" / "train.tsv").string()) != std::string::npos);
+    CHECK(err.find("docs/glue.md") != std::string::npos);
+}
+
+// ---- model inputs, with a tiny hand-written vocabulary ----
+
+namespace {
+cram::data::wordpiece tiny_vocab() {
+    const auto dir = cram::test::scratch_dir("glue_inputs_vocab");
+    std::ofstream v(dir / "vocab.txt");
+    // ids: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4, the 5, cat 6, sat 7, on 8, mat 9, dog 10, ##s 11, a 12
+    for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog", "##s", "a"})
+        v << t << "\n";
+    v.close();
+    return cram::data::wordpiece::load(dir / "vocab.txt");
+}
+}  // namespace
+
+TEST_CASE("inputs: [CLS] A [SEP] B [SEP], token types, single sentence") {
+    const auto tok = tiny_vocab();
+    REQUIRE(tok.encode("The cats sat") == std::vector<std::int32_t>{5, 6, 11, 7});
+    const auto pair = encode_example(tok, {"The cat sat", "a dog", -1, 0.f});
+    CHECK(pair.ids == std::vector<std::int32_t>{2, 5, 6, 7, 3, 12, 10, 3});
+    CHECK(pair.type_ids == std::vector<std::int32_t>{0, 0, 0, 0, 0, 1, 1, 1});
+    const auto single = encode_example(tok, {"the mat", "", -1, 0.f});
+    CHECK(single.ids == std::vector<std::int32_t>{2, 5, 9, 3});
+    CHECK(single.type_ids == std::vector<std::int32_t>{0, 0, 0, 0});
+}
+
+TEST_CASE("inputs: longest-first truncation to the length limit") {
+    const auto tok = tiny_vocab();
+    // A: 6 tokens, B: 2 tokens, limit 8 -> 5 text tokens: A loses 3 (6>2, 5>2, 4>2 ... stops at 3+2=5)
+    auto e = encode_example(tok, {"the cat sat on the mat", "a dog", -1, 0.f}, 8);
+    CHECK(e.ids == std::vector<std::int32_t>{2, 5, 6, 7, 3, 12, 10, 3});
+    CHECK(e.ids.size() == 8);
+    // A 4, B 4, limit 9 -> 6 text tokens: equal lengths trim B first, then A: A 3, B 3
+    e = encode_example(tok, {"the cat sat on", "a dog sat on", -1, 0.f}, 9);
+    CHECK(e.ids == std::vector<std::int32_t>{2, 5, 6, 7, 3, 12, 10, 7, 3});
+    // single sentence keeps its first max_len - 2 tokens
+    e = encode_example(tok, {"the cat sat on the mat", "", -1, 0.f}, 5);
+    CHECK(e.ids == std::vector<std::int32_t>{2, 5, 6, 7, 3});
+    // the 128-token default on a long pair: 125 text tokens; only B, the longer, loses tokens (200 -> 75)
+    std::string long_a, long_b;
+    for (int i = 0; i < 50; ++i) long_a += "cat ";
+    for (int i = 0; i < 200; ++i) long_b += "dog ";
+    e = encode_example(tok, {long_a, long_b, -1, 0.f});
+    CHECK(e.ids.size() == 128);
+    CHECK(std::count(e.ids.begin(), e.ids.end(), 6) == 50);
+    CHECK(std::count(e.ids.begin(), e.ids.end(), 10) == 75);
+    std::vector<std::int32_t> a(70, 1), b(70, 2);
+    detail::truncate_longest_first(a, b, 125);
+    CHECK(a.size() == 63);  // ties trim B first: 63 + 62
+    CHECK(b.size() == 62);
+}
+
+TEST_CASE("inputs: batches padded to the longest, lengths set") {
+    const auto tok = tiny_vocab();
+    std::vector<encoded_example> ex{encode_example(tok, {"the cat", "a dog", -1, 0.f}),
+                                    encode_example(tok, {"the", "", -1, 0.f}),
+                                    encode_example(tok, {"cat sat on the mat", "dogs", -1, 0.f})};
+    const std::size_t idx[] = {1, 0};
+    const auto b = make_token_batch(ex, idx, 2, 0);
+    CHECK(b.batch == 2);
+    CHECK(b.seq == 7);
+    CHECK(b.lengths == std::vector<std::int32_t>{3, 7});
+    CHECK(b.ids == std::vector<std::int32_t>{2, 5, 3, 0, 0, 0, 0, 2, 5, 6, 3, 12, 10, 3});
+    CHECK(b.type_ids == std::vector<std::int32_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1});
+    const auto v = b.view();
+    CHECK(v.lengths[1] == 7);
+    const std::size_t one[] = {2};
+    const auto c = make_token_batch(ex, one, 1, 7);
+    CHECK(c.seq == 10);  // [CLS] cat sat on the mat [SEP] dog ##s [SEP]
+    CHECK(c.ids == std::vector<std::int32_t>{2, 6, 7, 8, 5, 9, 3, 10, 11, 3});
+    CHECK(c.type_ids == std::vector<std::int32_t>{0, 0, 0, 0, 0, 0, 0, 1, 1, 1});
+    CHECK(c.lengths == std::vector<std::int32_t>{10});
+    const std::size_t bad[] = {3};
+    CHECK_THROWS_AS(make_token_batch(ex, bad, 1, 0), cram::error);
 }
