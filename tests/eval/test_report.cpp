@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "cram/cpu/backend.hpp"
+#include "cram/data/wordpiece.hpp"
 #include "cram/eval/glue.hpp"
 #include "cram/model/presets.hpp"
 #include "test_support.hpp"

@@ -12,10 +12,12 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue_inputs.hpp"
 #include "cram/eval/glue_tasks.hpp"
 #include "cram/eval/metrics.hpp"
@@ -44,18 +46,6 @@ struct finetune_options {
     std::int64_t max_steps = 0;
     int loss_every = 25;  // steps between loss reads (each one synchronises a device backend)
 };
-
-// Hugging Face's get_cosine_schedule_with_warmup, the schedule of the cramming evaluation: the factor for
-// the update with 0-based index `step` is step / warmup during warm-up, then
-// 0.5 (1 + cos(pi (step - warmup) / (total - warmup))).
-inline double warmup_cosine_factor(std::int64_t step, std::int64_t total, std::int64_t warmup) {
-    if (step < warmup) return double(step) / double(std::max<std::int64_t>(1, warmup));
-    const double progress = double(step - warmup) / double(std::max<std::int64_t>(1, total - warmup));
-    return std::max(0.0, 0.5 * (1.0 + std::cos(3.14159265358979323846 * progress)));
-}
-inline std::int64_t warmup_steps(std::int64_t total, double fraction) {
-    return static_cast<std::int64_t>(std::ceil(fraction * double(total) - 1e-9));
-}
 
 // One dev split, tokenized, with an order by length so evaluation batches carry little padding.
 struct dev_data {
@@ -119,7 +109,7 @@ inline std::map<std::string, double> score_outputs(const glue_task_info& info, c
     std::map<std::string, double> m;
     const std::size_t n = d.examples.size(), k = std::size_t(info.num_labels);
     CRAM_CHECK(outputs.size() == n * k, "score_outputs: ", outputs.size(), " outputs for ", n, " examples x ", k);
-    if (info.regression()) {
+    if (info.regression) {
         const std::vector<double> pred(outputs.begin(), outputs.end());
         m["pearson"] = pearson(pred, d.scores);
         m["spearman"] = spearman(pred, d.scores);
@@ -168,41 +158,6 @@ struct finetune_callbacks {
     std::function<void(const finetune_progress&)> on_step;                    // after every optimizer step
     std::function<void(const finetune_run&, const epoch_score&)> on_epoch;  // after every dev evaluation
 };
-
-namespace detail {
-inline std::uint64_t splitmix64(std::uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-// Fisher-Yates with a splitmix64 stream: the same order on every platform (std::shuffle's is not fixed).
-inline void shuffle_indices(std::vector<std::size_t>& v, std::uint64_t seed) {
-    std::uint64_t state = seed;
-    for (std::size_t i = v.size(); i > 1; --i) {
-        state = splitmix64(state);
-        const std::size_t j = std::size_t(state % i);  // modulo bias < i / 2^64: irrelevant here
-        std::swap(v[i - 1], v[j]);
-    }
-}
-inline std::uint64_t name_key(const std::string& s) {  // FNV-1a: std::hash differs between libraries
-    std::uint64_t h = 0xCBF29CE484222325ull;
-    for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
-    return h;
-}
-}  // namespace detail
-
-// The training examples a run uses: all of them, or (max_train) a fixed subset that every seed shares.
-inline std::vector<std::size_t> training_subset(std::size_t n, std::size_t max_train) {
-    std::vector<std::size_t> idx(n);
-    std::iota(idx.begin(), idx.end(), std::size_t{0});
-    if (max_train > 0 && max_train < n) {
-        detail::shuffle_indices(idx, 0x5EEDF00Dull);
-        idx.resize(max_train);
-        std::sort(idx.begin(), idx.end());
-    }
-    return idx;
-}
 
 // Dev outputs (num_labels per example, in file order) of the current model, without dropout.
 template <bert_config C, class Backend>
@@ -262,8 +217,8 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
     adamw_state<Backend> enc_opt(ctx, bert<C, Backend>::layout());
     adamw_state<Backend> head_opt(ctx, head.layout());
 
-    std::vector<std::size_t> order = training_subset(task.train.size(), opts.max_train);
-    const std::int64_t per_epoch = (std::int64_t(order.size()) + opts.batch - 1) / opts.batch;
+    epoch_batches batches(training_subset(task.train.size(), opts.max_train), opts.batch, splitmix64(seed_key + 100));
+    const std::int64_t per_epoch = batches.batches_per_epoch();
     std::int64_t total = per_epoch * opts.epochs;
     if (opts.max_steps > 0) total = std::min(total, opts.max_steps);
     const std::int64_t warmup = warmup_steps(total, opts.warmup_fraction);
@@ -272,7 +227,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
     finetune_run run;
     run.task = task.info.name;
     run.seed = opts.seed;
-    run.train_examples = order.size();
+    run.train_examples = batches.examples();
     run.total_steps = total;
     run.from_scratch = opts.from_scratch;
     std::vector<std::int32_t> lab;
@@ -280,7 +235,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
     std::int64_t step = 0;
     for (int epoch = 1; epoch <= epochs; ++epoch) {
         const auto t0 = std::chrono::steady_clock::now();
-        detail::shuffle_indices(order, splitmix64(seed_key + 100 + std::uint64_t(epoch)));
+        batches.shuffle(epoch - 1);
         double loss_sum = 0;
         std::size_t loss_examples = 0, pending = 0;
         double last_loss = std::nan("");
@@ -292,15 +247,15 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
             pending = 0;
         };
         for (std::int64_t b = 0; b < per_epoch && step < total; ++b) {
-            const std::size_t begin = std::size_t(b) * std::size_t(opts.batch);
-            const std::size_t count = std::min<std::size_t>(std::size_t(opts.batch), order.size() - begin);
+            const std::span<const std::size_t> idx = batches.batch(b);
+            const std::size_t count = idx.size();
             const host_token_batch hb =
-                make_token_batch(task.train, order.data() + begin, count, std::int32_t(C.pad_id), C.token_types > 0);
+                make_token_batch(task.train, idx.data(), count, std::int32_t(C.pad_id), C.token_types > 0);
             lab.resize(count);
             tgt.resize(count);
             for (std::size_t i = 0; i < count; ++i) {
-                lab[i] = task.train_labels[order[begin + i]];
-                tgt[i] = task.train_scores[order[begin + i]];
+                lab[i] = task.train_labels[idx[i]];
+                tgt[i] = task.train_scores[idx[i]];
             }
             encoder.zero_grads();
             head.zero_grads();

@@ -35,10 +35,10 @@ inline void truncate_longest_first(std::vector<std::int32_t>& a, std::vector<std
 }  // namespace detail
 
 // Tokenizer: encode(std::string_view) -> std::vector<int32_t> without special tokens, and specials() with
-// .cls and .sep (cram::data::wordpiece). An empty ex.b means a single-sentence task.
+// .cls and .sep (cram::data::wordpiece). `pair`: `[CLS] A [SEP] B [SEP]` (an empty B gives `[CLS] A [SEP]
+// [SEP]`, as Hugging Face's tokenizers with an empty text_pair); otherwise `[CLS] A [SEP]` and ex.b unused.
 template <class Tokenizer>
-encoded_example encode_example(const Tokenizer& tok, const glue_example& ex, int max_len = 128) {
-    const bool pair = !ex.b.empty();
+encoded_example encode_example(const Tokenizer& tok, const glue_example& ex, bool pair, int max_len = 128) {
     const int specials = pair ? 3 : 2;
     CRAM_CHECK(max_len > specials, "GLUE inputs need max_len > ", specials, " (room for one token after [CLS] and [SEP]), got ",
                max_len);
@@ -61,10 +61,18 @@ encoded_example encode_example(const Tokenizer& tok, const glue_example& ex, int
     return e;
 }
 
+// As above with the shape taken from the example: a pair when ex.b is non-empty. For whole tasks prefer
+// the overload above with glue_task_info::pair (a pair task's row with an empty B keeps its second [SEP]).
+template <class Tokenizer>
+encoded_example encode_example(const Tokenizer& tok, const glue_example& ex, int max_len = 128) {
+    return encode_example(tok, ex, !ex.b.empty(), max_len);
+}
+
 // all[indices[0..count)] as one batch, padded with pad_id (type id 0) to the longest of them; lengths set so
-// the padding is masked out of attention.
+// the padding is masked out of attention. with_types false leaves type_ids empty (a model without a
+// token-type table ignores them anyway; this only saves the copy).
 inline host_token_batch make_token_batch(const std::vector<encoded_example>& all, const std::size_t* indices,
-                                         std::size_t count, std::int32_t pad_id) {
+                                         std::size_t count, std::int32_t pad_id, bool with_types = true) {
     CRAM_CHECK(count > 0 && indices != nullptr, "make_token_batch: an empty batch (count ", count, ")");
     host_token_batch b;
     b.batch = int(count);
@@ -79,12 +87,13 @@ inline host_token_batch make_token_batch(const std::vector<encoded_example>& all
     }
     b.seq = int(seq);
     b.ids.assign(count * seq, pad_id);
-    b.type_ids.assign(count * seq, 0);
+    if (with_types) b.type_ids.assign(count * seq, 0);
     b.lengths.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
         const auto& e = all[indices[i]];
         std::copy(e.ids.begin(), e.ids.end(), b.ids.begin() + std::ptrdiff_t(i * seq));
-        std::copy(e.type_ids.begin(), e.type_ids.end(), b.type_ids.begin() + std::ptrdiff_t(i * seq));
+        if (with_types)
+            std::copy(e.type_ids.begin(), e.type_ids.end(), b.type_ids.begin() + std::ptrdiff_t(i * seq));
         b.lengths[i] = std::int32_t(e.ids.size());
     }
     return b;

@@ -29,6 +29,8 @@ struct glue_split {
     std::string name;  // "train", "dev", "dev_matched", "dev_mismatched"
     std::vector<glue_example> examples;
     std::size_t skipped = 0;  // QQP malformed rows
+    std::string task;           // e.g. "QQP"
+    std::filesystem::path file;  // the file read
 };
 
 struct glue_task_info {
@@ -37,20 +39,29 @@ struct glue_task_info {
     bool regression;
     std::vector<std::string> dev_splits;   // {"dev"}; MNLI: {"dev_matched","dev_mismatched"}
     std::string metric;                    // "mcc" (CoLA), "pearson" (STS-B), "f1" (MRPC, QQP), "accuracy"
+    bool pair = true;                      // two texts ([CLS] A [SEP] B [SEP]); CoLA, SST-2: one ([CLS] A [SEP])
+    std::vector<std::string> metrics{};    // everything the report shows, the headline `metric` first
+
+    // The split files under <glue_dir>/<name>/: "train.tsv", then one per dev split.
+    std::vector<std::string> files() const {
+        std::vector<std::string> f{"train.tsv"};
+        for (const auto& d : dev_splits) f.push_back(d + ".tsv");
+        return f;
+    }
 };
 
 // All nine, in GLUE's own order.
 inline const std::vector<glue_task_info>& glue_tasks() {
     static const std::vector<glue_task_info> tasks{
-        {"CoLA", 2, false, {"dev"}, "mcc"},
-        {"SST-2", 2, false, {"dev"}, "accuracy"},
-        {"MRPC", 2, false, {"dev"}, "f1"},
-        {"STS-B", 1, true, {"dev"}, "pearson"},
-        {"QQP", 2, false, {"dev"}, "f1"},
-        {"MNLI", 3, false, {"dev_matched", "dev_mismatched"}, "accuracy"},
-        {"QNLI", 2, false, {"dev"}, "accuracy"},
-        {"RTE", 2, false, {"dev"}, "accuracy"},
-        {"WNLI", 2, false, {"dev"}, "accuracy"},
+        {"CoLA", 2, false, {"dev"}, "mcc", false, {"mcc", "accuracy"}},
+        {"SST-2", 2, false, {"dev"}, "accuracy", false, {"accuracy"}},
+        {"MRPC", 2, false, {"dev"}, "f1", true, {"f1", "accuracy"}},
+        {"STS-B", 1, true, {"dev"}, "pearson", true, {"pearson", "spearman"}},
+        {"QQP", 2, false, {"dev"}, "f1", true, {"f1", "accuracy"}},
+        {"MNLI", 3, false, {"dev_matched", "dev_mismatched"}, "accuracy", true, {"accuracy"}},
+        {"QNLI", 2, false, {"dev"}, "accuracy", true, {"accuracy"}},
+        {"RTE", 2, false, {"dev"}, "accuracy", true, {"accuracy"}},
+        {"WNLI", 2, false, {"dev"}, "accuracy", true, {"accuracy"}},
     };
     return tasks;
 }
@@ -202,6 +213,8 @@ inline glue_split read_glue_split(const std::filesystem::path& glue_dir, const g
 
     glue_split out;
     out.name = std::string(split);
+    out.task = task.name;
+    out.file = file;
     int ia = lay.col_a, ib = lay.col_b, il = lay.col_label;
     std::size_t min_cols = lay.min_cols;
     bool header_seen = !lay.header;
