@@ -48,17 +48,17 @@ inline std::vector<std::string> split_list(const std::string& list) {
     return out;
 }
 
-// The vocabulary the checkpoint was pretrained with: --vocab, else the dataset directory recorded in the
-// checkpoint's state (config.data / config.dataset when the trainer records it), else `run`'s layout
+// The vocabulary the checkpoint was pretrained with: --vocab, else the dataset directory the trainer
+// recorded in the checkpoint's state ("run": {"data_dir": ...}), else RUN/vocab.txt, else `run`'s layout
 // OUT/data/vocab.txt next to OUT/run.
 inline std::filesystem::path find_vocab(const glue_settings& s, const std::filesystem::path& run_dir,
-                                        const nlohmann::json& config) {
+                                        const nlohmann::json& state) {
     namespace fs = std::filesystem;
     if (!s.vocab.empty()) return s.vocab;
     std::vector<fs::path> candidates;
-    for (const char* key : {"data", "dataset", "data_dir"})
-        if (config.is_object() && config.contains(key) && config[key].is_string())
-            candidates.push_back(fs::path(config[key].get<std::string>()) / "vocab.txt");
+    const auto run = state.value("run", nlohmann::json::object());
+    if (run.is_object() && run.contains("data_dir") && run["data_dir"].is_string())
+        candidates.push_back(fs::path(run["data_dir"].get<std::string>()) / "vocab.txt");
     candidates.push_back(run_dir / "vocab.txt");
     candidates.push_back(run_dir.parent_path() / "data" / "vocab.txt");
     for (const auto& c : candidates)
@@ -128,7 +128,7 @@ int run_glue(glue_settings s, typename Backend::context& ctx) {
         if (s.preset.empty()) s.preset = saved;
         // a run directory is two levels above RUN/checkpoints/step-N
         const fs::path run_dir = fs::exists(s.checkpoint / "checkpoints") ? s.checkpoint : ckpt.parent_path().parent_path();
-        s.vocab = detail::find_vocab(s, run_dir, config);
+        s.vocab = detail::find_vocab(s, run_dir, state);
     } else {
         CRAM_CHECK(s.from_scratch, "glue needs --checkpoint RUN (or --from-scratch for the no-pretraining baseline)");
     }

@@ -111,6 +111,8 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.val_batches = s.val_batches;
     o.peak_flops = s.peak_flops;
     o.run_config = {{"preset", s.preset}};
+    // where the vocabulary lives, for `glue` on this run's checkpoints
+    o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
     if (!s.quiet)
         std::fprintf(stderr,
                      "train: %s (%zu parameters) on %s, %lld training sequences of %d tokens, micro-batch %d, "

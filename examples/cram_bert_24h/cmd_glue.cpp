@@ -69,6 +69,10 @@ const bool hooked = [] {
         s.preset = r.preset;
         s.device = r.device;
         s.seed = r.seed;
+        if (!r.tasks.empty()) s.tasks = r.tasks;
+        if (r.seeds > 0) s.seeds = r.seeds;
+        if (r.epochs > 0) s.epochs = r.epochs;
+        s.max_train = r.max_train;
         return cram::app::glue_on_device(s);
     };
     return true;

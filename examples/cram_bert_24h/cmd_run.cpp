@@ -25,6 +25,7 @@ const bool registered = cram::app::register_command(50, [](CLI::App& app) {
         int vocab_size = 0;
         std::int64_t max_docs = 0;
         int prepare_threads = 0;
+        cram::app::glue_request glue;  // the --glue-* protocol knobs
     };
     auto a = std::make_shared<args>();
     cmd->add_option("--corpus", a->corpus, "Corpus files (*.jsonl, *.jsonl.zst, *.txt, *.txt.zst)")->required()->expected(1, -1);
@@ -48,6 +49,12 @@ const bool registered = cram::app::register_command(50, [](CLI::App& app) {
     cmd->add_option("--format", a->format, "Corpus format: auto, jsonl, text, text-blocks")
         ->check(CLI::IsMember({"auto", "jsonl", "text", "text-blocks"}))->capture_default_str();
     cmd->add_option("--glue-dir", a->glue_dir, "GLUE data directory: evaluate the trained model when given");
+    cmd->add_option("--glue-tasks", a->glue.tasks, "GLUE tasks, comma-separated (default: the 8 of the average)");
+    cmd->add_option("--glue-seeds", a->glue.seeds, "GLUE fine-tuning seeds per task (0: the protocol's 5)")->capture_default_str();
+    cmd->add_option("--glue-epochs", a->glue.epochs, "GLUE epochs per task (0: the protocol's 5)")->capture_default_str();
+    cmd->add_option("--glue-max-train", a->glue.max_train,
+                    "Fine-tune on at most this many training examples per task (0: all; a deviation, flagged in the report)")
+        ->capture_default_str();
     cmd->add_flag("--quiet", a->s.quiet, "No progress lines");
     cmd->callback([a] {
         namespace fs = std::filesystem;
@@ -105,7 +112,16 @@ const bool registered = cram::app::register_command(50, [](CLI::App& app) {
             }
             const auto ck = cram::train::list_checkpoints(run_dir / "checkpoints");
             CRAM_CHECK(!ck.empty(), "run: no checkpoint in ", (run_dir / "checkpoints").string(), " to evaluate");
-            const int grc = glue({run_dir, ck.front(), data_dir, a->glue_dir, out / "glue", s.preset, s.device, s.seed});
+            cram::app::glue_request r = a->glue;
+            r.run_dir = run_dir;
+            r.checkpoint = ck.front();
+            r.data_dir = data_dir;
+            r.glue_dir = a->glue_dir;
+            r.out = out / "glue";
+            r.preset = s.preset;
+            r.device = s.device;
+            r.seed = s.seed;
+            const int grc = glue(r);
             if (grc != 0) throw CLI::RuntimeError(grc);
         }
     });

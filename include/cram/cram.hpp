@@ -28,6 +28,13 @@
 #include "cram/train/schedule.hpp"
 #include "cram/train/trainer.hpp"
 #include "cram/data/all.hpp"
+#include "cram/eval/finetune.hpp"
+#include "cram/eval/finetune_schedule.hpp"
+#include "cram/eval/glue.hpp"
+#include "cram/eval/glue_inputs.hpp"
+#include "cram/eval/glue_tasks.hpp"
+#include "cram/eval/metrics.hpp"
+#include "cram/eval/report.hpp"
 
 #if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)
 #include "cram/cuda/cuda.hpp"

@@ -64,5 +64,21 @@ if "$app" --help 2>&1 | grep -qE "^ +glue "; then
   "$app" glue --checkpoint "$work/run" --glue-dir "$data/glue" --out "$work/glue" --tasks RTE --seeds 1 \
     --epochs 1 --max-train 64 --device cpu
   ls "$work/glue"
+  for f in report.md report.json; do test -s "$work/glue/$f"; done
+  grep -q "RTE" "$work/glue/report.md"
+
+  step "run: prepare -> train -> GLUE in one command (tiny budget, capped GLUE protocol)"
+  "$app" run --corpus "$wiki" --out "$work/all" --max-docs 150 --budget 8s --preset crammed_tiny --device cpu \
+    --micro-batch 4 --batch-target 8 --glue-dir "$data/glue" --glue-tasks RTE --glue-seeds 1 --glue-epochs 1 \
+    --glue-max-train 32 --quiet
+  test -s "$work/all/glue/report.md"
+  # the trainer records its dataset, which is where glue finds the vocabulary
+  python3 - "$work/all" <<'PY'
+import json, os, sys, glob
+st = json.load(open(sorted(glob.glob(os.path.join(sys.argv[1], "run/checkpoints/step-*/state.json")))[-1]))
+want = os.path.realpath(os.path.join(sys.argv[1], "data"))
+assert os.path.realpath(st["run"]["data_dir"]) == want, (st.get("run"), want)
+print("state.json run.data_dir:", st["run"]["data_dir"])
+PY
 fi
 echo; echo "e2e: all steps passed"

@@ -23,6 +23,40 @@ namespace detail {
 constexpr int attention_max_seq = 512;
 constexpr int softmax_per_lane = attention_max_seq / 32;
 
+// One warp: out[16][16 n_tiles] (fp32, row-major, leading dimension ldo) = A[16][16 k_tiles] B[16 k_tiles][16 n_tiles]
+// with bf16 tensor-core tiles and fp32 accumulation. A's tile kt is read at a + kt * a_k_step and B's tile
+// (kt, nt) at b + kt * b_k_step + nt * b_n_step, in the WMMA layouts LA and LB: a transposed operand is
+// the same shared-memory tile read in the other layout.
+template <class LA, class LB>
+__device__ inline void warp_mma_16xn(float* out, int ldo, int n_tiles, int k_tiles, const __nv_bfloat16* a, int lda,
+                                     int a_k_step, const __nv_bfloat16* b, int ldb, int b_k_step, int b_n_step) {
+    namespace w = nvcuda::wmma;
+    for (int nt = 0; nt < n_tiles; ++nt) {
+        w::fragment<w::accumulator, 16, 16, 16, float> acc;
+        w::fill_fragment(acc, 0.0f);
+        for (int kt = 0; kt < k_tiles; ++kt) {
+            w::fragment<w::matrix_a, 16, 16, 16, __nv_bfloat16, LA> fa;
+            w::fragment<w::matrix_b, 16, 16, 16, __nv_bfloat16, LB> fb;
+            w::load_matrix_sync(fa, a + kt * a_k_step, lda);
+            w::load_matrix_sync(fb, b + kt * b_k_step + nt * b_n_step, ldb);
+            w::mma_sync(acc, fa, fb, acc);
+        }
+        w::store_matrix_sync(out + nt * 16, acc, ldo, w::mem_row_major);
+    }
+}
+
+// One warp: rows first_row..first_row+15 of a fp32 tile [16][ld_tile] (D columns) to bf16 rows
+// dst[r * ld_dst .. + D), skipping rows >= rows (padding past the sequence).
+template <int D>
+__device__ inline void warp_store_rows(__nv_bfloat16* dst, index_t ld_dst, const float* tile, int ld_tile,
+                                       int first_row, int rows, int lane) {
+    for (int i = lane; i < 16 * D; i += 32) {
+        const int m = i / D, d = i % D;
+        if (first_row + m < rows)
+            dst[static_cast<index_t>(first_row + m) * ld_dst + d] = __float2bfloat16_rn(tile[m * ld_tile + d]);
+    }
+}
+
 }  // namespace detail
 
 // dst[b, h, s, d] = src[(b*seq + s)*ld + h*head_dim + d]
@@ -86,20 +120,9 @@ __global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16
     if (q0 + r0 >= seq) return;  // no barrier follows: idle warps may leave
     float* my_s = ss + warp * 16 * SMAX;
     bf* my_p = sp + warp * 16 * SMAX;
-    // scores = Q K^T (unscaled), fp32
-    for (int nt = 0; nt < s_pad / 16; ++nt) {
-        w::fragment<w::accumulator, 16, 16, 16, float> acc;
-        w::fill_fragment(acc, 0.0f);
-#pragma unroll
-        for (int kt = 0; kt < D / 16; ++kt) {
-            w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
-            w::fragment<w::matrix_b, 16, 16, 16, bf, w::col_major> kb;  // K^T: (d, key) = K[key][d]
-            w::load_matrix_sync(a, sq + r0 * D + kt * 16, D);
-            w::load_matrix_sync(kb, sk + nt * 16 * D + kt * 16, D);
-            w::mma_sync(acc, a, kb, acc);
-        }
-        w::store_matrix_sync(my_s + nt * 16, acc, SMAX, w::mem_row_major);
-    }
+    // scores = Q K^T (unscaled), fp32; K read column-major is K^T: (d, key) = K[key][d]
+    detail::warp_mma_16xn<w::row_major, w::col_major>(my_s, SMAX, s_pad / 16, D / 16, sq + r0 * D, D, 16, sk, D, 16,
+                                                      16 * D);
     __syncwarp();
     const int len = lengths ? min(static_cast<int>(lengths[b]), seq) : seq;
     constexpr int PL = SMAX / 32;
@@ -133,25 +156,10 @@ __global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16
     }
     __syncwarp();
     // out = P V, staged through my_s (the scores are consumed)
-    for (int dt = 0; dt < D / 16; ++dt) {
-        w::fragment<w::accumulator, 16, 16, 16, float> acc;
-        w::fill_fragment(acc, 0.0f);
-        for (int kt = 0; kt < s_pad / 16; ++kt) {
-            w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
-            w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> vb;
-            w::load_matrix_sync(a, my_p + kt * 16, SMAX);
-            w::load_matrix_sync(vb, sv + kt * 16 * D + dt * 16, D);
-            w::mma_sync(acc, a, vb, acc);
-        }
-        w::store_matrix_sync(my_s + dt * 16, acc, SMAX, w::mem_row_major);
-    }
+    detail::warp_mma_16xn<w::row_major, w::row_major>(my_s, SMAX, D / 16, s_pad / 16, my_p, SMAX, 16, sv, D, 16 * D, 16);
     __syncwarp();
-    for (int i = lane; i < 16 * D; i += 32) {
-        const int m = i / D, d = i % D, qi = q0 + r0 + m;
-        if (qi < seq)
-            reinterpret_cast<bf*>(out)[(static_cast<index_t>(b) * seq + qi) * H + h * D + d] =
-                __float2bfloat16_rn(my_s[m * SMAX + d]);
-    }
+    detail::warp_store_rows<D>(reinterpret_cast<bf*>(out) + static_cast<index_t>(b) * seq * H + h * D, H, my_s, SMAX,
+                               q0 + r0, seq, lane);
 }
 
 // Fused backward for seq <= SMAX (128) and head_dim D (64): one CTA of SMAX/16 warps per (sequence, head),
@@ -210,39 +218,15 @@ __global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram
     const bool active = r0 < s_pad;
     float* my_f = sf + warp * 16 * SMAX;
     if (active) {
-        // dV[keys r0..] = P^T dO
-        for (int dt = 0; dt < D / 16; ++dt) {
-            w::fragment<w::accumulator, 16, 16, 16, float> acc;
-            w::fill_fragment(acc, 0.0f);
-            for (int kt = 0; kt < s_pad / 16; ++kt) {
-                w::fragment<w::matrix_a, 16, 16, 16, bf, w::col_major> pt;  // (key, query) = P[query][key]
-                w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> dob;
-                w::load_matrix_sync(pt, sp + kt * 16 * SMAX + r0, SMAX);
-                w::load_matrix_sync(dob, sdo + kt * 16 * D + dt * 16, D);
-                w::mma_sync(acc, pt, dob, acc);
-            }
-            w::store_matrix_sync(my_f + dt * 16, acc, SMAX, w::mem_row_major);
-        }
+        // dV[keys r0..] = P^T dO; P read column-major is P^T: (key, query) = P[query][key]
+        detail::warp_mma_16xn<w::col_major, w::row_major>(my_f, SMAX, D / 16, s_pad / 16, sp + r0, SMAX, 16 * SMAX, sdo,
+                                                          D, 16 * D, 16);
         __syncwarp();
-        for (int i = lane; i < 16 * D; i += 32) {
-            const int m = i / D, d = i % D;
-            if (r0 + m < seq) gdq[static_cast<index_t>(r0 + m) * row + 2 * H + d] = __float2bfloat16_rn(my_f[m * SMAX + d]);
-        }
+        detail::warp_store_rows<D>(gdq + 2 * H, row, my_f, SMAX, r0, seq, lane);
         __syncwarp();
-        // dP[queries r0..] = dO V^T
-        for (int nt = 0; nt < s_pad / 16; ++nt) {
-            w::fragment<w::accumulator, 16, 16, 16, float> acc;
-            w::fill_fragment(acc, 0.0f);
-#pragma unroll
-            for (int kt = 0; kt < D / 16; ++kt) {
-                w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
-                w::fragment<w::matrix_b, 16, 16, 16, bf, w::col_major> vt;  // (d, key) = V[key][d]
-                w::load_matrix_sync(a, sdo + r0 * D + kt * 16, D);
-                w::load_matrix_sync(vt, sv + nt * 16 * D + kt * 16, D);
-                w::mma_sync(acc, a, vt, acc);
-            }
-            w::store_matrix_sync(my_f + nt * 16, acc, SMAX, w::mem_row_major);
-        }
+        // dP[queries r0..] = dO V^T; V read column-major is V^T: (d, key) = V[key][d]
+        detail::warp_mma_16xn<w::row_major, w::col_major>(my_f, SMAX, s_pad / 16, D / 16, sdo + r0 * D, D, 16, sv, D, 16,
+                                                          16 * D);
         __syncwarp();
         // dS = P (dP - sum_j P dP) * scale, in place in the staging tile
         for (int m = 0; m < 16; ++m) {
@@ -263,42 +247,16 @@ __global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram
     __syncthreads();
     if (!active) return;
     // dQ[queries r0..] = dS K
-    for (int dt = 0; dt < D / 16; ++dt) {
-        w::fragment<w::accumulator, 16, 16, 16, float> acc;
-        w::fill_fragment(acc, 0.0f);
-        for (int kt = 0; kt < s_pad / 16; ++kt) {
-            w::fragment<w::matrix_a, 16, 16, 16, bf, w::row_major> a;
-            w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> kb;
-            w::load_matrix_sync(a, sds + r0 * SMAX + kt * 16, SMAX);
-            w::load_matrix_sync(kb, sk + kt * 16 * D + dt * 16, D);
-            w::mma_sync(acc, a, kb, acc);
-        }
-        w::store_matrix_sync(my_f + dt * 16, acc, SMAX, w::mem_row_major);
-    }
+    detail::warp_mma_16xn<w::row_major, w::row_major>(my_f, SMAX, D / 16, s_pad / 16, sds + r0 * SMAX, SMAX, 16, sk, D,
+                                                      16 * D, 16);
     __syncwarp();
-    for (int i = lane; i < 16 * D; i += 32) {
-        const int m = i / D, d = i % D;
-        if (r0 + m < seq) gdq[static_cast<index_t>(r0 + m) * row + d] = __float2bfloat16_rn(my_f[m * SMAX + d]);
-    }
+    detail::warp_store_rows<D>(gdq, row, my_f, SMAX, r0, seq, lane);
     __syncwarp();
-    // dK[keys r0..] = dS^T Q
-    for (int dt = 0; dt < D / 16; ++dt) {
-        w::fragment<w::accumulator, 16, 16, 16, float> acc;
-        w::fill_fragment(acc, 0.0f);
-        for (int kt = 0; kt < s_pad / 16; ++kt) {
-            w::fragment<w::matrix_a, 16, 16, 16, bf, w::col_major> dst;  // (key, query) = dS[query][key]
-            w::fragment<w::matrix_b, 16, 16, 16, bf, w::row_major> qb;
-            w::load_matrix_sync(dst, sds + kt * 16 * SMAX + r0, SMAX);
-            w::load_matrix_sync(qb, sq + kt * 16 * D + dt * 16, D);
-            w::mma_sync(acc, dst, qb, acc);
-        }
-        w::store_matrix_sync(my_f + dt * 16, acc, SMAX, w::mem_row_major);
-    }
+    // dK[keys r0..] = dS^T Q; dS read column-major is dS^T: (key, query) = dS[query][key]
+    detail::warp_mma_16xn<w::col_major, w::row_major>(my_f, SMAX, D / 16, s_pad / 16, sds + r0, SMAX, 16 * SMAX, sq, D,
+                                                      16 * D, 16);
     __syncwarp();
-    for (int i = lane; i < 16 * D; i += 32) {
-        const int m = i / D, d = i % D;
-        if (r0 + m < seq) gdq[static_cast<index_t>(r0 + m) * row + H + d] = __float2bfloat16_rn(my_f[m * SMAX + d]);
-    }
+    detail::warp_store_rows<D>(gdq + H, row, my_f, SMAX, r0, seq, lane);
 }
 
 // The inverse: dst[(b*seq + s)*ld + h*head_dim + d] = src[b, h, s, d]

@@ -109,7 +109,7 @@ public:
         if (std::isfinite(p.loss)) std::snprintf(loss, sizeof loss, "%.4f", p.loss);
         char line[400];
         std::snprintf(line, sizeof line,
-                      "glue: %s seed %d/%d epoch %d/%d step %lld/%lld | loss %s | lr %.2e | %.1f steps/s | "
+                      "glue: %s run %d/%d epoch %d/%d step %lld/%lld | loss %s | lr %.2e | %.1f steps/s | "
                       "%s elapsed, ETA %s (training; evaluation adds a little)",
                       p.task.c_str(), seed_index + 1, seeds, p.epoch, p.epochs, static_cast<long long>(p.step),
                       static_cast<long long>(p.total_steps), loss, p.lr, rate,
@@ -220,7 +220,8 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
             finetune_callbacks cb;
             cb.on_step = [&](const finetune_progress& p) { progress.step(p, k, opts.seeds); };
             cb.on_epoch = [&](const finetune_run& run, const epoch_score& e) {
-                progress.message("glue: " + run.task + " seed " + std::to_string(run.seed) + " epoch " +
+                progress.message("glue: " + run.task + " run " + std::to_string(k + 1) + "/" + std::to_string(opts.seeds) +
+                                 " (seed " + std::to_string(run.seed) + ") epoch " +
                                  std::to_string(e.epoch) + ": train loss " + percent(e.train_loss, 4) + ", dev" +
                                  detail::scores_text(e.dev) + " (" + train::format_duration(e.seconds) + ")");
                 metrics << nlohmann::json{{"event", "epoch"},    {"task", run.task},       {"seed", run.seed},

@@ -47,6 +47,8 @@ struct trainer_options {
     double plain_progress_every = 10;  // seconds between plain progress lines when stderr is not a terminal
     int val_batches = 8;           // micro-batches of the validation split evaluated at the end (0: none)
     nlohmann::json run_config = nlohmann::json::object();  // preset, dataset, ...: part of the fingerprint
+    nlohmann::json run_info = nlohmann::json::object();    // recorded in state.json as "run", not fingerprinted
+                                                           // (e.g. the dataset path: a moved dataset may resume)
 
     // test hooks: called after every micro-step (a deterministic clock advances here), with each step's
     // record, and with the host-visible gradient buffer before the norm (fault injection; CPU only)
@@ -247,7 +249,8 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
                               {"loss", std::isfinite(last_loss) ? nlohmann::json(last_loss) : nlohmann::json(nullptr)},
                               {"backend", Backend::name},
                               {"config", config},
-                              {"config_fingerprint", fingerprint}};
+                              {"config_fingerprint", fingerprint},
+                              {"run", o.run_info}};
     };
     auto save = [&]() -> fs::path {
         if (ckpt_dir.empty()) return {};
