@@ -416,6 +416,10 @@ def peak_flops(device):
 
 
 def cmd_bench(args):
+    if args.device == "auto" and not torch.cuda.is_available():
+        # run_gpu.sh's call on a machine whose CUDA is unusable: say so rather than run for hours on the CPU
+        print(json.dumps({"skipped": "no CUDA device (pass --device cpu to measure the CPU)"}), flush=True)
+        return
     device = pick_device(args.device)
     torch.manual_seed(0)
     if device.type == "cuda":
@@ -655,7 +659,8 @@ def main(argv=None):
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--no-compile", action="store_true")
     b.add_argument("--preset", default="crammed_bert", choices=sorted(PRESETS))
-    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: CUDA, or print {\"skipped\": ...} without it")
 
     p = sub.add_parser("parity", help="loss and gradients of a cram checkpoint on one masked batch (CPU)")
     p.add_argument("--checkpoint", required=True, help="cram's model.safetensors")
