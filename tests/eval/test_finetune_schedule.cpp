@@ -73,9 +73,10 @@ TEST_CASE("epoch_batches: each example once per epoch, remainder batch, reshuffl
     CHECK_THROWS_AS(epoch_batches({}, 16, 0), cram::error);
     CHECK_THROWS_AS(epoch_batches(idx, 0, 0), cram::error);
     // a subset: batches hold the subset's indices
-    epoch_batches sub(training_subset(1000, 50), 16, 1);
+    const auto subset_indices = training_subset(1000, 50);
+    epoch_batches sub(subset_indices, 16, 1);
     sub.shuffle(0);
-    const std::set<std::size_t> subset(training_subset(1000, 50).begin(), training_subset(1000, 50).end());
+    const std::set<std::size_t> subset(subset_indices.begin(), subset_indices.end());
     for (std::int64_t i = 0; i < sub.batches_per_epoch(); ++i)
         for (std::size_t k : sub.batch(i)) REQUIRE(subset.count(k) == 1);
 }
