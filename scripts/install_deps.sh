@@ -10,6 +10,7 @@ packages=(
   libcli11-dev                                  # the app's command line
   doctest-dev                                   # tests
   libbenchmark-dev                              # benchmarks
+  python3                                       # the end-to-end test reads metrics.jsonl and state.json
 )
 sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
