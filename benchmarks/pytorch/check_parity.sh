@@ -58,7 +58,7 @@ for pair in "float64 double 1e-12" "float32 float 1e-5"; do
     tdtype=$1 cdtype=$2 tol=$3
     "$py" "$peer" parity --checkpoint "$ckpt/model.safetensors" --data "$work/data" --preset "$preset" --batch "$batch" \
         --dtype "$tdtype" --write-batch "$work/batch.json" >/dev/null
-    "$parity" --preset "$preset" --checkpoint "$ckpt/model.safetensors" --batch "$work/batch.json" --dtype "$cdtype" \
+    "$parity" --preset "$preset" --checkpoint "$ckpt" --batch "$work/batch.json" --dtype "$cdtype" \
         --grads-out "$work/grads-$cdtype.safetensors" > "$work/cram-$cdtype.json"
     if "$py" "$peer" parity --checkpoint "$ckpt/model.safetensors" --data "$work/data" --preset "$preset" \
         --batch "$batch" --dtype "$tdtype" --cram-json "$work/cram-$cdtype.json" \

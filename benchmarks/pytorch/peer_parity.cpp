@@ -1,14 +1,13 @@
 // cram's side of the PyTorch peer's parity check (benchmarks/pytorch/check_parity.sh): loads a cram checkpoint
-// (model.safetensors) and one masked MLM batch written by `crammed_bert.py parity` (JSON), runs one
+// (a checkpoint directory, or a run directory: its newest one) and one masked MLM batch written by `crammed_bert.py parity` (JSON), runs one
 // mlm_forward_backward on the CPU backend (double or float), and prints the loss and per-tensor gradient norms
 // as one JSON object; with --grads-out it also writes every gradient as safetensors, so the Python side can
 // compare them element by element. It re-masks the batch's raw tokens with cram's own mask_batch and reports
 // whether the Python port of the masking produced the same batch.
 //
-//   peer_parity --preset crammed_tiny --checkpoint RUN/checkpoints/step-N/model.safetensors --batch batch.json
+//   peer_parity --preset crammed_tiny --checkpoint RUN/checkpoints/step-N --batch batch.json
 //               [--dtype double|float] [--grads-out grads.safetensors]
 #include <cram/cram.hpp>
-#include <cram/train/safetensors.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -32,9 +31,8 @@ int run(const args& a) {
     const auto& layout = model_t::layout();
 
     // parameters: stored as F32 by the trainer; read as float, widen when T is double
-    std::vector<float> pf(layout.buffer_size(), 0.0f);
-    cram::train::read_layout(cram::train::safetensors_file(a.checkpoint), layout, pf.data(), "");
-    std::vector<T> params(pf.begin(), pf.end());
+    const std::vector<float> pf = cram::eval::load_encoder<C, float>(a.checkpoint);
+    const std::vector<T> params(pf.begin(), pf.end());
 
     std::ifstream in(a.batch);
     if (!in) CRAM_THROW("cannot read ", a.batch);
@@ -78,11 +76,8 @@ int run(const args& a) {
     out["masking_matches_cram"] = masking;
     nlohmann::ordered_json norms = nlohmann::ordered_json::object();
     const T* g = model.grads();
-    for (const auto& t : layout.tensors()) {
-        double s = 0;
-        for (std::size_t i = 0; i < t.size; ++i) s += double(g[t.offset + i]) * double(g[t.offset + i]);
-        norms[t.name] = std::sqrt(s);
-    }
+    for (const auto& t : layout.tensors())
+        norms[t.name] = std::sqrt(cram::cpu::backend<T>::sum_squares(ctx, g + t.offset, cram::index_t(t.size)));
     out["grad_norms"] = norms;
     if (!a.grads_out.empty())
         cram::train::write_safetensors(a.grads_out, cram::train::layout_entries(layout, g, ""), {});
@@ -118,7 +113,7 @@ int main(int argc, char** argv) {
         else {
             std::fprintf(stderr,
                          "usage: peer_parity --preset crammed_tiny|crammed_mini|crammed_bert --checkpoint "
-                         "model.safetensors --batch batch.json [--dtype double|float] [--grads-out FILE]\n");
+                         "CHECKPOINT_DIR --batch batch.json [--dtype double|float] [--grads-out FILE]\n");
             return 2;
         }
     }
