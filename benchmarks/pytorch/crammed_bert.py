@@ -244,13 +244,12 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
 
 def philox_at(seed, streams, substreams, n):
     """philox_stream(seed, stream, substream).at(i) for i in [0, n): [len(streams), n] uint64."""
-    streams = np.asarray(streams, dtype=np.uint64)[:, None]
-    substreams = np.asarray(substreams, dtype=np.uint64)[:, None]
     blocks = (n + 3) // 4
-    ctr = np.arange(blocks, dtype=np.uint64)[None, :]
-    v = philox4x32_10(ctr + 0 * streams, 0 * ctr + 0 * streams, streams + 0 * ctr, substreams + 0 * ctr,
-                      seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
-    out = np.stack(v, axis=-1).reshape(streams.shape[0], blocks * 4)
+    ctr, streams, substreams = np.broadcast_arrays(np.arange(blocks, dtype=np.uint64)[None, :],
+                                                   np.asarray(streams, dtype=np.uint64)[:, None],
+                                                   np.asarray(substreams, dtype=np.uint64)[:, None])
+    v = philox4x32_10(ctr, np.zeros_like(ctr), streams, substreams, seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF)
+    out = np.stack(v, axis=-1).reshape(ctr.shape[0], blocks * 4)
     return out[:, :n]
 
 
@@ -335,11 +334,13 @@ class Shards:
         self.random_low = max(ids[s] + 1 for s in SPECIALS if s in ids)  # mlm_source's num_specials
 
     def read(self, first, count):
+        """Sequences first .. first+count-1 (wrapping around), gathered per shard rather than per row."""
+        g = (first + np.arange(count, dtype=np.int64)) % self.n
+        shard = np.searchsorted(self.starts, g, side="right") - 1
         out = np.empty((count, self.seq), dtype=np.int64)
-        for r in range(count):
-            g = (first + r) % self.n
-            s = int(np.searchsorted(self.starts, g, side="right")) - 1
-            out[r] = self.parts[s][g - self.starts[s]]
+        for s in np.unique(shard):
+            rows = shard == s
+            out[rows] = self.parts[s][g[rows] - self.starts[s]]
         return out
 
     def batch(self, first, count, seed):
@@ -597,8 +598,7 @@ def cmd_train(args):
     while not stop:
         p = min(1.0, elapsed() / budget)
         acc = accumulation(p, micro, args.batch_target, args.ramp_end)
-        loss_sum, done = 0.0, 0
-        losses = []
+        done, losses = 0, []
         for _ in range(acc):
             _, ids, pos, tgt = train.batch(position, micro, args.seed)
             position += micro
