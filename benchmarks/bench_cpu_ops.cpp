@@ -135,23 +135,21 @@ void bm_crammed_tiny_step(benchmark::State& state) {
     using backend = cram::cpu::backend<float>;
     const int batch = 8, seq = 128;
     backend::context ctx;
-    cram::bert<C> model(ctx, batch, seq);
-    model.init(1);
-    cram::adamw_state<backend> opt(ctx, model.layout());
+    cram::train::training_state<backend> params(ctx, cram::cpu_bert<C>::layout());
+    cram::cpu_bert<C> model(ctx, cram::bind_bert<C, backend>(params), batch, seq);
+    params.init(1, C.init_std, C.hidden, C.pad_id);
     std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
     cram::philox_stream rng(3, 0, 0);
     for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(C.vocab - 5));
     cram::masking_options mo;
     mo.vocab = C.vocab;
     const auto mb = cram::mask_batch(tokens.data(), batch, seq, mo, 1, 0);
-    const cram::adamw_options o;
+    const cram::train::adamw_options o;
     long step = 0;
     for (auto _ : state) {
-        model.zero_grads();
+        params.zero_grads();
         model.mlm_forward_backward(mb.view());
-        const double norm = std::sqrt(backend::sum_squares(ctx, model.grads(), cram::index_t(model.buffer_size())));
-        opt.step(ctx, model.params(), model.grads(), o, o.lr, ++step, cram::clip_scale(norm, o.clip_norm));
-        model.sync_weights();
+        params.adamw_step(o, o.lr, ++step, cram::train::clip_scale(params.grad_norm(), o.clip_norm));
     }
     benchmark::DoNotOptimize(model.take_mlm_loss());
     state.counters["tokens/s"] = benchmark::Counter(double(batch) * seq, benchmark::Counter::kIsIterationInvariantRate);

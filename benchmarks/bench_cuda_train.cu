@@ -54,7 +54,8 @@ setup& get_setup(cu::context& ctx, int micro) {
 
 int resolve_micro(cu::context& ctx, int arg) {
     if (arg > 0) return arg;
-    return cu::pick_micro_batch<C>(ctx, seq, 8, 1024).micro_batch;
+    const auto [free_b, total_b] = ctx.memory_info();
+    return cram::pick_micro_batch<C, cu::backend>(free_b, total_b, seq, 8, 1024).micro_batch;
 }
 
 void BM_crammed_bert_micro_step(benchmark::State& state) {

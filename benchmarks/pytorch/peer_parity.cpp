@@ -61,10 +61,11 @@ int run(const args& a) {
                    {"targets_equal", ref.masked_targets == hb.masked_targets}};
     }
 
-    typename cram::cpu::backend<T>::context ctx;
-    model_t model(ctx, hb.batch, hb.seq);
-    model.load_parameters(params.data());
-    model.zero_grads();
+    using backend = cram::cpu::backend<T>;
+    typename backend::context ctx;
+    cram::train::training_state<backend> state(ctx, layout);
+    model_t model(ctx, cram::bind_bert<C, backend>(state), hb.batch, hb.seq);
+    state.load_params(params.data());
     model.mlm_forward_backward(hb.view());
     const double loss = model.take_mlm_loss();
 
@@ -75,7 +76,7 @@ int run(const args& a) {
     out["loss"] = loss;
     out["masking_matches_cram"] = masking;
     nlohmann::ordered_json norms = nlohmann::ordered_json::object();
-    const T* g = model.grads();
+    const T* g = state.grads();
     for (const auto& t : layout.tensors())
         norms[t.name] = std::sqrt(cram::cpu::backend<T>::sum_squares(ctx, g + t.offset, cram::index_t(t.size)));
     out["grad_norms"] = norms;

@@ -12,7 +12,8 @@ template <cram::bert_config C>
 int pick(int seq) {
     cram::cuda::context ctx(0, std::size_t(1) << 20);
     // a power of two: it divides the recipe's 8192-sequence batch evenly
-    return cram::cuda::pick_micro_batch<C>(ctx, seq, 8, 4096, true).micro_batch;
+    const auto [free_b, total_b] = ctx.memory_info();
+    return cram::pick_micro_batch<C, cram::cuda::backend>(free_b, total_b, seq, 8, 4096, true).micro_batch;
 }
 
 const bool registered = [] {

@@ -3,4 +3,4 @@
 #include "cram/model/bert.hpp"
 
 constexpr cram::bert_config good{.vocab = 64, .hidden = 96, .heads = 12, .layers = 1, .intermediate = 64};
-template class cram::bert<good>;
+template class cram::bert<good, cram::cpu::backend<float>>;

@@ -3,4 +3,4 @@
 #include "cram/model/bert.hpp"
 
 constexpr cram::bert_config bad{.vocab = 64, .hidden = 100, .heads = 12, .layers = 1, .intermediate = 64};
-template class cram::bert<bad>;
+template class cram::bert<bad, cram::cpu::backend<float>>;

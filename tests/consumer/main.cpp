@@ -7,10 +7,12 @@
 #include <vector>
 
 int main() {
-    using model_t = cram::bert<cram::presets::crammed_bert>;
-    cram::cpu::backend<float>::context ctx;
-    model_t model(ctx, /*max_batch=*/1, /*max_seq=*/32);
-    model.init(1);
+    using backend = cram::cpu::backend<float>;
+    using model_t = cram::bert<cram::presets::crammed_bert, backend>;
+    backend::context ctx;
+    cram::train::training_state<backend> state(ctx, model_t::layout());  // parameters live with whoever trains
+    model_t model(ctx, cram::bind_bert<cram::presets::crammed_bert, backend>(state), /*max_batch=*/1, /*max_seq=*/32);
+    state.init(1, 0.02f, model_t::hidden, 0);
     std::vector<std::int32_t> tokens(32);
     for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = std::int32_t(100 + 37 * i);
     cram::masking_options mask;

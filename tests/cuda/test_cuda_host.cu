@@ -55,34 +55,36 @@ TEST_CASE("device probe: a usable device, or a reason that says what to do") {
 TEST_CASE("micro-batch planner: hand-derived sizes, multiples of the granularity, clear failure") {
     // 80 GiB free, 1 GiB fixed, 50 MiB per sequence: floor((0.92*80 GiB - 1 GiB) / 50 MiB) = 1486 -> 1480
     const std::size_t gib = std::size_t(1) << 30, mib = std::size_t(1) << 20;
-    const auto p = cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 4096);
+    const auto p = cram::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 4096);
     CHECK(p.micro_batch == 1480);
-    CHECK(cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 512).micro_batch == 512);
-    CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 100 * mib, gib, 8).micro_batch == 8);  // (1.84-1) GiB / 100 MiB = 8.6
-    CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8).micro_batch == 2);  // fewer than 8 fit: all that fit
-    CHECK(cu::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 4096, 0.92, true).micro_batch == 1024);
-    CHECK(cu::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8, 4096, 0.92, true).micro_batch == 2);
+    CHECK(cram::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 512).micro_batch == 512);
+    CHECK(cram::pick_micro_batch(2 * gib, 2 * gib, 100 * mib, gib, 8).micro_batch == 8);  // (1.84-1) GiB / 100 MiB = 8.6
+    CHECK(cram::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8).micro_batch == 2);  // fewer than 8 fit: all that fit
+    CHECK(cram::pick_micro_batch(80 * gib, 80 * gib, 50 * mib, gib, 8, 4096, 0.92, true).micro_batch == 1024);
+    CHECK(cram::pick_micro_batch(2 * gib, 2 * gib, 300 * mib, gib, 8, 4096, 0.92, true).micro_batch == 2);
     try {
-        cu::pick_micro_batch(gib, gib, 10 * mib, gib, 8);
+        cram::pick_micro_batch(gib, gib, 10 * mib, gib, 8);
         FAIL("no throw");
     } catch (const cram::error& e) {
         CHECK(std::string(e.what()).find("too little GPU memory") != std::string::npos);
     }
 }
 
-TEST_CASE("activation bytes per sequence follow bert.hpp's buffers (hand count for crammed_bert)") {
+TEST_CASE("bytes per sequence follow bert.hpp's buffers (hand count for crammed_bert)") {
     constexpr auto C = cram::presets::crammed_bert;
-    // per token: emb 2h + 2f; 16 layers x ((8h + I + inner) * 2 + heads*T*2 + 16); final 2h + 8; head 2h;
-    // backward scratch (9h + inner + I) * 2; attention scratch 14h + heads*T*6; batch ints 20
+    using gpu = cram::cuda::backend;
+    // per token: emb 2h + 2f; forward branch scratch 2h; 16 layers x ((8h + I + inner) * 2 + heads*T*2 + 16);
+    // final 2h + 8; head 2h; backward (d_*) (9h + inner + I) * 2; attention scratch 14h + heads*T*6; staged ints 20
     const std::size_t h = 768, I = 3072, inner = 1536, heads = 12, T = 128;
-    const std::size_t per_token = (2 * h + 2 * h + 8) + 16 * ((8 * h + I + inner) * 2 + heads * T * 2 + 16) +
+    const std::size_t per_token = (2 * h + 2 * h + 8) + 2 * h + 16 * ((8 * h + I + inner) * 2 + heads * T * 2 + 16) +
                                   (2 * h + 8) + 2 * h + (9 * h + inner + I) * 2 + 14 * h + heads * T * 6 + 20;
-    CHECK(cu::activation_bytes_per_sequence<C>(128) == per_token * T);
-    CHECK(cu::activation_bytes_per_sequence<C>(64) < cu::activation_bytes_per_sequence<C>(128) / 2 + 1);
+    CHECK(cram::bytes_per_sequence<C, gpu>(128) == per_token * T);
+    CHECK(cram::bert<C, gpu>::activation_bytes(3, 128) == 3 * cram::bert<C, gpu>::activation_bytes(1, 128));
+    CHECK(cram::bytes_per_sequence<C, gpu>(64) < cram::bytes_per_sequence<C, gpu>(128) / 2 + 1);
     // about 50 MB per 128-token sequence: a 80 GB H100 holds micro-batches of well over 1000
-    CHECK(cu::activation_bytes_per_sequence<C>(128) > 40'000'000);
-    CHECK(cu::activation_bytes_per_sequence<C>(128) < 60'000'000);
-    CHECK(cu::fixed_bytes<C>() > cram::bert_layout<C>().buffer_size() * 18);
+    CHECK(cram::bytes_per_sequence<C, gpu>(128) > 40'000'000);
+    CHECK(cram::bytes_per_sequence<C, gpu>(128) < 60'000'000);
+    CHECK(cram::fixed_bytes<C, gpu>() > cram::bert_layout<C>().buffer_size() * 18);
 }
 
 // cuBLASLt's documented semantics, on the host: D(i,j) = alpha sum_p op(A)(i,p) op(B)(p,j) + beta C(i,j), column-major

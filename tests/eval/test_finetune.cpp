@@ -81,7 +81,6 @@ TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class
                                   .positions = cram::position_kind::scaled_sinusoidal, .classifier_hidden = 64};
     using backend = cram::cpu::backend<float>;
     backend::context ctx;
-    cram::bert<C, backend> encoder(ctx, 64, 128);
     finetune_options o;
     o.from_scratch = true;
     o.epochs = 2;
@@ -90,7 +89,7 @@ TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class
     int epochs_seen = 0;
     finetune_callbacks cb;
     cb.on_epoch = [&](const finetune_run&, const epoch_score&) { ++epochs_seen; };
-    const auto r = finetune(encoder, nullptr, task, o, cb);
+    const auto r = finetune<C, backend>(ctx, nullptr, task, o, cb);
     REQUIRE(r.epochs.size() == 2);
     CHECK(epochs_seen == 2);
     CHECK(r.train_examples == 4000);

@@ -99,30 +99,32 @@ void check_gradients(const cram::param_layout& layout, double* params, const dou
 TEST_CASE_TEMPLATE("MLM gradients match finite differences", Tag, config_tag<v_crammed>, config_tag<v_bert>,
                    config_tag<v_pre_gelu_learned>, config_tag<v_post_glu_dense>, config_tag<v_pre_head_transform>) {
     constexpr bert_config C = Tag::value;
-    using model_t = cram::bert<C, cram::cpu::backend<double>>;
-    cram::cpu::backend<double>::context ctx;
-    model_t model(ctx, 3, C.max_seq);
-    model.init(42);
+    using backend = cram::cpu::backend<double>;
+    using model_t = cram::bert<C, backend>;
+    backend::context ctx;
+    cram::train::training_state<backend> state(ctx, model_t::layout());
+    model_t model(ctx, cram::bind_bert<C, backend>(state), 3, C.max_seq);
+    state.init(42, C.init_std, C.hidden, C.pad_id);
     // non-trivial norm parameters and biases so their gradients are exercised away from 1/0
     {
         cram::philox_stream rng(9, 1, 2);
         for (const auto& t : model_t::layout().tensors())
-            for (std::size_t i = 0; i < t.size; ++i) model.params()[t.offset + i] += 0.1 * (rng.next_uniform() - 0.5);
+            for (std::size_t i = 0; i < t.size; ++i) state.params()[t.offset + i] += 0.1 * (rng.next_uniform() - 0.5);
     }
     const auto batch = make_batch<C>(3, C.max_seq, 123);
     for (const float dropout : {0.0f, 0.25f}) {
         CAPTURE(dropout);
         const cram::forward_options opt{dropout, 77};
-        model.zero_grads();
+        state.zero_grads();
         model.mlm_forward_backward(batch.view(), opt, 1.0f);
         (void)model.take_mlm_loss();
-        const std::vector<double> grads(model.grads(), model.grads() + model.buffer_size());
+        const std::vector<double> grads(state.grads(), state.grads() + state.size());
         auto loss = [&] {
             // same forward as training (dropout masks are fixed by the seed), no gradient needed
             model.mlm_forward_backward(batch.view(), opt, 1.0f);
             return model.take_mlm_loss();
         };
-        check_gradients(model_t::layout(), model.params(), grads.data(), loss);
+        check_gradients(model_t::layout(), state.params(), grads.data(), loss);
     }
 }
 
@@ -130,30 +132,32 @@ TEST_CASE_TEMPLATE("classifier gradients match finite differences", Tag, config_
     constexpr bert_config C = Tag::value;
     using backend = cram::cpu::backend<double>;
     backend::context ctx;
-    cram::bert<C, backend> encoder(ctx, 3, C.max_seq);
-    encoder.init(5);
     for (const int labels : {3, 1}) {
         CAPTURE(labels);
-        cram::bert_classifier<C, backend> head(encoder, labels);
-        head.init(6);
-        cram::host_token_batch tb;
+        // encoder and head in one training state, as fine-tuning holds them
+        cram::train::training_state<backend> state(ctx, cram::bert_with_classifier_layout<C>(labels));
+        cram::bert<C, backend> encoder(ctx, cram::bind_bert<C, backend>(state), 3, C.max_seq);
+        cram::bert_classifier<C, backend> head(
+            encoder, cram::bind_classifier_head<backend>(state, cram::bert_layout<C>().tensors().size()), labels);
+        state.init(5, C.init_std, C.hidden, C.pad_id);
+        cram::host_labeled_batch lb;
+        auto& tb = lb.tokens;
         tb.batch = 3;
         tb.seq = C.max_seq;
         for (int i = 0; i < tb.batch * tb.seq; ++i) tb.ids.push_back(1 + i % (C.vocab - 1));
         tb.lengths = {C.max_seq, C.max_seq - 2, 2};  // padded keys are masked out of attention
-        const std::vector<std::int32_t> y{2, 0, 1};
-        const std::vector<float> t{0.5f, -1.0f, 2.0f};
+        if (labels > 1)
+            lb.labels = {2, 0, 1};
+        else
+            lb.targets = {0.5f, -1.0f, 2.0f};
         const cram::forward_options opt{0.2f, 11};
         auto run = [&] {
-            head.forward_backward(tb.view(), y.data(), t.data(), opt, 1.0f);
+            head.forward_backward(lb.view(), opt, 1.0f);
             return head.take_loss();
         };
-        encoder.zero_grads();
-        head.zero_grads();
+        state.zero_grads();
         run();
-        const std::vector<double> enc_grads(encoder.grads(), encoder.grads() + encoder.buffer_size());
-        const std::vector<double> head_grads(head.grads(), head.grads() + head.buffer_size());
-        check_gradients(head.layout(), head.params(), head_grads.data(), run);
-        check_gradients(cram::bert<C, backend>::layout(), encoder.params(), enc_grads.data(), run);
+        const std::vector<double> grads(state.grads(), state.grads() + state.size());
+        check_gradients(state.layout(), state.params(), grads.data(), run);
     }
 }

@@ -15,7 +15,8 @@ namespace {
 constexpr cram::bert_config small{.vocab = 50, .hidden = 32, .heads = 2, .layers = 2, .intermediate = 64,
                                   .max_seq = 16, .classifier_hidden = 32};
 using backend = cram::cpu::backend<float>;
-using model_t = cram::bert<small>;
+using model_t = cram::cpu_bert<small>;
+using state_t = cram::train::training_state<backend>;
 
 cram::host_mlm_batch fixed_mlm_batch(int batch, int seq) {
     std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
@@ -26,12 +27,9 @@ cram::host_mlm_batch fixed_mlm_batch(int batch, int seq) {
     return cram::mask_batch(tokens.data(), batch, seq, mo, 5, 0);
 }
 
-// One AdamW update of a flat buffer, clipped by its own global norm.
-template <class State>
-void update(backend::context& ctx, State& opt, float* params, const float* grads, std::size_t n,
-            const cram::adamw_options& o, long step) {
-    const double norm = std::sqrt(backend::sum_squares(ctx, grads, cram::index_t(n)));
-    opt.step(ctx, params, grads, o, o.lr, step, cram::clip_scale(norm, o.clip_norm));
+// One AdamW update of the whole state, clipped by its global norm.
+void update(state_t& state, const cram::train::adamw_options& o, long step) {
+    state.adamw_step(o, o.lr, step, cram::train::clip_scale(state.grad_norm(), o.clip_norm));
 }
 
 }  // namespace
@@ -39,18 +37,19 @@ void update(backend::context& ctx, State& opt, float* params, const float* grads
 TEST_CASE("initial MLM loss is ln(vocab) and gradient accumulation equals one big step") {
     backend::context ctx;
     const auto batch = fixed_mlm_batch(4, 16);
-    model_t m(ctx, 4, 16);
-    m.init(3);
+    state_t state(ctx, model_t::layout());
+    model_t m(ctx, cram::bind_bert<small, backend>(state), 4, 16);
+    state.init(3, small.init_std, small.hidden, small.pad_id);
     m.mlm_forward(batch.view());
     CHECK(std::abs(m.take_mlm_loss() - std::log(double(small.vocab))) < 0.1);
 
-    m.zero_grads();
+    state.zero_grads();
     m.mlm_forward_backward(batch.view(), {}, 1.0f);
-    const std::vector<float> once(m.grads(), m.grads() + m.buffer_size());
-    m.zero_grads();
+    const std::vector<float> once(state.grads(), state.grads() + state.size());
+    state.zero_grads();
     m.mlm_forward_backward(batch.view(), {}, 0.5f);
     m.mlm_forward_backward(batch.view(), {}, 0.5f);
-    const std::vector<float> twice(m.grads(), m.grads() + m.buffer_size());
+    const std::vector<float> twice(state.grads(), state.grads() + state.size());
     CRAM_CHECK_CLOSE(twice, once, 1e-7, 1e-5);
     CHECK(cram::cpu::sum_squares(once.data(), cram::index_t(once.size())) > 0.0);
 }
@@ -58,21 +57,20 @@ TEST_CASE("initial MLM loss is ln(vocab) and gradient accumulation equals one bi
 TEST_CASE("a small model memorises one fixed MLM batch (loss -> ~0)") {
     backend::context ctx;
     const auto batch = fixed_mlm_batch(4, 16);  // 64 tokens, 16 masked
-    model_t m(ctx, 4, 16);
-    m.init(1);
-    cram::adamw_state<backend> opt(ctx, model_t::layout());
-    cram::adamw_options o;  // recipe betas, eps, decay 0.01, clip 0.5
+    state_t state(ctx, model_t::layout());
+    model_t m(ctx, cram::bind_bert<small, backend>(state), 4, 16);
+    state.init(1, small.init_std, small.hidden, small.pad_id);
+    cram::train::adamw_options o;  // recipe betas, eps, decay 0.01, clip 0.5
     o.lr = 3e-3f;
     double first = 0, loss = 0;
     int step = 1;
     for (; step <= 600; ++step) {
-        m.zero_grads();
+        state.zero_grads();
         m.mlm_forward_backward(batch.view());
         loss = m.take_mlm_loss();
         if (step == 1) first = loss;
         if (loss < 0.02) break;
-        update(ctx, opt, m.params(), m.grads(), m.buffer_size(), o, step);
-        m.sync_weights();
+        update(state, o, step);
     }
     MESSAGE("MLM overfit: loss " << first << " -> " << loss << " after " << step << " steps");
     CHECK(first > 3.0);
@@ -98,32 +96,32 @@ TEST_CASE("the GLUE classification and regression heads memorise a few fixed exa
     }
     const std::vector<std::int32_t> labels = {0, 2, 1, 1, 0, 2};
     const std::vector<float> targets = {0.5f, 4.0f, 2.5f, 1.0f, 3.0f, 0.0f};
+    cram::host_labeled_batch lb;
+    lb.tokens = tb;
 
     for (const int outputs : {3, 1}) {
         CAPTURE(outputs);
         backend::context ctx;
-        model_t enc(ctx, n, seq);
-        enc.init(4);
-        cram::bert_classifier<small> head(enc, outputs);
-        head.init(5);
-        cram::adamw_state<backend> opt_enc(ctx, model_t::layout()), opt_head(ctx, head.layout());
-        cram::adamw_options o;
+        state_t state(ctx, cram::bert_with_classifier_layout<small>(outputs));
+        model_t enc(ctx, cram::bind_bert<small, backend>(state), n, seq);
+        cram::bert_classifier<small, backend> head(
+            enc, cram::bind_classifier_head<backend>(state, model_t::layout().tensors().size()), outputs);
+        state.init(4, small.init_std, small.hidden, small.pad_id);
+        lb.labels = outputs > 1 ? labels : std::vector<std::int32_t>{};
+        lb.targets = outputs > 1 ? std::vector<float>{} : targets;
+        cram::train::adamw_options o;
         o.lr = 2e-3f;
         o.weight_decay = 0.0f;  // GLUE fine-tuning recipe: no decay
         o.clip_norm = 1.0f;
         double first = 0, loss = 0;
         int step = 1;
         for (; step <= 800; ++step) {
-            enc.zero_grads();
-            head.zero_grads();
-            head.forward_backward(tb.view(), labels.data(), targets.data(), {});
+            state.zero_grads();
+            head.forward_backward(lb.view(), {});
             loss = head.take_loss();
             if (step == 1) first = loss;
             if (loss < 0.01) break;
-            update(ctx, opt_enc, enc.params(), enc.grads(), enc.buffer_size(), o, step);
-            update(ctx, opt_head, head.params(), head.grads(), head.buffer_size(), o, step);
-            enc.sync_weights();
-            head.sync_weights();
+            update(state, o, step);
         }
         MESSAGE(std::string(outputs == 1 ? "regression" : "classification") << " overfit: loss " << first << " -> " << loss
                                                                   << " after " << step << " steps");

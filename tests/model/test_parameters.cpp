@@ -69,7 +69,7 @@ TEST_CASE("crammed_bert has CRAMMING.md's 119,589,889 parameters") {
     CHECK(layer == 5'901'312);       // "16 x 5.90M"
     CHECK(total == 119'589'889);     // "~119.6M"
     CHECK(cram::bert_layout<cram::presets::crammed_bert>().parameter_count() == std::size_t(total));
-    CHECK(cram::bert<cram::presets::crammed_bert>::parameter_count() == std::size_t(total));
+    CHECK(cram::cpu_bert<cram::presets::crammed_bert>::parameter_count() == std::size_t(total));
 }
 
 TEST_CASE("bert_base has the original BERT-base MLM parameter count (109,514,298)") {

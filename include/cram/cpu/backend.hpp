@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cram/cpu/ops.hpp"
+#include "cram/core/memory_space.hpp"
 
 namespace cram::cpu {
 
@@ -19,6 +20,7 @@ struct backend {
     using stat_t = T;   // LayerNorm statistics
     static constexpr bool weights_alias_params = true;  // matmuls read the parameters themselves
     static constexpr const char* name = "cpu";
+    using memory_space = host_memory;  // host batches reach the model as they are (batch_upload copies nothing)
 
     struct context {
         int threads = 0;  // 0: all cores

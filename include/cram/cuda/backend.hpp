@@ -33,6 +33,8 @@ struct backend {
     using stat_t = float;       // LayerNorm statistics
     static constexpr bool weights_alias_params = false;  // a bf16 copy of the fp32 master weights
     static constexpr const char* name = "cuda";
+    using memory_space = device_memory;  // batches arrive through batch_upload, staged in pinned memory
+    using staging_buffer = cuda::staging_buffer;
 
     using context = cuda::context;
     template <class U>
@@ -113,6 +115,21 @@ struct backend {
     // sum(x^2) as a host double (synchronises: the clip decision is made on the host).
     static double sum_squares(context& ctx, const param_t* x, index_t n) { return cuda::sum_squares(ctx, x, n); }
     static void scale_inplace(context& ctx, param_t* x, param_t s, index_t n) { cuda::scale_inplace(ctx, x, s, n); }
+
+    // Device memory the operations take beyond the model's buffers (for the micro-batch planner,
+    // model/memory_plan.hpp): the largest per-sequence scratch (attention backward: Q, K, V, dO, dQ, dK, dV
+    // in bf16 and the probabilities in fp32 and bf16), and fixed workspaces (cuBLASLt, the decoder's logits
+    // chunk, and a reserve for the CUDA context and allocator slack).
+    static std::size_t scratch_bytes_per_sequence(index_t seq, index_t hidden, index_t heads) {
+        const std::size_t per_token = 7 * std::size_t(hidden) * sizeof(act_t) +
+                                      std::size_t(heads) * std::size_t(seq) * (sizeof(float) + sizeof(act_t));
+        return per_token * std::size_t(seq);
+    }
+    static std::size_t fixed_scratch_bytes(index_t vocab) {
+        const std::size_t decoder =
+            std::size_t(decoder_chunk_rows(1 << 20, vocab)) * std::size_t(vocab) * (sizeof(float) + sizeof(act_t));
+        return (std::size_t(32) << 20) + decoder + (std::size_t(768) << 20);
+    }
 
     // MLM masking on the device with the CPU's exact draws (see masking.hpp).
     static void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int seq, const masking_options& opt,

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -138,6 +139,13 @@ public:
     void* workspace() { return workspace_.data(); }
     std::size_t workspace_size() const { return workspace_.size(); }
     unsigned* error_word() { return error_word_.data(); }
+    // Free and total bytes of this device right now.
+    std::pair<std::size_t, std::size_t> memory_info() const {
+        std::size_t free_b = 0, total_b = 0;
+        CRAM_CUDA_CHECK(cudaSetDevice(device_));
+        CRAM_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        return {free_b, total_b};
+    }
     std::map<detail::gemm_key, detail::gemm_plan>& gemm_plans() { return plans_; }
 
     // Temporary device memory for one operation at a time (operations are ordered on the one stream, so

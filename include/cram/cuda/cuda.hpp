@@ -14,5 +14,4 @@
 #include "cram/cuda/loss.hpp"
 #include "cram/cuda/masking.hpp"
 #include "cram/cuda/memory.hpp"
-#include "cram/cuda/memory_plan.hpp"
 #include "cram/cuda/optimizer.hpp"

@@ -1,7 +1,7 @@
 // MLM masking on the device: one thread per sequence runs cram::mask_sequence, the very function the
 // CPU's mask_batch runs (CRAM_HOST_DEVICE, Philox-addressed), so the masks are identical bit for bit.
 // device_mlm_batch owns the device arrays of one micro-batch and hands out the mlm_batch view the model
-// consumes; it is filled either by masking raw tokens on the device or by uploading a host-masked batch.
+// consumes, filled by masking raw tokens on the device (host-masked batches go through cram::batch_upload).
 #pragma once
 
 #include <cstdint>
@@ -68,23 +68,7 @@ public:
         batch_ = batch;
         num_masked_ = batch * k_;
     }
-    // Uploads a batch masked on the host (cram::mask_batch or a data loader).
-    void upload(context& ctx, const host_mlm_batch& b) {
-        CRAM_CHECK(b.batch > 0 && b.batch <= max_batch_ && b.seq == seq_, "host batch ", b.batch, "x", b.seq,
-                   " does not fit this device batch (", max_batch_, "x", seq_, ")");
-        CRAM_CHECK(b.masked_positions.size() <= positions_.size(), "host batch has ", b.masked_positions.size(),
-                   " masked positions, room for ", positions_.size());
-        const auto up = [&](std::int32_t* dst, const std::vector<std::int32_t>& src) {
-            CRAM_CUDA_CHECK(cudaMemcpyAsync(dst, src.data(), src.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
-                                            ctx.stream()));
-        };
-        up(ids_.data(), b.ids);
-        up(positions_.data(), b.masked_positions);
-        up(targets_.data(), b.masked_targets);
-        batch_ = b.batch;
-        num_masked_ = static_cast<int>(b.masked_positions.size());
-    }
-    mlm_batch view() const {
+    mlm_batch<device_memory> view() const {
         return {batch_, seq_, ids_.data(), nullptr, num_masked_, positions_.data(), targets_.data()};
     }
     const std::int32_t* ids() const { return ids_.data(); }

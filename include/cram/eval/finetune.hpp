@@ -23,7 +23,9 @@
 #include "cram/eval/metrics.hpp"
 #include "cram/model/bert.hpp"
 #include "cram/model/classifier.hpp"
+#include "cram/model/batch_upload.hpp"
 #include "cram/train/optimizer.hpp"
+#include "cram/train/training_state.hpp"
 
 namespace cram::eval {
 
@@ -159,9 +161,46 @@ struct finetune_callbacks {
     std::function<void(const finetune_run&, const epoch_score&)> on_epoch;  // after every dev evaluation
 };
 
+// An encoder with a fresh GLUE head, and the one training state both train in (encoder tensors first, then
+// the head's: bert_with_classifier_layout), so one AdamW step, one norm and one weight refresh serve both.
+template <bert_config C, class Backend>
+struct finetune_model {
+    static std::size_t head_index() { return bert_layout<C>().tensors().size(); }
+
+    train::training_state<Backend> state;
+    bert<C, Backend> encoder;
+    bert_classifier<C, Backend> head;
+
+    finetune_model(typename Backend::context& ctx, int labels, int max_batch, int max_seq)
+        : state(ctx, bert_with_classifier_layout<C>(labels)),
+          encoder(ctx, bind_bert<C, Backend>(state), max_batch, max_seq),
+          head(encoder, bind_classifier_head<Backend>(state, head_index()), labels) {}
+
+    // Encoder parameters from `pretrained` (a host buffer in bert_layout<C>()) or, when null, a random encoder
+    // drawn from encoder_seed; the head always starts random from head_seed. Each part draws exactly what it
+    // would alone, so a seed means the same initial model whatever it is trained with.
+    void start(const std::vector<typename Backend::param_t>* pretrained, std::uint64_t encoder_seed,
+               std::uint64_t head_seed) {
+        const param_layout& l = state.layout();
+        std::vector<typename Backend::param_t> host(l.buffer_size(), typename Backend::param_t(0));
+        if (pretrained) {
+            CRAM_CHECK(pretrained->size() == bert_layout<C>().buffer_size(), "fine-tuning needs the pretrained parameters (",
+                       bert_layout<C>().buffer_size(), " values), got ", pretrained->size());
+            copy_tensors(bert_layout<C>(), pretrained->data(), l, host.data());
+        } else {
+            init_parameters(host.data(), l, encoder_seed, C.init_std, C.hidden, C.pad_id, 0, head_index());
+        }
+        init_parameters(host.data(), l, head_seed, C.init_std, C.hidden, -1, head_index(),
+                        head_index() + classifier_tensor_count);
+        state.load_params(host.data());
+        state.zero_grads();
+    }
+};
+
 // Dev outputs (num_labels per example, in file order) of the current model, without dropout.
 template <bert_config C, class Backend>
-std::vector<float> predict_split(bert_classifier<C, Backend>& head, const dev_data& d, int labels, int eval_batch) {
+std::vector<float> predict_split(bert_classifier<C, Backend>& head, batch_upload<Backend>& upload, const dev_data& d,
+                                 int labels, int eval_batch) {
     std::vector<float> out(d.examples.size() * std::size_t(labels));
     std::vector<float> tmp;
     for (std::size_t begin = 0; begin < d.by_length.size(); begin += std::size_t(eval_batch)) {
@@ -169,7 +208,7 @@ std::vector<float> predict_split(bert_classifier<C, Backend>& head, const dev_da
         const host_token_batch hb =
             make_token_batch(d.examples, d.by_length.data() + begin, count, std::int32_t(C.pad_id), C.token_types > 0);
         tmp.resize(count * std::size_t(labels));
-        head.predict(hb.view(), tmp.data());
+        head.predict(upload(hb), tmp.data());
         for (std::size_t i = 0; i < count; ++i)
             std::copy_n(tmp.data() + i * std::size_t(labels), labels,
                         out.data() + d.by_length[begin + i] * std::size_t(labels));
@@ -177,45 +216,33 @@ std::vector<float> predict_split(bert_classifier<C, Backend>& head, const dev_da
     return out;
 }
 
-// Fine-tunes `encoder` on one task with one seed. The encoder's parameters are first replaced by
-// `pretrained` (a host buffer in bert<C>::layout()), or re-initialised from the seed when
-// opts.from_scratch; its max_batch must hold opts.batch and opts.eval_batch.
+// Fine-tunes a fresh GLUE head on the pretrained encoder `pretrained` (a host buffer in bert_layout<C>()),
+// or on a random encoder drawn from the seed when opts.from_scratch, on one task with one seed. Host
+// batches reach the backend only through batch_upload.
 template <bert_config C, class Backend>
-finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Backend::param_t>* pretrained,
+finetune_run finetune(typename Backend::context& ctx, const std::vector<typename Backend::param_t>* pretrained,
                       const task_data& task, const finetune_options& opts, const finetune_callbacks& cb = {}) {
     using detail::splitmix64;
-    auto& ctx = encoder.ctx();
-    CRAM_CHECK(opts.batch > 0 && opts.batch <= encoder.max_batch(), "fine-tuning batch ", opts.batch,
-               " outside [1, ", encoder.max_batch(), "] (the encoder's max_batch)");
-    CRAM_CHECK(opts.eval_batch > 0 && opts.eval_batch <= encoder.max_batch(), "evaluation batch ", opts.eval_batch,
-               " outside [1, ", encoder.max_batch(), "] (the encoder's max_batch)");
-    CRAM_CHECK(opts.max_len <= encoder.max_seq(), "GLUE inputs of up to ", opts.max_len, " tokens, the encoder holds ",
-               encoder.max_seq());
+    CRAM_CHECK(opts.batch > 0, "fine-tuning batch must be positive, got ", opts.batch);
+    CRAM_CHECK(opts.eval_batch > 0, "evaluation batch must be positive, got ", opts.eval_batch);
+    CRAM_CHECK(opts.max_len > 0 && opts.max_len <= C.max_seq, "GLUE inputs of up to ", opts.max_len,
+               " tokens, the model holds ", C.max_seq);
     CRAM_CHECK(opts.epochs > 0, "epochs must be positive, got ", opts.epochs);
+    CRAM_CHECK(opts.from_scratch || pretrained, "fine-tuning needs the pretrained parameters or from_scratch");
     const int labels = task.info.num_labels;
     const std::uint64_t seed_key = splitmix64(opts.seed ^ splitmix64(detail::name_key(task.info.name)));
 
-    if (opts.from_scratch) {
-        encoder.init(splitmix64(seed_key + 1));
-    } else {
-        const std::size_t need = encoder.buffer_size();
-        CRAM_CHECK(pretrained && pretrained->size() == need, "fine-tuning needs the pretrained parameters (", need,
-                   " values) or from_scratch");
-        encoder.load_parameters(pretrained->data());
-    }
-    encoder.zero_grads();
-    bert_classifier<C, Backend> head(encoder, labels);
-    head.init(splitmix64(seed_key + 2));
+    finetune_model<C, Backend> model(ctx, labels, std::max(opts.batch, opts.eval_batch), opts.max_len);
+    model.start(opts.from_scratch ? nullptr : pretrained, splitmix64(seed_key + 1), splitmix64(seed_key + 2));
+    batch_upload<Backend> upload(ctx);
 
-    adamw_options ao;
+    train::adamw_options ao;
     ao.lr = opts.lr;
     ao.beta1 = opts.beta1;
     ao.beta2 = opts.beta2;
     ao.eps = opts.eps;
     ao.weight_decay = opts.weight_decay;
     ao.clip_norm = opts.clip_norm;
-    adamw_state<Backend> enc_opt(ctx, bert<C, Backend>::layout());
-    adamw_state<Backend> head_opt(ctx, head.layout());
 
     epoch_batches batches(training_subset(task.train.size(), opts.max_train), opts.batch, splitmix64(seed_key + 100));
     const std::int64_t per_epoch = batches.batches_per_epoch();
@@ -230,8 +257,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
     run.train_examples = batches.examples();
     run.total_steps = total;
     run.from_scratch = opts.from_scratch;
-    std::vector<std::int32_t> lab;
-    std::vector<float> tgt;
+    host_labeled_batch hb;
     std::int64_t step = 0;
     for (int epoch = 1; epoch <= epochs; ++epoch) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -241,7 +267,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
         double last_loss = std::nan("");
         auto read_loss = [&] {
             if (pending == 0) return;
-            last_loss = head.take_loss();
+            last_loss = model.head.take_loss();
             loss_sum += last_loss * double(pending);
             loss_examples += pending;
             pending = 0;
@@ -249,31 +275,25 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
         for (std::int64_t b = 0; b < per_epoch && step < total; ++b) {
             const std::span<const std::size_t> idx = batches.batch(b);
             const std::size_t count = idx.size();
-            const host_token_batch hb =
-                make_token_batch(task.train, idx.data(), count, std::int32_t(C.pad_id), C.token_types > 0);
-            lab.resize(count);
-            tgt.resize(count);
+            hb.tokens = make_token_batch(task.train, idx.data(), count, std::int32_t(C.pad_id), C.token_types > 0);
+            hb.labels.resize(count);
+            hb.targets.resize(count);
             for (std::size_t i = 0; i < count; ++i) {
-                lab[i] = task.train_labels[idx[i]];
-                tgt[i] = task.train_scores[idx[i]];
+                hb.labels[i] = task.train_labels[idx[i]];
+                hb.targets[i] = task.train_scores[idx[i]];
             }
-            encoder.zero_grads();
-            head.zero_grads();
-            head.forward_backward(hb.view(), lab.data(), tgt.data(),
-                                  forward_options{opts.dropout, splitmix64(seed_key + 1000 + std::uint64_t(step))});
+            if (task.info.regression)
+                hb.labels.clear();
+            else
+                hb.targets.clear();
+            model.state.zero_grads();
+            model.head.forward_backward(upload(hb),
+                                        forward_options{opts.dropout, splitmix64(seed_key + 1000 + std::uint64_t(step))});
             pending += count;
-            float scale = 1.0f;
-            if (opts.clip_norm > 0) {
-                const double sq = Backend::sum_squares(ctx, encoder.grads(), index_t(encoder.buffer_size())) +
-                                  Backend::sum_squares(ctx, head.grads(), index_t(head.buffer_size()));
-                scale = clip_scale(std::sqrt(sq), opts.clip_norm);
-            }
+            const float scale = opts.clip_norm > 0 ? train::clip_scale(model.state.grad_norm(), opts.clip_norm) : 1.0f;
             const double lr = double(opts.lr) * warmup_cosine_factor(step, total, warmup);
             ++step;
-            enc_opt.step(ctx, encoder.params(), encoder.grads(), ao, float(lr), long(step), scale);
-            head_opt.step(ctx, head.params(), head.grads(), ao, float(lr), long(step), scale);
-            encoder.sync_weights();
-            head.sync_weights();
+            model.state.adamw_step(ao, float(lr), long(step), scale);
             if (opts.loss_every > 0 && step % opts.loss_every == 0) read_loss();
             if (cb.on_step) cb.on_step({run.task, opts.seed, epoch, epochs, step, total, last_loss, lr});
         }
@@ -283,7 +303,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
         rec.steps = step;
         rec.train_loss = loss_examples ? loss_sum / double(loss_examples) : std::nan("");
         for (const auto& d : task.dev)
-            rec.dev[d.split] = score_outputs(task.info, predict_split(head, d, labels, opts.eval_batch), d);
+            rec.dev[d.split] = score_outputs(task.info, predict_split(model.head, upload, d, labels, opts.eval_batch), d);
         rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         run.epochs.push_back(rec);
         if (cb.on_epoch) cb.on_epoch(run, rec);

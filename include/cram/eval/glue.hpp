@@ -210,8 +210,6 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
                          (d.train_skipped_rows ? ", " + std::to_string(d.train_skipped_rows) + " train rows skipped" : ""));
     }
 
-    const int max_batch = std::max(f.batch, f.eval_batch);
-    bert<C, Backend> encoder(ctx, max_batch, std::min(C.max_seq, f.max_len));
     for (const auto& d : data) {
         std::vector<finetune_run> runs;
         for (int k = 0; k < opts.seeds; ++k) {
@@ -232,7 +230,7 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
                         << '\n';
                 metrics.flush();
             };
-            runs.push_back(finetune(encoder, pretrained, d, fo, cb));
+            runs.push_back(finetune<C, Backend>(ctx, pretrained, d, fo, cb));
         }
         std::size_t skipped = d.train_skipped_rows;
         for (const auto& s : d.dev) skipped += s.skipped_rows;

@@ -1,7 +1,8 @@
 // The GLUE head of CRAMMING.md on top of an encoder: [CLS] row -> Linear(hidden, classifier_hidden)
 // -> Tanh -> Dropout -> Linear(classifier_hidden, labels); cross-entropy, or squared error for a
-// regression task (labels == 1). The head owns its own flat parameter and gradient buffers; the
-// encoder's stay where they are, so the optimizer steps both.
+// regression task (labels == 1). Like the encoder it owns activations only: its weights and gradients are
+// views into the training state of whoever fine-tunes (bert_with_classifier_layout puts encoder and head in
+// one layout, so one optimizer step, one norm and one weight refresh serve both).
 #pragma once
 
 #include <cstdint>
@@ -11,28 +12,34 @@
 
 namespace cram {
 
-template <bert_config C, class Backend = cpu::backend<float>>
+template <class Backend>
+struct classifier_parameters {
+    classifier_tensors<typename Backend::act_t> weights;
+    classifier_tensors<typename Backend::param_t> grads;
+};
+
+// Views of the head's tensors [first, first + 4) of a training state's layout.
+template <class Backend, class State>
+classifier_parameters<Backend> bind_classifier_head(State& state, std::size_t first) {
+    return {bind_classifier(state.layout(), state.weights(), first), bind_classifier(state.layout(), state.grads(), first)};
+}
+
+template <bert_config C, class Backend>
 class bert_classifier {
 public:
     using encoder_type = bert<C, Backend>;
+    using memory_space = typename Backend::memory_space;
     using param_t = typename Backend::param_t;
     using act_t = typename Backend::act_t;
+    using parameters = classifier_parameters<Backend>;
     template <class U>
     using buffer = typename Backend::template buffer<U>;
 
     // labels == 1 makes it a regression head (STS-B).
-    bert_classifier(encoder_type& encoder, int labels)
-        : enc_(encoder), ctx_(encoder.ctx()), labels_(labels),
-          layout_(classifier_layout(C.hidden, C.classifier_hidden, labels)),
-          params_(layout_.buffer_size()), grads_(layout_.buffer_size()),
-          weights_(Backend::weights_alias_params ? 0 : layout_.buffer_size()) {
+    bert_classifier(encoder_type& encoder, const parameters& p, int labels)
+        : enc_(encoder), ctx_(encoder.ctx()), labels_(labels), w_(p.weights), g_(p.grads) {
         CRAM_CHECK(labels >= 1, "a classifier needs at least one output, got ", labels);
-        p_ = bind_classifier(layout_, params_.data());
-        g_ = bind_classifier(layout_, grads_.data());
-        if constexpr (Backend::weights_alias_params)
-            w_ = bind_classifier(layout_, reinterpret_cast<act_t*>(params_.data()));
-        else
-            w_ = bind_classifier(layout_, weights_.data());
+        CRAM_CHECK(w_.dense_w && g_.dense_w, "bert_classifier: unbound parameters (use bind_classifier_head)");
         const std::size_t b = std::size_t(encoder.max_batch());
         cls_rows_ = buffer<std::int32_t>(b);
         cls_ = buffer<act_t>(b * C.hidden);
@@ -44,45 +51,24 @@ public:
         d_inner_ = buffer<act_t>(b * C.classifier_hidden);
         d_inner2_ = buffer<act_t>(b * C.classifier_hidden);
         d_cls_ = buffer<act_t>(b * C.hidden);
-        labels_dev_ = buffer<std::int32_t>(b);
-        targets_dev_ = buffer<float>(b);
-        zero_grads();
     }
 
     int labels() const { return labels_; }
     bool regression() const { return labels_ == 1; }
-    const param_layout& layout() const { return layout_; }
-    param_t* params() { return params_.data(); }
-    param_t* grads() { return grads_.data(); }
-    std::size_t buffer_size() const { return layout_.buffer_size(); }
-    void zero_grads() { Backend::zero(ctx_, grads_.data(), index_t(layout_.buffer_size())); }
-    void sync_weights() {
-        if constexpr (!Backend::weights_alias_params)
-            Backend::params_to_weights(ctx_, weights_.data(), params_.data(), index_t(layout_.buffer_size()));
-    }
-    void init(std::uint64_t seed) {
-        std::vector<param_t> host(layout_.buffer_size(), param_t(0));
-        init_parameters(host.data(), layout_, seed, C.init_std, C.hidden);
-        Backend::to_device(ctx_, params_.data(), host.data(), index_t(host.size()));
-        sync_weights();
-    }
+    static param_layout layout(int labels) { return classifier_layout(C.hidden, C.classifier_hidden, labels); }
 
-    // One training micro-step on host labels (classification) or host targets (regression): forward
+    // One training micro-step on a batch in the backend's memory (batch_upload gets it there): forward
     // through encoder and head, loss, backward into both; gradients accumulate scaled by loss_scale.
-    void forward_backward(const token_batch& b, const std::int32_t* host_labels, const float* host_targets,
-                          const forward_options& opt, float loss_scale = 1.0f) {
-        head_forward(b, opt);
-        const index_t nb = b.batch;
+    void forward_backward(const labeled_batch<memory_space>& b, const forward_options& opt, float loss_scale = 1.0f) {
+        const auto pass = head_forward(b.tokens, opt);
+        const index_t nb = b.tokens.batch;
         const param_t dscale = param_t(loss_scale / static_cast<float>(nb));
         if (regression()) {
-            CRAM_CHECK(host_targets, "a regression head needs float targets");
-            Backend::to_device(ctx_, targets_dev_.data(), host_targets, nb);
-            Backend::squared_error(ctx_, loss_.sum(), d_logits_.data(), logits_.data(), targets_dev_.data(), nb,
-                                   dscale);
+            CRAM_CHECK(b.targets, "a regression head needs float targets");
+            Backend::squared_error(ctx_, loss_.sum(), d_logits_.data(), logits_.data(), b.targets, nb, dscale);
         } else {
-            CRAM_CHECK(host_labels, "a classification head needs integer labels");
-            Backend::to_device(ctx_, labels_dev_.data(), host_labels, nb);
-            Backend::cross_entropy(ctx_, loss_.sum(), d_logits_.data(), logits_.data(), labels_dev_.data(), nb,
+            CRAM_CHECK(b.labels, "a classification head needs integer labels");
+            Backend::cross_entropy(ctx_, loss_.sum(), d_logits_.data(), logits_.data(), b.labels, nb,
                                    index_t(labels_), dscale);
         }
         loss_.count(nb);
@@ -101,13 +87,13 @@ public:
         Backend::tanh_backward(ctx_, d_dense, d_tanh_out, tanh_.data(), nb * inner);
         Backend::linear_backward(ctx_, d_cls_.data(), g_.dense_w, g_.dense_b, d_dense, cls_.data(), w_.dense_w, nb, h,
                                  inner);
-        Backend::zero(ctx_, enc_.d_hidden(), nb * b.seq * h);
+        Backend::zero(ctx_, enc_.d_hidden(), nb * b.tokens.seq * h);
         Backend::scatter_add_rows(ctx_, enc_.d_hidden(), d_cls_.data(), cls_rows_.data(), nb, h);
-        enc_.backward_encoder();
+        enc_.backward_encoder(pass);
     }
 
     // Logits [batch, labels] (regression: the prediction) into host memory, no dropout.
-    void predict(const token_batch& b, float* host_out) {
+    void predict(const token_batch<memory_space>& b, float* host_out) {
         head_forward(b, {});
         std::vector<act_t> tmp(std::size_t(b.batch) * labels_);
         Backend::to_host(ctx_, tmp.data(), logits_.data(), index_t(tmp.size()));
@@ -120,13 +106,18 @@ public:
 private:
     static constexpr std::uint32_t dropout_stream = 0xC1A5u;  // distinct from the encoder's streams
 
-    void head_forward(const token_batch& b, const forward_options& opt) {
-        const act_t* hid = enc_.encode(b, opt);
+    typename encoder_type::pass head_forward(const token_batch<memory_space>& b, const forward_options& opt) {
+        const auto pass = enc_.encode(b, opt);
         const index_t nb = b.batch, h = C.hidden, inner = C.classifier_hidden;
-        std::vector<std::int32_t> rows(std::size_t(b.batch));
-        for (int i = 0; i < b.batch; ++i) rows[std::size_t(i)] = i * b.seq;  // [CLS] is each sequence's first token
-        Backend::to_device(ctx_, cls_rows_.data(), rows.data(), nb);
-        Backend::gather_rows(ctx_, cls_.data(), hid, cls_rows_.data(), nb, h);
+        if (b.batch != cls_batch_ || b.seq != cls_seq_) {
+            // [CLS] is each sequence's first token: rows 0, seq, 2 seq, ... (uploaded when the shape changes)
+            cls_host_.resize(std::size_t(b.batch));
+            for (int i = 0; i < b.batch; ++i) cls_host_[std::size_t(i)] = i * b.seq;
+            Backend::to_device(ctx_, cls_rows_.data(), cls_host_.data(), nb);
+            cls_batch_ = b.batch;
+            cls_seq_ = b.seq;
+        }
+        Backend::gather_rows(ctx_, cls_.data(), pass.hidden, cls_rows_.data(), nb, h);
         Backend::linear_forward(ctx_, dense_.data(), cls_.data(), w_.dense_w, w_.dense_b, nb, h, inner);
         Backend::tanh_forward(ctx_, tanh_.data(), dense_.data(), nb * inner);
         if (opt.dropout > 0)
@@ -135,18 +126,17 @@ private:
         else
             Backend::copy(ctx_, drop_.data(), tanh_.data(), nb * inner);
         Backend::linear_forward(ctx_, logits_.data(), drop_.data(), w_.out_w, w_.out_b, nb, inner, index_t(labels_));
+        return pass;
     }
 
     encoder_type& enc_;
     typename Backend::context& ctx_;
     int labels_;
-    param_layout layout_;
-    buffer<param_t> params_, grads_;
-    buffer<act_t> weights_;
-    classifier_tensors<param_t> p_, g_;
     classifier_tensors<act_t> w_;
-    buffer<std::int32_t> cls_rows_, labels_dev_;
-    buffer<float> targets_dev_;
+    classifier_tensors<param_t> g_;
+    std::vector<std::int32_t> cls_host_;  // kept alive: a device backend may still be copying from it
+    int cls_batch_ = 0, cls_seq_ = 0;
+    buffer<std::int32_t> cls_rows_;
     buffer<act_t> cls_, dense_, tanh_, drop_, logits_, d_logits_, d_inner_, d_inner2_, d_cls_;
     loss_meter<Backend> loss_{ctx_};
 };

@@ -4,11 +4,13 @@
 // contiguous ranges, and the gradient norm is one pass over the whole buffer.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cram/core/error.hpp"
@@ -49,6 +51,11 @@ public:
         for (auto d : shape) n *= static_cast<std::size_t>(d);
         visit_order_.push_back({std::move(name), std::move(shape), role, 0, n});
     }
+    // Appends every tensor of `other` (in its visit order) under `prefix`: an encoder and its task head
+    // become one layout, so one AdamW pass, one norm and one weight refresh serve both.
+    void append(const param_layout& other, const std::string& prefix = "") {
+        for (const auto& p : other.tensors()) add(prefix + p.name, p.shape, p.role);
+    }
     void finalize() {
         std::size_t off = 0;
         for (int pass = 0; pass < 2; ++pass) {
@@ -60,6 +67,7 @@ public:
             if (pass == 0) decay_end_ = off;
         }
         total_ = off;
+        count_ = 0;
         for (const auto& p : visit_order_) count_ += p.size;
     }
 
@@ -163,12 +171,15 @@ const param_layout& bert_layout() {
     return layout;
 }
 
-// Points every slot of `t` into `base` by the layout (same visit order), and ties the decoder.
+// Points every slot of `t` into `base` by `layout`, whose tensors [first, first + count) are this model's in
+// visit order (bert_layout<C>() itself, or a layout that appended it), and ties the decoder.
 template <bert_config C, class T>
-bert_tensors<C, T> bind_tensors(T* base) {
+bert_tensors<C, T> bind_tensors(T* base, const param_layout& layout = bert_layout<C>(), std::size_t first = 0) {
     bert_tensors<C, T> t;
-    const auto& infos = bert_layout<C>().tensors();
-    std::size_t i = 0;
+    const auto& infos = layout.tensors();
+    CRAM_CHECK(infos.size() >= first + bert_layout<C>().tensors().size(), "bind_tensors: the layout has ",
+               infos.size(), " tensors, fewer than the model's from index ", first);
+    std::size_t i = first;
     visit_tensors(t, [&](const std::string&, const std::vector<std::int64_t>&, param_role, T*& slot) {
         slot = base + infos[i++].offset;
     });
@@ -182,6 +193,8 @@ struct classifier_tensors {
     T *dense_w = nullptr, *dense_b = nullptr, *out_w = nullptr, *out_b = nullptr;
 };
 
+inline constexpr std::size_t classifier_tensor_count = 4;
+
 inline param_layout classifier_layout(int hidden, int inner, int labels) {
     param_layout l;
     l.add("classifier.dense.weight", {inner, hidden}, param_role::matrix);
@@ -192,24 +205,54 @@ inline param_layout classifier_layout(int hidden, int inner, int labels) {
     return l;
 }
 
+// The head's tensors are [first, first + 4) of `l` (classifier_layout itself, or a layout that appended it).
 template <class T>
-classifier_tensors<T> bind_classifier(const param_layout& l, T* base) {
+classifier_tensors<T> bind_classifier(const param_layout& l, T* base, std::size_t first = 0) {
     const auto& t = l.tensors();
-    return {base + t[0].offset, base + t[1].offset, base + t[2].offset, base + t[3].offset};
+    CRAM_CHECK(t.size() >= first + classifier_tensor_count, "bind_classifier: the layout has ", t.size(),
+               " tensors, fewer than the head's from index ", first);
+    return {base + t[first].offset, base + t[first + 1].offset, base + t[first + 2].offset,
+            base + t[first + 3].offset};
+}
+
+// The layout of an encoder fine-tuned with a GLUE head: the encoder's tensors (indices [0, k)), then the
+// head's ([k, k + 4)), decayed ones first as always.
+template <bert_config C>
+param_layout bert_with_classifier_layout(int labels) {
+    param_layout l;
+    l.append(bert_layout<C>());
+    l.append(classifier_layout(C.hidden, C.classifier_hidden, labels));
+    l.finalize();
+    return l;
+}
+
+// Copies each tensor of `src` (laid out by `from`) to where the same name lives in `to`; every tensor of
+// `from` must exist in `to` with the same shape.
+template <class T>
+void copy_tensors(const param_layout& from, const T* src, const param_layout& to, T* dst) {
+    for (const auto& p : from.tensors()) {
+        const param_info* q = to.find(p.name);
+        CRAM_CHECK(q && q->shape == p.shape, "copy_tensors: tensor ", p.name, q ? " has another shape" : " is missing",
+                   " in the destination layout");
+        std::copy_n(src + p.offset, p.size, dst + q->offset);
+    }
 }
 
 // Normal(0, std) by Box-Muller on a Philox stream per tensor: the same values for the same seed on any
 // machine. Fills a host buffer laid out by `layout`.
+// Only tensors [first, last) are written (last = 0: to the end); each tensor's stream is numbered from
+// `first`, so a model initialises identically alone or as one part of a larger layout.
 template <class T>
 void init_parameters(T* host, const param_layout& layout, std::uint64_t seed, float init_std, int hidden,
-                     int pad_id = -1) {
-    for (std::size_t ti = 0; ti < layout.tensors().size(); ++ti) {
+                     int pad_id = -1, std::size_t first = 0, std::size_t last = 0) {
+    if (last == 0) last = layout.tensors().size();
+    for (std::size_t ti = first; ti < last; ++ti) {
         const auto& p = layout.tensors()[ti];
         T* dst = host + p.offset;
         switch (p.role) {
             case param_role::matrix:
             case param_role::embedding: {
-                philox_stream rng(seed, static_cast<std::uint32_t>(ti), 0x1417u);
+                philox_stream rng(seed, static_cast<std::uint32_t>(ti - first), 0x1417u);
                 for (std::size_t i = 0; i < p.size; i += 2) {
                     // Box-Muller: u1 in (0, 1] so the log is finite
                     const double u1 = (static_cast<double>(rng.next() >> 8) + 1.0) / 16777216.0;

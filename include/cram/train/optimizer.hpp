@@ -1,6 +1,5 @@
-// AdamW over a model's flat buffers: weight decay on [0, decay_end) only (matrices and embeddings come
-// first in every layout), global-norm gradient clipping folded into the update as a gradient scale,
-// fp32 moments in the same layout. One pass over each buffer per step.
+// The recipe's AdamW settings and global-norm clipping (folded into the update as a gradient scale). The
+// update itself runs over a training_state's flat buffers (training_state.hpp).
 #pragma once
 
 #include <cmath>
@@ -12,7 +11,7 @@
 #include "cram/cpu/ops.hpp"
 #include "cram/model/parameters.hpp"
 
-namespace cram {
+namespace cram::train {
 
 struct adamw_options {
     float lr = 1e-3f;  // peak learning rate; the schedule multiplies it
@@ -23,40 +22,10 @@ struct adamw_options {
     float clip_norm = 0.5f;  // global L2 norm; <= 0 disables clipping
 };
 
-// Moments for one parameter buffer of a given layout, in the backend's memory.
-template <class Backend>
-class adamw_state {
-public:
-    using param_t = typename Backend::param_t;
-    adamw_state(typename Backend::context& ctx, const param_layout& layout)
-        : layout_(&layout), m_(layout.buffer_size()), v_(layout.buffer_size()) {
-        Backend::zero(ctx, m_.data(), index_t(layout.buffer_size()));
-        Backend::zero(ctx, v_.data(), index_t(layout.buffer_size()));
-    }
-    param_t* m() { return m_.data(); }
-    param_t* v() { return v_.data(); }
-    const param_layout& layout() const { return *layout_; }
-
-    // One update of `params` from `grads` (scaled by grad_scale), decay only on the decayed range.
-    void step(typename Backend::context& ctx, param_t* params, const param_t* grads, const adamw_options& o, float lr,
-              long step_index, float grad_scale) {
-        cpu::adamw_hparams hp{lr, o.beta1, o.beta2, o.eps, o.weight_decay, step_index};
-        const index_t decay_end = index_t(layout_->decay_end()), total = index_t(layout_->buffer_size());
-        Backend::adamw_step(ctx, params, grads, m_.data(), v_.data(), decay_end, hp, param_t(grad_scale));
-        hp.weight_decay = 0.0f;
-        Backend::adamw_step(ctx, params + decay_end, grads + decay_end, m_.data() + decay_end, v_.data() + decay_end,
-                            total - decay_end, hp, param_t(grad_scale));
-    }
-
-private:
-    const param_layout* layout_;
-    typename Backend::template buffer<param_t> m_, v_;
-};
-
 // The factor that brings a gradient of norm `norm` down to `clip` (1 when already within, or disabled).
 inline float clip_scale(double norm, float clip) {
     if (clip <= 0.0f || !(norm > clip)) return 1.0f;
     return static_cast<float>(clip / norm);
 }
 
-}  // namespace cram
+}  // namespace cram::train

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/model/batch_upload.hpp"
 #include "cram/model/bert.hpp"
 #include "cram/model/config.hpp"
 #include "cram/train/batch_source.hpp"
@@ -29,6 +30,7 @@
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
 #include "cram/train/schedule.hpp"
+#include "cram/train/training_state.hpp"
 
 namespace cram::train {
 
@@ -150,16 +152,12 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
     const fs::path ckpt_dir = o.out.empty() ? fs::path() : o.out / "checkpoints";
 
     // ---- model, optimizer, device batch buffers (allocation counts against the budget) ----------
+    std::unique_ptr<training_state<Backend>> state;
     std::unique_ptr<model_t> model;
-    std::unique_ptr<adamw_state<Backend>> opt;
-    const std::size_t max_tokens = std::size_t(micro) * std::size_t(seq);
-    typename Backend::template buffer<std::int32_t> d_ids, d_pos, d_tgt;
+    batch_upload<Backend> upload(ctx);
     try {
-        model = std::make_unique<model_t>(ctx, micro, seq);
-        opt = std::make_unique<adamw_state<Backend>>(ctx, model_t::layout());
-        d_ids = typename Backend::template buffer<std::int32_t>(max_tokens);
-        d_pos = typename Backend::template buffer<std::int32_t>(max_tokens);
-        d_tgt = typename Backend::template buffer<std::int32_t>(max_tokens);
+        state = std::make_unique<training_state<Backend>>(ctx, model_t::layout());
+        model = std::make_unique<model_t>(ctx, bind_bert<C, Backend>(*state), micro, seq);
     } catch (const std::bad_alloc&) {
         CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq,
                    " tokens: lower --micro-batch (the batch target is still reached by gradient accumulation)");
@@ -192,9 +190,8 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
                        diffs.empty() ? std::string("\n  (fingerprint only)") : what,
                        "\nrun with the checkpoint's settings, or start a new run in another --out directory");
         }
-        model->load_parameters(loaded->params.data());
-        Backend::to_device(ctx, opt->m(), loaded->m.data(), index_t(n));
-        Backend::to_device(ctx, opt->v(), loaded->v.data(), index_t(n));
+        state->load_params(loaded->params.data());
+        state->load_moments(loaded->m.data(), loaded->v.data());
         step = st.at("step").template get<std::int64_t>();
         micro_steps = st.at("micro_steps").template get<std::int64_t>();
         skipped = st.value("skipped_steps", std::int64_t{0});
@@ -214,7 +211,9 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
         if (!ckpt_dir.empty() && !list_checkpoints(ckpt_dir).empty())
             CRAM_THROW("run directory ", o.out.string(), " already holds checkpoints: pass --resume to continue it, "
                        "or choose a new --out");
-        model->init(o.seed);
+        std::vector<param_t> host(n, param_t(0));
+        init_parameters(host.data(), layout, o.seed, C.init_std, C.hidden, C.pad_id);
+        state->load_params(host.data());
     }
 
     std::unique_ptr<metrics_log> metrics;
@@ -257,9 +256,8 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
         host_params.resize(n);
         host_m.resize(n);
         host_v.resize(n);
-        model->store_parameters(host_params.data());
-        Backend::to_host(ctx, host_m.data(), opt->m(), index_t(n));
-        Backend::to_host(ctx, host_v.data(), opt->v(), index_t(n));
+        state->store_params(host_params.data());
+        state->store_moments(host_m.data(), host_v.data());
         const double elapsed = clock.elapsed();
         return save_checkpoint(ckpt_dir, step, layout, host_params.data(), host_m.data(), host_v.data(),
                                state_json(elapsed), o.keep, {{"cram.step", std::to_string(step)}});
@@ -281,16 +279,11 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
     while (!stop) {
         if (clock.expired()) break;
         accumulation = o.ramp.accumulation(clock.progress());
-        model->zero_grads();
+        state->zero_grads();
         int done = 0;
         for (int a = 0; a < accumulation; ++a) {
             const host_mlm_batch hb = data.next_batch(micro, o.seed);
-            const index_t nt = index_t(hb.ids.size()), nm = index_t(hb.masked_positions.size());
-            Backend::to_device(ctx, d_ids.data(), hb.ids.data(), nt);
-            Backend::to_device(ctx, d_pos.data(), hb.masked_positions.data(), nm);
-            Backend::to_device(ctx, d_tgt.data(), hb.masked_targets.data(), nm);
-            const mlm_batch b{hb.batch, hb.seq, d_ids.data(), nullptr, int(nm), d_pos.data(), d_tgt.data()};
-            model->mlm_forward_backward(b, forward_options{0.0f, o.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(micro_index + 1))},
+            model->mlm_forward_backward(upload(hb), forward_options{0.0f, o.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(micro_index + 1))},
                                         1.0f / float(accumulation));
             ++micro_index;
             ++done;
@@ -311,9 +304,9 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
         const double loss = model->take_mlm_loss();
         if (o.corrupt_gradients) {
             if constexpr (std::is_same_v<param_t, float> && Backend::weights_alias_params)
-                o.corrupt_gradients(model->grads(), n, step);
+                o.corrupt_gradients(state->grads(), n, step);
         }
-        const double norm = std::sqrt(Backend::sum_squares(ctx, model->grads(), index_t(n)));
+        const double norm = state->grad_norm();
         const double elapsed = clock.elapsed();
         const double p = clock.progress_at(elapsed);
         const double lr = double(o.adamw.lr) * schedule(p);
@@ -356,8 +349,7 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
         }
         bad_streak = 0;
         const float scale = clip_scale(norm, o.adamw.clip_norm);
-        opt->step(ctx, model->params(), model->grads(), o.adamw, float(lr), long(step + 1), scale);
-        model->sync_weights();
+        state->adamw_step(o.adamw, float(lr), long(step + 1), scale);
         ++step;
         last_loss = loss;
         if (!std::isfinite(res.first_loss)) res.first_loss = loss;
@@ -405,11 +397,7 @@ train_result train_mlm(typename Backend::context& ctx, batch_source& data, const
         const int batches = int(std::min<std::int64_t>(o.val_batches, (val->num_sequences() + vb - 1) / vb));
         for (int i = 0; i < batches; ++i) {
             const host_mlm_batch hb = val->next_batch(vb, o.seed + 1);
-            const index_t nt = index_t(hb.ids.size()), nm = index_t(hb.masked_positions.size());
-            Backend::to_device(ctx, d_ids.data(), hb.ids.data(), nt);
-            Backend::to_device(ctx, d_pos.data(), hb.masked_positions.data(), nm);
-            Backend::to_device(ctx, d_tgt.data(), hb.masked_targets.data(), nm);
-            model->mlm_forward(mlm_batch{hb.batch, hb.seq, d_ids.data(), nullptr, int(nm), d_pos.data(), d_tgt.data()});
+            model->mlm_forward(upload(hb));
         }
         if (batches > 0) res.val_loss = model->take_mlm_loss();
     }
