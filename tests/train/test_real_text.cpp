@@ -39,10 +39,11 @@ TEST_CASE("crammed_tiny on real text lowers the loss well below ln(vocab)") {
     o.plain_progress_every = 15;
     o.val_batches = 4;
     double now = 0;
-    o.after_micro_step = [&] { now += 0.25; };  // exact in binary: 180 micro-steps to the budget
+    train::trainer_observers obs;
+    obs.after_micro_step = [&] { now += 0.25; };  // exact in binary: 180 micro-steps to the budget
     train::budget_clock clock(45, [&] { return now; });
     cpu::backend<float>::context ctx;
-    const auto r = train::train_mlm<presets::crammed_tiny, cpu::backend<float>>(ctx, train_data, o, clock, {}, &val_data);
+    const auto r = train::train_mlm<presets::crammed_tiny, cpu::backend<float>>(ctx, train_data, o, clock, {}, &val_data, obs);
     const double uniform = std::log(double(presets::crammed_tiny.vocab));
     MESSAGE("crammed_tiny, 180 micro-steps: first loss " << r.first_loss << ", last " << r.final_loss << ", validation "
                                               << r.val_loss << " (uniform " << uniform << "), " << r.steps

@@ -83,14 +83,15 @@ TEST_CASE("a resumed run reproduces the uninterrupted losses exactly") {
         step_clock sc;
         budget_clock clock(budget, sc.source());
         auto o = base_options(dir);
-        o.after_micro_step = [&] { sc.tick(); };
-        o.on_step = [&](const step_record& r) {
+        trainer_observers obs;
+        obs.after_micro_step = [&] { sc.tick(); };
+        obs.on_step = [&](const step_record& r) {
             full_loss.push_back(r.loss);
             full_lr.push_back(r.lr);
             full_batch.push_back(r.batch);
         };
         cpu_backend::context ctx;
-        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock, {}, nullptr, obs);
         CHECK(res.stop_reason == "budget");
         CHECK(res.elapsed == budget);
     }
@@ -107,11 +108,12 @@ TEST_CASE("a resumed run reproduces the uninterrupted losses exactly") {
         step_clock sc;
         budget_clock clock(budget, sc.source());
         auto o = base_options(dir);
+        trainer_observers obs;
         o.max_steps = split_at;
-        o.after_micro_step = [&] { sc.tick(); };
-        o.on_step = [&](const step_record& r) { resumed_loss.push_back(r.loss); resumed_lr.push_back(r.lr); };
+        obs.after_micro_step = [&] { sc.tick(); };
+        obs.on_step = [&](const step_record& r) { resumed_loss.push_back(r.loss); resumed_lr.push_back(r.lr); };
         cpu_backend::context ctx;
-        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock, {}, nullptr, obs);
         CHECK(res.stop_reason == "max_steps");
         CHECK(res.steps == split_at);
     }
@@ -120,11 +122,12 @@ TEST_CASE("a resumed run reproduces the uninterrupted losses exactly") {
         step_clock sc;
         budget_clock clock(budget, sc.source());
         auto o = base_options(dir);
+        trainer_observers obs;
         o.resume = true;
-        o.after_micro_step = [&] { sc.tick(); };
-        o.on_step = [&](const step_record& r) { resumed_loss.push_back(r.loss); resumed_lr.push_back(r.lr); };
+        obs.after_micro_step = [&] { sc.tick(); };
+        obs.on_step = [&](const step_record& r) { resumed_loss.push_back(r.loss); resumed_lr.push_back(r.lr); };
         cpu_backend::context ctx;
-        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock, {}, nullptr, obs);
         CHECK(res.resumed);
         CHECK(res.resumed_from_step == split_at);
         CHECK(res.elapsed == budget);
@@ -160,26 +163,28 @@ TEST_CASE("a checkpoint from another configuration is refused, naming the differ
         step_clock sc;
         budget_clock clock(10, sc.source());
         auto o = base_options(dir);
+        trainer_observers obs;
         o.max_steps = 3;
-        o.after_micro_step = [&] { sc.tick(); };
+        obs.after_micro_step = [&] { sc.tick(); };
         cpu_backend::context ctx;
-        train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        train_mlm<small, cpu_backend>(ctx, data, o, clock, {}, nullptr, obs);
     }
     auto data = make_source();
     step_clock sc;
     budget_clock clock(10, sc.source());
     auto o = base_options(dir);
+    trainer_observers obs;
     o.resume = true;
     o.adamw.lr = 2e-3f;
-    o.after_micro_step = [&] { sc.tick(); };
+    obs.after_micro_step = [&] { sc.tick(); };
     cpu_backend::context ctx;
-    const auto msg = error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); });
+    const auto msg = error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock, {}, nullptr, obs); });
     CHECK(msg.find("different training configuration") != std::string::npos);
     CHECK(msg.find("adamw.lr: checkpoint 0.001") != std::string::npos);
     // and a fresh run refuses to write over it
     o.resume = false;
     o.adamw.lr = 1e-3f;
-    CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("pass --resume") != std::string::npos);
+    CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock, {}, nullptr, obs); }).find("pass --resume") != std::string::npos);
 }
 
 TEST_CASE("the budget stop lands within a few percent of the budget") {
@@ -201,21 +206,29 @@ TEST_CASE("the budget stop lands within a few percent of the budget") {
 }
 
 TEST_CASE("non-finite steps are skipped; repeated ones stop the run with the last checkpoint intact") {
+    // The trainer's own pieces drive these runs: between accumulate() and apply() the step's gradients are in
+    // the training state, where a bad value is planted.
     SUBCASE("one bad step is skipped and training continues") {
         auto data = make_source();
         step_clock sc;
         budget_clock clock(10, sc.source());
         auto o = base_options({});
-        o.after_micro_step = [&] { sc.tick(); };
-        bool done = false;
-        o.corrupt_gradients = [&](float* g, std::size_t, std::int64_t step) {
-            if (step == 3 && !done) g[0] = std::numeric_limits<float>::quiet_NaN();
-            done |= step == 3;
-        };
+        trainer_observers obs;
+        obs.after_micro_step = [&] { sc.tick(); };
         int skipped_records = 0;
-        o.on_step = [&](const step_record& r) { skipped_records += r.skipped_step; };
+        obs.on_step = [&](const step_record& r) { skipped_records += r.skipped_step; };
         cpu_backend::context ctx;
-        const auto res = train_mlm<small, cpu_backend>(ctx, data, o, clock);
+        mlm_trainer<small, cpu_backend> trainer(ctx, data, o, clock, {}, nullptr, obs);
+        bool planted = false;
+        while (const auto step = trainer.accumulate()) {
+            if (trainer.counters().step == 3 && !planted) {
+                trainer.state().grads()[0] = std::numeric_limits<float>::quiet_NaN();
+                planted = true;
+            }
+            trainer.apply(*step);
+        }
+        const auto res = trainer.finish();
+        CHECK(planted);
         CHECK(res.skipped == 1);
         CHECK(skipped_records == 1);
         CHECK(std::isfinite(res.final_loss));
@@ -228,12 +241,17 @@ TEST_CASE("non-finite steps are skipped; repeated ones stop the run with the las
         budget_clock clock(100, sc.source());
         auto o = base_options(dir);
         o.checkpoint_every = 2.0;
-        o.after_micro_step = [&] { sc.tick(); };
-        o.corrupt_gradients = [](float* g, std::size_t, std::int64_t step) {
-            if (step >= 10) g[1] = std::numeric_limits<float>::infinity();
-        };
+        trainer_observers obs;
+        obs.after_micro_step = [&] { sc.tick(); };
         cpu_backend::context ctx;
-        const auto msg = error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); });
+        const auto msg = error_of([&] {
+            mlm_trainer<small, cpu_backend> trainer(ctx, data, o, clock, {}, nullptr, obs);
+            // run()'s loop with a gradient turned infinite from step 10 on
+            while (const auto step = trainer.accumulate()) {
+                if (trainer.counters().step >= 10) trainer.state().grads()[1] = std::numeric_limits<float>::infinity();
+                if (trainer.apply(*step) == decltype(trainer)::step_outcome::applied) trainer.checkpoint_if_due();
+            }
+        });
         CHECK(msg.find("training diverged: 5 optimizer steps in a row") != std::string::npos);
         CHECK(msg.find("last good checkpoint is") != std::string::npos);
         const auto ck = load_latest_checkpoint<float>(dir / "checkpoints", bert<small, cpu_backend>::layout());

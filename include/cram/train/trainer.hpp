@@ -1,10 +1,12 @@
-// The budgeted MLM trainer (CRAMMING.md "Training recipe"): one readable loop over any backend.
-// Budget progress p = elapsed / budget (start-up included) sets the batch (gradient accumulation in
-// whole micro-batches up to the target at p = ramp_end) and the learning rate (a Schedule policy);
-// the stop is checked after every micro-step. AdamW with global-norm clipping from one pass over the
-// flat gradient buffer; non-finite steps are skipped and logged, repeated ones stop the run; atomic
-// checkpoints every N minutes and at the end; a resume restores parameters, moments, data position,
-// step and the budget clock, so on the CPU it continues with exactly the losses of an unbroken run.
+// The budgeted MLM trainer (CRAMMING.md "Training recipe") over any backend, in pieces: mlm_trainer's
+// accumulate() runs the micro-batches of one optimizer step, apply() clips and steps (or skips a non-finite
+// step; repeated ones stop the run), finish() writes the last checkpoint, the validation loss and the
+// summary, and run() is the short loop over them. Budget progress p = elapsed / budget (start-up included)
+// sets the batch (gradient accumulation in whole micro-batches up to the target at p = ramp_end) and the
+// learning rate (a Schedule policy); the stop is checked after every micro-step. The run directory's
+// checkpoints (run_checkpoints.hpp) are written every N minutes and at the end; a resume restores
+// parameters, moments, data position, step and the budget clock, so on the CPU it continues with exactly
+// the losses of an unbroken run.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -29,6 +31,7 @@
 #include "cram/train/checkpoint.hpp"
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
+#include "cram/train/run_checkpoints.hpp"
 #include "cram/train/schedule.hpp"
 #include "cram/train/training_state.hpp"
 
@@ -51,12 +54,13 @@ struct trainer_options {
     nlohmann::json run_config = nlohmann::json::object();  // preset, dataset, ...: part of the fingerprint
     nlohmann::json run_info = nlohmann::json::object();    // recorded in state.json as "run", not fingerprinted
                                                            // (e.g. the dataset path: a moved dataset may resume)
+};
 
-    // test hooks: called after every micro-step (a deterministic clock advances here), with each step's
-    // record, and with the host-visible gradient buffer before the norm (fault injection; CPU only)
+// Who wants to hear about progress besides the metrics file: after every micro-step (a simulated clock
+// advances here in tests) and with every optimizer step's record (applied or skipped).
+struct trainer_observers {
     std::function<void()> after_micro_step;
     std::function<void(const step_record&)> on_step;
-    std::function<void(float* grads, std::size_t n, std::int64_t step)> corrupt_gradients;
 };
 
 struct train_result {
@@ -126,284 +130,347 @@ inline bool is_out_of_memory(const std::exception& e) {
 }
 }  // namespace detail
 
-// Trains cram::bert<C, Backend> on `data` until the clock's budget is spent (or max_steps). The clock is
-// the caller's, started before anything else so that start-up counts against the budget.
+// Trains cram::bert<C, Backend> on `data` until the clock's budget is spent (or max_steps). The clock is the
+// caller's, started before anything else so that start-up counts against the budget. Everything an
+// optimizer step changes lives in one training_state this trainer owns.
 template <bert_config C, class Backend, class Schedule = budget_triangle2>
-train_result train_mlm(typename Backend::context& ctx, batch_source& data, const trainer_options& o,
-                       budget_clock& clock, const Schedule& schedule = {}, batch_source* val = nullptr) {
+class mlm_trainer {
+public:
     using model_t = bert<C, Backend>;
     using param_t = typename Backend::param_t;
-    namespace fs = std::filesystem;
-    o.ramp.validate();
-    const int micro = o.ramp.micro_batch;
-    const int seq = data.seq_len();
-    CRAM_CHECK(seq > 0 && seq <= C.max_seq, "the dataset's sequences have ", seq, " tokens but this model supports at most ",
-               C.max_seq, " (re-run prepare with --seq-len ", C.max_seq, ")");
-    CRAM_CHECK(data.vocab_size() == C.vocab, "the dataset's vocabulary has ", data.vocab_size(),
-               " tokens but the model needs exactly ", C.vocab,
-               " (re-run prepare with --vocab-size ", C.vocab, ", or pick a preset with a vocabulary of ",
-               data.vocab_size(), ")");
-    CRAM_CHECK(o.keep >= 1, "--keep must be at least 1, got ", o.keep);
-    CRAM_CHECK(o.max_bad_steps >= 1, "max_bad_steps must be at least 1");
+    using context = typename Backend::context;
 
-    progress_line progress(o.quiet, o.plain_progress_every);
-    const nlohmann::json config = training_config<C>(o, schedule, clock.budget(), seq, data);
-    const std::string fingerprint = config_fingerprint(config);
-    const fs::path ckpt_dir = o.out.empty() ? fs::path() : o.out / "checkpoints";
+    // The gradients of one optimizer step's micro-batches, ready for apply().
+    struct accumulated {
+        int micro_batches = 0;
+        double loss = NAN;  // mean MLM loss over the step's masked tokens
+    };
+    enum class step_outcome { applied, skipped };
 
-    // ---- model, optimizer, device batch buffers (allocation counts against the budget) ----------
-    std::unique_ptr<training_state<Backend>> state;
-    std::unique_ptr<model_t> model;
-    batch_upload<Backend> upload(ctx);
-    try {
-        state = std::make_unique<training_state<Backend>>(ctx, model_t::layout());
-        model = std::make_unique<model_t>(ctx, bind_bert<C, Backend>(*state), micro, seq);
-    } catch (const std::bad_alloc&) {
-        CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq,
-                   " tokens: lower --micro-batch (the batch target is still reached by gradient accumulation)");
-    } catch (const std::exception& e) {
-        if (detail::is_out_of_memory(e))
-            CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq,
-                       " tokens: lower --micro-batch (", e.what(), ")");
-        throw;
-    }
-    const param_layout& layout = model_t::layout();
-    const std::size_t n = layout.buffer_size();
-
-    train_result res;
-    res.budget = clock.budget();
-    std::int64_t step = 0, micro_steps = 0, skipped = 0, sequences = 0;
-    double last_loss = NAN;
-    if (o.resume) {
-        CRAM_CHECK(!ckpt_dir.empty(), "--resume needs a run directory (--out)");
-        auto loaded = load_latest_checkpoint<param_t>(ckpt_dir, layout);
-        if (!loaded)
-            CRAM_THROW("--resume: no complete checkpoint under ", ckpt_dir.string(),
-                       " (start without --resume, or point --out at the run to continue)");
-        const auto& st = loaded->state;
-        if (st.value("config_fingerprint", std::string()) != fingerprint) {
-            const auto diffs = config_differences(st.value("config", nlohmann::json::object()), config);
-            std::string what;
-            for (const auto& d : diffs) what += "\n  " + d;
-            CRAM_THROW("--resume: checkpoint ", loaded->dir.string(),
-                       " was written by a different training configuration; differences:",
-                       diffs.empty() ? std::string("\n  (fingerprint only)") : what,
-                       "\nrun with the checkpoint's settings, or start a new run in another --out directory");
-        }
-        state->load_params(loaded->params.data());
-        state->load_moments(loaded->m.data(), loaded->v.data());
-        step = st.at("step").template get<std::int64_t>();
-        micro_steps = st.at("micro_steps").template get<std::int64_t>();
-        skipped = st.value("skipped_steps", std::int64_t{0});
-        sequences = st.value("sequences", std::int64_t{0});
-        data.seek(st.at("data_position").template get<std::int64_t>());
-        clock.add_spent(st.at("elapsed_s").template get<double>());
-        last_loss = st.contains("loss") && st["loss"].is_number() ? st["loss"].template get<double>() : NAN;
-        res.resumed = true;
-        res.resumed_from_step = step;
-        progress.message("train: resumed " + loaded->dir.string() + " at step " + std::to_string(step) + ", " +
-                         format_duration(clock.spent_before()) + " of the budget already spent");
-        if (clock.expired())
-            CRAM_THROW("--resume: the checkpoint has already spent the whole budget (",
-                       format_duration(clock.spent_before()), " of ", format_duration(clock.budget()),
-                       "); nothing left to train");
-    } else {
-        if (!ckpt_dir.empty() && !list_checkpoints(ckpt_dir).empty())
-            CRAM_THROW("run directory ", o.out.string(), " already holds checkpoints: pass --resume to continue it, "
-                       "or choose a new --out");
-        std::vector<param_t> host(n, param_t(0));
-        init_parameters(host.data(), layout, o.seed, C.init_std, C.hidden, C.pad_id);
-        state->load_params(host.data());
+    // Checks the settings against the data, allocates the state and the model (counted in the budget), and
+    // either restores the newest checkpoint (o.resume) or initialises the parameters.
+    mlm_trainer(context& ctx, batch_source& data, const trainer_options& o, budget_clock& clock,
+                const Schedule& schedule = {}, batch_source* val = nullptr, trainer_observers observers = {})
+        : ctx_(ctx), data_(data), o_(o), clock_(clock), schedule_(schedule), val_(val),
+          observers_(std::move(observers)), seq_(data.seq_len()), progress_(o.quiet, o.plain_progress_every),
+          checkpoints_(o.out, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
+                       o.keep),
+          upload_(ctx) {
+        check_settings();
+        allocate();
+        res_.budget = clock_.budget();
+        res_.stop_reason = "budget";
+        if (o_.resume)
+            restore();
+        else
+            fresh_start();
+        micro_index_ = n_.micro_steps;
+        n_.accumulation = o_.ramp.accumulation(clock_.progress());
+        open_metrics();
+        start_this_ = clock_.this_process();
+        start_sequences_ = n_.sequences;
+        checkpoints_.mark(clock_.elapsed());
+        smoothed_ = n_.last_loss;
     }
 
-    std::unique_ptr<metrics_log> metrics;
-    if (!o.out.empty()) {
-        fs::create_directories(o.out);
-        metrics = std::make_unique<metrics_log>(o.out / "metrics.jsonl", o.resume, step);
-        res.metrics = o.out / "metrics.jsonl";
-        res.plot = o.out / "loss.svg";
-    } else {
-        metrics = std::make_unique<metrics_log>();
+    // The run: optimizer steps until the budget or max_steps, periodic checkpoints, then finish().
+    train_result run() {
+        while (const auto a = accumulate())
+            if (apply(*a) == step_outcome::applied) checkpoint_if_due();
+        return finish();
     }
 
-    std::vector<param_t> host_params, host_m, host_v;
-    const double ftok = flops_per_token(C, seq);
-    int accumulation = o.ramp.accumulation(clock.progress());
-    auto state_json = [&](double elapsed) {
-        return nlohmann::json{{"format", "cram-train-state"},
-                              {"version", 1},
-                              {"step", step},
-                              {"micro_steps", micro_steps},
-                              {"skipped_steps", skipped},
-                              {"sequences", sequences},
-                              {"tokens", sequences * seq},
-                              {"elapsed_s", elapsed},
-                              {"budget_s", clock.budget()},
-                              {"progress", clock.progress_at(elapsed)},
-                              {"seed", o.seed},
-                              {"data_position", data.position()},
-                              {"accumulation", accumulation},
-                              {"batch_sequences", accumulation * micro},
-                              {"adam_step", step},
-                              {"loss", std::isfinite(last_loss) ? nlohmann::json(last_loss) : nlohmann::json(nullptr)},
-                              {"backend", Backend::name},
-                              {"config", config},
-                              {"config_fingerprint", fingerprint},
-                              {"run", o.run_info}};
-    };
-    auto save = [&]() -> fs::path {
-        if (ckpt_dir.empty()) return {};
-        host_params.resize(n);
-        host_m.resize(n);
-        host_v.resize(n);
-        state->store_params(host_params.data());
-        state->store_moments(host_m.data(), host_v.data());
-        const double elapsed = clock.elapsed();
-        return save_checkpoint(ckpt_dir, step, layout, host_params.data(), host_m.data(), host_v.data(),
-                               state_json(elapsed), o.keep, {{"cram.step", std::to_string(step)}});
-    };
-    auto write_plot = [&] {
-        if (!res.plot.empty())
-            write_loss_plot(res.plot, metrics->curve(), "MLM loss, " + format_duration(clock.budget()) + " budget");
-    };
+    // A periodic checkpoint when one is due and the run goes on (the last one is finish()'s).
+    void checkpoint_if_due() {
+        if (stopped_ || !checkpoints_.due(clock_.elapsed())) return;
+        const auto where = save();
+        checkpoints_.mark(clock_.elapsed());
+        if (!o_.quiet && !progress_.tty()) progress_.message("train: checkpoint " + where.string());
+    }
 
-    // ---- the loop ------------------------------------------------------------------------------
-    const double start_this = clock.this_process();
-    const std::int64_t start_sequences = sequences;
-    double last_checkpoint = clock.elapsed();
-    double smoothed = last_loss, ema = 0, ema_weight = 0;
-    int bad_streak = 0;
-    std::int64_t micro_index = micro_steps;
-    res.stop_reason = "budget";
-    bool stop = false;
-    while (!stop) {
-        if (clock.expired()) break;
-        accumulation = o.ramp.accumulation(clock.progress());
-        state->zero_grads();
+    // Runs the micro-batches of one optimizer step (as many as the batch ramp asks for at the current
+    // progress) into zeroed gradients. Nothing when the run is over: the budget was spent before it, or
+    // inside it (a partial batch is not the recipe's step and at p = 1 the schedules end at 0: it is dropped).
+    std::optional<accumulated> accumulate() {
+        if (stopped_ || clock_.expired()) return std::nullopt;
+        const int accumulation = o_.ramp.accumulation(clock_.progress());
+        n_.accumulation = accumulation;
+        state_->zero_grads();
         int done = 0;
-        for (int a = 0; a < accumulation; ++a) {
-            const host_mlm_batch hb = data.next_batch(micro, o.seed);
-            model->mlm_forward_backward(upload(hb), forward_options{0.0f, o.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(micro_index + 1))},
-                                        1.0f / float(accumulation));
-            ++micro_index;
+        while (done < accumulation) {
+            micro_step(accumulation);
             ++done;
-            if (o.after_micro_step) o.after_micro_step();
-            if (clock.expired()) {
-                stop = true;
+            if (clock_.expired()) {
+                stopped_ = true;
                 break;
             }
         }
-        micro_steps += done;
-        sequences += std::int64_t(done) * micro;
-        if (done < accumulation) {
-            // the budget ran out inside an accumulation: at p = 1 the step would not move the weights
-            // anyway (the schedules end at 0), and a partial batch is not the recipe's step; drop it
-            model->take_mlm_loss();
-            break;
-        }
-        const double loss = model->take_mlm_loss();
-        if (o.corrupt_gradients) {
-            if constexpr (std::is_same_v<param_t, float> && Backend::weights_alias_params)
-                o.corrupt_gradients(state->grads(), n, step);
-        }
-        const double norm = state->grad_norm();
-        const double elapsed = clock.elapsed();
-        const double p = clock.progress_at(elapsed);
-        const double lr = double(o.adamw.lr) * schedule(p);
-        step_record r;
-        r.elapsed = elapsed;
-        r.progress = p;
-        r.loss = loss;
-        r.grad_norm = norm;
-        r.lr = lr;
-        r.batch = accumulation * micro;
-        r.accumulation = accumulation;
-        r.micro_steps = micro_steps;
-        r.sequences = sequences;
-        r.tokens = sequences * seq;
-        r.data_position = data.position();
-        const double dt = clock.this_process() - start_this;
-        r.tokens_per_s = dt > 0 ? double(sequences - start_sequences) * seq / dt : 0;
-        if (o.peak_flops > 0) r.mfu = r.tokens_per_s * ftok / o.peak_flops;
-        if (!std::isfinite(loss) || !std::isfinite(norm)) {
-            ++skipped;
-            ++bad_streak;
-            r.step = step;
-            r.skipped = skipped;
-            r.skipped_step = true;
-            metrics->write(r.to_json());
-            if (o.on_step) o.on_step(r);
-            progress.message("train: warning: step " + std::to_string(step + 1) + " skipped: non-finite " +
-                             (!std::isfinite(loss) ? "loss" : "gradient norm") + " (" + std::to_string(bad_streak) +
-                             " in a row)");
-            if (bad_streak >= o.max_bad_steps) {
-                const auto ck = ckpt_dir.empty() ? std::vector<fs::path>{} : list_checkpoints(ckpt_dir);
-                write_plot();
-                CRAM_THROW("training diverged: ", bad_streak, " optimizer steps in a row had a non-finite loss or "
-                           "gradient norm (at step ", step + 1, ", ", format_duration(elapsed), " into the budget). ",
-                           ck.empty() ? std::string("No checkpoint was written yet")
-                                      : "The last good checkpoint is " + ck.front().string() + " (untouched)",
-                           "; lower --lr or check the data");
-            }
-            continue;
-        }
-        bad_streak = 0;
-        const float scale = clip_scale(norm, o.adamw.clip_norm);
-        state->adamw_step(o.adamw, float(lr), long(step + 1), scale);
-        ++step;
-        last_loss = loss;
-        if (!std::isfinite(res.first_loss)) res.first_loss = loss;
-        // bias-corrected exponential average (as Adam's moments): meaningful from the first step
-        ema = 0.9 * ema + 0.1 * loss;
-        ema_weight = 0.9 * ema_weight + 0.1;
-        smoothed = ema / ema_weight;
-        r.step = step;
-        r.clip_scale = scale;
-        r.skipped = skipped;
-        metrics->write(r.to_json());
-        if (o.on_step) o.on_step(r);
-        progress.update(r, clock.budget(), smoothed);
-        res.tokens_per_s = r.tokens_per_s;
-        res.mfu = r.mfu;
-        if (o.max_steps > 0 && step >= o.max_steps) {
-            res.stop_reason = "max_steps";
-            break;
-        }
-        if (o.checkpoint_every > 0 && !stop && clock.elapsed() - last_checkpoint >= o.checkpoint_every) {
-            const auto where = save();
-            last_checkpoint = clock.elapsed();
-            if (!o.quiet && !progress.tty())
-                progress.message("train: checkpoint " + where.string());
-        }
+        n_.micro_steps += done;
+        n_.sequences += std::int64_t(done) * o_.ramp.micro_batch;
+        const double loss = model_->take_mlm_loss();
+        if (done < accumulation) return std::nullopt;
+        return accumulated{accumulation, loss};
     }
-    progress.newline();
 
-    // ---- the end: checkpoint, plot, validation (after the budget: evaluation is not training) ----
-    res.elapsed = clock.elapsed();
-    res.this_process = clock.this_process();
-    res.steps = step;
-    res.micro_steps = micro_steps;
-    res.skipped = skipped;
-    res.sequences = sequences;
-    res.tokens = sequences * seq;
-    res.data_position = data.position();
-    res.final_loss = last_loss;
-    if (res.this_process > 0 && res.tokens_per_s == 0)
-        res.tokens_per_s = double(sequences - start_sequences) * seq / res.this_process;
-    res.checkpoint = save();
-    if (val && o.val_batches > 0) {
-        val->seek(0);
-        const int vb = std::min<std::int64_t>(micro, std::max<std::int64_t>(1, val->num_sequences()));
-        const int batches = int(std::min<std::int64_t>(o.val_batches, (val->num_sequences() + vb - 1) / vb));
-        for (int i = 0; i < batches; ++i) {
-            const host_mlm_batch hb = val->next_batch(vb, o.seed + 1);
-            model->mlm_forward(upload(hb));
+    // Clips and applies the accumulated gradients (AdamW at the schedule's learning rate), or skips a step
+    // whose loss or gradient norm is not finite; max_bad_steps skips in a row stop the run with an error that
+    // names the last good checkpoint. Records the step in the metrics and on the progress line.
+    step_outcome apply(const accumulated& a) {
+        const double norm = state_->grad_norm();
+        step_record r = record(a, norm);
+        if (!std::isfinite(a.loss) || !std::isfinite(norm)) {
+            skip(r, a.loss);
+            return step_outcome::skipped;
         }
-        if (batches > 0) res.val_loss = model->take_mlm_loss();
+        bad_streak_ = 0;
+        const float scale = clip_scale(norm, o_.adamw.clip_norm);
+        state_->adamw_step(o_.adamw, float(r.lr), long(n_.step + 1), scale);
+        ++n_.step;
+        n_.last_loss = a.loss;
+        if (!std::isfinite(res_.first_loss)) res_.first_loss = a.loss;
+        // bias-corrected exponential average (as Adam's moments): meaningful from the first step
+        ema_ = 0.9 * ema_ + 0.1 * a.loss;
+        ema_weight_ = 0.9 * ema_weight_ + 0.1;
+        smoothed_ = ema_ / ema_weight_;
+        r.step = n_.step;
+        r.clip_scale = scale;
+        r.skipped = n_.skipped;
+        publish(r);
+        progress_.update(r, clock_.budget(), smoothed_);
+        res_.tokens_per_s = r.tokens_per_s;
+        res_.mfu = r.mfu;
+        if (o_.max_steps > 0 && n_.step >= o_.max_steps) {
+            res_.stop_reason = "max_steps";
+            stopped_ = true;
+        }
+        return step_outcome::applied;
     }
-    metrics->write(res.to_json());
-    write_plot();
-    return res;
+
+    // After the last step: the final checkpoint, the loss plot and the validation loss (evaluation is not
+    // training: it runs after the budget), and the summary line of the metrics.
+    train_result finish() {
+        progress_.newline();
+        res_.elapsed = clock_.elapsed();
+        res_.this_process = clock_.this_process();
+        res_.steps = n_.step;
+        res_.micro_steps = n_.micro_steps;
+        res_.skipped = n_.skipped;
+        res_.sequences = n_.sequences;
+        res_.tokens = n_.sequences * seq_;
+        res_.data_position = data_.position();
+        res_.final_loss = n_.last_loss;
+        if (res_.this_process > 0 && res_.tokens_per_s == 0)
+            res_.tokens_per_s = double(n_.sequences - start_sequences_) * seq_ / res_.this_process;
+        res_.checkpoint = save();
+        res_.val_loss = validation_loss();
+        metrics_->write(res_.to_json());
+        write_plot();
+        return res_;
+    }
+
+    // The training state (parameters, gradients, moments): between accumulate() and apply() the gradients are
+    // the step's, which is where fault-injection tests reach in.
+    training_state<Backend>& state() { return *state_; }
+    const training_counters& counters() const { return n_; }
+
+private:
+    void check_settings() const {
+        o_.ramp.validate();
+        CRAM_CHECK(seq_ > 0 && seq_ <= C.max_seq, "the dataset's sequences have ", seq_,
+                   " tokens but this model supports at most ", C.max_seq, " (re-run prepare with --seq-len ",
+                   C.max_seq, ")");
+        CRAM_CHECK(data_.vocab_size() == C.vocab, "the dataset's vocabulary has ", data_.vocab_size(),
+                   " tokens but the model needs exactly ", C.vocab, " (re-run prepare with --vocab-size ", C.vocab,
+                   ", or pick a preset with a vocabulary of ", data_.vocab_size(), ")");
+        CRAM_CHECK(o_.max_bad_steps >= 1, "max_bad_steps must be at least 1");
+    }
+
+    void allocate() {
+        const int micro = o_.ramp.micro_batch;
+        try {
+            state_ = std::make_unique<training_state<Backend>>(ctx_, model_t::layout());
+            model_ = std::make_unique<model_t>(ctx_, bind_bert<C, Backend>(*state_), micro, seq_);
+        } catch (const std::bad_alloc&) {
+            CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq_,
+                       " tokens: lower --micro-batch (the batch target is still reached by gradient accumulation)");
+        } catch (const std::exception& e) {
+            if (detail::is_out_of_memory(e))
+                CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq_,
+                           " tokens: lower --micro-batch (", e.what(), ")");
+            throw;
+        }
+    }
+
+    void restore() {
+        const auto loaded = checkpoints_.template resume<param_t>(model_t::layout());
+        state_->load_params(loaded.params.data());
+        state_->load_moments(loaded.m.data(), loaded.v.data());
+        n_ = training_counters::from_state(loaded.state);
+        data_.seek(loaded.state.at("data_position").template get<std::int64_t>());
+        clock_.add_spent(loaded.state.at("elapsed_s").template get<double>());
+        res_.resumed = true;
+        res_.resumed_from_step = n_.step;
+        progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
+                          format_duration(clock_.spent_before()) + " of the budget already spent");
+        if (clock_.expired())
+            CRAM_THROW("--resume: the checkpoint has already spent the whole budget (",
+                       format_duration(clock_.spent_before()), " of ", format_duration(clock_.budget()),
+                       "); nothing left to train");
+    }
+
+    void fresh_start() {
+        checkpoints_.refuse_existing(o_.out);
+        state_->init(o_.seed, C.init_std, C.hidden, C.pad_id);
+    }
+
+    void open_metrics() {
+        namespace fs = std::filesystem;
+        if (o_.out.empty()) {
+            metrics_ = std::make_unique<metrics_log>();
+            return;
+        }
+        fs::create_directories(o_.out);
+        metrics_ = std::make_unique<metrics_log>(o_.out / "metrics.jsonl", o_.resume, n_.step);
+        res_.metrics = o_.out / "metrics.jsonl";
+        res_.plot = o_.out / "loss.svg";
+    }
+
+    // One micro-batch forward and backward into the gradients, scaled for an accumulation of `accumulation`.
+    // Each micro-step draws its dropout seed from its global index, so a resumed run repeats an unbroken one.
+    void micro_step(int accumulation) {
+        const host_mlm_batch hb = data_.next_batch(o_.ramp.micro_batch, o_.seed);
+        const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(micro_index_ + 1));
+        model_->mlm_forward_backward(upload_(hb), forward_options{0.0f, dropout_seed}, 1.0f / float(accumulation));
+        ++micro_index_;
+        if (observers_.after_micro_step) observers_.after_micro_step();
+    }
+
+    step_record record(const accumulated& a, double norm) const {
+        step_record r;
+        r.elapsed = clock_.elapsed();
+        r.progress = clock_.progress_at(r.elapsed);
+        r.loss = a.loss;
+        r.grad_norm = norm;
+        r.lr = double(o_.adamw.lr) * schedule_(r.progress);
+        r.batch = a.micro_batches * o_.ramp.micro_batch;
+        r.accumulation = a.micro_batches;
+        r.micro_steps = n_.micro_steps;
+        r.sequences = n_.sequences;
+        r.tokens = n_.sequences * seq_;
+        r.data_position = data_.position();
+        const double dt = clock_.this_process() - start_this_;
+        r.tokens_per_s = dt > 0 ? double(n_.sequences - start_sequences_) * seq_ / dt : 0;
+        if (o_.peak_flops > 0) r.mfu = r.tokens_per_s * flops_per_token(C, seq_) / o_.peak_flops;
+        return r;
+    }
+
+    void skip(step_record& r, double loss) {
+        ++n_.skipped;
+        ++bad_streak_;
+        r.step = n_.step;
+        r.skipped = n_.skipped;
+        r.skipped_step = true;
+        publish(r);
+        progress_.message("train: warning: step " + std::to_string(n_.step + 1) + " skipped: non-finite " +
+                          (!std::isfinite(loss) ? "loss" : "gradient norm") + " (" + std::to_string(bad_streak_) +
+                          " in a row)");
+        if (bad_streak_ >= o_.max_bad_steps) {
+            const auto ck = checkpoints_.list();
+            write_plot();
+            CRAM_THROW("training diverged: ", bad_streak_, " optimizer steps in a row had a non-finite loss or "
+                       "gradient norm (at step ", n_.step + 1, ", ", format_duration(r.elapsed), " into the budget). ",
+                       ck.empty() ? std::string("No checkpoint was written yet")
+                                  : "The last good checkpoint is " + ck.front().string() + " (untouched)",
+                       "; lower --lr or check the data");
+        }
+    }
+
+    void publish(const step_record& r) {
+        metrics_->write(r.to_json());
+        if (observers_.on_step) observers_.on_step(r);
+    }
+
+    nlohmann::json state_json(double elapsed) const {
+        const int micro = o_.ramp.micro_batch;
+        return nlohmann::json{{"format", "cram-train-state"},
+                              {"version", 1},
+                              {"step", n_.step},
+                              {"micro_steps", n_.micro_steps},
+                              {"skipped_steps", n_.skipped},
+                              {"sequences", n_.sequences},
+                              {"tokens", n_.sequences * seq_},
+                              {"elapsed_s", elapsed},
+                              {"budget_s", clock_.budget()},
+                              {"progress", clock_.progress_at(elapsed)},
+                              {"seed", o_.seed},
+                              {"data_position", data_.position()},
+                              {"accumulation", n_.accumulation},
+                              {"batch_sequences", n_.accumulation * micro},
+                              {"adam_step", n_.step},
+                              {"loss", std::isfinite(n_.last_loss) ? nlohmann::json(n_.last_loss) : nlohmann::json(nullptr)},
+                              {"backend", Backend::name},
+                              {"config", checkpoints_.config()},
+                              {"config_fingerprint", checkpoints_.fingerprint()},
+                              {"run", o_.run_info}};
+    }
+
+    std::filesystem::path save() {
+        if (!checkpoints_.enabled()) return {};
+        const std::size_t n = state_->size();
+        host_params_.resize(n);
+        host_m_.resize(n);
+        host_v_.resize(n);
+        state_->store_params(host_params_.data());
+        state_->store_moments(host_m_.data(), host_v_.data());
+        return checkpoints_.save(n_.step, model_t::layout(), host_params_.data(), host_m_.data(), host_v_.data(),
+                                 state_json(clock_.elapsed()));
+    }
+
+    // Mean MLM loss over the first val_batches micro-batches of the validation split (NaN without one).
+    double validation_loss() {
+        if (!val_ || o_.val_batches <= 0) return NAN;
+        val_->seek(0);
+        const int micro = o_.ramp.micro_batch;
+        const int vb = int(std::min<std::int64_t>(micro, std::max<std::int64_t>(1, val_->num_sequences())));
+        const int batches = int(std::min<std::int64_t>(o_.val_batches, (val_->num_sequences() + vb - 1) / vb));
+        for (int i = 0; i < batches; ++i) model_->mlm_forward(upload_(val_->next_batch(vb, o_.seed + 1)));
+        return batches > 0 ? model_->take_mlm_loss() : NAN;
+    }
+
+    void write_plot() {
+        if (!res_.plot.empty())
+            write_loss_plot(res_.plot, metrics_->curve(), "MLM loss, " + format_duration(clock_.budget()) + " budget");
+    }
+
+    context& ctx_;
+    batch_source& data_;
+    const trainer_options o_;
+    budget_clock& clock_;
+    Schedule schedule_;
+    batch_source* val_;
+    trainer_observers observers_;
+    int seq_;
+    progress_line progress_;
+    run_checkpoints checkpoints_;
+    std::unique_ptr<training_state<Backend>> state_;
+    std::unique_ptr<model_t> model_;
+    batch_upload<Backend> upload_;
+    std::unique_ptr<metrics_log> metrics_;
+    training_counters n_;
+    train_result res_;
+    std::vector<param_t> host_params_, host_m_, host_v_;  // checkpoint staging, reused
+    double start_this_ = 0, smoothed_ = NAN, ema_ = 0, ema_weight_ = 0;
+    std::int64_t start_sequences_ = 0, micro_index_ = 0;
+    int bad_streak_ = 0;
+    bool stopped_ = false;
+};
+
+// The whole run in one call: mlm_trainer(...).run().
+template <bert_config C, class Backend, class Schedule = budget_triangle2>
+train_result train_mlm(typename Backend::context& ctx, batch_source& data, const trainer_options& o,
+                       budget_clock& clock, const Schedule& schedule = {}, batch_source* val = nullptr,
+                       trainer_observers observers = {}) {
+    return mlm_trainer<C, Backend, Schedule>(ctx, data, o, clock, schedule, val, std::move(observers)).run();
 }
 
 }  // namespace cram::train
