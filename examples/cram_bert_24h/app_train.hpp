@@ -81,9 +81,9 @@ inline void print_summary(const train::train_result& r, const train_settings& s)
     std::fflush(stdout);
 }
 
-template <bert_config C, class Backend, class Schedule>
+template <bert_config C, class Backend>
 train::train_result run_with(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock,
-                             const Schedule& schedule) {
+                             const train::lr_schedule& schedule) {
     namespace fs = std::filesystem;
     const fs::path dir(s.data);
     const auto summary = data::read_dataset_summary(dir);
@@ -119,18 +119,14 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                      "batch ramp to %d sequences at p = %.2f, %s schedule, budget %s\n",
                      s.preset.c_str(), bert<C, Backend>::parameter_count(), Backend::name,
                      static_cast<long long>(train_data.num_sequences()), seq, s.micro_batch,
-                     o.ramp.final_accumulation() * s.micro_batch, s.ramp_end, Schedule::name,
+                     o.ramp.final_accumulation() * s.micro_batch, s.ramp_end, s.schedule.c_str(),
                      train::format_duration(clock.budget()).c_str());
     return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get());
 }
 
 template <bert_config C, class Backend>
 train::train_result run_schedule(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock) {
-    if (s.schedule == "budget-triangle2") return run_with<C, Backend>(s, ctx, clock, train::budget_triangle2{});
-    if (s.schedule == "one-cycle") return run_with<C, Backend>(s, ctx, clock, train::one_cycle{});
-    if (s.schedule == "linear") return run_with<C, Backend>(s, ctx, clock, train::linear_decay{});
-    if (s.schedule == "cosine") return run_with<C, Backend>(s, ctx, clock, train::cosine_decay{});
-    CRAM_THROW("unknown --schedule '", s.schedule, "' (budget-triangle2, one-cycle, linear, cosine)");
+    return run_with<C, Backend>(s, ctx, clock, train::lr_schedule::parse(s.schedule));
 }
 
 }  // namespace detail

@@ -1,6 +1,6 @@
 // The budgeted MLM trainer (CRAMMING.md "Training recipe"): one readable loop over any backend.
 // Budget progress p = elapsed / budget (start-up included) sets the batch (gradient accumulation in
-// whole micro-batches up to the target at p = ramp_end) and the learning rate (a Schedule policy);
+// whole micro-batches up to the target at p = ramp_end) and the learning rate (an lr_schedule value);
 // the stop is checked after every micro-step. AdamW with global-norm clipping from one pass over the
 // flat gradient buffer; non-finite steps are skipped and logged, repeated ones stop the run; atomic
 // checkpoints every N minutes and at the end; a resume restores parameters, moments, data position,
@@ -82,8 +82,8 @@ struct train_result {
 
 // The configuration a checkpoint must match to be resumed (fingerprinted). Model structure, recipe and
 // data identity; not the run directory, max_steps, threads or logging.
-template <bert_config C, class Schedule>
-nlohmann::json training_config(const trainer_options& o, const Schedule& schedule, double budget, int seq,
+template <bert_config C>
+nlohmann::json training_config(const trainer_options& o, const lr_schedule& schedule, double budget, int seq,
                                const batch_source& data) {
     nlohmann::json model{{"vocab", C.vocab},     {"hidden", C.hidden},         {"heads", C.heads},
                          {"layers", C.layers},   {"intermediate", C.intermediate}, {"max_seq", C.max_seq},
@@ -93,10 +93,9 @@ nlohmann::json training_config(const trainer_options& o, const Schedule& schedul
                          {"biases", {C.qkv_bias, C.attn_out_bias, C.ffn_bias, C.decoder_bias}},
                          {"token_types", C.token_types}, {"head_transform", C.head_transform},
                          {"tied_decoder", C.tied_decoder}, {"sparse_prediction", C.sparse_prediction}};
-    nlohmann::json sched{{"name", Schedule::name}};
-    if constexpr (requires { schedule.low; }) sched["low"] = schedule.low;
-    if constexpr (requires { schedule.peak_at; }) sched["peak_at"] = schedule.peak_at;
-    if constexpr (requires { schedule.warmup; }) sched["warmup"] = schedule.warmup;
+    // only the parameters the shape reads, under the keys the policy types used: old fingerprints still match
+    nlohmann::json sched{{"name", std::string(schedule.name())}};
+    for (const auto& [key, value] : schedule.parameters()) sched[key] = value;
     nlohmann::json j{{"model", model},
                      {"seq_len", seq},
                      {"budget_s", budget},
@@ -126,9 +125,9 @@ inline bool is_out_of_memory(const std::exception& e) {
 
 // Trains cram::bert<C, Backend> on `data` until the clock's budget is spent (or max_steps). The clock is
 // the caller's, started before anything else so that start-up counts against the budget.
-template <bert_config C, class Backend, class Schedule = budget_triangle2>
+template <bert_config C, class Backend>
 train_result train_mlm(typename Backend::context& ctx, batch_source& data, const trainer_options& o,
-                       budget_clock& clock, const Schedule& schedule = {}, batch_source* val = nullptr) {
+                       budget_clock& clock, const lr_schedule& schedule = {}, batch_source* val = nullptr) {
     using model_t = bert<C, Backend>;
     using param_t = typename Backend::param_t;
     namespace fs = std::filesystem;
