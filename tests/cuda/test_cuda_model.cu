@@ -18,7 +18,8 @@ template <bert_config C>
 std::vector<float> bf16_params(std::uint64_t seed) {
     const auto& layout = cram::bert_layout<C>();
     std::vector<float> host(layout.buffer_size(), 0.0f);
-    cram::init_parameters(host.data(), layout, seed, C.init_std, C.hidden, C.pad_id);
+    const cram::model_options o{};  // every preset's init scale and padding id
+    cram::init_parameters(host.data(), layout, seed, o.init_std, C.hidden, o.pad_id);
     for (auto& x : host) x = cram::round_to_bf16(x);
     return host;
 }
@@ -145,7 +146,7 @@ TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-
 }
 
 template <bert_config C>
-void classifier_parity(int labels) {
+void classifier_parity(int labels, const cram::model_options& options) {
     CRAM_REQUIRE_GPU();
     using cpu_backend = cram::cpu::backend<float>;
     using gpu_backend = cram::cuda::backend;
@@ -156,10 +157,10 @@ void classifier_parity(int labels) {
     const auto params = bf16_params<C>(5);
     ce.load_parameters(params.data());
     ge.load_parameters(params.data());
-    cram::bert_classifier<C, cpu_backend> ch(ce, labels);
-    cram::bert_classifier<C, gpu_backend> gh(ge, labels);
+    cram::bert_classifier<C, cpu_backend> ch(ce, labels, options);
+    cram::bert_classifier<C, gpu_backend> gh(ge, labels, options);
     std::vector<float> head(ch.layout().buffer_size());
-    cram::init_parameters(head.data(), ch.layout(), 6, C.init_std, C.hidden);
+    cram::init_parameters(head.data(), ch.layout(), 6, options.init_std, C.hidden);
     for (auto& x : head) x = cram::round_to_bf16(x);
     std::copy(head.begin(), head.end(), ch.params());
     ch.sync_weights();
@@ -197,8 +198,8 @@ void classifier_parity(int labels) {
 }
 
 TEST_CASE("cuda GLUE head parity: classification (3 labels) and regression, padded sequences") {
-    classifier_parity<cram::presets::crammed_tiny>(3);
-    classifier_parity<cram::presets::crammed_tiny>(1);
+    classifier_parity<cram::presets::crammed_tiny>(3, cram::presets::crammed_tiny_options);
+    classifier_parity<cram::presets::crammed_tiny>(1, cram::presets::crammed_tiny_options);
 }
 
 }  // namespace

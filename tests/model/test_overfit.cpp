@@ -13,7 +13,7 @@
 namespace {
 
 constexpr cram::bert_config small{.vocab = 50, .hidden = 32, .heads = 2, .layers = 2, .intermediate = 64,
-                                  .max_seq = 16, .classifier_hidden = 32};
+                                  .max_seq = 16};
 using backend = cram::cpu::backend<float>;
 using model_t = cram::bert<small>;
 
@@ -104,7 +104,7 @@ TEST_CASE("the GLUE classification and regression heads memorise a few fixed exa
         backend::context ctx;
         model_t enc(ctx, n, seq);
         enc.init(4);
-        cram::bert_classifier<small> head(enc, outputs);
+        cram::bert_classifier<small> head(enc, outputs, cram::model_options{.classifier_hidden = 32});
         head.init(5);
         cram::adamw_state<backend> opt_enc(ctx, model_t::layout()), opt_head(ctx, head.layout());
         cram::adamw_options o;

@@ -40,6 +40,7 @@ struct finetune_options {
     int eval_batch = 64;
     std::uint64_t seed = 0;
     bool from_scratch = false;  // random encoder: the no-pretraining baseline
+    model_options model{};      // GLUE head width, init scale, padding id: the preset's <name>_options
     // Deviations from the protocol (for CPU runs), reported as such: a fixed subset of the training set
     // (the same for every seed), and a cap on optimizer steps (the schedule spans the capped run).
     std::size_t max_train = 0;
@@ -166,8 +167,8 @@ std::vector<float> predict_split(bert_classifier<C, Backend>& head, const dev_da
     std::vector<float> tmp;
     for (std::size_t begin = 0; begin < d.by_length.size(); begin += std::size_t(eval_batch)) {
         const std::size_t count = std::min<std::size_t>(std::size_t(eval_batch), d.by_length.size() - begin);
-        const host_token_batch hb =
-            make_token_batch(d.examples, d.by_length.data() + begin, count, std::int32_t(C.pad_id), C.token_types > 0);
+        const host_token_batch hb = make_token_batch(d.examples, d.by_length.data() + begin, count,
+                                                     std::int32_t(head.options().pad_id), C.token_types > 0);
         tmp.resize(count * std::size_t(labels));
         head.predict(hb.view(), tmp.data());
         for (std::size_t i = 0; i < count; ++i)
@@ -196,7 +197,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
     const std::uint64_t seed_key = splitmix64(opts.seed ^ splitmix64(detail::name_key(task.info.name)));
 
     if (opts.from_scratch) {
-        encoder.init(splitmix64(seed_key + 1));
+        encoder.init(splitmix64(seed_key + 1), opts.model);
     } else {
         const std::size_t need = encoder.buffer_size();
         CRAM_CHECK(pretrained && pretrained->size() == need, "fine-tuning needs the pretrained parameters (", need,
@@ -204,7 +205,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
         encoder.load_parameters(pretrained->data());
     }
     encoder.zero_grads();
-    bert_classifier<C, Backend> head(encoder, labels);
+    bert_classifier<C, Backend> head(encoder, labels, opts.model);
     head.init(splitmix64(seed_key + 2));
 
     adamw_options ao;
@@ -250,7 +251,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
             const std::span<const std::size_t> idx = batches.batch(b);
             const std::size_t count = idx.size();
             const host_token_batch hb =
-                make_token_batch(task.train, idx.data(), count, std::int32_t(C.pad_id), C.token_types > 0);
+                make_token_batch(task.train, idx.data(), count, std::int32_t(opts.model.pad_id), C.token_types > 0);
             lab.resize(count);
             tgt.resize(count);
             for (std::size_t i = 0; i < count; ++i) {

@@ -63,9 +63,10 @@ public:
     static std::size_t parameter_count() { return layout().parameter_count(); }
 
     // normal(0, init_std) matrices and embeddings (pad row zero), LayerNorm 1/0, position scale 1/sqrt(hidden).
-    void init(std::uint64_t seed) {
+    void init(std::uint64_t seed, const model_options& options = {}) {
+        options.validate(C.vocab);
         std::vector<param_t> host(layout().buffer_size(), param_t(0));
-        init_parameters(host.data(), layout(), seed, C.init_std, C.hidden, C.pad_id);
+        init_parameters(host.data(), layout(), seed, options.init_std, C.hidden, options.pad_id);
         load_parameters(host.data());
     }
     // Copies a host buffer in this layout into the model (checkpoint load) and refreshes the weights.

@@ -20,13 +20,14 @@ public:
     template <class U>
     using buffer = typename Backend::template buffer<U>;
 
-    // labels == 1 makes it a regression head (STS-B).
-    bert_classifier(encoder_type& encoder, int labels)
-        : enc_(encoder), ctx_(encoder.ctx()), labels_(labels),
-          layout_(classifier_layout(C.hidden, C.classifier_hidden, labels)),
+    // labels == 1 makes it a regression head (STS-B); options give its width and init scale.
+    bert_classifier(encoder_type& encoder, int labels, const model_options& options = {})
+        : enc_(encoder), ctx_(encoder.ctx()), labels_(labels), options_(options),
+          layout_(classifier_layout(C.hidden, options.classifier_hidden, labels)),
           params_(layout_.buffer_size()), grads_(layout_.buffer_size()),
           weights_(Backend::weights_alias_params ? 0 : layout_.buffer_size()) {
         CRAM_CHECK(labels >= 1, "a classifier needs at least one output, got ", labels);
+        options.validate(C.vocab);
         p_ = bind_classifier(layout_, params_.data());
         g_ = bind_classifier(layout_, grads_.data());
         if constexpr (Backend::weights_alias_params)
@@ -36,13 +37,13 @@ public:
         const std::size_t b = std::size_t(encoder.max_batch());
         cls_rows_ = buffer<std::int32_t>(b);
         cls_ = buffer<act_t>(b * C.hidden);
-        dense_ = buffer<act_t>(b * C.classifier_hidden);
-        tanh_ = buffer<act_t>(b * C.classifier_hidden);
-        drop_ = buffer<act_t>(b * C.classifier_hidden);
+        dense_ = buffer<act_t>(b * options_.classifier_hidden);
+        tanh_ = buffer<act_t>(b * options_.classifier_hidden);
+        drop_ = buffer<act_t>(b * options_.classifier_hidden);
         logits_ = buffer<act_t>(b * labels);
         d_logits_ = buffer<act_t>(b * labels);
-        d_inner_ = buffer<act_t>(b * C.classifier_hidden);
-        d_inner2_ = buffer<act_t>(b * C.classifier_hidden);
+        d_inner_ = buffer<act_t>(b * options_.classifier_hidden);
+        d_inner2_ = buffer<act_t>(b * options_.classifier_hidden);
         d_cls_ = buffer<act_t>(b * C.hidden);
         labels_dev_ = buffer<std::int32_t>(b);
         targets_dev_ = buffer<float>(b);
@@ -52,6 +53,7 @@ public:
     int labels() const { return labels_; }
     bool regression() const { return labels_ == 1; }
     const param_layout& layout() const { return layout_; }
+    const model_options& options() const { return options_; }
     param_t* params() { return params_.data(); }
     param_t* grads() { return grads_.data(); }
     std::size_t buffer_size() const { return layout_.buffer_size(); }
@@ -62,7 +64,7 @@ public:
     }
     void init(std::uint64_t seed) {
         std::vector<param_t> host(layout_.buffer_size(), param_t(0));
-        init_parameters(host.data(), layout_, seed, C.init_std, C.hidden);
+        init_parameters(host.data(), layout_, seed, options_.init_std, C.hidden);
         Backend::to_device(ctx_, params_.data(), host.data(), index_t(host.size()));
         sync_weights();
     }
@@ -86,7 +88,7 @@ public:
                                    index_t(labels_), dscale);
         }
         loss_.count(nb);
-        const index_t inner = C.classifier_hidden, h = C.hidden;
+        const index_t inner = options_.classifier_hidden, h = C.hidden;
         Backend::linear_backward(ctx_, d_inner_.data(), g_.out_w, g_.out_b, d_logits_.data(), drop_.data(), w_.out_w,
                                  nb, inner, index_t(labels_));
         // d_inner_ holds d(dropout output); the gradient ping-pongs between the two inner buffers
@@ -122,7 +124,7 @@ private:
 
     void head_forward(const token_batch& b, const forward_options& opt) {
         const act_t* hid = enc_.encode(b, opt);
-        const index_t nb = b.batch, h = C.hidden, inner = C.classifier_hidden;
+        const index_t nb = b.batch, h = C.hidden, inner = options_.classifier_hidden;
         std::vector<std::int32_t> rows(std::size_t(b.batch));
         for (int i = 0; i < b.batch; ++i) rows[std::size_t(i)] = i * b.seq;  // [CLS] is each sequence's first token
         Backend::to_device(ctx_, cls_rows_.data(), rows.data(), nb);
@@ -140,6 +142,7 @@ private:
     encoder_type& enc_;
     typename Backend::context& ctx_;
     int labels_;
+    model_options options_;
     param_layout layout_;
     buffer<param_t> params_, grads_;
     buffer<act_t> weights_;
