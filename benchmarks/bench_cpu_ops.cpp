@@ -137,7 +137,7 @@ void bm_crammed_tiny_step(benchmark::State& state) {
     backend::context ctx;
     cram::train::training_state<backend> params(ctx, cram::cpu_bert<C>::layout());
     cram::cpu_bert<C> model(ctx, cram::bind_bert<C, backend>(params), batch, seq);
-    params.init(1, C.init_std, C.hidden, C.pad_id);
+    params.init(1, cram::model_options{}.init_std, C.hidden, cram::model_options{}.pad_id);
     std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
     cram::philox_stream rng(3, 0, 0);
     for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(C.vocab - 5));

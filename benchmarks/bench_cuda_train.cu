@@ -42,7 +42,7 @@ setup& get_setup(cu::context& ctx, int micro) {
         s->micro = micro;
         s->state = std::make_unique<cram::train::training_state<cu::backend>>(ctx, model_t::layout());
         s->model = std::make_unique<model_t>(ctx, cram::bind_bert<C, cu::backend>(*s->state), micro, seq);
-        s->state->init(1, C.init_std, C.hidden, C.pad_id);
+        s->state->init(1, cram::model_options{}.init_std, C.hidden, cram::model_options{}.pad_id);
         s->batch = cu::device_mlm_batch(micro, seq);
         std::vector<std::int32_t> tokens(std::size_t(micro) * seq);
         cram::philox_stream rng(5, 0, 0);

@@ -1,21 +1,12 @@
-// `cram_bert_24h glue`, generic over the backend: finds the checkpoint, its preset and the pretraining
-// vocabulary, then runs cram::eval::evaluate_glue (cram/eval/glue.hpp) and prints the report. The CPU entry
-// is in cmd_glue.cpp, the GPU one in cuda_glue.cu (behind device_dispatch.hpp).
+// The settings of `cram_bert_24h glue` (also filled by `run --glue-dir`) and the entry points that take
+// them. Light on purpose: the command files include this; only cpu_glue.cpp and cuda_glue.cu include the
+// evaluation itself (app_glue_run.hpp), so each backend compiles it once.
 #pragma once
 
-#include <cstdio>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
-#include <sstream>
 #include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "cram/core/error.hpp"
-#include "cram/data/wordpiece.hpp"
-#include "cram/eval/glue.hpp"
-#include "cram/model/presets.hpp"
-#include "cram/train/checkpoint.hpp"
 
 namespace cram::app {
 
@@ -38,108 +29,10 @@ struct glue_settings {
     bool quiet = false;
 };
 
-namespace detail {
+// Evaluates on the device the settings ask for (cpu_glue.cpp). Returns the exit code.
+int glue_on_device(const glue_settings& s);
 
-inline std::vector<std::string> split_list(const std::string& list) {
-    std::vector<std::string> out;
-    std::stringstream ss(list);
-    for (std::string t; std::getline(ss, t, ',');)
-        if (!t.empty()) out.push_back(t);
-    return out;
-}
-
-// The vocabulary the checkpoint was pretrained with: --vocab, else the dataset directory the trainer
-// recorded in the checkpoint's state ("run": {"data_dir": ...}), else RUN/vocab.txt, else `run`'s layout
-// OUT/data/vocab.txt next to OUT/run.
-inline std::filesystem::path find_vocab(const glue_settings& s, const std::filesystem::path& run_dir,
-                                        const nlohmann::json& state) {
-    namespace fs = std::filesystem;
-    if (!s.vocab.empty()) return s.vocab;
-    std::vector<fs::path> candidates;
-    const auto run = state.value("run", nlohmann::json::object());
-    if (run.is_object() && run.contains("data_dir") && run["data_dir"].is_string())
-        candidates.push_back(fs::path(run["data_dir"].get<std::string>()) / "vocab.txt");
-    candidates.push_back(run_dir / "vocab.txt");
-    candidates.push_back(run_dir.parent_path() / "data" / "vocab.txt");
-    for (const auto& c : candidates)
-        if (fs::exists(c)) return c;
-    std::string tried;
-    for (const auto& c : candidates) tried += " " + c.string();
-    CRAM_THROW("no --vocab given and no vocab.txt found for checkpoint ", run_dir.string(), " (tried", tried,
-               "): pass --vocab DATASET/vocab.txt, the dataset the checkpoint was pretrained on");
-}
-
-template <bert_config C, class Backend>
-int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, const std::filesystem::path& ckpt) {
-    const data::wordpiece tok = data::wordpiece::load(s.vocab);
-    CRAM_CHECK(tok.vocab_size() == C.vocab, "vocabulary ", s.vocab.string(), " has ", tok.vocab_size(),
-               " tokens, preset ", s.preset, " has ", C.vocab, ": pass the --vocab the checkpoint was pretrained with");
-    std::vector<typename Backend::param_t> params;
-    if (!s.from_scratch) params = eval::load_encoder<C, typename Backend::param_t>(ckpt);
-
-    eval::glue_eval_options o;
-    o.glue_dir = s.glue_dir;
-    o.out = s.out;
-    if (!s.tasks.empty()) o.tasks = split_list(s.tasks);
-    CRAM_CHECK(!o.tasks.empty(), "--tasks lists no task");
-    for (const auto& t : o.tasks) (void)eval::glue_task(t);  // unknown names fail before anything runs
-    o.seeds = s.seeds;
-    o.first_seed = s.seed;
-    o.finetune.epochs = s.epochs;
-    o.finetune.batch = s.batch;
-    o.finetune.lr = s.lr;
-    o.finetune.clip_norm = s.clip;
-    o.finetune.max_train = s.max_train;
-    o.finetune.max_steps = s.max_steps;
-    o.finetune.from_scratch = s.from_scratch;
-    o.quiet = s.quiet;
-    o.notes.push_back(s.from_scratch ? std::string("encoder: random initialisation (--from-scratch), the no-pretraining baseline")
-                                     : "checkpoint: `" + ckpt.string() + "`");
-    o.notes.push_back("preset " + s.preset + " (" + std::to_string(bert<C, Backend>::parameter_count()) +
-                      " encoder parameters), vocabulary `" + s.vocab.string() + "`, backend " + Backend::name);
-    o.settings = {{"checkpoint", s.from_scratch ? std::string() : ckpt.string()},
-                  {"preset", s.preset},
-                  {"vocab", s.vocab.string()},
-                  {"backend", Backend::name},
-                  {"glue_dir", s.glue_dir.string()}};
-    const eval::glue_report rep = eval::evaluate_glue<C, Backend>(ctx, s.from_scratch ? nullptr : &params, tok, o);
-    if (!s.quiet) std::printf("%s\n", eval::report_markdown(rep).c_str());
-    std::fprintf(stderr, "glue: report written to %s and %s\n", (s.out / "report.md").string().c_str(),
-                 (s.out / "report.json").string().c_str());
-    return 0;
-}
-
-}  // namespace detail
-
-// The library entry the app's `glue` and `run` commands call: resolves checkpoint, preset and vocabulary,
-// then evaluates on `Backend`.
-template <class Backend>
-int run_glue(glue_settings s, typename Backend::context& ctx) {
-    namespace fs = std::filesystem;
-    CRAM_CHECK(!s.glue_dir.empty() && !s.out.empty(), "glue needs --glue-dir and --out");
-    fs::path ckpt;
-    if (!s.checkpoint.empty()) {
-        ckpt = eval::resolve_checkpoint(s.checkpoint);
-        const nlohmann::json state = train::read_json_file(ckpt / train::checkpoint_paths::state);
-        const nlohmann::json config = state.value("config", nlohmann::json::object());
-        const std::string saved = config.is_object() ? config.value("preset", std::string()) : std::string();
-        CRAM_CHECK(s.preset.empty() || saved.empty() || s.preset == saved, "--preset ", s.preset, " but checkpoint ",
-                   ckpt.string(), " was trained as ", saved);
-        if (s.preset.empty()) s.preset = saved;
-        // a run directory is two levels above RUN/checkpoints/step-N
-        const fs::path run_dir = fs::exists(s.checkpoint / "checkpoints") ? s.checkpoint : ckpt.parent_path().parent_path();
-        s.vocab = detail::find_vocab(s, run_dir, state);
-    } else {
-        CRAM_CHECK(s.from_scratch, "glue needs --checkpoint RUN (or --from-scratch for the no-pretraining baseline)");
-    }
-    CRAM_CHECK(!s.preset.empty(), "--preset is needed: the checkpoint does not record one, or there is no checkpoint");
-    CRAM_CHECK(!s.vocab.empty(), "--vocab is needed with --from-scratch and no --checkpoint");
-    namespace P = cram::presets;
-    if (s.preset == "crammed_bert") return detail::glue_with_preset<P::crammed_bert, Backend>(s, ctx, ckpt);
-    if (s.preset == "bert_base") return detail::glue_with_preset<P::bert_base, Backend>(s, ctx, ckpt);
-    if (s.preset == "crammed_mini") return detail::glue_with_preset<P::crammed_mini, Backend>(s, ctx, ckpt);
-    if (s.preset == "crammed_tiny") return detail::glue_with_preset<P::crammed_tiny, Backend>(s, ctx, ckpt);
-    CRAM_THROW("unknown preset '", s.preset, "' (crammed_bert, bert_base, crammed_mini, crammed_tiny)");
-}
+// The GPU evaluation (cuda_glue.cu; no_cuda.cpp's stand-in throws).
+int cuda_glue(const glue_settings& s);
 
 }  // namespace cram::app

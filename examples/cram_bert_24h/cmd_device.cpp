@@ -8,9 +8,9 @@
 #include "commands.hpp"
 #include "device_dispatch.hpp"
 
-namespace {
+namespace cram::app {
 
-const bool registered = cram::app::register_command(60, [](CLI::App& app) {
+void add_device_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("device", "Show the CUDA device this build would train on, and its micro-batch");
     struct args {
         std::string preset = "crammed_bert";
@@ -20,20 +20,20 @@ const bool registered = cram::app::register_command(60, [](CLI::App& app) {
     cmd->add_option("--preset", a->preset, "Model preset for the micro-batch estimate")->capture_default_str();
     cmd->add_option("--seq", a->seq, "Sequence length")->capture_default_str();
     cmd->callback([a] {
-        if (!cram::app::cuda_compiled()) {
+        if (!cuda_compiled()) {
             std::printf("cuda: not compiled in (configure with -DCRAM_CUDA=ON where nvcc exists)\n");
             throw CLI::RuntimeError(2);
         }
-        const auto info = cram::app::cuda().probe();
+        const auto info = cuda_probe();
         if (!info.usable) {
             std::printf("cuda: compiled in, no usable device: %s\n", info.reason.c_str());
             throw CLI::RuntimeError(2);
         }
         std::printf("cuda: %s (sm_%d%d), %zu MiB free of %zu MiB\n", info.name.c_str(), info.major, info.minor,
                     info.free_bytes >> 20, info.total_bytes >> 20);
-        const int mb = cram::app::cuda().pick_micro_batch(a->preset, a->seq);
+        const int mb = cuda_pick_micro_batch(a->preset, a->seq);
         std::printf("micro-batch for %s at seq %d: %d sequences\n", a->preset.c_str(), a->seq, mb);
     });
-});
+}
 
-}  // namespace
+}  // namespace cram::app

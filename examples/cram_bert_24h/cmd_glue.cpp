@@ -1,35 +1,16 @@
-// `cram_bert_24h glue`: the command line and the device choice (the work is in app_glue.hpp and
-// cram/eval/glue.hpp). Also installs the GLUE step that `cram_bert_24h run --glue-dir` ends with.
+// `cram_bert_24h glue`: the command line only. The work is behind glue_on_device (cpu_glue.cpp, and
+// cuda_glue.cu on the GPU), which `run --glue-dir` calls too.
 #include <memory>
 
 #include "app_glue.hpp"
-#include "app_run.hpp"
+#include "app_presets.hpp"
 #include "commands.hpp"
-#include "cram/cpu/backend.hpp"
-#include "cram/cpu/parallel.hpp"
-#include "device_dispatch.hpp"
 
 namespace cram::app {
 
-inline int glue_on_device(const glue_settings& s) {
-    if (resolve_device(s.device) == device_kind::cuda) {
-        auto& entry = cuda_entry<glue_settings>();
-        CRAM_CHECK(static_cast<bool>(entry), "--device cuda: this build has no CUDA GLUE entry (cuda_glue.cu was not "
-                   "compiled); use --device cpu");
-        return entry(s);
-    }
-    if (s.threads > 0) cpu::set_threads(s.threads);
-    cpu::backend<float>::context ctx{s.threads};
-    return run_glue<cpu::backend<float>>(s, ctx);
-}
-
-}  // namespace cram::app
-
-namespace {
-
-const bool registered = cram::app::register_command(40, [](CLI::App& app) {
+void add_glue_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("glue", "Fine-tune a pretrained checkpoint on GLUE (dev sets) and write the report");
-    auto s = std::make_shared<cram::app::glue_settings>();
+    auto s = std::make_shared<glue_settings>();
     cmd->add_option("--checkpoint", s->checkpoint, "Trainer run directory (its newest checkpoint) or a checkpoint directory");
     cmd->add_option("--glue-dir", s->glue_dir, "GLUE data in the official layout: DIR/<task>/train.tsv, dev.tsv")->required();
     cmd->add_option("--out", s->out, "Output directory: report.md, report.json, glue_metrics.jsonl")->required();
@@ -46,36 +27,16 @@ const bool registered = cram::app::register_command(40, [](CLI::App& app) {
                     "deviation, stated in the report)")->capture_default_str();
     cmd->add_flag("--from-scratch", s->from_scratch, "Random encoder instead of the checkpoint: the no-pretraining baseline");
     cmd->add_option("--preset", s->preset, "Model preset (default: the checkpoint's)")
-        ->check(CLI::IsMember({"crammed_bert", "bert_base", "crammed_mini", "crammed_tiny"}));
+        ->check(CLI::IsMember(preset_names()));
     cmd->add_option("--vocab", s->vocab, "vocab.txt of the pretraining dataset (default: found from the run)");
     cmd->add_option("--device", s->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
         ->capture_default_str();
     cmd->add_option("--threads", s->threads, "CPU threads (0: all cores)")->capture_default_str();
     cmd->add_flag("--quiet", s->quiet, "No progress lines; the report is still written");
     cmd->callback([s] {
-        const int rc = cram::app::glue_on_device(*s);
+        const int rc = glue_on_device(*s);
         if (rc != 0) throw CLI::RuntimeError(rc);
     });
-});
+}
 
-// `run --glue-dir` ends here: the protocol's settings on every task found, the report under OUT/glue.
-const bool hooked = [] {
-    cram::app::run_glue_hook() = [](const cram::app::glue_request& r) {
-        cram::app::glue_settings s;
-        s.checkpoint = r.checkpoint.empty() ? r.run_dir : r.checkpoint;
-        s.glue_dir = r.glue_dir;
-        s.out = r.out;
-        s.vocab = r.data_dir / "vocab.txt";
-        s.preset = r.preset;
-        s.device = r.device;
-        s.seed = r.seed;
-        if (!r.tasks.empty()) s.tasks = r.tasks;
-        if (r.seeds > 0) s.seeds = r.seeds;
-        if (r.epochs > 0) s.epochs = r.epochs;
-        s.max_train = r.max_train;
-        return cram::app::glue_on_device(s);
-    };
-    return true;
-}();
-
-}  // namespace
+}  // namespace cram::app

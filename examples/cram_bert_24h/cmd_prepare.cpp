@@ -6,9 +6,9 @@
 #include "commands.hpp"
 #include "cram/data/prepare.hpp"
 
-namespace {
+namespace cram::app {
 
-const bool registered = cram::app::register_command(10, [](CLI::App& app) {
+void add_prepare_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("prepare", "Corpus (JSON lines or text, plain or .zst) -> WordPiece vocabulary + packed token shards");
     struct args {
         cram::data::prepare_options opt;
@@ -79,6 +79,6 @@ const bool registered = cram::app::register_command(10, [](CLI::App& app) {
                      static_cast<long long>(summary.documents), static_cast<long long>(summary.train_blocks),
                      static_cast<long long>(summary.val_blocks), summary.seq_len, summary.seconds, o.out.string().c_str());
     });
-});
+}
 
-}  // namespace
+}  // namespace cram::app

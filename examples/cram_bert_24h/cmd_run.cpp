@@ -1,69 +1,62 @@
 // `cram_bert_24h run`: the whole pipeline in one command: prepare (corpus -> vocabulary + shards, not
-// counted against the budget) -> train (the budget) -> GLUE report when --glue-dir is given and this
-// build has the GLUE command. Files: OUT/data (dataset), OUT/run (checkpoints, metrics, loss.svg).
+// counted against the budget) -> train (the budget) -> GLUE report when --glue-dir is given. Files:
+// OUT/data (dataset), OUT/run (checkpoints, metrics, loss.svg), OUT/glue (report). Training takes
+// exactly `train`'s options (add_train_options), so the two commands cannot drift apart.
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "app_run.hpp"
+#include "app_glue.hpp"
+#include "app_train.hpp"
 #include "app_train_cli.hpp"
 #include "commands.hpp"
 #include "cram/data/prepare.hpp"
+#include "cram/train/checkpoint.hpp"
 
+namespace cram::app {
 
-namespace {
-
-const bool registered = cram::app::register_command(50, [](CLI::App& app) {
+void add_run_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("run", "Prepare a corpus, train under the budget, then (with --glue-dir) evaluate on GLUE");
     struct args {
-        cram::app::train_settings s;
+        train_settings s;
         std::vector<std::string> corpus;
         std::string out, format = "auto", glue_dir;
         int vocab_size = 0;
         std::int64_t max_docs = 0;
-        int prepare_threads = 0;
-        cram::app::glue_request glue;  // the --glue-* protocol knobs
+        // the --glue-* protocol knobs (0 / empty: the `glue` command's defaults)
+        std::string glue_tasks;
+        int glue_seeds = 0, glue_epochs = 0;
+        std::size_t glue_max_train = 0;
     };
     auto a = std::make_shared<args>();
     cmd->add_option("--corpus", a->corpus, "Corpus files (*.jsonl, *.jsonl.zst, *.txt, *.txt.zst)")->required()->expected(1, -1);
-    cmd->add_option("--out", a->out, "Output directory: data/ (dataset) and run/ (training)")->required();
-    cmd->add_option("--budget", a->s.budget, "Training budget (24h, 90m, 45s, 1h30m)")->required();
-    cmd->add_option("--preset", a->s.preset, "Model preset")
-        ->check(CLI::IsMember({"crammed_bert", "bert_base", "crammed_mini", "crammed_tiny"}))->capture_default_str();
-    cmd->add_option("--device", a->s.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
-    cmd->add_option("--micro-batch", a->s.micro_batch, "Sequences per forward/backward (0: pick)")->capture_default_str();
-    cmd->add_option("--batch-target", a->s.batch_target, "Sequences per optimizer step after the ramp")->capture_default_str();
-    cmd->add_option("--ramp-end", a->s.ramp_end, "Budget fraction where the batch reaches its target")->capture_default_str();
-    cmd->add_option("--lr", a->s.lr, "Peak learning rate")->capture_default_str();
-    cmd->add_option("--schedule", a->s.schedule, "Learning-rate schedule")
-        ->check(CLI::IsMember({"budget-triangle2", "one-cycle", "linear", "cosine"}))->capture_default_str();
-    cmd->add_option("--seed", a->s.seed, "Seed")->capture_default_str();
-    cmd->add_option("--checkpoint-every", a->s.checkpoint_every, "Budget time between checkpoints")->capture_default_str();
-    cmd->add_option("--threads", a->s.threads, "CPU threads for training (0: all cores)")->capture_default_str();
-    cmd->add_flag("--resume", a->s.resume, "Reuse OUT/data and continue the newest checkpoint in OUT/run");
+    cmd->add_option("--out", a->out, "Output directory: data/ (dataset), run/ (training) and glue/ (report)")->required();
+    add_train_options(cmd, a->s);
+    // the same flag as train's, and it also reuses the dataset: say so where the user reads it
+    cmd->get_option("--resume")->description("Reuse OUT/data and continue the newest checkpoint in OUT/run (budget clock included)");
     cmd->add_option("--vocab-size", a->vocab_size, "Vocabulary to train (0: the preset's)")->capture_default_str();
     cmd->add_option("--max-docs", a->max_docs, "Read at most this many documents (0: all)")->capture_default_str();
     cmd->add_option("--format", a->format, "Corpus format: auto, jsonl, text, text-blocks")
         ->check(CLI::IsMember({"auto", "jsonl", "text", "text-blocks"}))->capture_default_str();
     cmd->add_option("--glue-dir", a->glue_dir, "GLUE data directory: evaluate the trained model when given");
-    cmd->add_option("--glue-tasks", a->glue.tasks, "GLUE tasks, comma-separated (default: the 8 of the average)");
-    cmd->add_option("--glue-seeds", a->glue.seeds, "GLUE fine-tuning seeds per task (0: the protocol's 5)")->capture_default_str();
-    cmd->add_option("--glue-epochs", a->glue.epochs, "GLUE epochs per task (0: the protocol's 5)")->capture_default_str();
-    cmd->add_option("--glue-max-train", a->glue.max_train,
+    cmd->add_option("--glue-tasks", a->glue_tasks, "GLUE tasks, comma-separated (default: the 8 of the average)");
+    cmd->add_option("--glue-seeds", a->glue_seeds, "GLUE fine-tuning seeds per task (0: the protocol's 5)")->capture_default_str();
+    cmd->add_option("--glue-epochs", a->glue_epochs, "GLUE epochs per task (0: the protocol's 5)")->capture_default_str();
+    cmd->add_option("--glue-max-train", a->glue_max_train,
                     "Fine-tune on at most this many training examples per task (0: all; a deviation, flagged in the report)")
         ->capture_default_str();
-    cmd->add_flag("--quiet", a->s.quiet, "No progress lines");
     cmd->callback([a] {
         namespace fs = std::filesystem;
         auto& s = a->s;
         const fs::path out(a->out);
         const fs::path data_dir = out / "data", run_dir = out / "run";
-        const int vocab = a->vocab_size > 0 ? a->vocab_size : cram::app::preset_vocab(s.preset);
-        CRAM_CHECK(vocab == cram::app::preset_vocab(s.preset), "--vocab-size ", vocab, " does not match preset ", s.preset,
-                   ", which needs ", cram::app::preset_vocab(s.preset), " (leave --vocab-size out to use the preset's)");
+        const int vocab = a->vocab_size > 0 ? a->vocab_size : preset_vocab(s.preset);
+        CRAM_CHECK(vocab == preset_vocab(s.preset), "--vocab-size ", vocab, " does not match preset ", s.preset,
+                   ", which needs ", preset_vocab(s.preset), " (leave --vocab-size out to use the preset's)");
         cram::train::parse_duration(s.budget);  // fail on a bad budget before the long preparation
         // 1. prepare (preprocessing: not part of the budget); reused when a finished one is there
         if (s.resume && fs::exists(data_dir / cram::data::dataset_summary_name)) {
@@ -101,30 +94,28 @@ const bool registered = cram::app::register_command(50, [](CLI::App& app) {
         s.data = data_dir.string();
         s.out = run_dir.string();
         s.start_time = cram::train::steady_seconds();
-        const int rc = cram::app::train_on_device(s);
+        const int rc = train_on_device(s);
         if (rc != 0) throw CLI::RuntimeError(rc);
-        // 3. GLUE, when asked for and available
+        // 3. GLUE, when asked for: the protocol's settings unless --glue-* says otherwise, the report in OUT/glue
         if (!a->glue_dir.empty()) {
-            auto& glue = cram::app::run_glue_hook();
-            if (!glue) {
-                std::fprintf(stderr, "run: --glue-dir given, but this build has no GLUE evaluation yet; skipped\n");
-                return;
-            }
-            const auto ck = cram::train::list_checkpoints(run_dir / "checkpoints");
+            const auto ck = train::list_checkpoints(run_dir / "checkpoints");
             CRAM_CHECK(!ck.empty(), "run: no checkpoint in ", (run_dir / "checkpoints").string(), " to evaluate");
-            cram::app::glue_request r = a->glue;
-            r.run_dir = run_dir;
-            r.checkpoint = ck.front();
-            r.data_dir = data_dir;
-            r.glue_dir = a->glue_dir;
-            r.out = out / "glue";
-            r.preset = s.preset;
-            r.device = s.device;
-            r.seed = s.seed;
-            const int grc = glue(r);
+            glue_settings g;
+            g.checkpoint = ck.front();
+            g.glue_dir = a->glue_dir;
+            g.out = out / "glue";
+            g.vocab = data_dir / "vocab.txt";
+            g.preset = s.preset;
+            g.device = s.device;
+            g.seed = s.seed;
+            if (!a->glue_tasks.empty()) g.tasks = a->glue_tasks;
+            if (a->glue_seeds > 0) g.seeds = a->glue_seeds;
+            if (a->glue_epochs > 0) g.epochs = a->glue_epochs;
+            g.max_train = a->glue_max_train;
+            const int grc = glue_on_device(g);
             if (grc != 0) throw CLI::RuntimeError(grc);
         }
     });
-});
+}
 
-}  // namespace
+}  // namespace cram::app

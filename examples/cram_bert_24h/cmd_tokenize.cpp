@@ -9,9 +9,9 @@
 #include "commands.hpp"
 #include "cram/data/wordpiece.hpp"
 
-namespace {
+namespace cram::app {
 
-const bool registered = cram::app::register_command(20, [](CLI::App& app) {
+void add_tokenize_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("tokenize", "Text lines on stdin -> space-separated WordPiece ids on stdout");
     struct args {
         std::string vocab;
@@ -63,6 +63,6 @@ const bool registered = cram::app::register_command(20, [](CLI::App& app) {
         if (!lines.empty()) flush();
         std::fflush(stdout);
     });
-});
+}
 
-}  // namespace
+}  // namespace cram::app

@@ -1,27 +1,17 @@
-// Subcommand registry of cram_bert_24h: each cmd_*.cpp registers its CLI11 subcommand at static
-// initialisation, so adding a command touches no other file.
+// The subcommands of cram_bert_24h, one function each (defined in its cmd_*.cpp): main.cpp calls them
+// in the order --help lists them. An explicit list instead of registration at static initialisation:
+// the set of commands and their order are visible in one place, and nothing runs before main.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
-#include <functional>
-#include <string>
-#include <vector>
-
 namespace cram::app {
 
-// Called with the top-level app; adds a subcommand and its callback.
-using command_installer = std::function<void(CLI::App&)>;
-
-inline std::vector<std::pair<int, command_installer>>& command_registry() {
-    static std::vector<std::pair<int, command_installer>> registry;
-    return registry;
-}
-
-// `order` fixes where the command appears in --help (prepare=10, tokenize=20, train=30, glue=40, run=50).
-inline bool register_command(int order, command_installer installer) {
-    command_registry().emplace_back(order, std::move(installer));
-    return true;
-}
+void add_prepare_command(CLI::App& app);   // cmd_prepare.cpp
+void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp
+void add_train_command(CLI::App& app);     // cmd_train.cpp
+void add_glue_command(CLI::App& app);      // cmd_glue.cpp
+void add_run_command(CLI::App& app);       // cmd_run.cpp
+void add_device_command(CLI::App& app);    // cmd_device.cpp
 
 }  // namespace cram::app

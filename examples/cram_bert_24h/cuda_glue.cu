@@ -1,14 +1,16 @@
-// The GPU entry of `cram_bert_24h glue` (compiled only when CMake found nvcc): the same run_glue as on
-// the CPU, instantiated with cram::cuda::backend and registered behind device_dispatch.hpp.
+// The GPU evaluation of `cram_bert_24h glue` and `run --glue-dir` (compiled only when CMake found nvcc;
+// no_cuda.cpp stands in otherwise): the same run_glue as on the CPU, instantiated with
+// cram::cuda::backend, behind the plain declaration in app_glue.hpp.
 #include "app_glue.hpp"
-#include "cram/cram.hpp"
-#include "device_dispatch.hpp"
+#include "app_glue_run.hpp"
+#include "cram/cuda/backend.hpp"
+#include "cram/cuda/context.hpp"
 
-namespace {
+namespace cram::app {
 
-const bool registered = cram::app::set_cuda_entry<cram::app::glue_settings>([](const cram::app::glue_settings& s) {
-    cram::cuda::context ctx(0);
-    return cram::app::run_glue<cram::cuda::backend>(s, ctx);
-});
+int cuda_glue(const glue_settings& s) {
+    cuda::context ctx(0);
+    return run_glue<cuda::backend>(s, ctx);
+}
 
-}  // namespace
+}  // namespace cram::app

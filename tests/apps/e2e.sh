@@ -67,10 +67,10 @@ if "$app" --help 2>&1 | grep -qE "^ +glue "; then
   for f in report.md report.json; do test -s "$work/glue/$f"; done
   grep -q "RTE" "$work/glue/report.md"
 
-  step "run: prepare -> train -> GLUE in one command (tiny budget, capped GLUE protocol)"
+  step "run: prepare -> train -> GLUE in one command (tiny budget, train's --max-steps, capped GLUE protocol)"
   "$app" run --corpus "$wiki" --out "$work/all" --max-docs 150 --budget 8s --preset crammed_tiny --device cpu \
-    --micro-batch 4 --batch-target 8 --glue-dir "$data/glue" --glue-tasks RTE --glue-seeds 1 --glue-epochs 1 \
-    --glue-max-train 32 --quiet
+    --micro-batch 4 --batch-target 8 --max-steps 2 --glue-dir "$data/glue" --glue-tasks RTE --glue-seeds 1 \
+    --glue-epochs 1 --glue-max-train 32 --quiet
   test -s "$work/all/glue/report.md"
   # the trainer records its dataset, which is where glue finds the vocabulary
   python3 - "$work/all" <<'PY'
@@ -79,6 +79,10 @@ st = json.load(open(sorted(glob.glob(os.path.join(sys.argv[1], "run/checkpoints/
 want = os.path.realpath(os.path.join(sys.argv[1], "data"))
 assert os.path.realpath(st["run"]["data_dir"]) == want, (st.get("run"), want)
 print("state.json run.data_dir:", st["run"]["data_dir"])
+# run takes train's options: --max-steps 2 stopped it after two steps, well inside the budget
+summary = [json.loads(l) for l in open(os.path.join(sys.argv[1], "run/metrics.jsonl")) if '"summary"' in l][-1]
+assert st["step"] == 2 and summary["stop_reason"] == "max_steps", (st["step"], summary["stop_reason"])
+print("run --max-steps 2: stopped by", summary["stop_reason"], "at step", st["step"])
 PY
 fi
 echo; echo "e2e: all steps passed"

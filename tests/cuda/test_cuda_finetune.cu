@@ -13,8 +13,7 @@ using cram::cuda_test::device_context;
 using cram::bert_config;
 using gpu = cram::cuda::backend;
 using cpu = cram::cpu::backend<float>;
-constexpr bert_config tiny{.vocab = 64, .hidden = 32, .heads = 2, .layers = 2, .intermediate = 64, .max_seq = 32,
-                           .classifier_hidden = 32};
+constexpr bert_config tiny{.vocab = 64, .hidden = 32, .heads = 2, .layers = 2, .intermediate = 64, .max_seq = 32};
 
 // Views are typed by memory space: the CUDA model takes device batches only, the CPU model host ones.
 template <class Model, class Batch>
@@ -72,6 +71,7 @@ TEST_CASE("cuda: eval::finetune learns a synthetic binary task end to end, as th
     o.eval_batch = 32;
     o.max_len = tiny.max_seq;
     o.seed = 4;
+    o.model.classifier_hidden = 32;
     const auto rg = cram::eval::finetune<tiny, gpu>(ctx, nullptr, task, o);
     cpu::context cctx;
     const auto rc = cram::eval::finetune<tiny, cpu>(cctx, nullptr, task, o);

@@ -18,7 +18,8 @@ template <bert_config C>
 std::vector<float> bf16_params(std::uint64_t seed) {
     const auto& layout = cram::bert_layout<C>();
     std::vector<float> host(layout.buffer_size(), 0.0f);
-    cram::init_parameters(host.data(), layout, seed, C.init_std, C.hidden, C.pad_id);
+    const cram::model_options o{};  // every preset's init scale and padding id
+    cram::init_parameters(host.data(), layout, seed, o.init_std, C.hidden, o.pad_id);
     for (auto& x : host) x = cram::round_to_bf16(x);
     return host;
 }
@@ -149,25 +150,27 @@ TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-
 }
 
 template <bert_config C>
-void classifier_parity(int labels) {
+void classifier_parity(int labels, const cram::model_options& options) {
     CRAM_REQUIRE_GPU();
     using cpu_backend = cram::cpu::backend<float>;
     using gpu_backend = cram::cuda::backend;
     const int batch = 6, seq = 32;
     cpu_backend::context cctx;
-    const cram::param_layout layout = cram::bert_with_classifier_layout<C>(labels);
+    const cram::param_layout layout = cram::bert_with_classifier_layout<C>(labels, options.classifier_hidden);
     const std::size_t head_first = cram::bert_layout<C>().tensors().size();
     cram::train::training_state<cpu_backend> sc(cctx, layout);
     cram::train::training_state<gpu_backend> sg(ctx, layout);
     cram::bert<C, cpu_backend> ce(cctx, cram::bind_bert<C, cpu_backend>(sc), batch, seq);
     cram::bert<C, gpu_backend> ge(ctx, cram::bind_bert<C, gpu_backend>(sg), batch, seq);
-    cram::bert_classifier<C, cpu_backend> ch(ce, cram::bind_classifier_head<cpu_backend>(sc, head_first), labels);
-    cram::bert_classifier<C, gpu_backend> gh(ge, cram::bind_classifier_head<gpu_backend>(sg, head_first), labels);
+    cram::bert_classifier<C, cpu_backend> ch(ce, cram::bind_classifier_head<cpu_backend>(sc, head_first), labels,
+                                             options);
+    cram::bert_classifier<C, gpu_backend> gh(ge, cram::bind_classifier_head<gpu_backend>(sg, head_first), labels,
+                                             options);
     // encoder from the bf16-representable MLM parameters, head drawn on its own, all bf16-representable
     std::vector<float> params(layout.buffer_size());
     const auto encoder = bf16_params<C>(5);
     cram::copy_tensors(cram::bert_layout<C>(), encoder.data(), layout, params.data());
-    cram::init_parameters(params.data(), layout, 6, C.init_std, C.hidden, -1, head_first,
+    cram::init_parameters(params.data(), layout, 6, options.init_std, C.hidden, -1, head_first,
                           head_first + cram::classifier_tensor_count);
     for (auto& x : params) x = cram::round_to_bf16(x);
     sc.load_params(params.data());
@@ -204,8 +207,8 @@ void classifier_parity(int labels) {
 }
 
 TEST_CASE("cuda GLUE head parity: classification (3 labels) and regression, padded sequences") {
-    classifier_parity<cram::presets::crammed_tiny>(3);
-    classifier_parity<cram::presets::crammed_tiny>(1);
+    classifier_parity<cram::presets::crammed_tiny>(3, cram::presets::crammed_tiny_options);
+    classifier_parity<cram::presets::crammed_tiny>(1, cram::presets::crammed_tiny_options);
 }
 
 }  // namespace

@@ -78,10 +78,11 @@ TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class
 
     constexpr cram::bert_config C{.vocab = 2048, .hidden = 64, .heads = 2, .layers = 2, .intermediate = 256,
                                   .max_seq = 128, .norm = cram::norm_placement::pre, .ffn = cram::ffn_kind::gelu_glu,
-                                  .positions = cram::position_kind::scaled_sinusoidal, .classifier_hidden = 64};
+                                  .positions = cram::position_kind::scaled_sinusoidal};
     using backend = cram::cpu::backend<float>;
     backend::context ctx;
     finetune_options o;
+    o.model.classifier_hidden = 64;
     o.from_scratch = true;
     o.epochs = 2;
     o.max_train = 4000;

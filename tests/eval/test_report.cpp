@@ -87,7 +87,8 @@ TEST_CASE("load_encoder reads a checkpoint written by the trainer's save_checkpo
     constexpr auto C = cram::presets::test_pre_glu;
     const auto& layout = cram::bert_layout<C>();
     std::vector<float> params(layout.buffer_size());
-    cram::init_parameters(params.data(), layout, 7, C.init_std, C.hidden, C.pad_id);
+    cram::init_parameters(params.data(), layout, 7, cram::presets::test_pre_glu_options.init_std, C.hidden,
+                          cram::presets::test_pre_glu_options.pad_id);
     const std::vector<float> zeros(layout.buffer_size(), 0.0f);
     const auto dir = cram::test::scratch_dir("glue_ckpt");
     cram::train::save_checkpoint(dir / "checkpoints", 12, layout, params.data(), zeros.data(), zeros.data(),
@@ -133,6 +134,7 @@ TEST_CASE("evaluate_glue: tiny hand-made tasks end to end, files, missing task, 
     o.out = dir / "out";
     o.tasks = {"RTE", "STS-B", "CoLA"};
     o.seeds = 2;
+    o.finetune.model = cram::presets::test_pre_glu_options;
     o.finetune.from_scratch = true;
     o.finetune.epochs = 2;
     o.finetune.max_len = 8;

@@ -9,7 +9,7 @@
 namespace {
 
 constexpr cram::bert_config small{.vocab = 50, .hidden = 16, .heads = 2, .layers = 1, .intermediate = 32,
-                                  .max_seq = 8, .classifier_hidden = 8};
+                                  .max_seq = 8};
 using backend = cram::cpu::backend<float>;
 struct other_device_memory {};  // a device space the CPU model must refuse
 

@@ -19,8 +19,9 @@ struct config_tag {
     static constexpr bert_config value = C;
 };
 
-constexpr bert_config base{.vocab = 19, .hidden = 8, .heads = 2, .layers = 2, .intermediate = 12, .max_seq = 6,
-                           .classifier_hidden = 5};
+constexpr bert_config base{.vocab = 19, .hidden = 8, .heads = 2, .layers = 2, .intermediate = 12, .max_seq = 6};
+// a narrow GLUE head keeps the finite differences cheap
+constexpr cram::model_options narrow_head{.classifier_hidden = 5};
 constexpr bert_config with(bert_config c, auto&& edit) {
     edit(c);
     return c;
@@ -104,7 +105,7 @@ TEST_CASE_TEMPLATE("MLM gradients match finite differences", Tag, config_tag<v_c
     backend::context ctx;
     cram::train::training_state<backend> state(ctx, model_t::layout());
     model_t model(ctx, cram::bind_bert<C, backend>(state), 3, C.max_seq);
-    state.init(42, C.init_std, C.hidden, C.pad_id);
+    state.init(42, narrow_head.init_std, C.hidden, narrow_head.pad_id);
     // non-trivial norm parameters and biases so their gradients are exercised away from 1/0
     {
         cram::philox_stream rng(9, 1, 2);
@@ -135,11 +136,13 @@ TEST_CASE_TEMPLATE("classifier gradients match finite differences", Tag, config_
     for (const int labels : {3, 1}) {
         CAPTURE(labels);
         // encoder and head in one training state, as fine-tuning holds them
-        cram::train::training_state<backend> state(ctx, cram::bert_with_classifier_layout<C>(labels));
+        cram::train::training_state<backend> state(ctx,
+                                                   cram::bert_with_classifier_layout<C>(labels, narrow_head.classifier_hidden));
         cram::bert<C, backend> encoder(ctx, cram::bind_bert<C, backend>(state), 3, C.max_seq);
         cram::bert_classifier<C, backend> head(
-            encoder, cram::bind_classifier_head<backend>(state, cram::bert_layout<C>().tensors().size()), labels);
-        state.init(5, C.init_std, C.hidden, C.pad_id);
+            encoder, cram::bind_classifier_head<backend>(state, cram::bert_layout<C>().tensors().size()), labels,
+            narrow_head);
+        state.init(5, narrow_head.init_std, C.hidden, narrow_head.pad_id);
         cram::host_labeled_batch lb;
         auto& tb = lb.tokens;
         tb.batch = 3;

@@ -13,7 +13,8 @@
 namespace {
 
 constexpr cram::bert_config small{.vocab = 50, .hidden = 32, .heads = 2, .layers = 2, .intermediate = 64,
-                                  .max_seq = 16, .classifier_hidden = 32};
+                                  .max_seq = 16};
+constexpr cram::model_options options{.classifier_hidden = 32};
 using backend = cram::cpu::backend<float>;
 using model_t = cram::cpu_bert<small>;
 using state_t = cram::train::training_state<backend>;
@@ -39,7 +40,7 @@ TEST_CASE("initial MLM loss is ln(vocab) and gradient accumulation equals one bi
     const auto batch = fixed_mlm_batch(4, 16);
     state_t state(ctx, model_t::layout());
     model_t m(ctx, cram::bind_bert<small, backend>(state), 4, 16);
-    state.init(3, small.init_std, small.hidden, small.pad_id);
+    state.init(3, options.init_std, small.hidden, options.pad_id);
     m.mlm_forward(batch.view());
     CHECK(std::abs(m.take_mlm_loss() - std::log(double(small.vocab))) < 0.1);
 
@@ -59,7 +60,7 @@ TEST_CASE("a small model memorises one fixed MLM batch (loss -> ~0)") {
     const auto batch = fixed_mlm_batch(4, 16);  // 64 tokens, 16 masked
     state_t state(ctx, model_t::layout());
     model_t m(ctx, cram::bind_bert<small, backend>(state), 4, 16);
-    state.init(1, small.init_std, small.hidden, small.pad_id);
+    state.init(1, options.init_std, small.hidden, options.pad_id);
     cram::train::adamw_options o;  // recipe betas, eps, decay 0.01, clip 0.5
     o.lr = 3e-3f;
     double first = 0, loss = 0;
@@ -102,11 +103,11 @@ TEST_CASE("the GLUE classification and regression heads memorise a few fixed exa
     for (const int outputs : {3, 1}) {
         CAPTURE(outputs);
         backend::context ctx;
-        state_t state(ctx, cram::bert_with_classifier_layout<small>(outputs));
+        state_t state(ctx, cram::bert_with_classifier_layout<small>(outputs, options.classifier_hidden));
         model_t enc(ctx, cram::bind_bert<small, backend>(state), n, seq);
         cram::bert_classifier<small, backend> head(
-            enc, cram::bind_classifier_head<backend>(state, model_t::layout().tensors().size()), outputs);
-        state.init(4, small.init_std, small.hidden, small.pad_id);
+            enc, cram::bind_classifier_head<backend>(state, model_t::layout().tensors().size()), outputs, options);
+        state.init(4, options.init_std, small.hidden, options.pad_id);
         lb.labels = outputs > 1 ? labels : std::vector<std::int32_t>{};
         lb.targets = outputs > 1 ? std::vector<float>{} : targets;
         cram::train::adamw_options o;

@@ -127,9 +127,10 @@ TEST_CASE("layouts are contiguous, aligned, decayed-first, uniquely named") {
 
 TEST_CASE("init: normal(0, init_std) matrices and embeddings, pad row zero, norms 1/0, position scale") {
     constexpr auto C = cram::presets::crammed_tiny;
+    constexpr auto O = cram::presets::crammed_tiny_options;
     const auto& l = cram::bert_layout<C>();
     std::vector<float> host(l.buffer_size(), -7.0f);
-    cram::init_parameters(host.data(), l, 1234, C.init_std, C.hidden, C.pad_id);
+    cram::init_parameters(host.data(), l, 1234, O.init_std, C.hidden, O.pad_id);
     for (const auto& t : l.tensors()) {
         CAPTURE(t.name);
         const float* p = host.data() + t.offset;
@@ -140,7 +141,7 @@ TEST_CASE("init: normal(0, init_std) matrices and embeddings, pad row zero, norm
                 std::size_t n = 0;
                 const std::size_t skip = t.name == "embeddings.word.weight" ? std::size_t(C.hidden) : 0;  // pad row
                 for (std::size_t i = skip; i < t.size; ++i, ++n) {
-                    const double x = p[i] / C.init_std;
+                    const double x = p[i] / O.init_std;
                     s += x;
                     s2 += x * x;
                     s4 += x * x * x * x;
@@ -164,13 +165,57 @@ TEST_CASE("init: normal(0, init_std) matrices and embeddings, pad row zero, norm
         }
     }
     const float* word = host.data() + l.find("embeddings.word.weight")->offset;
-    for (int i = 0; i < C.hidden; ++i) CHECK(word[C.pad_id * C.hidden + i] == 0.0f);
+    for (int i = 0; i < C.hidden; ++i) CHECK(word[O.pad_id * C.hidden + i] == 0.0f);
     // the same seed gives the same values; another seed does not
     std::vector<float> again(l.buffer_size(), 0.0f), other(l.buffer_size(), 0.0f);
-    cram::init_parameters(again.data(), l, 1234, C.init_std, C.hidden, C.pad_id);
-    cram::init_parameters(other.data(), l, 1235, C.init_std, C.hidden, C.pad_id);
+    cram::init_parameters(again.data(), l, 1234, O.init_std, C.hidden, O.pad_id);
+    cram::init_parameters(other.data(), l, 1235, O.init_std, C.hidden, O.pad_id);
     const auto* q = l.find("layers.1.attn.qkv.weight");
     CHECK(std::equal(host.begin() + std::ptrdiff_t(q->offset), host.begin() + std::ptrdiff_t(q->offset + q->size),
                      again.begin() + std::ptrdiff_t(q->offset)));
     CHECK(host[q->offset] != other[q->offset]);
+}
+
+TEST_CASE("derived presets equal their full statements, runtime options their published defaults") {
+    // Written out field by field (as the presets were before they derived from crammed_bert and
+    // bert_base), so a change to a base that leaks into a derived preset fails here.
+    using cram::bert_config, cram::norm_placement, cram::ffn_kind, cram::position_kind;
+    constexpr bert_config mini{.vocab = 32768, .hidden = 256, .heads = 4, .layers = 4, .intermediate = 1024,
+                               .max_seq = 128, .norm = norm_placement::pre, .ffn = ffn_kind::gelu_glu,
+                               .positions = position_kind::scaled_sinusoidal};
+    constexpr bert_config tiny{.vocab = 8192, .hidden = 128, .heads = 2, .layers = 2, .intermediate = 512,
+                               .max_seq = 128, .norm = norm_placement::pre, .ffn = ffn_kind::gelu_glu,
+                               .positions = position_kind::scaled_sinusoidal};
+    constexpr bert_config pre_glu{.vocab = 23, .hidden = 8, .heads = 2, .layers = 2, .intermediate = 12, .max_seq = 8,
+                                  .norm = norm_placement::pre, .ffn = ffn_kind::gelu_glu,
+                                  .positions = position_kind::scaled_sinusoidal};
+    constexpr bert_config post_biases{
+        .vocab = 23, .hidden = 8, .heads = 2, .layers = 2, .intermediate = 12, .max_seq = 8,
+        .norm = norm_placement::post, .ffn = ffn_kind::gelu, .positions = position_kind::learned,
+        .qkv_bias = true, .attn_out_bias = true, .ffn_bias = true, .decoder_bias = true,
+        .token_types = 2, .embedding_norm = true, .final_norm = false, .head_transform = true,
+        .tied_decoder = false, .sparse_prediction = false};
+    static_assert(cram::presets::crammed_mini == mini);
+    static_assert(cram::presets::crammed_tiny == tiny);
+    static_assert(cram::presets::test_pre_glu == pre_glu);
+    static_assert(cram::presets::test_post_biases == post_biases);
+    // the default options are CRAMMING.md's: N(0, 0.02) init, [PAD] = 0, a 1024-wide GLUE head
+    constexpr cram::model_options defaults{};
+    CHECK(defaults.init_std == 0.02f);
+    CHECK(defaults.pad_id == 0);
+    CHECK(defaults.classifier_hidden == 1024);
+    CHECK(cram::presets::crammed_bert_options == defaults);
+    CHECK(cram::presets::bert_base_options == defaults);
+    CHECK(cram::presets::crammed_mini_options.classifier_hidden == 256);
+    CHECK(cram::presets::crammed_tiny_options.classifier_hidden == 128);
+    CHECK(cram::presets::test_pre_glu_options.classifier_hidden == 6);
+    CHECK(cram::presets::test_post_biases_options.classifier_hidden == 6);
+    // a pad id outside the vocabulary is refused when the model is initialised, not silently written past it
+    using backend = cram::cpu::backend<float>;
+    backend::context ctx;
+    cram::train::training_state<backend> state(ctx, cram::bert_layout<cram::presets::test_pre_glu>());
+    CHECK_THROWS_WITH_AS(state.init(1, 0.02f, cram::presets::test_pre_glu.hidden, 23), doctest::Contains("pad_id 23"),
+                         cram::error);
+    CHECK_THROWS_WITH_AS(cram::model_options{.pad_id = 23}.validate(cram::presets::test_pre_glu.vocab),
+                         doctest::Contains("pad_id 23"), cram::error);
 }

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cram/core/error.hpp"
 #include "cram/train/budget.hpp"
@@ -57,7 +59,7 @@ TEST_CASE("budget clock: progress, resume offset, start-up counted") {
 }
 
 TEST_CASE("budget-triangle2 is min(0.25 + p, 4 (1 - p))") {
-    const budget_triangle2 s;
+    const lr_schedule s = lr_schedule::budget_triangle2();
     const double ps[] = {0.0, 0.1, 0.25, 0.5, 0.7, 0.75, 0.8, 0.9, 0.99, 1.0};
     for (double p : ps) {
         INFO("p = " << p);
@@ -72,27 +74,46 @@ TEST_CASE("budget-triangle2 is min(0.25 + p, 4 (1 - p))") {
 }
 
 TEST_CASE("one-cycle, linear and cosine") {
-    const one_cycle oc;
+    const lr_schedule oc = lr_schedule::one_cycle();
     CHECK(oc(0) == doctest::Approx(0));
     CHECK(oc(0.25) == doctest::Approx(0.5));
     CHECK(oc(0.5) == doctest::Approx(1));
     CHECK(oc(0.75) == doctest::Approx(0.5));
     CHECK(oc(1) == doctest::Approx(0));
-    const linear_decay lin;
+    const lr_schedule lin = lr_schedule::linear();
     CHECK(lin(0) == doctest::Approx(1));
     CHECK(lin(0.3) == doctest::Approx(0.7));
     CHECK(lin(1) == doctest::Approx(0));
-    const linear_decay lin_w{0.1};
+    const lr_schedule lin_w = lr_schedule::linear(0.1);
     CHECK(lin_w(0.05) == doctest::Approx(0.5));
     CHECK(lin_w(0.55) == doctest::Approx(0.5));
-    const cosine_decay cos0;
+    const lr_schedule cos0 = lr_schedule::cosine();
     CHECK(cos0(0) == doctest::Approx(1));
     CHECK(cos0(0.25) == doctest::Approx(0.5 * (1 + std::sqrt(0.5))));  // cos(pi/4) = 1/sqrt(2)
     CHECK(cos0(0.5) == doctest::Approx(0.5));
     CHECK(cos0(1) == doctest::Approx(0).epsilon(1e-12));
-    const cosine_decay cos_w{0.2};
+    const lr_schedule cos_w = lr_schedule::cosine(0.2);
     CHECK(cos_w(0.1) == doctest::Approx(0.5));
     CHECK(cos_w(0.6) == doctest::Approx(0.5));
+}
+
+TEST_CASE("schedule names: parse gives each shape its defaults; unknown names list the choices") {
+    CHECK(lr_schedule{}.name() == "budget-triangle2");  // the recipe's default
+    for (const auto name : lr_schedule::names) CHECK(lr_schedule::parse(name).name() == name);
+    // defaults written out: budget-triangle2 (0.25, 0.75), one-cycle peak 0.5, no warm-up for the decays
+    CHECK(lr_schedule::parse("budget-triangle2")(0) == doctest::Approx(0.25));
+    CHECK(lr_schedule::parse("budget-triangle2")(0.75) == doctest::Approx(1.0));
+    CHECK(lr_schedule::parse("one-cycle")(0.5) == doctest::Approx(1.0));
+    CHECK(lr_schedule::parse("linear")(0) == doctest::Approx(1.0));
+    CHECK(lr_schedule::parse("cosine")(0) == doctest::Approx(1.0));
+    // only the parameters a shape reads are named (they are what a checkpoint fingerprints)
+    CHECK(lr_schedule::budget_triangle2().parameters().size() == 2);
+    CHECK(lr_schedule::one_cycle(0.3).parameters() ==
+          std::vector<std::pair<std::string, double>>{{"peak_at", 0.3}});
+    CHECK(lr_schedule::cosine(0.2).parameters() == std::vector<std::pair<std::string, double>>{{"warmup", 0.2}});
+    const std::string msg = error_of([] { lr_schedule::parse("step"); });
+    CHECK(msg.find("'step'") != std::string::npos);
+    CHECK(msg.find("budget-triangle2, one-cycle, linear, cosine") != std::string::npos);
 }
 
 TEST_CASE("batch ramp: whole micro-batches, 8192 at p = 0.6") {

@@ -42,6 +42,7 @@ struct finetune_options {
     int eval_batch = 64;
     std::uint64_t seed = 0;
     bool from_scratch = false;  // random encoder: the no-pretraining baseline
+    model_options model{};      // GLUE head width, init scale, padding id: the preset's <name>_options
     // Deviations from the protocol (for CPU runs), reported as such: a fixed subset of the training set
     // (the same for every seed), and a cap on optimizer steps (the schedule spans the capped run).
     std::size_t max_train = 0;
@@ -167,14 +168,15 @@ template <bert_config C, class Backend>
 struct finetune_model {
     static std::size_t head_index() { return bert_layout<C>().tensors().size(); }
 
+    model_options options;
     train::training_state<Backend> state;
     bert<C, Backend> encoder;
     bert_classifier<C, Backend> head;
 
-    finetune_model(typename Backend::context& ctx, int labels, int max_batch, int max_seq)
-        : state(ctx, bert_with_classifier_layout<C>(labels)),
+    finetune_model(typename Backend::context& ctx, int labels, int max_batch, int max_seq, const model_options& o)
+        : options(o), state(ctx, bert_with_classifier_layout<C>(labels, o.classifier_hidden)),
           encoder(ctx, bind_bert<C, Backend>(state), max_batch, max_seq),
-          head(encoder, bind_classifier_head<Backend>(state, head_index()), labels) {}
+          head(encoder, bind_classifier_head<Backend>(state, head_index()), labels, o) {}
 
     // Encoder parameters from `pretrained` (a host buffer in bert_layout<C>()) or, when null, a random encoder
     // drawn from encoder_seed; the head always starts random from head_seed. Each part draws exactly what it
@@ -188,9 +190,9 @@ struct finetune_model {
                        bert_layout<C>().buffer_size(), " values), got ", pretrained->size());
             copy_tensors(bert_layout<C>(), pretrained->data(), l, host.data());
         } else {
-            init_parameters(host.data(), l, encoder_seed, C.init_std, C.hidden, C.pad_id, 0, head_index());
+            init_parameters(host.data(), l, encoder_seed, options.init_std, C.hidden, options.pad_id, 0, head_index());
         }
-        init_parameters(host.data(), l, head_seed, C.init_std, C.hidden, -1, head_index(),
+        init_parameters(host.data(), l, head_seed, options.init_std, C.hidden, -1, head_index(),
                         head_index() + classifier_tensor_count);
         state.load_params(host.data());
         state.zero_grads();
@@ -200,13 +202,13 @@ struct finetune_model {
 // Dev outputs (num_labels per example, in file order) of the current model, without dropout.
 template <bert_config C, class Backend>
 std::vector<float> predict_split(bert_classifier<C, Backend>& head, batch_upload<Backend>& upload, const dev_data& d,
-                                 int labels, int eval_batch) {
+                                 int labels, int eval_batch, std::int32_t pad_id) {
     std::vector<float> out(d.examples.size() * std::size_t(labels));
     std::vector<float> tmp;
     for (std::size_t begin = 0; begin < d.by_length.size(); begin += std::size_t(eval_batch)) {
         const std::size_t count = std::min<std::size_t>(std::size_t(eval_batch), d.by_length.size() - begin);
         const host_token_batch hb =
-            make_token_batch(d.examples, d.by_length.data() + begin, count, std::int32_t(C.pad_id), C.token_types > 0);
+            make_token_batch(d.examples, d.by_length.data() + begin, count, pad_id, C.token_types > 0);
         tmp.resize(count * std::size_t(labels));
         head.predict(upload(hb), tmp.data());
         for (std::size_t i = 0; i < count; ++i)
@@ -232,7 +234,7 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
     const int labels = task.info.num_labels;
     const std::uint64_t seed_key = splitmix64(opts.seed ^ splitmix64(detail::name_key(task.info.name)));
 
-    finetune_model<C, Backend> model(ctx, labels, std::max(opts.batch, opts.eval_batch), opts.max_len);
+    finetune_model<C, Backend> model(ctx, labels, std::max(opts.batch, opts.eval_batch), opts.max_len, opts.model);
     model.start(opts.from_scratch ? nullptr : pretrained, splitmix64(seed_key + 1), splitmix64(seed_key + 2));
     batch_upload<Backend> upload(ctx);
 
@@ -275,7 +277,7 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
         for (std::int64_t b = 0; b < per_epoch && step < total; ++b) {
             const std::span<const std::size_t> idx = batches.batch(b);
             const std::size_t count = idx.size();
-            hb.tokens = make_token_batch(task.train, idx.data(), count, std::int32_t(C.pad_id), C.token_types > 0);
+            hb.tokens = make_token_batch(task.train, idx.data(), count, std::int32_t(opts.model.pad_id), C.token_types > 0);
             hb.labels.resize(count);
             hb.targets.resize(count);
             for (std::size_t i = 0; i < count; ++i) {
@@ -303,7 +305,7 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
         rec.steps = step;
         rec.train_loss = loss_examples ? loss_sum / double(loss_examples) : std::nan("");
         for (const auto& d : task.dev)
-            rec.dev[d.split] = score_outputs(task.info, predict_split(model.head, upload, d, labels, opts.eval_batch), d);
+            rec.dev[d.split] = score_outputs(task.info, predict_split(model.head, upload, d, labels, opts.eval_batch, std::int32_t(opts.model.pad_id)), d);
         rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         run.epochs.push_back(rec);
         if (cb.on_epoch) cb.on_epoch(run, rec);

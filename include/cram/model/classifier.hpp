@@ -35,27 +35,30 @@ public:
     template <class U>
     using buffer = typename Backend::template buffer<U>;
 
-    // labels == 1 makes it a regression head (STS-B).
-    bert_classifier(encoder_type& encoder, const parameters& p, int labels)
-        : enc_(encoder), ctx_(encoder.ctx()), labels_(labels), w_(p.weights), g_(p.grads) {
+    // labels == 1 makes it a regression head (STS-B); options.classifier_hidden is its width, which the
+    // bound parameters must have (bert_with_classifier_layout with the same width).
+    bert_classifier(encoder_type& encoder, const parameters& p, int labels, const model_options& options = {})
+        : enc_(encoder), ctx_(encoder.ctx()), labels_(labels), inner_(options.classifier_hidden), w_(p.weights),
+          g_(p.grads) {
         CRAM_CHECK(labels >= 1, "a classifier needs at least one output, got ", labels);
+        options.validate(C.vocab);
         CRAM_CHECK(w_.dense_w && g_.dense_w, "bert_classifier: unbound parameters (use bind_classifier_head)");
         const std::size_t b = std::size_t(encoder.max_batch());
         cls_rows_ = buffer<std::int32_t>(b);
         cls_ = buffer<act_t>(b * C.hidden);
-        dense_ = buffer<act_t>(b * C.classifier_hidden);
-        tanh_ = buffer<act_t>(b * C.classifier_hidden);
-        drop_ = buffer<act_t>(b * C.classifier_hidden);
+        dense_ = buffer<act_t>(b * inner_);
+        tanh_ = buffer<act_t>(b * inner_);
+        drop_ = buffer<act_t>(b * inner_);
         logits_ = buffer<act_t>(b * labels);
         d_logits_ = buffer<act_t>(b * labels);
-        d_inner_ = buffer<act_t>(b * C.classifier_hidden);
-        d_inner2_ = buffer<act_t>(b * C.classifier_hidden);
+        d_inner_ = buffer<act_t>(b * inner_);
+        d_inner2_ = buffer<act_t>(b * inner_);
         d_cls_ = buffer<act_t>(b * C.hidden);
     }
 
     int labels() const { return labels_; }
     bool regression() const { return labels_ == 1; }
-    static param_layout layout(int labels) { return classifier_layout(C.hidden, C.classifier_hidden, labels); }
+    int width() const { return inner_; }
 
     // One training micro-step on a batch in the backend's memory (batch_upload gets it there): forward
     // through encoder and head, loss, backward into both; gradients accumulate scaled by loss_scale.
@@ -72,7 +75,7 @@ public:
                                    index_t(labels_), dscale);
         }
         loss_.count(nb);
-        const index_t inner = C.classifier_hidden, h = C.hidden;
+        const index_t inner = inner_, h = C.hidden;
         Backend::linear_backward(ctx_, d_inner_.data(), g_.out_w, g_.out_b, d_logits_.data(), drop_.data(), w_.out_w,
                                  nb, inner, index_t(labels_));
         // d_inner_ holds d(dropout output); the gradient ping-pongs between the two inner buffers
@@ -108,7 +111,7 @@ private:
 
     typename encoder_type::pass head_forward(const token_batch<memory_space>& b, const forward_options& opt) {
         const auto pass = enc_.encode(b, opt);
-        const index_t nb = b.batch, h = C.hidden, inner = C.classifier_hidden;
+        const index_t nb = b.batch, h = C.hidden, inner = inner_;
         if (b.batch != cls_batch_ || b.seq != cls_seq_) {
             // [CLS] is each sequence's first token: rows 0, seq, 2 seq, ... (uploaded when the shape changes)
             cls_host_.resize(std::size_t(b.batch));
@@ -132,6 +135,7 @@ private:
     encoder_type& enc_;
     typename Backend::context& ctx_;
     int labels_;
+    int inner_;  // classifier_hidden
     classifier_tensors<act_t> w_;
     classifier_tensors<param_t> g_;
     std::vector<std::int32_t> cls_host_;  // kept alive: a device backend may still be copying from it

@@ -1,9 +1,13 @@
 // The structural description of a BERT-style encoder, used as a template argument
 // (C++20 class-type non-type template parameter): every size and architectural choice is fixed at
 // compile time, so layers specialise with `if constexpr` and impossible configs fail to compile.
+// What does not change the encoder's structure (init scale, padding id, GLUE head width) is a runtime
+// model_options value instead, so it neither multiplies instantiations nor makes two types of one model.
 #pragma once
 
 #include <cstdint>
+
+#include "cram/core/error.hpp"
 
 namespace cram {
 
@@ -36,9 +40,6 @@ struct bert_config {
     bool sparse_prediction = true;  // decoder and loss run only on masked positions
 
     float norm_eps = 1e-12f;
-    float init_std = 0.02f;
-    int pad_id = 0;
-    int classifier_hidden = 1024;  // GLUE head: CLS -> Linear(hidden, this) -> Tanh -> Linear(this, labels)
 
     constexpr int head_dim() const { return hidden / heads; }
     // Input width of the second FFN linear.
@@ -55,13 +56,28 @@ constexpr bool validate_config() {
     static_assert(C.ffn != ffn_kind::gelu_glu || C.intermediate % 2 == 0,
                   "cram: a GELU-GLU FFN splits its first linear in two halves: intermediate must be even");
     static_assert(C.max_seq > 0 && C.max_seq <= 512, "cram: max_seq must be in [1, 512]");
-    static_assert(C.pad_id >= 0 && C.pad_id < C.vocab, "cram: pad_id must be a valid token id");
     static_assert(C.token_types >= 0, "cram: token_types must be >= 0 (0 disables them)");
     static_assert(C.norm != norm_placement::pre || C.final_norm,
                   "cram: a pre-norm model needs final_norm, or the last block's output is never normalised");
     static_assert(C.norm_eps > 0.0f, "cram: norm_eps must be positive");
-    static_assert(C.init_std > 0.0f, "cram: init_std must be positive");
     return true;
 }
+
+// Runtime model choices that leave the encoder's parameter layout alone (presets.hpp names each
+// preset's defaults): two runs differing only here share one compiled model and one checkpoint format.
+struct model_options {
+    float init_std = 0.02f;        // normal(0, init_std) for matrices and embeddings (encoder and GLUE head)
+    int pad_id = 0;                // word-embedding row zeroed at init; the id GLUE batches are padded with
+    int classifier_hidden = 1024;  // GLUE head: CLS -> Linear(hidden, this) -> Tanh -> Linear(this, labels)
+
+    // Throws with what to change; `vocab` bounds pad_id.
+    void validate(int vocab) const {
+        CRAM_CHECK(init_std > 0.0f, "init_std must be positive, got ", init_std);
+        CRAM_CHECK(pad_id >= 0 && pad_id < vocab, "pad_id ", pad_id, " is not a token id of a ", vocab,
+                   "-token vocabulary");
+        CRAM_CHECK(classifier_hidden > 0, "classifier_hidden must be positive, got ", classifier_hidden);
+    }
+    constexpr bool operator==(const model_options&) const = default;
+};
 
 }  // namespace cram

@@ -215,13 +215,13 @@ classifier_tensors<T> bind_classifier(const param_layout& l, T* base, std::size_
             base + t[first + 3].offset};
 }
 
-// The layout of an encoder fine-tuned with a GLUE head: the encoder's tensors (indices [0, k)), then the
-// head's ([k, k + 4)), decayed ones first as always.
+// The layout of an encoder fine-tuned with a GLUE head `classifier_hidden` wide: the encoder's tensors
+// (indices [0, k)), then the head's ([k, k + 4)), decayed ones first as always.
 template <bert_config C>
-param_layout bert_with_classifier_layout(int labels) {
+param_layout bert_with_classifier_layout(int labels, int classifier_hidden) {
     param_layout l;
     l.append(bert_layout<C>());
-    l.append(classifier_layout(C.hidden, C.classifier_hidden, labels));
+    l.append(classifier_layout(C.hidden, classifier_hidden, labels));
     l.finalize();
     return l;
 }
@@ -261,8 +261,11 @@ void init_parameters(T* host, const param_layout& layout, std::uint64_t seed, fl
                     dst[i] = T(r * std::cos(2.0 * 3.14159265358979323846 * u2));
                     if (i + 1 < p.size) dst[i + 1] = T(r * std::sin(2.0 * 3.14159265358979323846 * u2));
                 }
-                if (p.role == param_role::embedding && pad_id >= 0 && p.name == "embeddings.word.weight")
+                if (p.role == param_role::embedding && pad_id >= 0 && p.name == "embeddings.word.weight") {
+                    CRAM_CHECK(pad_id < p.shape[0], "pad_id ", pad_id, " is not a token id of a ", p.shape[0],
+                               "-token vocabulary");
                     for (std::int64_t i = 0; i < p.shape[1]; ++i) dst[pad_id * p.shape[1] + i] = T(0);
+                }
                 break;
             }
             case param_role::bias:

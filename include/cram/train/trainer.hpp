@@ -3,7 +3,7 @@
 // step; repeated ones stop the run), finish() writes the last checkpoint, the validation loss and the
 // summary, and run() is the short loop over them. Budget progress p = elapsed / budget (start-up included)
 // sets the batch (gradient accumulation in whole micro-batches up to the target at p = ramp_end) and the
-// learning rate (a Schedule policy); the stop is checked after every micro-step. The run directory's
+// learning rate (an lr_schedule value); the stop is checked after every micro-step. The run directory's
 // checkpoints (run_checkpoints.hpp) are written every N minutes and at the end; a resume restores
 // parameters, moments, data position, step and the budget clock, so on the CPU it continues with exactly
 // the losses of an unbroken run.
@@ -41,6 +41,7 @@ struct trainer_options {
     batch_ramp ramp{};             // micro-batch, target batch, ramp end
     adamw_options adamw{};         // the recipe's AdamW (lr is the peak the schedule scales)
     std::uint64_t seed = 0;        // parameter init, masking, dropout
+    model_options model{};         // initialisation scale and padding id (the preset's <name>_options)
     std::filesystem::path out;     // run directory (checkpoints/, metrics.jsonl, loss.svg); empty: no files
     double checkpoint_every = 30 * 60;  // seconds of budget between periodic checkpoints; <= 0: end only
     int keep = 3;                  // checkpoints kept
@@ -88,8 +89,8 @@ struct train_result {
 
 // The configuration a checkpoint must match to be resumed (fingerprinted). Model structure, recipe and
 // data identity; not the run directory, max_steps, threads or logging.
-template <bert_config C, class Schedule>
-nlohmann::json training_config(const trainer_options& o, const Schedule& schedule, double budget, int seq,
+template <bert_config C>
+nlohmann::json training_config(const trainer_options& o, const lr_schedule& schedule, double budget, int seq,
                                const batch_source& data) {
     nlohmann::json model{{"vocab", C.vocab},     {"hidden", C.hidden},         {"heads", C.heads},
                          {"layers", C.layers},   {"intermediate", C.intermediate}, {"max_seq", C.max_seq},
@@ -99,10 +100,9 @@ nlohmann::json training_config(const trainer_options& o, const Schedule& schedul
                          {"biases", {C.qkv_bias, C.attn_out_bias, C.ffn_bias, C.decoder_bias}},
                          {"token_types", C.token_types}, {"head_transform", C.head_transform},
                          {"tied_decoder", C.tied_decoder}, {"sparse_prediction", C.sparse_prediction}};
-    nlohmann::json sched{{"name", Schedule::name}};
-    if constexpr (requires { schedule.low; }) sched["low"] = schedule.low;
-    if constexpr (requires { schedule.peak_at; }) sched["peak_at"] = schedule.peak_at;
-    if constexpr (requires { schedule.warmup; }) sched["warmup"] = schedule.warmup;
+    // only the parameters the shape reads, under the keys the policy types used: old fingerprints still match
+    nlohmann::json sched{{"name", std::string(schedule.name())}};
+    for (const auto& [key, value] : schedule.parameters()) sched[key] = value;
     nlohmann::json j{{"model", model},
                      {"seq_len", seq},
                      {"budget_s", budget},
@@ -133,7 +133,7 @@ inline bool is_out_of_memory(const std::exception& e) {
 // Trains cram::bert<C, Backend> on `data` until the clock's budget is spent (or max_steps). The clock is the
 // caller's, started before anything else so that start-up counts against the budget. Everything an
 // optimizer step changes lives in one training_state this trainer owns.
-template <bert_config C, class Backend, class Schedule = budget_triangle2>
+template <bert_config C, class Backend>
 class mlm_trainer {
 public:
     using model_t = bert<C, Backend>;
@@ -150,7 +150,7 @@ public:
     // Checks the settings against the data, allocates the state and the model (counted in the budget), and
     // either restores the newest checkpoint (o.resume) or initialises the parameters.
     mlm_trainer(context& ctx, batch_source& data, const trainer_options& o, budget_clock& clock,
-                const Schedule& schedule = {}, batch_source* val = nullptr, trainer_observers observers = {})
+                const lr_schedule& schedule = {}, batch_source* val = nullptr, trainer_observers observers = {})
         : ctx_(ctx), data_(data), o_(o), clock_(clock), schedule_(schedule), val_(val),
           observers_(std::move(observers)), seq_(data.seq_len()), progress_(o.quiet, o.plain_progress_every),
           checkpoints_(o.out, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
@@ -320,7 +320,8 @@ private:
 
     void fresh_start() {
         checkpoints_.refuse_existing(o_.out);
-        state_->init(o_.seed, C.init_std, C.hidden, C.pad_id);
+        o_.model.validate(C.vocab);
+        state_->init(o_.seed, o_.model.init_std, C.hidden, o_.model.pad_id);
     }
 
     void open_metrics() {
@@ -446,7 +447,7 @@ private:
     batch_source& data_;
     const trainer_options o_;
     budget_clock& clock_;
-    Schedule schedule_;
+    lr_schedule schedule_;
     batch_source* val_;
     trainer_observers observers_;
     int seq_;
@@ -466,11 +467,11 @@ private:
 };
 
 // The whole run in one call: mlm_trainer(...).run().
-template <bert_config C, class Backend, class Schedule = budget_triangle2>
+template <bert_config C, class Backend>
 train_result train_mlm(typename Backend::context& ctx, batch_source& data, const trainer_options& o,
-                       budget_clock& clock, const Schedule& schedule = {}, batch_source* val = nullptr,
+                       budget_clock& clock, const lr_schedule& schedule = {}, batch_source* val = nullptr,
                        trainer_observers observers = {}) {
-    return mlm_trainer<C, Backend, Schedule>(ctx, data, o, clock, schedule, val, std::move(observers)).run();
+    return mlm_trainer<C, Backend>(ctx, data, o, clock, schedule, val, std::move(observers)).run();
 }
 
 }  // namespace cram::train

@@ -1,0 +1,106 @@
+// run_training<Backend>: the app's training run, written once over the backend (cpu_train.cpp and
+// cuda_train.cu instantiate it, one translation unit each): maps the preset name to its config
+// (with_preset) and the schedule name to its value, opens the dataset and runs cram::train::train_mlm
+// with progress, metrics, checkpoints and a final summary.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "app_presets.hpp"
+#include "app_train.hpp"
+#include "cram/core/error.hpp"
+#include "cram/data/mlm_source.hpp"
+#include "cram/train/budget.hpp"
+#include "cram/train/dataset_source.hpp"
+#include "cram/train/schedule.hpp"
+#include "cram/train/trainer.hpp"
+
+namespace cram::app {
+
+namespace detail {
+
+inline void print_summary(const train::train_result& r, const train_settings& s) {
+    std::printf("\n== training summary ==\n");
+    std::printf("preset           %s\n", s.preset.c_str());
+    std::printf("stopped by       %s after %s of a %s budget%s\n", r.stop_reason.c_str(),
+                train::format_duration(r.elapsed).c_str(), train::format_duration(r.budget).c_str(),
+                r.resumed ? (" (resumed at step " + std::to_string(r.resumed_from_step) + ")").c_str() : "");
+    std::printf("optimizer steps  %lld (%lld micro-steps, %lld skipped)\n", static_cast<long long>(r.steps),
+                static_cast<long long>(r.micro_steps), static_cast<long long>(r.skipped));
+    std::printf("tokens seen      %lld (%s tokens/s in this process)\n", static_cast<long long>(r.tokens),
+                train::si_rate(r.tokens_per_s).c_str());
+    if (r.mfu >= 0) std::printf("MFU              %.1f%%\n", 100 * r.mfu);
+    std::printf("MLM loss         first step %.4f -> last step %.4f\n", r.first_loss, r.final_loss);
+    if (std::isfinite(r.val_loss)) std::printf("validation loss  %.4f\n", r.val_loss);
+    if (!r.checkpoint.empty()) std::printf("checkpoint       %s\n", r.checkpoint.string().c_str());
+    if (!r.metrics.empty()) std::printf("metrics          %s\n", r.metrics.string().c_str());
+    if (!r.plot.empty()) std::printf("loss plot        %s\n", r.plot.string().c_str());
+    std::fflush(stdout);
+}
+
+template <bert_config C, class Backend>
+train::train_result run_with(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock,
+                             const train::lr_schedule& schedule) {
+    namespace fs = std::filesystem;
+    const fs::path dir(s.data);
+    const auto summary = data::read_dataset_summary(dir);
+    const int seq = summary.value("seq_len", 0);
+    CRAM_CHECK(seq > 0, (dir / data::dataset_summary_name).string(), " has no seq_len");
+    train::dataset_source train_data(dir, "train", seq);
+    CRAM_CHECK(train_data.vocab_size() == C.vocab, "dataset ", s.data, " has a vocabulary of ", train_data.vocab_size(),
+               " tokens but preset ", s.preset, " needs ", C.vocab, ": re-run `cram_bert_24h prepare` with --vocab-size ",
+               C.vocab, ", or choose the preset that matches (", preset_names_text(), ")");
+    std::unique_ptr<train::dataset_source> val;
+    if (s.val_batches > 0 && summary.contains("splits") && summary["splits"].contains("val") &&
+        summary["splits"]["val"].value("sequences", std::int64_t{0}) > 0)
+        val = std::make_unique<train::dataset_source>(dir, "val", seq);
+
+    train::trainer_options o;
+    o.ramp = {s.micro_batch, s.batch_target, s.ramp_end};
+    o.adamw.lr = s.lr;
+    o.seed = s.seed;
+    o.model = find_preset(s.preset).options;  // the preset's init scale and padding id
+    o.out = s.out;
+    o.checkpoint_every = train::parse_duration(s.checkpoint_every);
+    o.keep = s.keep;
+    o.resume = s.resume;
+    o.max_steps = s.max_steps;
+    o.quiet = s.quiet;
+    o.val_batches = s.val_batches;
+    o.peak_flops = s.peak_flops;
+    o.run_config = {{"preset", s.preset}};
+    // where the vocabulary lives, for `glue` on this run's checkpoints
+    o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
+    if (!s.quiet)
+        std::fprintf(stderr,
+                     "train: %s (%zu parameters) on %s, %lld training sequences of %d tokens, micro-batch %d, "
+                     "batch ramp to %d sequences at p = %.2f, %s schedule, budget %s\n",
+                     s.preset.c_str(), bert<C, Backend>::parameter_count(), Backend::name,
+                     static_cast<long long>(train_data.num_sequences()), seq, s.micro_batch,
+                     o.ramp.final_accumulation() * s.micro_batch, s.ramp_end, std::string(schedule.name()).c_str(),
+                     train::format_duration(clock.budget()).c_str());
+    return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get());
+}
+
+}  // namespace detail
+
+// Trains with the given backend and context (made by the caller, after s.start_time). Returns the exit code.
+template <class Backend>
+int run_training(const train_settings& s, typename Backend::context& ctx) {
+    validate_settings(s);
+    CRAM_CHECK(s.micro_batch > 0, "internal: the micro-batch must be resolved before run_training");
+    const train::lr_schedule schedule = train::lr_schedule::parse(s.schedule);
+    train::budget_clock clock(train::parse_duration(s.budget), train::steady_seconds,
+                              s.start_time > 0 ? s.start_time : train::steady_seconds());
+    const train::train_result r = with_preset(s.preset, [&]<bert_config C>() {
+        return detail::run_with<C, Backend>(s, ctx, clock, schedule);
+    });
+    if (!s.quiet) detail::print_summary(r, s);
+    return 0;
+}
+
+}  // namespace cram::app

@@ -1,0 +1,19 @@
+// glue_on_device, and the CPU instantiation of the app's GLUE evaluation (run_glue<cpu::backend<float>>):
+// the only plain C++ translation unit that compiles the fine-tuning code, so `glue` and `run` share it
+// and it builds in parallel with the command files and with the GPU side (cuda_glue.cu).
+#include "app_glue.hpp"
+#include "app_glue_run.hpp"
+#include "cram/cpu/backend.hpp"
+#include "cram/cpu/parallel.hpp"
+#include "device_dispatch.hpp"
+
+namespace cram::app {
+
+int glue_on_device(const glue_settings& s) {
+    if (resolve_device(s.device) == device_kind::cuda) return cuda_glue(s);
+    if (s.threads > 0) cpu::set_threads(s.threads);
+    cpu::backend<float>::context ctx{s.threads};
+    return run_glue<cpu::backend<float>>(s, ctx);
+}
+
+}  // namespace cram::app

@@ -1,0 +1,25 @@
+// train_on_device, and the CPU instantiation of the app's trainer (run_training<cpu::backend<float>>):
+// the only plain C++ translation unit that compiles the trainer, so `train` and `run` share it and it
+// builds in parallel with the command files and with the GPU side (cuda_train.cu).
+#include "app_train.hpp"
+#include "app_train_run.hpp"
+#include "cram/cpu/backend.hpp"
+#include "cram/cpu/parallel.hpp"
+#include "device_dispatch.hpp"
+
+namespace cram::app {
+
+int train_on_device(train_settings s) {
+    validate_settings(s);
+    const device_kind dev = resolve_device(s.device);
+    if (dev == device_kind::cuda) {
+        if (s.micro_batch == 0) s.micro_batch = cuda_pick_micro_batch(s.preset, 128);
+        return cuda_train(s);
+    }
+    if (s.threads > 0) cpu::set_threads(s.threads);
+    if (s.micro_batch == 0) s.micro_batch = find_preset(s.preset).cpu_micro_batch;
+    cpu::backend<float>::context ctx{s.threads};
+    return run_training<cpu::backend<float>>(s, ctx);
+}
+
+}  // namespace cram::app
