@@ -17,6 +17,7 @@
 #include "cram/model/config.hpp"
 #include "cram/model/loss_meter.hpp"
 #include "cram/model/parameters.hpp"
+#include "cram/ops/embedding.hpp"
 
 namespace cram {
 
@@ -155,7 +156,7 @@ public:
         const act_t* positions = C.positions == position_kind::learned ? w_.pos_emb : sinusoid_.data();
         Backend::embedding_backward(ctx_, g_.word_emb, g_.pos_emb, g_.pos_scale, g_.type_emb, d_emb, cur_.ids,
                                     cur_.type_ids, positions, w_.pos_scale, index_t(cur_.batch), index_t(cur_.seq),
-                                    index_t(hidden));
+                                    index_t(hidden), index_t(C.vocab));
     }
 
     // ---- MLM ------------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ private:
         if constexpr (C.positions == position_kind::scaled_sinusoidal) {
             std::vector<act_t> table(std::size_t(C.max_seq) * h);
             std::vector<double> exact(table.size());
-            cpu::sinusoidal_table(exact.data(), C.max_seq, hidden);
+            ops::sinusoidal_table(exact.data(), C.max_seq, hidden);
             for (std::size_t i = 0; i < table.size(); ++i) {
                 if constexpr (std::is_floating_point_v<act_t>)
                     table[i] = act_t(exact[i]);

@@ -9,7 +9,7 @@
 
 #include "cram/core/error.hpp"
 #include "cram/core/platform.hpp"
-#include "cram/cpu/ops.hpp"
+#include "cram/ops/adamw.hpp"
 #include "cram/model/parameters.hpp"
 
 namespace cram {
@@ -40,7 +40,7 @@ public:
     // One update of `params` from `grads` (scaled by grad_scale), decay only on the decayed range.
     void step(typename Backend::context& ctx, param_t* params, const param_t* grads, const adamw_options& o, float lr,
               long step_index, float grad_scale) {
-        cpu::adamw_hparams hp{lr, o.beta1, o.beta2, o.eps, o.weight_decay, step_index};
+        ops::adamw_hparams hp{lr, o.beta1, o.beta2, o.eps, o.weight_decay, step_index};
         const index_t decay_end = index_t(layout_->decay_end()), total = index_t(layout_->buffer_size());
         Backend::adamw_step(ctx, params, grads, m_.data(), v_.data(), decay_end, hp, param_t(grad_scale));
         hp.weight_decay = 0.0f;
