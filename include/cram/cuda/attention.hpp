@@ -237,7 +237,8 @@ __global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram
             float dot = 0.0f;
             for (int j = lane; j < s_pad; j += 32) dot += __bfloat162float(prow[j]) * frow[j];
             dot = warp_sum(dot);
-            for (int j = lane; j < s_pad; j += 32) frow[j] = ops::softmax_backward(__bfloat162float(prow[j]), frow[j], dot, scale);
+            for (int j = lane; j < s_pad; j += 32)
+                frow[j] = ops::softmax_backward(__bfloat162float(prow[j]), frow[j], dot, scale);
         }
     }
     __syncthreads();  // every warp is done with V and dO: their space becomes dS

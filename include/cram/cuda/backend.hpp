@@ -77,13 +77,17 @@ struct backend {
     }
 
     // ---- elementwise.hpp -----------------------------------------------------------------------
-    static void add(context& ctx, act_t* out, const act_t* a, const act_t* b, index_t n) { cuda::add(ctx, out, a, b, n); }
+    static void add(context& ctx, act_t* out, const act_t* a, const act_t* b, index_t n) {
+        cuda::add(ctx, out, a, b, n);
+    }
     static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
     // The bf16 weights the matmuls read, from the fp32 master parameters.
     static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) { cuda::convert(ctx, w, p, n); }
 
     // ---- activation.hpp ------------------------------------------------------------------------
-    static void gelu_forward(context& ctx, act_t* out, const act_t* in, index_t n) { cuda::gelu_forward(ctx, out, in, n); }
+    static void gelu_forward(context& ctx, act_t* out, const act_t* in, index_t n) {
+        cuda::gelu_forward(ctx, out, in, n);
+    }
     static void gelu_backward(context& ctx, act_t* din, const act_t* dout, const act_t* in, index_t n) {
         cuda::gelu_backward(ctx, din, dout, in, n);
     }
@@ -94,7 +98,9 @@ struct backend {
                              index_t inner) {
         cuda::glu_backward(ctx, din, dout, in, rows, inner);
     }
-    static void tanh_forward(context& ctx, act_t* out, const act_t* in, index_t n) { cuda::tanh_forward(ctx, out, in, n); }
+    static void tanh_forward(context& ctx, act_t* out, const act_t* in, index_t n) {
+        cuda::tanh_forward(ctx, out, in, n);
+    }
     static void tanh_backward(context& ctx, act_t* din, const act_t* dout, const act_t* out, index_t n) {
         cuda::tanh_backward(ctx, din, dout, out, n);
     }

@@ -66,7 +66,8 @@ __global__ void __launch_bounds__(BLOCK) layernorm_forward_kernel(T* __restrict_
                 vec16<T> ov;
 #pragma unroll
                 for (int j = 0; j < W; ++j)
-                    ov.v[j] = from_f32<T>(ops::layernorm_output(to_f32(xv.v[j]), mu, rs, to_f32(wv.v[j]), to_f32(bv.v[j])));
+                    ov.v[j] = from_f32<T>(
+                        ops::layernorm_output(to_f32(xv.v[j]), mu, rs, to_f32(wv.v[j]), to_f32(bv.v[j])));
                 store16(o + v * W, ov);
             }
         } else {

@@ -55,8 +55,8 @@ public:
     }
 
     // Uploads raw tokens [batch*seq] (host) and masks them on the device.
-    void mask(context& ctx, const std::int32_t* host_tokens, int batch, const ops::masking_options& opt, std::uint64_t seed,
-              std::uint64_t first_sequence) {
+    void mask(context& ctx, const std::int32_t* host_tokens, int batch, const ops::masking_options& opt,
+              std::uint64_t seed, std::uint64_t first_sequence) {
         CRAM_CHECK(batch > 0 && batch <= max_batch_, "batch ", batch, " outside [1, ", max_batch_, "]");
         CRAM_CHECK(ops::masked_per_sequence(seq_, opt.mask_fraction) == k_, "mask fraction ", opt.mask_fraction,
                    " differs from the one this batch was sized for");

@@ -108,8 +108,9 @@ inline void mask_batch(const std::int32_t* tokens, int batch, int seq, const mas
     const int k = masked_per_sequence(seq, opt.mask_fraction);
     for (int b = 0; b < batch; ++b) {
         std::int32_t* pos = positions + static_cast<index_t>(b) * k;
-        mask_sequence(tokens + static_cast<index_t>(b) * seq, seq, opt, seed, first_sequence + static_cast<std::uint64_t>(b),
-                      ids + static_cast<index_t>(b) * seq, pos, targets + static_cast<index_t>(b) * k);
+        mask_sequence(tokens + static_cast<index_t>(b) * seq, seq, opt, seed,
+                      first_sequence + static_cast<std::uint64_t>(b), ids + static_cast<index_t>(b) * seq, pos,
+                      targets + static_cast<index_t>(b) * k);
         for (int i = 0; i < k; ++i) pos[i] += b * seq;  // to flat row indices
     }
 }
