@@ -25,7 +25,7 @@ void bm_gemm(benchmark::State& state) {
     const auto a = random_floats(std::size_t(n * n), 1), b = random_floats(std::size_t(n * n), 2);
     std::vector<float> c(std::size_t(n * n));
     for (auto _ : state) {
-        cram::cpu::gemm<float>(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+        cram::ops::gemm<float>(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
         benchmark::DoNotOptimize(c.data());
     }
     state.counters["flops"] = benchmark::Counter(2.0 * double(n) * double(n) * double(n), benchmark::Counter::kIsIterationInvariantRate);
@@ -39,7 +39,7 @@ void bm_linear_forward(benchmark::State& state) {
     const auto bias = random_floats(lin_out, 5);
     std::vector<float> y(lin_rows * lin_out);
     for (auto _ : state) {
-        cram::cpu::linear_forward(y.data(), x.data(), w.data(), bias.data(), lin_rows, lin_in, lin_out);
+        cram::ops::linear_forward(y.data(), x.data(), w.data(), bias.data(), lin_rows, lin_in, lin_out);
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["flops"] = benchmark::Counter(2.0 * lin_rows * lin_in * lin_out, benchmark::Counter::kIsIterationInvariantRate);
@@ -51,7 +51,7 @@ void bm_linear_backward(benchmark::State& state) {
     const auto dy = random_floats(lin_rows * lin_out, 6);
     std::vector<float> dx(lin_rows * lin_in), dw(lin_out * lin_in), db(lin_out);
     for (auto _ : state) {
-        cram::cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), lin_rows, lin_in,
+        cram::ops::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), lin_rows, lin_in,
                                    lin_out);
         benchmark::DoNotOptimize(dw.data());
     }
@@ -65,7 +65,7 @@ void bm_layernorm_forward(benchmark::State& state) {
     const auto x = random_floats(ln_rows * ln_cols, 7), w = random_floats(ln_cols, 8), b = random_floats(ln_cols, 9);
     std::vector<float> y(x.size()), mean(ln_rows), rstd(ln_rows);
     for (auto _ : state) {
-        cram::cpu::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), ln_rows,
+        cram::ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), ln_rows,
                                      ln_cols, 1e-12f);
         benchmark::DoNotOptimize(y.data());
     }
@@ -77,10 +77,10 @@ void bm_layernorm_backward(benchmark::State& state) {
     const auto x = random_floats(ln_rows * ln_cols, 7), w = random_floats(ln_cols, 8), b = random_floats(ln_cols, 9);
     const auto dy = random_floats(x.size(), 10);
     std::vector<float> y(x.size()), mean(ln_rows), rstd(ln_rows), dx(x.size()), dw(ln_cols), db(ln_cols);
-    cram::cpu::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), ln_rows, ln_cols,
+    cram::ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), ln_rows, ln_cols,
                                  1e-12f);
     for (auto _ : state) {
-        cram::cpu::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
+        cram::ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
                                       w.data(), ln_rows, ln_cols);
         benchmark::DoNotOptimize(dx.data());
     }
@@ -95,13 +95,13 @@ void bm_attention(benchmark::State& state) {
     const auto qkv = random_floats(at_batch * at_seq * 3 * at_hidden, 11);
     const auto dout = random_floats(at_batch * at_seq * at_hidden, 12);
     std::vector<float> out(dout.size()), probs(at_batch * at_heads * at_seq * at_seq), dqkv(qkv.size());
-    cram::cpu::attention_forward(out.data(), probs.data(), qkv.data(), nullptr, at_batch, at_seq, at_heads, at_dim);
+    cram::ops::attention_forward(out.data(), probs.data(), qkv.data(), nullptr, at_batch, at_seq, at_heads, at_dim);
     for (auto _ : state) {
         if (backward)
-            cram::cpu::attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), nullptr, at_batch,
+            cram::ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), nullptr, at_batch,
                                           at_seq, at_heads, at_dim);
         else
-            cram::cpu::attention_forward(out.data(), probs.data(), qkv.data(), nullptr, at_batch, at_seq, at_heads,
+            cram::ops::attention_forward(out.data(), probs.data(), qkv.data(), nullptr, at_batch, at_seq, at_heads,
                                          at_dim);
         benchmark::ClobberMemory();
     }
@@ -119,7 +119,7 @@ void bm_decoder_cross_entropy(benchmark::State& state) {
     for (cram::index_t i = 0; i < n; ++i) targets[std::size_t(i)] = std::int32_t((i * 7919) % v);
     std::vector<float> dh(hid.size()), dw(w.size());
     for (auto _ : state) {
-        const double loss = cram::cpu::decoder_cross_entropy<float>(backward ? dh.data() : nullptr,
+        const double loss = cram::ops::decoder_cross_entropy<float>(backward ? dh.data() : nullptr,
                                                              backward ? dw.data() : nullptr, nullptr, hid.data(),
                                                              w.data(), nullptr, targets.data(), n, h, v, 1.0f / n);
         benchmark::DoNotOptimize(loss);

@@ -214,7 +214,7 @@ void BM_adamw_and_norm(benchmark::State& state) {
     device_buffer<double> acc(1);
     timed(state, ctx, [&] {
         cu::sum_squares_async(ctx, acc.data(), g.data(), n);
-        cu::adamw_step(ctx, p.data(), g.data(), m.data(), v.data(), n, cram::cpu::adamw_hparams{}, 1.0f);
+        cu::adamw_step(ctx, p.data(), g.data(), m.data(), v.data(), n, cram::ops::adamw_hparams{}, 1.0f);
         cu::convert(ctx, w.data(), p.data(), n);
     });
     set_bytes(state, double(n) * (4 + 4 * 7 + 2));

@@ -73,7 +73,7 @@ fi
 
 if want sanitize; then
 step "compute-sanitizer memcheck + racecheck (small subset)"
-subset='*layernorm*,*attention*,*elementwise*,*masking*,*losses*,*gather*'
+subset='*layernorm*,*attention*,*elementwise*,*activations*,*masking*,*losses*,*gather*'
 if command -v compute-sanitizer >/dev/null; then
     run compute-sanitizer --tool memcheck --error-exitcode 9 "$build/tests/cram_tests_cuda" -tc="$subset" \
         > "$OUT/memcheck.log" 2>&1

@@ -97,7 +97,7 @@ class Block(nn.Module):
 
 
 def sinusoid_table(seq, hidden):
-    """cram::cpu::sinusoidal_table: interleaved, computed in double."""
+    """cram::ops::sinusoidal_table: interleaved, computed in double."""
     pos = torch.arange(seq, dtype=torch.float64)[:, None]
     freq = torch.pow(10000.0, -torch.arange(0, hidden, 2, dtype=torch.float64) / hidden)
     table = torch.zeros(seq, hidden, dtype=torch.float64)

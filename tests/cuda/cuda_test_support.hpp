@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "cram/cram.hpp"
+#include "cram/core/bf16.hpp"
+#include "cram/core/rng.hpp"
+#include "cram/cuda/backend.hpp"  // not cram.hpp: each op suite compiles only what it tests (nvcc is slow)
 #include "test_support.hpp"
 
 namespace cram::cuda_test {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cram/cram.hpp"
 #include "cuda_test_support.hpp"
 
 // Explicit instantiation compiles every member of the models on the CUDA backend.
@@ -111,7 +112,7 @@ void lt_reference(const cram::cuda::detail::gemm_key& key, float alpha, const fl
 
 TEST_CASE("the row-major -> cuBLASLt column-major mapping computes the CPU oracle's gemm (host emulation)") {
     // Exercises exactly what cram::cuda::gemm hands cuBLASLt (operand swap, ops, leading dimensions, batch
-    // strides, stored layout shapes) against cpu::gemm, with padded leading dimensions and batches.
+    // strides, stored layout shapes) against ops::gemm, with padded leading dimensions and batches.
     cram::philox_stream rng(77, 0, 0);
     for (int trial = 0; trial < 48; ++trial) {
         const bool ta = trial & 1, tb = trial & 2;
@@ -129,7 +130,7 @@ TEST_CASE("the row-major -> cuBLASLt column-major mapping computes the CPU oracl
         const float alpha = 0.75f, beta = trial % 3 == 0 ? 0.0f : 1.0f;
         std::vector<float> ref = c, got = c;
         for (int bt = 0; bt < batch; ++bt)
-            cram::cpu::gemm<float>(ta, tb, m, n, k, alpha, a.data() + bt * sa, lda, b.data() + bt * sb, ldb, beta,
+            cram::ops::gemm<float>(ta, tb, m, n, k, alpha, a.data() + bt * sa, lda, b.data() + bt * sb, ldb, beta,
                                    ref.data() + bt * sc, ldc);
         const auto key = cram::cuda::detail::column_major_problem(ta, tb, m, n, k, lda, sa, ldb, sb, ldc, sc, batch);
         const auto sh = cram::cuda::detail::stored_shapes_of(key);

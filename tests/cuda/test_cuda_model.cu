@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cram/cram.hpp"
 #include "cuda_test_support.hpp"
 
 namespace {

@@ -52,7 +52,7 @@ TEST_CASE("initial MLM loss is ln(vocab) and gradient accumulation equals one bi
     m.mlm_forward_backward(batch.view(), {}, 0.5f);
     const std::vector<float> twice(state.grads(), state.grads() + state.size());
     CRAM_CHECK_CLOSE(twice, once, 1e-7, 1e-5);
-    CHECK(cram::cpu::sum_squares(once.data(), cram::index_t(once.size())) > 0.0);
+    CHECK(cram::ops::sum_squares(once.data(), cram::index_t(once.size())) > 0.0);
 }
 
 TEST_CASE("a small model memorises one fixed MLM batch (loss -> ~0)") {

@@ -1,6 +1,6 @@
-// The CPU backend as a type: what the model templates are instantiated with. It names the storage
-// types and forwards each operation (same names and argument order as cram::cuda::backend) to the
-// plain functions in ops.hpp. T = float for training, double for finite-difference gradient checks.
+// The CPU backend as a type: what the model templates are instantiated with. It names the storage types
+// and implements every op of cram::ops::backend by calling the CPU implementation in cram/ops/<family>.hpp.
+// T = float for training, double for finite-difference gradient checks.
 #pragma once
 
 #include <algorithm>
@@ -8,8 +8,19 @@
 #include <cstdint>
 #include <vector>
 
-#include "cram/cpu/ops.hpp"
 #include "cram/core/memory_space.hpp"
+#include "cram/core/platform.hpp"
+#include "cram/ops/activation.hpp"
+#include "cram/ops/adamw.hpp"
+#include "cram/ops/attention.hpp"
+#include "cram/ops/backend.hpp"
+#include "cram/ops/dropout.hpp"
+#include "cram/ops/elementwise.hpp"
+#include "cram/ops/embedding.hpp"
+#include "cram/ops/gemm.hpp"
+#include "cram/ops/layernorm.hpp"
+#include "cram/ops/loss.hpp"
+#include "cram/ops/masking.hpp"
 
 namespace cram::cpu {
 
@@ -39,59 +50,132 @@ struct backend {
     static void to_device(context&, U* dev, const U* host, index_t n) { std::copy_n(host, n, dev); }
     static void synchronize(context&) {}
 
-    // ---- operations ----------------------------------------------------------------------------
-#define CRAM_CPU_FORWARD(op) \
-    template <class... A>    \
-    static auto op(context&, A&&... a) { return cpu::op(std::forward<A>(a)...); }
-    CRAM_CPU_FORWARD(linear_forward)
-    CRAM_CPU_FORWARD(linear_backward)
-    CRAM_CPU_FORWARD(add)
-    CRAM_CPU_FORWARD(add_inplace)
-    CRAM_CPU_FORWARD(gelu_forward)
-    CRAM_CPU_FORWARD(gelu_backward)
-    CRAM_CPU_FORWARD(glu_forward)
-    CRAM_CPU_FORWARD(glu_backward)
-    CRAM_CPU_FORWARD(tanh_forward)
-    CRAM_CPU_FORWARD(tanh_backward)
-    CRAM_CPU_FORWARD(dropout_forward)
-    CRAM_CPU_FORWARD(dropout_backward)
-    CRAM_CPU_FORWARD(layernorm_forward)
-    CRAM_CPU_FORWARD(layernorm_backward)
-    CRAM_CPU_FORWARD(attention_forward)
-    CRAM_CPU_FORWARD(attention_backward)
-    CRAM_CPU_FORWARD(embedding_forward)
-    CRAM_CPU_FORWARD(embedding_backward)
-    CRAM_CPU_FORWARD(gather_rows)
-    CRAM_CPU_FORWARD(scatter_add_rows)
-    CRAM_CPU_FORWARD(adamw_step)
-#undef CRAM_CPU_FORWARD
+    // ---- gemm.hpp ------------------------------------------------------------------------------
+    static void linear_forward(context&, T* out, const T* in, const T* w, const T* bias, index_t rows, index_t in_f,
+                               index_t out_f) {
+        ops::linear_forward(out, in, w, bias, rows, in_f, out_f);
+    }
+    static void linear_backward(context&, T* din, T* dw, T* dbias, const T* dout, const T* in, const T* w,
+                                index_t rows, index_t in_f, index_t out_f) {
+        ops::linear_backward(din, dw, dbias, dout, in, w, rows, in_f, out_f);
+    }
 
+    // ---- elementwise.hpp -----------------------------------------------------------------------
+    static void add(context&, T* out, const T* a, const T* b, index_t n) { ops::add(out, a, b, n); }
+    static void add_inplace(context&, T* acc, const T* x, index_t n) { ops::add_inplace(acc, x, n); }
+    // The weights the matmuls read are the parameters themselves here (weights_alias_params): nothing to do.
+    static void params_to_weights(context&, act_t*, const param_t*, index_t) {}
+
+    // ---- activation.hpp ------------------------------------------------------------------------
+    static void gelu_forward(context&, T* out, const T* in, index_t n) { ops::gelu_forward(out, in, n); }
+    static void gelu_backward(context&, T* din, const T* dout, const T* in, index_t n) {
+        ops::gelu_backward(din, dout, in, n);
+    }
+    static void glu_forward(context&, T* out, const T* in, index_t rows, index_t inner) {
+        ops::glu_forward(out, in, rows, inner);
+    }
+    static void glu_backward(context&, T* din, const T* dout, const T* in, index_t rows, index_t inner) {
+        ops::glu_backward(din, dout, in, rows, inner);
+    }
+    static void tanh_forward(context&, T* out, const T* in, index_t n) { ops::tanh_forward(out, in, n); }
+    static void tanh_backward(context&, T* din, const T* dout, const T* out, index_t n) {
+        ops::tanh_backward(din, dout, out, n);
+    }
+
+    // ---- dropout.hpp ---------------------------------------------------------------------------
+    static void dropout_forward(context&, T* out, const T* in, index_t n, float p, std::uint64_t seed,
+                                std::uint32_t stream) {
+        ops::dropout_forward(out, in, n, p, seed, stream);
+    }
+    static void dropout_backward(context&, T* din, const T* dout, index_t n, float p, std::uint64_t seed,
+                                 std::uint32_t stream) {
+        ops::dropout_backward(din, dout, n, p, seed, stream);
+    }
+
+    // ---- layernorm.hpp -------------------------------------------------------------------------
+    static void layernorm_forward(context&, T* out, T* mean, T* rstd, const T* in, const T* w, const T* b,
+                                  index_t rows, index_t cols, T eps) {
+        ops::layernorm_forward(out, mean, rstd, in, w, b, rows, cols, eps);
+    }
+    static void layernorm_backward(context&, T* din, T* dw, T* db, const T* dout, const T* in, const T* mean,
+                                   const T* rstd, const T* w, index_t rows, index_t cols) {
+        ops::layernorm_backward(din, dw, db, dout, in, mean, rstd, w, rows, cols);
+    }
+
+    // ---- attention.hpp -------------------------------------------------------------------------
+    static void attention_forward(context&, T* out, T* probs, const T* qkv, const std::int32_t* lengths,
+                                  index_t batch, index_t seq, index_t heads, index_t head_dim) {
+        ops::attention_forward(out, probs, qkv, lengths, batch, seq, heads, head_dim);
+    }
+    static void attention_backward(context&, T* dqkv, const T* dout, const T* qkv, const T* probs,
+                                   const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
+                                   index_t head_dim) {
+        ops::attention_backward(dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim);
+    }
+
+    // ---- embedding.hpp -------------------------------------------------------------------------
+    static void embedding_forward(context&, T* out, const std::int32_t* ids, const std::int32_t* type_ids,
+                                  const T* word, const T* positions, const T* pos_scale, const T* type_table,
+                                  index_t batch, index_t seq, index_t hidden, index_t vocab, index_t types) {
+        ops::embedding_forward(out, ids, type_ids, word, positions, pos_scale, type_table, batch, seq, hidden, vocab,
+                               types);
+    }
+    static void embedding_backward(context&, T* dword, T* dpositions, T* dpos_scale, T* dtype_table, const T* dout,
+                                   const std::int32_t* ids, const std::int32_t* type_ids, const T* positions,
+                                   const T* pos_scale, index_t batch, index_t seq, index_t hidden, index_t vocab) {
+        ops::embedding_backward(dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions, pos_scale,
+                                batch, seq, hidden, vocab);
+    }
+    static void gather_rows(context&, T* out, const T* in, const std::int32_t* rows, index_t n, index_t cols) {
+        ops::gather_rows(out, in, rows, n, cols);
+    }
+    static void scatter_add_rows(context&, T* dst, const T* src, const std::int32_t* rows, index_t n, index_t cols) {
+        ops::scatter_add_rows(dst, src, rows, n, cols);
+    }
+
+    // ---- loss.hpp ------------------------------------------------------------------------------
     // Losses accumulate their sum into a scalar in backend memory, so a device backend needs no host
     // synchronisation per micro-step; the caller reads it when it logs.
-    static void decoder_cross_entropy(context&, T* loss_sum, T* dhidden, T* dw, T* dbias, const T* hidden, const T* w,
-                                      const T* bias, const std::int32_t* targets, index_t n, index_t h, index_t vocab,
-                                      T dscale) {
-        *loss_sum += T(cpu::decoder_cross_entropy(dhidden, dw, dbias, hidden, w, bias, targets, n, h, vocab, dscale));
-    }
-    static void cross_entropy(context&, T* loss_sum, T* dlogits, const T* logits, const std::int32_t* labels, index_t n,
-                              index_t classes, T dscale) {
-        *loss_sum += T(cpu::cross_entropy(dlogits, logits, labels, n, classes, dscale));
+    static void cross_entropy(context&, T* loss_sum, T* dlogits, const T* logits, const std::int32_t* labels,
+                              index_t n, index_t classes, T dscale) {
+        *loss_sum += T(ops::cross_entropy(dlogits, logits, labels, n, classes, dscale));
     }
     static void squared_error(context&, T* loss_sum, T* dpred, const T* pred, const float* target, index_t n,
                               T dscale) {
-        *loss_sum += T(cpu::squared_error(dpred, pred, target, n, dscale));
+        *loss_sum += T(ops::squared_error(dpred, pred, target, n, dscale));
     }
-    // Labels for dense prediction: ignore everywhere but the masked rows.
+    static void decoder_cross_entropy(context&, T* loss_sum, T* dhidden, T* dw, T* dbias, const T* hidden, const T* w,
+                                      const T* bias, const std::int32_t* targets, index_t n, index_t h, index_t vocab,
+                                      T dscale) {
+        *loss_sum += T(ops::decoder_cross_entropy(dhidden, dw, dbias, hidden, w, bias, targets, n, h, vocab, dscale));
+    }
     static void dense_labels(context&, std::int32_t* labels, index_t rows, const std::int32_t* positions,
                              const std::int32_t* targets, index_t n) {
-        std::fill_n(labels, rows, ignore_label);
-        for (index_t i = 0; i < n; ++i) labels[positions[i]] = targets[i];
+        ops::dense_labels(labels, rows, positions, targets, n);
     }
-    // Weights the matmuls read, from the master parameters (identity here: they alias).
-    static void params_to_weights(context&, act_t*, const param_t*, index_t) {}
-    // Global L2 norm of a buffer, as a host double (the clip decision needs it on the host).
-    static double sum_squares(context&, const T* x, index_t n) { return cpu::sum_squares(x, n); }
-    static void scale_inplace(context&, T* x, T s, index_t n) { cpu::scale_inplace(x, s, n); }
+
+    // ---- adamw.hpp -----------------------------------------------------------------------------
+    static void adamw_step(context&, T* params, const T* grads, T* m, T* v, index_t n, const ops::adamw_hparams& hp,
+                           T grad_scale) {
+        ops::adamw_step(params, grads, m, v, n, hp, grad_scale);
+    }
+    static double sum_squares(context&, const T* x, index_t n) { return ops::sum_squares(x, n); }
+    static void scale_inplace(context&, T* x, T s, index_t n) { ops::scale_inplace(x, s, n); }
+
+    // ---- masking.hpp ---------------------------------------------------------------------------
+    static void mask_batch(context&, const std::int32_t* tokens, int batch, int seq, const ops::masking_options& opt,
+                           std::uint64_t seed, std::uint64_t first_sequence, std::int32_t* ids,
+                           std::int32_t* positions, std::int32_t* targets) {
+        ops::mask_batch(tokens, batch, seq, opt, seed, first_sequence, ids, positions, targets);
+    }
+
+    // Memory the operations take beyond the model's buffers (the micro-batch planner's question): the CPU
+    // ops use no backend scratch.
+    static std::size_t scratch_bytes_per_sequence(index_t, index_t, index_t) { return 0; }
+    static std::size_t fixed_scratch_bytes(index_t) { return 0; }
 };
+
+static_assert(ops::backend<backend<float>>, "cpu::backend<float> must implement every op of ops/backend.hpp");
+static_assert(ops::backend<backend<double>>, "cpu::backend<double> must implement every op of ops/backend.hpp");
 
 }  // namespace cram::cpu

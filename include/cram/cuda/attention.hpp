@@ -4,7 +4,7 @@
 // (forward) and its backward are one warp per row. The probabilities are stored in bf16 (the model's
 // probs buffer) for the backward pass. A fused forward that keeps the scores on chip (tensor-core WMMA,
 // seq <= 128, head_dim 64) and a fused backward (one CTA per sequence and head) are selected by
-// context::fused_attention.
+// context::fused_attention. The CUDA twin of cram/ops/attention.hpp (score scale and softmax backward rule).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,9 @@
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
 #include "cram/cuda/gemm.hpp"
+#include "cram/ops/attention.hpp"
 
 namespace cram::cuda {
 
@@ -235,7 +237,8 @@ __global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram
             float dot = 0.0f;
             for (int j = lane; j < s_pad; j += 32) dot += __bfloat162float(prow[j]) * frow[j];
             dot = warp_sum(dot);
-            for (int j = lane; j < s_pad; j += 32) frow[j] = __bfloat162float(prow[j]) * (frow[j] - dot) * scale;
+            for (int j = lane; j < s_pad; j += 32)
+                frow[j] = ops::softmax_backward(__bfloat162float(prow[j]), frow[j], dot, scale);
         }
     }
     __syncthreads();  // every warp is done with V and dO: their space becomes dS
@@ -337,7 +340,7 @@ __global__ void attention_softmax_backward_kernel(T* __restrict__ ds, const T* _
 #pragma unroll
         for (int t = 0; t < detail::softmax_per_lane; ++t) {
             const index_t j = lane + 32 * t;
-            if (j < seq) o[j] = from_f32<T>(pv[t] * (gv[t] - dot) * scale);
+            if (j < seq) o[j] = from_f32<T>(ops::softmax_backward(pv[t], gv[t], dot, scale));
         }
     }
 }
@@ -386,7 +389,7 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
             const dim3 grid(static_cast<unsigned>(bh), static_cast<unsigned>((seq + 63) / 64));
             attention_forward_fused_kernel<D, SMAX><<<grid, 128, smem, ctx.stream()>>>(
                 out, probs, qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
-                1.0f / sqrtf(static_cast<float>(head_dim)));
+                ops::attention_scale<float>(head_dim));
             CRAM_CUDA_CHECK_LAUNCH();
             return;
         }
@@ -402,7 +405,7 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     detail::split_heads(ctx, q, qkv, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, k, qkv + hidden, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, v, qkv + 2 * hidden, 3 * hidden, batch, seq, heads, head_dim);
-    const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
+    const float scale = ops::attention_scale<float>(head_dim);
     gemm<T, float, float>(ctx, false, true, seq, seq, head_dim, scale, q, head_dim, sd, k, head_dim, sd, 0.0f, scores,
                           seq, ss, static_cast<int>(bh));
     attention_softmax_kernel<T><<<detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream()>>>(probs, scores, lengths,
@@ -436,7 +439,7 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
             }
             attention_backward_fused_kernel<D, SMAX><<<static_cast<unsigned>(bh), SMAX * 2, smem, ctx.stream()>>>(
                 dqkv, dout, qkv, probs, static_cast<int>(heads), static_cast<int>(seq),
-                1.0f / sqrtf(static_cast<float>(head_dim)));
+                ops::attention_scale<float>(head_dim));
             CRAM_CUDA_CHECK_LAUNCH();
             return;
         }
@@ -463,7 +466,7 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
                   nb);
     gemm<T, float, float>(ctx, false, true, seq, seq, head_dim, 1.0f, dO, head_dim, sd, v, head_dim, sd, 0.0f, dp, seq,
                           ss, nb);
-    const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
+    const float scale = ops::attention_scale<float>(head_dim);
     attention_softmax_backward_kernel<T><<<detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream()>>>(
         ds, probs, dp, bh * seq, seq, scale);
     CRAM_CUDA_CHECK_LAUNCH();

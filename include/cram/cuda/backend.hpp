@@ -1,20 +1,21 @@
-// The CUDA backend as a type, the twin of cram::cpu::backend<T>: what cram::bert and bert_classifier are
-// instantiated with on the GPU. Master parameters, gradients and AdamW state are fp32; activations and the
-// weight copy the matmuls read are bf16 (refreshed by params_to_weights after each optimizer step); LayerNorm
-// statistics and every reduction are fp32. Every operation is enqueued on the context's stream: nothing
-// here synchronises except to_host, sum_squares and synchronize.
+// The CUDA backend as a type, the twin of the CPU backend (cpu/backend.hpp); both satisfy ops::backend. Master
+// parameters, gradients and AdamW state are fp32; activations and the weight copy the matmuls read are bf16
+// (refreshed by params_to_weights after each optimizer step); LayerNorm statistics and every reduction are
+// fp32. Every operation is enqueued on the context's stream: nothing here synchronises except to_host,
+// sum_squares and synchronize.
 #pragma once
 
 #include <cstdint>
-#include <limits>
-#include <utility>
 
 #include <cuda_runtime.h>
 
 #include "cram/core/bf16.hpp"
 #include "cram/core/error.hpp"
+#include "cram/cuda/activation.hpp"
+#include "cram/cuda/adamw.hpp"
 #include "cram/cuda/attention.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/dropout.hpp"
 #include "cram/cuda/elementwise.hpp"
 #include "cram/cuda/embedding.hpp"
 #include "cram/cuda/error.hpp"
@@ -23,7 +24,7 @@
 #include "cram/cuda/loss.hpp"
 #include "cram/cuda/masking.hpp"
 #include "cram/cuda/memory.hpp"
-#include "cram/cuda/optimizer.hpp"
+#include "cram/ops/backend.hpp"
 
 namespace cram::cuda {
 
@@ -67,51 +68,127 @@ struct backend {
     // Waits for all queued work and reports errors kernels recorded (invalid token ids, labels).
     static void synchronize(context& ctx) { ctx.synchronize(); }
 
-    // ---- operations (same names and argument order as cram::cpu::backend) -----------------------
-#define CRAM_CUDA_FORWARD(op)                                                   \
-    template <class... A>                                                       \
-    static void op(context& ctx, A&&... a) {                                    \
-        cuda::op(ctx, std::forward<A>(a)...);                                   \
+    // ---- gemm.hpp ------------------------------------------------------------------------------
+    static void linear_forward(context& ctx, act_t* out, const act_t* in, const act_t* w, const act_t* bias,
+                               index_t rows, index_t in_f, index_t out_f) {
+        cuda::linear_forward(ctx, out, in, w, bias, rows, in_f, out_f);
     }
-    CRAM_CUDA_FORWARD(linear_forward)
-    CRAM_CUDA_FORWARD(linear_backward)
-    CRAM_CUDA_FORWARD(add)
-    CRAM_CUDA_FORWARD(add_inplace)
-    CRAM_CUDA_FORWARD(gelu_forward)
-    CRAM_CUDA_FORWARD(gelu_backward)
-    CRAM_CUDA_FORWARD(glu_forward)
-    CRAM_CUDA_FORWARD(glu_backward)
-    CRAM_CUDA_FORWARD(tanh_forward)
-    CRAM_CUDA_FORWARD(tanh_backward)
-    CRAM_CUDA_FORWARD(dropout_forward)
-    CRAM_CUDA_FORWARD(dropout_backward)
-    CRAM_CUDA_FORWARD(layernorm_forward)
-    CRAM_CUDA_FORWARD(layernorm_backward)
-    CRAM_CUDA_FORWARD(attention_forward)
-    CRAM_CUDA_FORWARD(attention_backward)
-    CRAM_CUDA_FORWARD(embedding_forward)
-    CRAM_CUDA_FORWARD(gather_rows)
-    CRAM_CUDA_FORWARD(scatter_add_rows)
-    CRAM_CUDA_FORWARD(adamw_step)
-    CRAM_CUDA_FORWARD(decoder_cross_entropy)
-    CRAM_CUDA_FORWARD(cross_entropy)
-    CRAM_CUDA_FORWARD(squared_error)
-    CRAM_CUDA_FORWARD(dense_labels)
-#undef CRAM_CUDA_FORWARD
+    static void linear_backward(context& ctx, act_t* din, param_t* dw, param_t* dbias, const act_t* dout,
+                                const act_t* in, const act_t* w, index_t rows, index_t in_f, index_t out_f) {
+        cuda::linear_backward(ctx, din, dw, dbias, dout, in, w, rows, in_f, out_f);
+    }
 
-    // The scatter's bound is the vocabulary the forward pass checked ids against.
-    template <class T, class G>
-    static void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G> dpos_scale,
-                                   opt_ptr<G> dtype_table, const T* dout, const std::int32_t* ids,
-                                   const std::int32_t* type_ids, const T* positions, opt_ptr<const T> pos_scale, index_t batch, index_t seq, index_t hidden) {
-        const index_t vocab =
-            ctx.embedding_vocab > 0 ? index_t(ctx.embedding_vocab) : index_t(std::numeric_limits<std::int32_t>::max());
+    // ---- elementwise.hpp -----------------------------------------------------------------------
+    static void add(context& ctx, act_t* out, const act_t* a, const act_t* b, index_t n) {
+        cuda::add(ctx, out, a, b, n);
+    }
+    static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
+    // The bf16 weights the matmuls read, from the fp32 master parameters.
+    static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) { cuda::convert(ctx, w, p, n); }
+
+    // ---- activation.hpp ------------------------------------------------------------------------
+    static void gelu_forward(context& ctx, act_t* out, const act_t* in, index_t n) {
+        cuda::gelu_forward(ctx, out, in, n);
+    }
+    static void gelu_backward(context& ctx, act_t* din, const act_t* dout, const act_t* in, index_t n) {
+        cuda::gelu_backward(ctx, din, dout, in, n);
+    }
+    static void glu_forward(context& ctx, act_t* out, const act_t* in, index_t rows, index_t inner) {
+        cuda::glu_forward(ctx, out, in, rows, inner);
+    }
+    static void glu_backward(context& ctx, act_t* din, const act_t* dout, const act_t* in, index_t rows,
+                             index_t inner) {
+        cuda::glu_backward(ctx, din, dout, in, rows, inner);
+    }
+    static void tanh_forward(context& ctx, act_t* out, const act_t* in, index_t n) {
+        cuda::tanh_forward(ctx, out, in, n);
+    }
+    static void tanh_backward(context& ctx, act_t* din, const act_t* dout, const act_t* out, index_t n) {
+        cuda::tanh_backward(ctx, din, dout, out, n);
+    }
+
+    // ---- dropout.hpp ---------------------------------------------------------------------------
+    static void dropout_forward(context& ctx, act_t* out, const act_t* in, index_t n, float p, std::uint64_t seed,
+                                std::uint32_t stream) {
+        cuda::dropout_forward(ctx, out, in, n, p, seed, stream);
+    }
+    static void dropout_backward(context& ctx, act_t* din, const act_t* dout, index_t n, float p, std::uint64_t seed,
+                                 std::uint32_t stream) {
+        cuda::dropout_backward(ctx, din, dout, n, p, seed, stream);
+    }
+
+    // ---- layernorm.hpp -------------------------------------------------------------------------
+    static void layernorm_forward(context& ctx, act_t* out, stat_t* mean, stat_t* rstd, const act_t* in,
+                                  const act_t* w, const act_t* b, index_t rows, index_t cols, stat_t eps) {
+        cuda::layernorm_forward(ctx, out, mean, rstd, in, w, b, rows, cols, eps);
+    }
+    static void layernorm_backward(context& ctx, act_t* din, param_t* dw, param_t* db, const act_t* dout,
+                                   const act_t* in, const stat_t* mean, const stat_t* rstd, const act_t* w,
+                                   index_t rows, index_t cols) {
+        cuda::layernorm_backward(ctx, din, dw, db, dout, in, mean, rstd, w, rows, cols);
+    }
+
+    // ---- attention.hpp -------------------------------------------------------------------------
+    static void attention_forward(context& ctx, act_t* out, act_t* probs, const act_t* qkv,
+                                  const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
+                                  index_t head_dim) {
+        cuda::attention_forward(ctx, out, probs, qkv, lengths, batch, seq, heads, head_dim);
+    }
+    static void attention_backward(context& ctx, act_t* dqkv, const act_t* dout, const act_t* qkv,
+                                   const act_t* probs, const std::int32_t* lengths, index_t batch, index_t seq,
+                                   index_t heads, index_t head_dim) {
+        cuda::attention_backward(ctx, dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim);
+    }
+
+    // ---- embedding.hpp -------------------------------------------------------------------------
+    static void embedding_forward(context& ctx, act_t* out, const std::int32_t* ids, const std::int32_t* type_ids,
+                                  const act_t* word, const act_t* positions, const act_t* pos_scale,
+                                  const act_t* type_table, index_t batch, index_t seq, index_t hidden, index_t vocab,
+                                  index_t types) {
+        cuda::embedding_forward(ctx, out, ids, type_ids, word, positions, pos_scale, type_table, batch, seq, hidden,
+                                vocab, types);
+    }
+    static void embedding_backward(context& ctx, param_t* dword, param_t* dpositions, param_t* dpos_scale,
+                                   param_t* dtype_table, const act_t* dout, const std::int32_t* ids,
+                                   const std::int32_t* type_ids, const act_t* positions, const act_t* pos_scale,
+                                   index_t batch, index_t seq, index_t hidden, index_t vocab) {
         cuda::embedding_backward(ctx, dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions,
                                  pos_scale, batch, seq, hidden, vocab);
     }
+    static void gather_rows(context& ctx, act_t* out, const act_t* in, const std::int32_t* rows, index_t n,
+                            index_t cols) {
+        cuda::gather_rows(ctx, out, in, rows, n, cols);
+    }
+    static void scatter_add_rows(context& ctx, act_t* dst, const act_t* src, const std::int32_t* rows, index_t n,
+                                 index_t cols) {
+        cuda::scatter_add_rows(ctx, dst, src, rows, n, cols);
+    }
 
-    // The bf16 weights the matmuls read, from the fp32 master parameters.
-    static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) { convert(ctx, w, p, n); }
+    // ---- loss.hpp ------------------------------------------------------------------------------
+    static void cross_entropy(context& ctx, param_t* loss_sum, act_t* dlogits, const act_t* logits,
+                              const std::int32_t* labels, index_t n, index_t classes, param_t dscale) {
+        cuda::cross_entropy(ctx, loss_sum, dlogits, logits, labels, n, classes, dscale);
+    }
+    static void squared_error(context& ctx, param_t* loss_sum, act_t* dpred, const act_t* pred, const float* target,
+                              index_t n, param_t dscale) {
+        cuda::squared_error(ctx, loss_sum, dpred, pred, target, n, dscale);
+    }
+    static void decoder_cross_entropy(context& ctx, param_t* loss_sum, act_t* dhidden, param_t* dw, param_t* dbias,
+                                      const act_t* hidden, const act_t* w, const act_t* bias,
+                                      const std::int32_t* targets, index_t n, index_t h, index_t vocab,
+                                      param_t dscale) {
+        cuda::decoder_cross_entropy(ctx, loss_sum, dhidden, dw, dbias, hidden, w, bias, targets, n, h, vocab, dscale);
+    }
+    static void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const std::int32_t* positions,
+                             const std::int32_t* targets, index_t n) {
+        cuda::dense_labels(ctx, labels, rows, positions, targets, n);
+    }
+
+    // ---- adamw.hpp -----------------------------------------------------------------------------
+    static void adamw_step(context& ctx, param_t* params, const param_t* grads, param_t* m, param_t* v, index_t n,
+                           const ops::adamw_hparams& hp, param_t grad_scale) {
+        cuda::adamw_step(ctx, params, grads, m, v, n, hp, grad_scale);
+    }
     // sum(x^2) as a host double (synchronises: the clip decision is made on the host).
     static double sum_squares(context& ctx, const param_t* x, index_t n) { return cuda::sum_squares(ctx, x, n); }
     static void scale_inplace(context& ctx, param_t* x, param_t s, index_t n) { cuda::scale_inplace(ctx, x, s, n); }
@@ -131,12 +208,15 @@ struct backend {
         return (std::size_t(32) << 20) + decoder + (std::size_t(768) << 20);
     }
 
-    // MLM masking on the device with the CPU's exact draws (see masking.hpp).
-    static void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int seq, const masking_options& opt,
-                           std::uint64_t seed, std::uint64_t first_sequence, std::int32_t* ids,
-                           std::int32_t* positions, std::int32_t* targets) {
+    // ---- masking.hpp ---------------------------------------------------------------------------
+    // MLM masking on the device with the CPU's exact draws.
+    static void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int seq,
+                           const ops::masking_options& opt, std::uint64_t seed, std::uint64_t first_sequence,
+                           std::int32_t* ids, std::int32_t* positions, std::int32_t* targets) {
         cuda::mask_batch(ctx, tokens, batch, seq, opt, seed, first_sequence, ids, positions, targets);
     }
 };
+
+static_assert(ops::backend<backend>, "cuda::backend must implement every op of ops/backend.hpp");
 
 }  // namespace cram::cuda

@@ -104,12 +104,4 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Exact (erf) GELU and its derivative, as the CPU oracle computes them.
-__device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_grad_f(float x) {
-    const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    const float pdf = __expf(-0.5f * x * x) * 0.39894228040143268f;
-    return cdf + x * pdf;
-}
-
 }  // namespace cram::cuda

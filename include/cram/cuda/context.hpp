@@ -160,10 +160,6 @@ public:
     }
     std::size_t scratch_size() const { return scratch_.size(); }
 
-    // The vocabulary the last embedding_forward checked ids against: the backward scatter uses it as its
-    // bound (its interface, shared with the CPU oracle, carries no vocabulary size).
-    std::int64_t embedding_vocab = 0;
-
     // Use the fused on-chip attention forward (attention.hpp) where it applies (bf16, head_dim 64,
     // seq <= 128). Off by default until the parity suite has run it on a GPU (docs/cuda.md).
     bool fused_attention = false;

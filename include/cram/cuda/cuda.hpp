@@ -2,10 +2,13 @@
 // CRAM_WITH_CUDA, which linking cram::cuda defines). See docs/cuda.md.
 #pragma once
 
+#include "cram/cuda/activation.hpp"
+#include "cram/cuda/adamw.hpp"
 #include "cram/cuda/attention.hpp"
 #include "cram/cuda/backend.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/dropout.hpp"
 #include "cram/cuda/elementwise.hpp"
 #include "cram/cuda/embedding.hpp"
 #include "cram/cuda/error.hpp"
@@ -14,4 +17,3 @@
 #include "cram/cuda/loss.hpp"
 #include "cram/cuda/masking.hpp"
 #include "cram/cuda/memory.hpp"
-#include "cram/cuda/optimizer.hpp"

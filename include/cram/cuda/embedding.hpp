@@ -2,11 +2,11 @@
 // backward, and the row gather/scatter of sparse prediction. Backward scatters into the fp32 gradient
 // tables with atomics (rows repeat whenever a token repeats); the position scale's gradient is a CUB
 // block reduction per block plus one atomic. Out-of-range ids set the context's device error word
-// (reported at the next synchronize) instead of reading out of bounds.
+// (reported at the next synchronize) instead of reading out of bounds. The CUDA twin of
+// cram/ops/embedding.hpp (the sum and id range rules are its shared ones).
 #pragma once
 
 #include <cstdint>
-#include <limits>
 #include <type_traits>
 
 #include <cub/block/block_reduce.cuh>
@@ -14,6 +14,8 @@
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
+#include "cram/ops/embedding.hpp"
 
 namespace cram::cuda {
 
@@ -33,15 +35,15 @@ __global__ void embedding_forward_kernel(T* __restrict__ out, const std::int32_t
     for (index_t i = global_thread(); i < n; i += grid_threads()) {
         const index_t r = i / hidden, c = i - r * hidden, s = r % seq;
         const index_t id = ids[r];
-        if (id < 0 || id >= vocab) {
+        if (!ops::id_in_range(id, vocab)) {
             atomicOr(error_word, error_token_id);
             out[i] = from_f32<T>(0.0f);
             continue;
         }
-        float v = to_f32(word[id * hidden + c]) + sc * to_f32(positions[s * hidden + c]);
+        float v = ops::embedding_value(to_f32(word[id * hidden + c]), sc, to_f32(positions[s * hidden + c]));
         if (type_table) {
             const index_t t = type_ids ? type_ids[r] : 0;
-            if (t < 0 || t >= types)
+            if (!ops::id_in_range(t, types))
                 atomicOr(error_word, error_token_type);
             else
                 v += to_f32(type_table[t * hidden + c]);
@@ -63,7 +65,7 @@ __global__ void __launch_bounds__(BLOCK) embedding_backward_kernel(
         const index_t r = i / hidden, c = i - r * hidden, s = r % seq;
         const float g = to_f32(dout[i]);
         const index_t id = ids[r];
-        if (id >= 0 && id < vocab) atomicAdd(dword + id * hidden + c, g);
+        if (ops::id_in_range(id, vocab)) atomicAdd(dword + id * hidden + c, g);
         if (dpositions) atomicAdd(dpositions + s * hidden + c, sc * g);
         if (dpos_scale) dscale += g * to_f32(positions[s * hidden + c]);
         if (dtype_table) {
@@ -105,20 +107,18 @@ void embedding_forward(context& ctx, T* out, const std::int32_t* ids, const std:
     const index_t rows = batch * seq;
     if (rows <= 0) return;
     CRAM_CHECK(ids && word && positions, "embedding_forward: ids, word table and positions are required");
-    ctx.embedding_vocab = vocab;
     embedding_forward_kernel<T><<<grid_for(ctx, rows * hidden, 256), 256, 0, ctx.stream()>>>(
         out, ids, type_ids, word, positions, pos_scale, type_table, rows, seq, hidden, vocab, types, ctx.error_word());
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
 // Gradients accumulate (fp32): dword rows, dpositions (learned table, or null), dpos_scale (or null),
-// dtype_table (or null). vocab bounds the scatter (out-of-range ids were reported by the forward pass).
+// dtype_table (or null). vocab (the word table's rows) bounds the scatter: ids outside it are skipped
+// (the forward pass reported them through the error word).
 template <class T, class G>
 void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G> dpos_scale, opt_ptr<G> dtype_table,
                         const T* dout, const std::int32_t* ids, const std::int32_t* type_ids, const T* positions,
-                        opt_ptr<const T> pos_scale,
-                        index_t batch, index_t seq, index_t hidden,
-                        index_t vocab = std::numeric_limits<std::int32_t>::max()) {
+                        opt_ptr<const T> pos_scale, index_t batch, index_t seq, index_t hidden, index_t vocab) {
     static_assert(std::is_same_v<G, float>, "cram::cuda: parameter gradients are fp32");
     const index_t rows = batch * seq;
     if (rows <= 0) return;

@@ -2,7 +2,8 @@
 // is the CPU oracle's row-major gemm (C[m,n] = alpha op(A) op(B) + beta C) plus strided batches and a
 // bias epilogue; it maps to cuBLASLt's column-major view by computing C^T = op(B)^T op(A)^T. bf16 (or
 // fp32) inputs, fp32 accumulation, output bf16 or fp32 (weight gradients accumulate in fp32, beta = 1).
-// Plans (descriptors, layouts, the heuristic's algorithm) are cached per shape in the context.
+// Plans (descriptors, layouts, the heuristic's algorithm) are cached per shape in the context. The CUDA
+// twin of cram/ops/gemm.hpp.
 #pragma once
 
 #include <algorithm>

@@ -1,7 +1,8 @@
 // LayerNorm forward and backward: one thread block per row (grid-stride over rows), CUB block
 // reductions, fp32 statistics (two-pass mean then variance, as the CPU oracle), 16-byte vector loads when
 // the width and pointers allow. Backward accumulates dweight/dbias per block in shared memory and adds
-// them to the fp32 gradients with one atomic per column per block.
+// them to the fp32 gradients with one atomic per column per block. The CUDA twin of cram/ops/layernorm.hpp:
+// normalisation, rstd and the input-gradient formula are its shared rules.
 #pragma once
 
 #include <cub/block/block_reduce.cuh>
@@ -9,6 +10,8 @@
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
+#include "cram/ops/layernorm.hpp"
 
 namespace cram::cuda {
 
@@ -52,7 +55,7 @@ __global__ void __launch_bounds__(BLOCK) layernorm_forward_kernel(T* __restrict_
         detail::for_row<T, BLOCK, VEC>(x, cols, [&](index_t, float v) { q += (v - mu) * (v - mu); });
         __syncthreads();  // tmp and s_stat are reused
         q = reduce(tmp).Sum(q);
-        if (threadIdx.x == 0) s_stat = rsqrtf(q * inv_cols + eps);
+        if (threadIdx.x == 0) s_stat = ops::layernorm_rstd(q * inv_cols, eps);
         __syncthreads();
         const float rs = s_stat;
         T* o = out + r * cols;
@@ -63,12 +66,13 @@ __global__ void __launch_bounds__(BLOCK) layernorm_forward_kernel(T* __restrict_
                 vec16<T> ov;
 #pragma unroll
                 for (int j = 0; j < W; ++j)
-                    ov.v[j] = from_f32<T>((to_f32(xv.v[j]) - mu) * rs * to_f32(wv.v[j]) + to_f32(bv.v[j]));
+                    ov.v[j] = from_f32<T>(
+                        ops::layernorm_output(to_f32(xv.v[j]), mu, rs, to_f32(wv.v[j]), to_f32(bv.v[j])));
                 store16(o + v * W, ov);
             }
         } else {
             for (index_t c = threadIdx.x; c < cols; c += BLOCK)
-                o[c] = from_f32<T>((to_f32(x[c]) - mu) * rs * to_f32(w[c]) + to_f32(b[c]));
+                o[c] = from_f32<T>(ops::layernorm_output(to_f32(x[c]), mu, rs, to_f32(w[c]), to_f32(b[c])));
         }
         if (threadIdx.x == 0) {
             mean[r] = from_f32<S>(mu);
@@ -100,7 +104,7 @@ __global__ void __launch_bounds__(BLOCK) layernorm_backward_kernel(T* __restrict
         float a = 0.0f, bsum = 0.0f;
         // pass 1: sums of dxhat and dxhat*xhat; the parameter-gradient partials on the way
         detail::for_row<T, BLOCK, VEC>(dy, cols, [&](index_t c, float g) {
-            const float xhat = (to_f32(x[c]) - mu) * rs;
+            const float xhat = ops::layernorm_xhat(to_f32(x[c]), mu, rs);
             const float dxhat = g * to_f32(w[c]);
             a += dxhat;
             bsum += dxhat * xhat;
@@ -116,8 +120,8 @@ __global__ void __launch_bounds__(BLOCK) layernorm_backward_kernel(T* __restrict
         const float ma = s_a, mb = s_b;
         T* dx = din + r * cols;
         detail::for_row<T, BLOCK, VEC>(dy, cols, [&](index_t c, float g) {
-            const float xhat = (to_f32(x[c]) - mu) * rs;
-            dx[c] = from_f32<T>(to_f32(dx[c]) + rs * (g * to_f32(w[c]) - ma - xhat * mb));
+            const float xhat = ops::layernorm_xhat(to_f32(x[c]), mu, rs);
+            dx[c] = from_f32<T>(to_f32(dx[c]) + ops::layernorm_input_grad(g, to_f32(w[c]), xhat, rs, ma, mb));
         });
         __syncthreads();
     }

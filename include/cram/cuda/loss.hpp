@@ -2,6 +2,7 @@
 // synchronisation per micro-step): softmax cross-entropy (one block per row, online max/sum with a CUB
 // block reduction, fp32), the sparse MLM decoder fused with it (logits for a chunk of rows at a time, so
 // full-vocabulary probabilities never exist for the whole batch), squared error, and dense MLM labels.
+// The CUDA twin of cram/ops/loss.hpp: ignore_label and the label and gradient rules come from there.
 #pragma once
 
 #include <algorithm>
@@ -10,10 +11,11 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "cram/core/error.hpp"
-#include "cram/cpu/ops.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
 #include "cram/cuda/gemm.hpp"
+#include "cram/ops/loss.hpp"
 
 namespace cram::cuda {
 
@@ -45,11 +47,11 @@ __global__ void __launch_bounds__(BLOCK) cross_entropy_kernel(float* __restrict_
         const Z* z = logits + r * classes;
         D* dz = dlogits ? dlogits + r * classes : nullptr;
         std::int32_t y = labels[r];
-        if (y != cpu::ignore_label && (y < 0 || y >= classes)) {
+        if (y != ops::ignore_label && !ops::label_in_range(y, classes)) {
             if (threadIdx.x == 0) atomicOr(error_word, error_label);
-            y = cpu::ignore_label;
+            y = ops::ignore_label;
         }
-        if (y == cpu::ignore_label) {
+        if (y == ops::ignore_label) {
             if (dz)
                 for (index_t c = threadIdx.x; c < classes; c += BLOCK) dz[c] = from_f32<D>(0.0f);
             continue;  // uniform across the block: no collective skipped by part of it
@@ -76,7 +78,7 @@ __global__ void __launch_bounds__(BLOCK) cross_entropy_kernel(float* __restrict_
         if (dz)
             for (index_t c = threadIdx.x; c < classes; c += BLOCK) {
                 const float v = to_f32(z[c]) + (bias ? to_f32(bias[c]) : 0.0f);
-                dz[c] = from_f32<D>(dscale * (__expf(v - lse) - (c == y ? 1.0f : 0.0f)));
+                dz[c] = from_f32<D>(ops::cross_entropy_grad(__expf(v - lse), c == y, dscale));
             }
         __syncthreads();
     }
@@ -134,7 +136,7 @@ void squared_error(context& ctx, L* loss_sum, opt_ptr<T> dpred, const T* pred, c
 inline void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const std::int32_t* positions,
                          const std::int32_t* targets, index_t n) {
     if (rows > 0) {
-        fill_i32_kernel<std::int32_t><<<grid_for(ctx, rows, 256), 256, 0, ctx.stream()>>>(labels, cpu::ignore_label, rows);
+        fill_i32_kernel<std::int32_t><<<grid_for(ctx, rows, 256), 256, 0, ctx.stream()>>>(labels, ops::ignore_label, rows);
         CRAM_CUDA_CHECK_LAUNCH();
     }
     if (n > 0) {

@@ -1,5 +1,6 @@
-// MLM masking on the device: one thread per sequence runs cram::mask_sequence, the very function the
-// CPU's mask_batch runs (CRAM_HOST_DEVICE, Philox-addressed), so the masks are identical bit for bit.
+// MLM masking on the device, the CUDA twin of cram/ops/masking.hpp: one thread per sequence runs
+// ops::mask_sequence, the very function the CPU's mask_batch runs (CRAM_HOST_DEVICE, Philox-addressed), so
+// the masks are identical bit for bit.
 // device_mlm_batch owns the device arrays of one micro-batch and hands out the mlm_batch view the model
 // consumes, filled by masking raw tokens on the device (host-masked batches go through cram::batch_upload).
 #pragma once
@@ -9,33 +10,32 @@
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
 #include "cram/cuda/memory.hpp"
-#include "cram/model/batch.hpp"
-#include "cram/model/masking.hpp"
+#include "cram/model/batch.hpp"  // host_mlm_batch and the mlm_batch view device_mlm_batch hands the model
+#include "cram/ops/masking.hpp"
 
 namespace cram::cuda {
 
 template <class I>
-__global__ void mask_batch_kernel(const I* __restrict__ tokens, int batch, int seq, masking_options opt,
+__global__ void mask_batch_kernel(const I* __restrict__ tokens, int batch, int seq, ops::masking_options opt,
                                   std::uint64_t seed, std::uint64_t first_sequence, I* __restrict__ ids,
                                   I* __restrict__ positions, I* __restrict__ targets) {
     const int b = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
     if (b >= batch) return;
-    const int k = masked_per_sequence(seq, opt.mask_fraction);
+    const int k = ops::masked_per_sequence(seq, opt.mask_fraction);
     const index_t row = static_cast<index_t>(b) * seq;
     I* pos = positions + static_cast<index_t>(b) * k;
-    mask_sequence(tokens + row, seq, opt, seed, first_sequence + static_cast<std::uint64_t>(b), ids + row, pos,
+    ops::mask_sequence(tokens + row, seq, opt, seed, first_sequence + static_cast<std::uint64_t>(b), ids + row, pos,
                   targets + static_cast<index_t>(b) * k);
     for (int i = 0; i < k; ++i) pos[i] += static_cast<I>(row);  // flat row indices, as mask_batch makes them
 }
 
 // Masks batch x seq device tokens into ids [batch*seq], positions and targets [batch*k] (k per sequence).
-inline void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int seq, const masking_options& opt,
+inline void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int seq, const ops::masking_options& opt,
                        std::uint64_t seed, std::uint64_t first_sequence, std::int32_t* ids, std::int32_t* positions,
                        std::int32_t* targets) {
-    CRAM_CHECK(seq > 0 && seq <= max_masking_seq, "sequence length ", seq, " outside [1, ", max_masking_seq, "]");
-    CRAM_CHECK(opt.random_low >= 0 && opt.random_low < opt.vocab, "masking random_low ", opt.random_low,
-               " must be below vocab ", opt.vocab);
+    ops::check_masking(seq, opt);
     if (batch <= 0) return;
     constexpr int threads = 64;
     mask_batch_kernel<std::int32_t><<<static_cast<unsigned>((batch + threads - 1) / threads), threads, 0,
@@ -47,18 +47,18 @@ inline void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int 
 class device_mlm_batch {
 public:
     device_mlm_batch() = default;
-    device_mlm_batch(int max_batch, int seq, float mask_fraction = masking_options{}.mask_fraction)
-        : max_batch_(max_batch), seq_(seq), k_(masked_per_sequence(seq, mask_fraction)),
+    device_mlm_batch(int max_batch, int seq, float mask_fraction = ops::masking_options{}.mask_fraction)
+        : max_batch_(max_batch), seq_(seq), k_(ops::masked_per_sequence(seq, mask_fraction)),
           tokens_(std::size_t(max_batch) * seq), ids_(std::size_t(max_batch) * seq),
           positions_(std::size_t(max_batch) * std::size_t(k_)), targets_(std::size_t(max_batch) * std::size_t(k_)) {
         CRAM_CHECK(max_batch > 0 && seq > 0, "device_mlm_batch needs a positive batch and sequence length");
     }
 
     // Uploads raw tokens [batch*seq] (host) and masks them on the device.
-    void mask(context& ctx, const std::int32_t* host_tokens, int batch, const masking_options& opt, std::uint64_t seed,
-              std::uint64_t first_sequence) {
+    void mask(context& ctx, const std::int32_t* host_tokens, int batch, const ops::masking_options& opt,
+              std::uint64_t seed, std::uint64_t first_sequence) {
         CRAM_CHECK(batch > 0 && batch <= max_batch_, "batch ", batch, " outside [1, ", max_batch_, "]");
-        CRAM_CHECK(masked_per_sequence(seq_, opt.mask_fraction) == k_, "mask fraction ", opt.mask_fraction,
+        CRAM_CHECK(ops::masked_per_sequence(seq_, opt.mask_fraction) == k_, "mask fraction ", opt.mask_fraction,
                    " differs from the one this batch was sized for");
         const std::size_t n = std::size_t(batch) * seq_;
         CRAM_CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), host_tokens, n * sizeof(std::int32_t), cudaMemcpyHostToDevice,

@@ -164,7 +164,7 @@ struct finetune_callbacks {
 
 // An encoder with a fresh GLUE head, and the one training state both train in (encoder tensors first, then
 // the head's: bert_with_classifier_layout), so one AdamW step, one norm and one weight refresh serve both.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 struct finetune_model {
     static std::size_t head_index() { return bert_layout<C>().tensors().size(); }
 
@@ -200,7 +200,7 @@ struct finetune_model {
 };
 
 // Dev outputs (num_labels per example, in file order) of the current model, without dropout.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 std::vector<float> predict_split(bert_classifier<C, Backend>& head, batch_upload<Backend>& upload, const dev_data& d,
                                  int labels, int eval_batch, std::int32_t pad_id) {
     std::vector<float> out(d.examples.size() * std::size_t(labels));
@@ -221,7 +221,7 @@ std::vector<float> predict_split(bert_classifier<C, Backend>& head, batch_upload
 // Fine-tunes a fresh GLUE head on the pretrained encoder `pretrained` (a host buffer in bert_layout<C>()),
 // or on a random encoder drawn from the seed when opts.from_scratch, on one task with one seed. Host
 // batches reach the backend only through batch_upload.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 finetune_run finetune(typename Backend::context& ctx, const std::vector<typename Backend::param_t>* pretrained,
                       const task_data& task, const finetune_options& opts, const finetune_callbacks& cb = {}) {
     using detail::splitmix64;

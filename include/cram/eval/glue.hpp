@@ -155,7 +155,7 @@ inline std::string scores_text(const std::map<std::string, std::map<std::string,
 // Runs the evaluation and writes the report. `pretrained` is a host buffer in bert<C>::layout() (see
 // load_encoder), or null with opts.finetune.from_scratch for the no-pretraining baseline. Tasks whose
 // train.tsv is absent are named in the report as not run; an unreadable file is an error.
-template <bert_config C, class Backend, class Tokenizer>
+template <bert_config C, ops::backend Backend, class Tokenizer>
 glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<typename Backend::param_t>* pretrained,
                           const Tokenizer& tok, const glue_eval_options& opts) {
     namespace fs = std::filesystem;

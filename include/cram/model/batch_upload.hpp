@@ -11,10 +11,11 @@
 #include <type_traits>
 
 #include "cram/model/batch.hpp"
+#include "cram/ops/backend.hpp"
 
 namespace cram {
 
-template <class Backend>
+template <ops::backend Backend>
 class batch_upload {
 public:
     using space = typename Backend::memory_space;

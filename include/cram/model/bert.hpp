@@ -19,6 +19,8 @@
 #include "cram/model/config.hpp"
 #include "cram/model/loss_meter.hpp"
 #include "cram/model/parameters.hpp"
+#include "cram/ops/backend.hpp"
+#include "cram/ops/embedding.hpp"
 
 namespace cram {
 
@@ -28,7 +30,7 @@ struct forward_options {
 };
 
 // Where a model reads its weights and accumulates its gradients: views into buffers it does not own.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 struct bert_parameters {
     bert_tensors<C, typename Backend::act_t> weights;   // what the matmuls read (bf16 on CUDA)
     bert_tensors<C, typename Backend::param_t> grads;   // accumulated by backward (+=)
@@ -36,21 +38,21 @@ struct bert_parameters {
 
 // Views of the model's tensors in a training state (anything with layout(), weights() and grads(), such as
 // train::training_state) whose tensors [first, ...) are bert_layout<C>()'s, in order.
-template <bert_config C, class Backend, class State>
+template <bert_config C, ops::backend Backend, class State>
 bert_parameters<C, Backend> bind_bert(State& state, std::size_t first = 0) {
     return {bind_tensors<C>(state.weights(), state.layout(), first),
             bind_tensors<C>(state.grads(), state.layout(), first)};
 }
 
 // What encode() hands to backward_encoder(): the batch and options of that forward pass and where its output is.
-template <class Backend>
+template <ops::backend Backend>
 struct encoder_pass {
     token_batch<typename Backend::memory_space> batch;
     forward_options options;
     const typename Backend::act_t* hidden = nullptr;  // [batch*seq, hidden], valid until the next encode
 };
 
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 class bert {
     static_assert(validate_config<C>());
 
@@ -163,7 +165,7 @@ public:
         const act_t* positions = C.positions == position_kind::learned ? w_.pos_emb : sinusoid_.data();
         Backend::embedding_backward(ctx_, g_.word_emb, g_.pos_emb, g_.pos_scale, g_.type_emb, d_emb, b.ids,
                                     b.type_ids, positions, w_.pos_scale, index_t(b.batch), index_t(b.seq),
-                                    index_t(hidden));
+                                    index_t(hidden), index_t(C.vocab));
     }
 
     // ---- MLM ------------------------------------------------------------------------------------
@@ -259,7 +261,7 @@ private:
             const std::size_t h = hidden;
             std::vector<act_t> table(std::size_t(C.max_seq) * h);
             std::vector<double> exact(table.size());
-            cpu::sinusoidal_table(exact.data(), C.max_seq, hidden);
+            ops::sinusoidal_table(exact.data(), C.max_seq, hidden);
             for (std::size_t i = 0; i < table.size(); ++i) {
                 if constexpr (std::is_floating_point_v<act_t>)
                     table[i] = act_t(exact[i]);

@@ -12,19 +12,19 @@
 
 namespace cram {
 
-template <class Backend>
+template <ops::backend Backend>
 struct classifier_parameters {
     classifier_tensors<typename Backend::act_t> weights;
     classifier_tensors<typename Backend::param_t> grads;
 };
 
 // Views of the head's tensors [first, first + 4) of a training state's layout.
-template <class Backend, class State>
+template <ops::backend Backend, class State>
 classifier_parameters<Backend> bind_classifier_head(State& state, std::size_t first) {
     return {bind_classifier(state.layout(), state.weights(), first), bind_classifier(state.layout(), state.grads(), first)};
 }
 
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 class bert_classifier {
 public:
     using encoder_type = bert<C, Backend>;

@@ -14,7 +14,7 @@
 namespace cram {
 
 // Bytes that grow with the micro-batch, per sequence of `seq` tokens.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 std::size_t bytes_per_sequence(int seq = C.max_seq) {
     constexpr std::size_t staged_ints_per_token = 5;  // ids, type ids, masked positions/targets, lengths: a bound
     return bert<C, Backend>::activation_bytes(1, seq) +
@@ -24,7 +24,7 @@ std::size_t bytes_per_sequence(int seq = C.max_seq) {
 
 // Bytes that do not depend on the micro-batch: the training state (parameters, gradients, two AdamW moments
 // and, where the matmuls read another type, the weight copy), the position table and the backend's workspaces.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 std::size_t fixed_bytes() {
     using param_t = typename Backend::param_t;
     using act_t = typename Backend::act_t;
@@ -66,7 +66,7 @@ inline micro_batch_plan pick_micro_batch(std::size_t free_bytes, std::size_t tot
 }
 
 // The same for model C on a backend, given the device's free and total bytes (e.g. cuda::context::memory_info()).
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 micro_batch_plan pick_micro_batch(std::size_t free_bytes, std::size_t total_bytes, int seq = C.max_seq,
                                   int granularity = 8, int max_batch = 4096, bool power_of_two = false) {
     return pick_micro_batch(free_bytes, total_bytes, bytes_per_sequence<C, Backend>(seq), fixed_bytes<C, Backend>(),

@@ -4,6 +4,7 @@
 // seek(position) after a resume reproduces exactly the batches an uninterrupted run would have drawn.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>

@@ -8,7 +8,7 @@
 
 #include "cram/core/error.hpp"
 #include "cram/core/platform.hpp"
-#include "cram/cpu/ops.hpp"
+#include "cram/ops/adamw.hpp"
 #include "cram/model/parameters.hpp"
 
 namespace cram::train {

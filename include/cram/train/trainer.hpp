@@ -133,7 +133,7 @@ inline bool is_out_of_memory(const std::exception& e) {
 // Trains cram::bert<C, Backend> on `data` until the clock's budget is spent (or max_steps). The clock is the
 // caller's, started before anything else so that start-up counts against the budget. Everything an
 // optimizer step changes lives in one training_state this trainer owns.
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 class mlm_trainer {
 public:
     using model_t = bert<C, Backend>;
@@ -467,7 +467,7 @@ private:
 };
 
 // The whole run in one call: mlm_trainer(...).run().
-template <bert_config C, class Backend>
+template <bert_config C, ops::backend Backend>
 train_result train_mlm(typename Backend::context& ctx, batch_source& data, const trainer_options& o,
                        budget_clock& clock, const lr_schedule& schedule = {}, batch_source* val = nullptr,
                        trainer_observers observers = {}) {

@@ -14,11 +14,12 @@
 #include "cram/core/error.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/model/parameters.hpp"
+#include "cram/ops/backend.hpp"
 #include "cram/train/optimizer.hpp"
 
 namespace cram::train {
 
-template <class Backend>
+template <ops::backend Backend>
 class training_state {
 public:
     using context = typename Backend::context;
@@ -64,7 +65,7 @@ public:
     // One AdamW update of every parameter from grad_scale * gradient; weight decay only on the layout's
     // decayed range [0, decay_end) (matrices and embeddings come first in every layout). Refreshes the weights.
     void adamw_step(const adamw_options& o, float lr, long step_index, float grad_scale) {
-        cpu::adamw_hparams hp{lr, o.beta1, o.beta2, o.eps, o.weight_decay, step_index};
+        ops::adamw_hparams hp{lr, o.beta1, o.beta2, o.eps, o.weight_decay, step_index};
         const index_t decay_end = index_t(layout_.decay_end()), total = index_t(n());
         Backend::adamw_step(ctx_, params_.data(), grads_.data(), m_.data(), v_.data(), decay_end, hp,
                             param_t(grad_scale));

@@ -1,12 +1,14 @@
-// MLM masking (CRAMMING.md: exactly round(0.25 S) positions per sequence, 80% [MASK], 10% random
-// non-special token, 10% unchanged), tested statistically over many sequences, and its determinism:
-// the same (seed, global sequence index) gives the same mask wherever the sequence sits in a batch.
+// cram/ops/masking.hpp: MLM masking (CRAMMING.md: exactly round(0.25 S) positions per sequence, 80% [MASK],
+// 10% random non-special token, 10% unchanged), tested statistically over many sequences, and its
+// determinism: the same (seed, global sequence index) gives the same mask wherever the sequence sits.
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "cram/model/masking.hpp"
 #include "cram/core/rng.hpp"
+#include "cram/cpu/backend.hpp"
+#include "cram/model/masking.hpp"
+#include "cram/ops/masking.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -147,4 +149,24 @@ TEST_CASE("mask_batch rejects impossible inputs with a message") {
     CHECK_THROWS_AS(cram::mask_batch(t.data(), 1, 600, opt, 1, 0), cram::error);  // longer than 512
     opt.random_low = opt.vocab;
     CHECK_THROWS_AS(cram::mask_batch(t.data(), 1, 16, opt, 1, 0), cram::error);
+}
+
+TEST_CASE("ops::mask_batch, the CPU backend's mask_batch and the host helper agree") {
+    // The op writes into caller memory (what a backend's mask_batch does); cram::mask_batch wraps it for the host.
+    cram::ops::masking_options opt;
+    const int batch = 5, seq = 37, k = cram::ops::masked_per_sequence(seq, opt.mask_fraction);
+    const auto tokens = random_tokens(batch, seq, opt.vocab, 4);
+    const auto ref = cram::mask_batch(tokens.data(), batch, seq, opt, 31, 12345);
+    std::vector<std::int32_t> ids(std::size_t(batch) * seq, -1), pos(std::size_t(batch) * k, -1), tg(pos.size(), -1);
+    cram::ops::mask_batch(tokens.data(), batch, seq, opt, 31, 12345, ids.data(), pos.data(), tg.data());
+    CHECK(ids == ref.ids);
+    CHECK(pos == ref.masked_positions);
+    CHECK(tg == ref.masked_targets);
+    using be = cram::cpu::backend<float>;
+    be::context ctx;
+    std::vector<std::int32_t> ids2(ids.size(), -1), pos2(pos.size(), -1), tg2(tg.size(), -1);
+    be::mask_batch(ctx, tokens.data(), batch, seq, opt, 31, 12345, ids2.data(), pos2.data(), tg2.data());
+    CHECK(ids2 == ref.ids);
+    CHECK(pos2 == ref.masked_positions);
+    CHECK(tg2 == ref.masked_targets);
 }

@@ -1,32 +1,29 @@
-// AdamW over flat fp32 buffers (master weights, gradients, moments: one pass, PyTorch's decoupled decay,
-// the same expression order as cpu::adamw_step) and the global squared gradient norm (a grid-stride sum per
-// thread, a CUB block reduction in double, one double atomic per block).
+// The optimizer's kernels: AdamW over flat fp32 buffers (master weights, gradients, moments; one pass,
+// each element through ops::adamw_update, the rule the CPU runs), the squared gradient norm (a grid-stride
+// sum per thread, a CUB block reduction in double, one double atomic per block) and scaling: the CUDA twin
+// of cram/ops/adamw.hpp.
 #pragma once
 
-#include <cmath>
+#include <type_traits>
 
 #include <cub/block/block_reduce.cuh>
 
 #include "cram/core/error.hpp"
-#include "cram/cpu/ops.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/error.hpp"
+#include "cram/ops/adamw.hpp"
 
 namespace cram::cuda {
 
 template <class P>
 __global__ void adamw_kernel(P* __restrict__ params, const P* __restrict__ grads, P* __restrict__ m,
-                             P* __restrict__ v, index_t n, float lr, float b1, float b2, float eps, float wd,
-                             float inv_bc1, float inv_sqrt_bc2, float grad_scale) {
+                             P* __restrict__ v, index_t n, ops::adamw_coefficients<float> c, float grad_scale) {
     for (index_t i = global_thread(); i < n; i += grid_threads()) {
-        const float g = grads[i] * grad_scale;
-        const float mi = b1 * m[i] + (1.0f - b1) * g;
-        const float vi = b2 * v[i] + (1.0f - b2) * g * g;
+        float p = params[i], mi = m[i], vi = v[i];
+        ops::adamw_update(p, mi, vi, grads[i] * grad_scale, c);
         m[i] = mi;
         v[i] = vi;
-        float p = params[i];
-        p -= lr * wd * p;
-        p -= lr * (mi * inv_bc1) / (sqrtf(vi) * inv_sqrt_bc2 + eps);
         params[i] = p;
     }
 }
@@ -45,18 +42,20 @@ __global__ void __launch_bounds__(BLOCK) sum_squares_kernel(double* __restrict__
     if (threadIdx.x == 0) atomicAdd(out, total);
 }
 
+template <class T>
+__global__ void scale_kernel(T* x, float s, index_t n) {
+    for (index_t i = global_thread(); i < n; i += grid_threads()) x[i] = from_f32<T>(to_f32(x[i]) * s);
+}
+
 // One AdamW update of n parameters (hp.step is 1-based); grad_scale folds in gradient clipping.
 template <class P, class S>
-void adamw_step(context& ctx, P* params, const P* grads, P* m, P* v, index_t n, const cpu::adamw_hparams& hp,
+void adamw_step(context& ctx, P* params, const P* grads, P* m, P* v, index_t n, const ops::adamw_hparams& hp,
                 S grad_scale = S(1)) {
     static_assert(std::is_same_v<P, float>, "cram::cuda: master weights and optimizer state are fp32");
     CRAM_CHECK(hp.step >= 1, "AdamW step index is 1-based, got ", hp.step);
     if (n <= 0) return;
-    const double bc1 = 1.0 - std::pow(static_cast<double>(hp.beta1), static_cast<double>(hp.step));
-    const double bc2 = 1.0 - std::pow(static_cast<double>(hp.beta2), static_cast<double>(hp.step));
     adamw_kernel<P><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(
-        params, grads, m, v, n, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, static_cast<float>(1.0 / bc1),
-        static_cast<float>(1.0 / std::sqrt(bc2)), static_cast<float>(grad_scale));
+        params, grads, m, v, n, ops::adamw_coefficients_for<float>(hp), static_cast<float>(grad_scale));
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -79,6 +78,14 @@ double sum_squares(context& ctx, const T* x, index_t n) {
     CRAM_CUDA_CHECK(cudaMemcpyAsync(&host, acc, sizeof host, cudaMemcpyDeviceToHost, ctx.stream()));
     CRAM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
     return host;
+}
+
+// x[n] *= s (fp32 arithmetic).
+template <class T, class S>
+void scale_inplace(context& ctx, T* x, S s, index_t n) {
+    if (n <= 0) return;
+    scale_kernel<T><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(x, static_cast<float>(s), n);
+    CRAM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace cram::cuda

@@ -1,0 +1,107 @@
+// Losses with their gradients: softmax cross-entropy, the sparse MLM decoder fused with it, squared error
+// (GLUE regression) and dense MLM labels. ignore_label and the label/gradient rules are shared with the
+// CUDA kernels (cram/cuda/loss.hpp); then the CPU implementation.
+//
+// Contract: the CPU functions return the summed loss (the backends add it to a loss accumulator in their
+// own memory); gradients are scaled by dscale; dlogits, dpred and dhidden are overwritten (zero on ignored
+// rows); the decoder's dw and dbias accumulate (+=).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cram/core/error.hpp"
+#include "cram/core/platform.hpp"
+#include "cram/ops/gemm.hpp"
+
+namespace cram::ops {
+
+using cram::index_t;
+
+// ---- shared scalar rules ----------------------------------------------------------------------------
+// A label that takes no part in the loss (PyTorch's default ignore_index): unmasked MLM rows.
+inline constexpr std::int32_t ignore_label = -100;
+
+// A label the loss can use: inside [0, classes). ignore_label is not one; anything else is an error.
+CRAM_HOST_DEVICE bool label_in_range(std::int32_t y, index_t classes) {
+    return y >= 0 && y < classes;
+}
+// d loss / d logit = dscale * (softmax probability - [class is the label]).
+template <class T>
+CRAM_HOST_DEVICE T cross_entropy_grad(T prob, bool is_label, T dscale) {
+    return dscale * (prob - (is_label ? T(1) : T(0)));
+}
+
+// ---- cross-entropy ----------------------------------------------------------------------------------------
+// Softmax cross-entropy of logits[n, classes] against labels[n] (ignore_label rows skipped). Returns the
+// summed loss; dlogits (when given) = dscale * (softmax - onehot).
+template <class T>
+double cross_entropy(T* dlogits, const T* logits, const std::int32_t* labels, index_t n, index_t classes, T dscale) {
+    double total = 0;
+    for (index_t r = 0; r < n; ++r) {
+        const T* z = logits + r * classes;
+        const std::int32_t y = labels[r];
+        if (y == ignore_label) {
+            if (dlogits) std::fill_n(dlogits + r * classes, classes, T(0));
+            continue;
+        }
+        CRAM_CHECK(label_in_range(y, classes), "label ", y, " at row ", r, " outside [0, ", classes, ")");
+        const T mx = *std::max_element(z, z + classes);
+        T sum = 0;
+        for (index_t c = 0; c < classes; ++c) sum += std::exp(z[c] - mx);
+        const T lse = mx + std::log(sum);
+        total += static_cast<double>(lse - z[y]);
+        if (dlogits)
+            for (index_t c = 0; c < classes; ++c)
+                dlogits[r * classes + c] = cross_entropy_grad(std::exp(z[c] - lse), c == y, dscale);
+    }
+    return total;
+}
+
+// ---- squared error ----------------------------------------------------------------------------------------
+// sum 0.5 * (pred - target)^2 over n (the half makes the gradient pred - target); dpred (when given) =
+// dscale * (pred - target).
+template <class T>
+double squared_error(T* dpred, const T* pred, const float* target, index_t n, T dscale) {
+    double total = 0;
+    for (index_t i = 0; i < n; ++i) {
+        const T d = pred[i] - T(target[i]);
+        total += 0.5 * static_cast<double>(d * d);
+        if (dpred) dpred[i] = dscale * d;
+    }
+    return total;
+}
+
+// ---- the fused MLM decoder ----------------------------------------------------------------------------------
+// logits = hidden[n, h] * w[vocab, h]^T (+ bias), cross-entropy against targets[n]. Rows go through in
+// chunks, so the full [n, vocab] logits never exist at once. With dhidden given, also the backward:
+// dhidden (overwritten), dw and dbias (accumulate), all scaled by dscale. Returns the summed loss.
+template <class T>
+double decoder_cross_entropy(T* dhidden, T* dw, T* dbias, const T* hidden, const T* w, const T* bias,
+                             const std::int32_t* targets, index_t n, index_t h, index_t vocab, T dscale) {
+    constexpr index_t chunk = 128;
+    std::vector<T> logits(static_cast<std::size_t>(std::min(n, chunk) * vocab));
+    double total = 0;
+    for (index_t r0 = 0; r0 < n; r0 += chunk) {
+        const index_t rows = std::min(chunk, n - r0);
+        const T* hid = hidden + r0 * h;
+        linear_forward(logits.data(), hid, w, bias, rows, h, vocab);
+        total += cross_entropy(dhidden ? logits.data() : static_cast<T*>(nullptr), logits.data(), targets + r0, rows,
+                               vocab, dscale);
+        if (dhidden) linear_backward(dhidden + r0 * h, dw, dbias, logits.data(), hid, w, rows, h, vocab);
+    }
+    return total;
+}
+
+// ---- dense labels -------------------------------------------------------------------------------------------
+// labels[rows] = ignore_label everywhere except labels[positions[i]] = targets[i] (i < n): the MLM labels
+// for a model that predicts every row (no sparse prediction).
+inline void dense_labels(std::int32_t* labels, index_t rows, const std::int32_t* positions,
+                         const std::int32_t* targets, index_t n) {
+    std::fill_n(labels, rows, ignore_label);
+    for (index_t i = 0; i < n; ++i) labels[positions[i]] = targets[i];
+}
+
+}  // namespace cram::ops
