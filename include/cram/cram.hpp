@@ -4,6 +4,7 @@
 
 #include "cram/core/bf16.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/core/rng.hpp"
 #include "cram/cpu/backend.hpp"
@@ -21,7 +22,6 @@
 #include "cram/train/budget.hpp"
 #include "cram/train/checkpoint.hpp"
 #include "cram/train/dataset_source.hpp"
-#include "cram/train/file_io.hpp"
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
 #include "cram/train/safetensors.hpp"

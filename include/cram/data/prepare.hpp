@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/data/mlm_source.hpp"
 #include "cram/data/readers.hpp"
 #include "cram/data/shards.hpp"
@@ -303,7 +304,7 @@ inline prepare_summary prepare_dataset(const prepare_options& opt,
     std::filesystem::remove(opt.out / dataset_summary_name);
     for (const auto& e : std::filesystem::directory_iterator(opt.out)) {
         const auto name = e.path().filename().string();
-        if (name.ends_with(".shard") || name.ends_with(".tmp")) std::filesystem::remove(e.path());
+        if (name.ends_with(".shard") || name.ends_with(".tmp") || is_temp_name(e.path())) std::filesystem::remove(e.path());
     }
 
     prepare_summary sum;
@@ -477,13 +478,7 @@ inline prepare_summary prepare_dataset(const prepare_options& opt,
     std::vector<std::string> corpus;
     for (const auto& c : opt.corpus) corpus.push_back(c.string());
     j["corpus"] = corpus;
-    const auto tmp = opt.out / (std::string(dataset_summary_name) + ".tmp");
-    {
-        std::ofstream out(tmp);
-        out << j.dump(2) << '\n';
-        if (!out) CRAM_THROW("cannot write ", tmp.string());
-    }
-    std::filesystem::rename(tmp, opt.out / dataset_summary_name);
+    atomic_write_file(opt.out / dataset_summary_name, j.dump(2) + "\n");
     return sum;
 }
 

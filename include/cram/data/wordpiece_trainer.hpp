@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/data/wordpiece.hpp"
 
 namespace cram::data {
@@ -334,18 +335,12 @@ inline std::vector<std::string> train_wordpiece(const word_counts& counts, const
 inline void write_vocab_files(const std::filesystem::path& dir, const std::vector<std::string>& vocab,
                               const normalizer_options& norm, int model_max_length) {
     std::filesystem::create_directories(dir);
-    {
-        const auto tmp = dir / "vocab.txt.tmp";
-        std::ofstream out(tmp, std::ios::binary);
-        if (!out) CRAM_THROW("cannot write ", tmp.string());
-        for (const auto& t : vocab) {
-            CRAM_CHECK(t.find('\n') == std::string::npos && !t.empty(), "vocabulary token with a newline or empty");
-            out << t << '\n';
-        }
-        out.close();
-        if (!out) CRAM_THROW("cannot write ", tmp.string());
-        std::filesystem::rename(tmp, dir / "vocab.txt");
+    std::string lines;
+    for (const auto& t : vocab) {
+        CRAM_CHECK(t.find('\n') == std::string::npos && !t.empty(), "vocabulary token with a newline or empty");
+        lines.append(t).push_back('\n');
     }
+    atomic_write_file(dir / "vocab.txt", lines);
     nlohmann::json cfg = {
         {"tokenizer_class", "BertTokenizer"},
         {"do_lower_case", norm.lowercase},
@@ -361,14 +356,7 @@ inline void write_vocab_files(const std::filesystem::path& dir, const std::vecto
         {"cram_normalizer",
          {{"replace_quotes", norm.replace_quotes}, {"drop_non_ascii", norm.drop_non_ascii}, {"clean_text", norm.clean_text}}},
     };
-    const auto tmp = dir / "tokenizer_config.json.tmp";
-    {
-        std::ofstream out(tmp);
-        if (!out) CRAM_THROW("cannot write ", tmp.string());
-        out << cfg.dump(2) << '\n';
-        if (!out) CRAM_THROW("cannot write ", tmp.string());
-    }
-    std::filesystem::rename(tmp, dir / "tokenizer_config.json");
+    atomic_write_file(dir / "tokenizer_config.json", cfg.dump(2) + "\n");
 }
 
 }  // namespace cram::data

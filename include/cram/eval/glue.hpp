@@ -16,11 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/eval/finetune.hpp"
 #include "cram/eval/report.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/checkpoint.hpp"
-#include "cram/train/file_io.hpp"
 #include "cram/train/safetensors.hpp"
 
 namespace cram::eval {
@@ -249,8 +249,8 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
     metrics << nlohmann::json{{"event", "summary"}, {"cramming", j["cramming"]}, {"leaderboard", j["leaderboard"]}}.dump()
             << '\n';
     metrics.flush();
-    train::atomic_write_file(opts.out / "report.json", j.dump(2) + "\n");
-    train::atomic_write_file(opts.out / "report.md", report_markdown(report));
+    atomic_write_file(opts.out / "report.json", j.dump(2) + "\n");
+    atomic_write_file(opts.out / "report.md", report_markdown(report));
     return report;
 }
 

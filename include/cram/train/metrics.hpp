@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/model/config.hpp"
 #include "cram/train/budget.hpp"
-#include "cram/train/file_io.hpp"
 
 namespace cram::train {
 
