@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/data/mlm_source.hpp"
 #include "cram/model/presets.hpp"
@@ -158,8 +159,8 @@ template <class Backend>
 int run_training(const train_settings& s, typename Backend::context& ctx) {
     validate_settings(s);
     CRAM_CHECK(s.micro_batch > 0, "internal: the micro-batch must be resolved before run_training");
-    train::budget_clock clock(train::parse_duration(s.budget), train::steady_seconds,
-                              s.start_time > 0 ? s.start_time : train::steady_seconds());
+    train::budget_clock clock(train::parse_duration(s.budget), cram::steady_seconds,
+                              s.start_time > 0 ? s.start_time : cram::steady_seconds());
     namespace P = cram::presets;
     train::train_result r;
     if (s.preset == "crammed_bert") r = detail::run_schedule<P::crammed_bert, Backend>(s, ctx, clock);

@@ -100,7 +100,7 @@ const bool registered = cram::app::register_command(50, [](CLI::App& app) {
         std::fprintf(stderr, "run: 2/2 train -> %s\n", run_dir.string().c_str());
         s.data = data_dir.string();
         s.out = run_dir.string();
-        s.start_time = cram::train::steady_seconds();
+        s.start_time = cram::steady_seconds();
         const int rc = cram::app::train_on_device(s);
         if (rc != 0) throw CLI::RuntimeError(rc);
         // 3. GLUE, when asked for and available

@@ -15,7 +15,7 @@ const bool registered = cram::app::register_command(30, [](CLI::App& app) {
     cmd->add_option("--data", s->data, "Dataset directory written by `prepare`")->required();
     cram::app::add_train_options(cmd, *s);
     cmd->callback([s] {
-        s->start_time = cram::train::steady_seconds();
+        s->start_time = cram::steady_seconds();
         const int rc = cram::app::train_on_device(*s);
         if (rc != 0) throw CLI::RuntimeError(rc);
     });

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue_inputs.hpp"
@@ -234,7 +234,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
     std::vector<float> tgt;
     std::int64_t step = 0;
     for (int epoch = 1; epoch <= epochs; ++epoch) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const stopwatch run_clock;
         batches.shuffle(epoch - 1);
         double loss_sum = 0;
         std::size_t loss_examples = 0, pending = 0;
@@ -284,7 +284,7 @@ finetune_run finetune(bert<C, Backend>& encoder, const std::vector<typename Back
         rec.train_loss = loss_examples ? loss_sum / double(loss_examples) : std::nan("");
         for (const auto& d : task.dev)
             rec.dev[d.split] = score_outputs(task.info, predict_split(head, d, labels, opts.eval_batch), d);
-        rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        rec.seconds = run_clock.seconds();
         run.epochs.push_back(rec);
         if (cb.on_epoch) cb.on_epoch(run, rec);
     }
