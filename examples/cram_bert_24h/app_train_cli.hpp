@@ -5,8 +5,8 @@
 #include <CLI/CLI.hpp>
 
 #include "app_train.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/cpu/backend.hpp"
-#include "cram/cpu/parallel.hpp"
 #include "device_dispatch.hpp"
 
 namespace cram::app {
@@ -46,7 +46,7 @@ inline int train_on_device(train_settings s) {
         if (s.micro_batch == 0) s.micro_batch = cuda().pick_micro_batch(s.preset, 128);
         return entry(s);
     }
-    if (s.threads > 0) cpu::set_threads(s.threads);
+    if (s.threads > 0) cram::set_cpu_threads(s.threads);
     if (s.micro_batch == 0) s.micro_batch = default_cpu_micro_batch(s.preset);
     cpu::backend<float>::context ctx{s.threads};
     return run_training<cpu::backend<float>>(s, ctx);

@@ -5,8 +5,8 @@
 #include "app_glue.hpp"
 #include "app_run.hpp"
 #include "commands.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/cpu/backend.hpp"
-#include "cram/cpu/parallel.hpp"
 #include "device_dispatch.hpp"
 
 namespace cram::app {
@@ -18,7 +18,7 @@ inline int glue_on_device(const glue_settings& s) {
                    "compiled); use --device cpu");
         return entry(s);
     }
-    if (s.threads > 0) cpu::set_threads(s.threads);
+    if (s.threads > 0) cram::set_cpu_threads(s.threads);
     cpu::backend<float>::context ctx{s.threads};
     return run_glue<cpu::backend<float>>(s, ctx);
 }

@@ -3,13 +3,15 @@
 #pragma once
 
 #include "cram/core/bf16.hpp"
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/core/file_io.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/core/rng.hpp"
+#include "cram/core/status_line.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/cpu/backend.hpp"
 #include "cram/cpu/ops.hpp"
-#include "cram/cpu/parallel.hpp"
 #include "cram/model/batch.hpp"
 #include "cram/model/bert.hpp"
 #include "cram/model/classifier.hpp"

@@ -19,7 +19,7 @@
 #include "cram/core/error.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/core/rng.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::cpu {
 

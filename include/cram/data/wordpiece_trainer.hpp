@@ -18,12 +18,12 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "cram/core/error.hpp"
 #include "cram/core/file_io.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/data/wordpiece.hpp"
 
 namespace cram::data {
@@ -94,19 +94,20 @@ private:
     std::size_t mask_ = 0, size_ = 0;
 };
 
-// Counts words of documents on many threads; call add() with batches of documents, then take().
+// Counts words of documents on cram's thread pool, one table per part (no locks); call add() with batches
+// of documents, then take().
 class word_counter {
 public:
     explicit word_counter(const normalizer_options& opt = {}, int threads = 0) : pre_(opt) {
-        threads_ = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        threads_ = threads > 0 ? threads : cpu_threads();
         local_.resize(static_cast<std::size_t>(threads_));
     }
 
     void add(std::span<const std::string> docs) {
-        std::atomic<std::size_t> next{0};
-        auto work = [&](int t) {
+        std::atomic<std::size_t> next{0};  // documents are claimed 8 at a time: their lengths vary a lot
+        auto count_part = [&](int part) {
             std::string scratch;
-            word_counts& wc = local_[static_cast<std::size_t>(t)];
+            word_counts& wc = local_[static_cast<std::size_t>(part)];
             for (;;) {
                 const std::size_t b = next.fetch_add(8);
                 if (b >= docs.size()) break;
@@ -115,12 +116,10 @@ public:
             }
         };
         if (threads_ == 1 || docs.size() < 16) {
-            work(0);
+            count_part(0);
             return;
         }
-        std::vector<std::thread> pool;
-        for (int t = 0; t < threads_; ++t) pool.emplace_back(work, t);
-        for (auto& th : pool) th.join();
+        parallel_parts(threads_, count_part);
     }
     void add_text(std::string_view text) {
         std::string scratch;
