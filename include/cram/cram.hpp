@@ -1,5 +1,6 @@
-// Umbrella header: everything that compiles with a plain C++20 compiler. The CUDA backend is added
-// when this is compiled by nvcc with CRAM_WITH_CUDA (link cram::cuda).
+// Umbrella header of the whole library (link cram::cram): everything that compiles with a plain C++20
+// compiler. The CUDA backend (cram/cuda.hpp) is added when this is compiled by nvcc with CRAM_WITH_CUDA
+// (link cram::cuda too).
 #pragma once
 
 #include "cram/core/bf16.hpp"
@@ -29,7 +30,7 @@
 #include "cram/train/safetensors.hpp"
 #include "cram/train/schedule.hpp"
 #include "cram/train/trainer.hpp"
-#include "cram/data/all.hpp"
+#include "cram/data.hpp"
 #include "cram/eval/finetune.hpp"
 #include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue.hpp"
@@ -39,5 +40,5 @@
 #include "cram/eval/report.hpp"
 
 #if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)
-#include "cram/cuda/cuda.hpp"
+#include "cram/cuda.hpp"
 #endif

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <numeric>
 
-#include "cram/data/all.hpp"
+#include "cram/data.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
