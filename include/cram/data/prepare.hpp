@@ -289,13 +289,14 @@ private:
     std::size_t size_ = 0;
 };
 
-// The order of a split's blocks: the identity, shuffled with a seeded Fisher-Yates (splitmix64 draws).
+// Blocks in the order the corpus gave them.
 inline std::vector<std::int64_t> corpus_order(std::int64_t blocks) {
     std::vector<std::int64_t> order(static_cast<std::size_t>(blocks));
     for (std::int64_t i = 0; i < blocks; ++i) order[static_cast<std::size_t>(i)] = i;
     return order;
 }
 
+// A seeded Fisher-Yates shuffle (splitmix64 draws): the same seed gives the same order on every machine.
 inline void shuffle_order(std::vector<std::int64_t>& order, std::uint64_t seed) {
     if (order.empty()) return;
     std::uint64_t s = seed ^ 0x5DEECE66Dull;
@@ -305,7 +306,7 @@ inline void shuffle_order(std::vector<std::int64_t>& order, std::uint64_t seed) 
     }
 }
 
-// Curriculum "dots": the number of "." tokens in each block (CRAMMING.md's proxy for complete sentences).
+// Curriculum "dots" (CRAMMING.md's reference implementation): the number of "." tokens in each block.
 inline std::vector<float> dot_counts(const std::int32_t* blocks, std::int64_t n, std::size_t seq, std::int32_t dot) {
     std::vector<float> key(static_cast<std::size_t>(n));
     for (std::int64_t b = 0; b < n; ++b) {
@@ -317,7 +318,8 @@ inline std::vector<float> dot_counts(const std::int32_t* blocks, std::int64_t n,
     return key;
 }
 
-// Curriculum "unigram": each block's mean log-probability under the training split's add-one unigram model.
+// Curriculum "unigram" (the paper's text): each block's mean log-probability under the training split's
+// add-one unigram model.
 inline std::vector<float> unigram_log_likelihoods(const std::int32_t* blocks, std::int64_t n, std::size_t seq,
                                                   const std::vector<std::int64_t>& unigram) {
     std::int64_t total = 0;
