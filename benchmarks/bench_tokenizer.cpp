@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "cram/data/all.hpp"
+#include "cram/data.hpp"
 
 namespace {
 

@@ -94,8 +94,8 @@ int run_training(const train_settings& s, typename Backend::context& ctx) {
     validate_settings(s);
     CRAM_CHECK(s.micro_batch > 0, "internal: the micro-batch must be resolved before run_training");
     const train::lr_schedule schedule = train::lr_schedule::parse(s.schedule);
-    train::budget_clock clock(train::parse_duration(s.budget), train::steady_seconds,
-                              s.start_time > 0 ? s.start_time : train::steady_seconds());
+    train::budget_clock clock(train::parse_duration(s.budget), cram::steady_seconds,
+                              s.start_time > 0 ? s.start_time : cram::steady_seconds());
     const train::train_result r = with_preset(s.preset, [&]<bert_config C>() {
         return detail::run_with<C, Backend>(s, ctx, clock, schedule);
     });

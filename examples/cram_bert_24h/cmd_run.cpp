@@ -93,7 +93,7 @@ void add_run_command(CLI::App& app) {
         std::fprintf(stderr, "run: 2/2 train -> %s\n", run_dir.string().c_str());
         s.data = data_dir.string();
         s.out = run_dir.string();
-        s.start_time = cram::train::steady_seconds();
+        s.start_time = cram::steady_seconds();
         const int rc = train_on_device(s);
         if (rc != 0) throw CLI::RuntimeError(rc);
         // 3. GLUE, when asked for: the protocol's settings unless --glue-* says otherwise, the report in OUT/glue

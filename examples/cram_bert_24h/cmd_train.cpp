@@ -16,7 +16,7 @@ void add_train_command(CLI::App& app) {
     cmd->add_option("--out", s->out, "Run directory: checkpoints/, metrics.jsonl, loss.svg")->required();
     add_train_options(cmd, *s);
     cmd->callback([s] {
-        s->start_time = train::steady_seconds();
+        s->start_time = cram::steady_seconds();
         const int rc = train_on_device(*s);
         if (rc != 0) throw CLI::RuntimeError(rc);
     });

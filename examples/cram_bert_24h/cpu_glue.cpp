@@ -4,14 +4,14 @@
 #include "app_glue.hpp"
 #include "app_glue_run.hpp"
 #include "cram/cpu/backend.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "device_dispatch.hpp"
 
 namespace cram::app {
 
 int glue_on_device(const glue_settings& s) {
     if (resolve_device(s.device) == device_kind::cuda) return cuda_glue(s);
-    if (s.threads > 0) cpu::set_threads(s.threads);
+    if (s.threads > 0) cram::set_cpu_threads(s.threads);
     cpu::backend<float>::context ctx{s.threads};
     return run_glue<cpu::backend<float>>(s, ctx);
 }

@@ -4,7 +4,7 @@
 #include "app_train.hpp"
 #include "app_train_run.hpp"
 #include "cram/cpu/backend.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "device_dispatch.hpp"
 
 namespace cram::app {
@@ -16,7 +16,7 @@ int train_on_device(train_settings s) {
         if (s.micro_batch == 0) s.micro_batch = cuda_pick_micro_batch(s.preset, 128);
         return cuda_train(s);
     }
-    if (s.threads > 0) cpu::set_threads(s.threads);
+    if (s.threads > 0) cram::set_cpu_threads(s.threads);
     if (s.micro_batch == 0) s.micro_batch = find_preset(s.preset).cpu_micro_batch;
     cpu::backend<float>::context ctx{s.threads};
     return run_training<cpu::backend<float>>(s, ctx);

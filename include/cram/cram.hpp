@@ -1,14 +1,18 @@
-// Umbrella header: everything that compiles with a plain C++20 compiler. The CUDA backend is added
-// when this is compiled by nvcc with CRAM_WITH_CUDA (link cram::cuda).
+// Umbrella header of the whole library (link cram::cram): everything that compiles with a plain C++20
+// compiler. The CUDA backend (cram/cuda.hpp) is added when this is compiled by nvcc with CRAM_WITH_CUDA
+// (link cram::cuda too).
 #pragma once
 
 #include "cram/core/bf16.hpp"
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/core/memory_space.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/core/rng.hpp"
+#include "cram/core/status_line.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/cpu/backend.hpp"
-#include "cram/cpu/parallel.hpp"
 #include "cram/model/batch.hpp"
 #include "cram/model/batch_upload.hpp"
 #include "cram/model/bert.hpp"
@@ -34,14 +38,13 @@
 #include "cram/train/budget.hpp"
 #include "cram/train/checkpoint.hpp"
 #include "cram/train/dataset_source.hpp"
-#include "cram/train/file_io.hpp"
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
 #include "cram/train/safetensors.hpp"
 #include "cram/train/schedule.hpp"
 #include "cram/train/trainer.hpp"
 #include "cram/train/training_state.hpp"
-#include "cram/data/all.hpp"
+#include "cram/data.hpp"
 #include "cram/eval/finetune.hpp"
 #include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue.hpp"
@@ -51,5 +54,5 @@
 #include "cram/eval/report.hpp"
 
 #if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)
-#include "cram/cuda/cuda.hpp"
+#include "cram/cuda.hpp"
 #endif

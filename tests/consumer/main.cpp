@@ -1,6 +1,14 @@
 // Consumer of the installed package: one forward pass of crammed BERT on the CPU backend. Exits
-// non-zero unless the MLM loss is finite and near ln(vocab), as it must be for a fresh model.
+// non-zero unless the MLM loss is finite and near ln(vocab), as it must be for a fresh model. Built with
+// CONSUMER_CORE_ONLY it includes only headers of cram::core, the way a model-only user would.
+#ifdef CONSUMER_CORE_ONLY
+#include <cram/cpu/backend.hpp>
+#include <cram/model/bert.hpp>
+#include <cram/model/masking.hpp>
+#include <cram/model/presets.hpp>
+#else
 #include <cram/cram.hpp>
+#endif
 
 #include <cmath>
 #include <cstdio>

@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -27,7 +27,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/data/mlm_source.hpp"
 #include "cram/data/readers.hpp"
 #include "cram/data/shards.hpp"
@@ -126,7 +129,9 @@ inline std::int64_t count_chars(std::string_view s) {
 }
 
 // Reads documents on a background thread into batches of about batch_bytes (bounded queue of two), applying
-// max_docs and dedup, so that decompression and JSON parsing overlap the encoding.
+// max_docs and dedup, so that decompression and JSON parsing overlap the encoding. A thread of its own, not
+// a part of the shared pool: it blocks on I/O and on the queue for a whole phase, and the encoder it feeds
+// needs the pool meanwhile.
 class batch_producer {
 public:
     struct batch {
@@ -284,166 +289,255 @@ private:
     std::size_t size_ = 0;
 };
 
-}  // namespace detail
+// Blocks in the order the corpus gave them.
+inline std::vector<std::int64_t> corpus_order(std::int64_t blocks) {
+    std::vector<std::int64_t> order(static_cast<std::size_t>(blocks));
+    for (std::int64_t i = 0; i < blocks; ++i) order[static_cast<std::size_t>(i)] = i;
+    return order;
+}
 
-// Runs the whole pipeline; returns what summary.json records.
-inline prepare_summary prepare_dataset(const prepare_options& opt,
-                                       const std::function<void(const prepare_progress&)>& progress = {}) {
-    using clock = std::chrono::steady_clock;
-    const auto t0 = clock::now();
-    auto seconds_since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
-    CRAM_CHECK(!opt.corpus.empty(), "prepare needs at least one corpus file");
-    CRAM_CHECK(!opt.out.empty(), "prepare needs an output directory");
-    CRAM_CHECK(opt.seq_len >= 2 && opt.seq_len <= max_masking_seq, "sequence length ", opt.seq_len, " outside [2, ", max_masking_seq, "]");
-    CRAM_CHECK(opt.max_tokens_per_char > 0, "max tokens per character ", opt.max_tokens_per_char, " must be positive");
-    const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+// A seeded Fisher-Yates shuffle (splitmix64 draws): the same seed gives the same order on every machine.
+inline void shuffle_order(std::vector<std::int64_t>& order, std::uint64_t seed) {
+    if (order.empty()) return;
+    std::uint64_t s = seed ^ 0x5DEECE66Dull;
+    for (std::size_t i = order.size() - 1; i > 0; --i) {
+        const std::size_t j = static_cast<std::size_t>(splitmix64(s) % (i + 1));
+        std::swap(order[i], order[j]);
+    }
+}
 
-    std::filesystem::create_directories(opt.out);
-    // An old summary would make a half-rewritten directory look valid: it goes first.
-    std::filesystem::remove(opt.out / dataset_summary_name);
-    for (const auto& e : std::filesystem::directory_iterator(opt.out)) {
-        const auto name = e.path().filename().string();
-        if (name.ends_with(".shard") || name.ends_with(".tmp")) std::filesystem::remove(e.path());
+// Curriculum "dots" (CRAMMING.md's reference implementation): the number of "." tokens in each block.
+inline std::vector<float> dot_counts(const std::int32_t* blocks, std::int64_t n, std::size_t seq, std::int32_t dot) {
+    std::vector<float> key(static_cast<std::size_t>(n));
+    for (std::int64_t b = 0; b < n; ++b) {
+        const std::int32_t* p = blocks + static_cast<std::size_t>(b) * seq;
+        double k = 0;
+        for (std::size_t i = 0; i < seq; ++i) k += p[i] == dot ? 1.0 : 0.0;
+        key[static_cast<std::size_t>(b)] = static_cast<float>(k);
+    }
+    return key;
+}
+
+// Curriculum "unigram" (the paper's text): each block's mean log-probability under the training split's
+// add-one unigram model.
+inline std::vector<float> unigram_log_likelihoods(const std::int32_t* blocks, std::int64_t n, std::size_t seq,
+                                                  const std::vector<std::int64_t>& unigram) {
+    std::int64_t total = 0;
+    for (auto c : unigram) total += c;
+    std::vector<float> logp(unigram.size());
+    for (std::size_t t = 0; t < unigram.size(); ++t)
+        logp[t] = static_cast<float>(std::log((static_cast<double>(unigram[t]) + 1.0) / (static_cast<double>(total) + 1.0)));
+    std::vector<float> key(static_cast<std::size_t>(n));
+    for (std::int64_t b = 0; b < n; ++b) {
+        const std::int32_t* p = blocks + static_cast<std::size_t>(b) * seq;
+        double k = 0;
+        for (std::size_t i = 0; i < seq; ++i) k += logp[static_cast<std::size_t>(p[i])];
+        key[static_cast<std::size_t>(b)] = static_cast<float>(k / static_cast<double>(seq));
+    }
+    return key;
+}
+
+// Largest key first (most "." / most likely first); ties keep corpus order.
+inline void sort_by_key_descending(std::vector<std::int64_t>& order, const std::vector<float>& key) {
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
+        return key[static_cast<std::size_t>(x)] > key[static_cast<std::size_t>(y)];
+    });
+}
+
+// The steps of prepare_dataset over one set of options, in the order it runs them; each step leaves in the
+// members what the next one reads.
+class dataset_preparer {
+public:
+    dataset_preparer(const prepare_options& opt, const std::function<void(const prepare_progress&)>& progress)
+        : opt_(opt), progress_(progress), threads_(opt.threads > 0 ? opt.threads : cpu_threads()) {
+        CRAM_CHECK(!opt.corpus.empty(), "prepare needs at least one corpus file");
+        CRAM_CHECK(!opt.out.empty(), "prepare needs an output directory");
+        CRAM_CHECK(opt.seq_len >= 2 && opt.seq_len <= max_masking_seq, "sequence length ", opt.seq_len, " outside [2, ",
+                   max_masking_seq, "]");
+        CRAM_CHECK(opt.max_tokens_per_char > 0, "max tokens per character ", opt.max_tokens_per_char, " must be positive");
+        sum_.seq_len = opt.seq_len;
     }
 
-    prepare_summary sum;
-    sum.seq_len = opt.seq_len;
-    auto report = [&](const char* phase, std::int64_t docs, std::int64_t bytes, double fraction) {
-        if (progress) progress({phase, docs, bytes, fraction});
-    };
+    // An old summary would make a half-rewritten directory look valid: it goes first, with old shards and
+    // the temporary files of a run that was killed.
+    void clear_output_directory() {
+        std::filesystem::create_directories(opt_.out);
+        std::filesystem::remove(opt_.out / dataset_summary_name);
+        for (const auto& e : std::filesystem::directory_iterator(opt_.out)) {
+            const auto name = e.path().filename().string();
+            if (name.ends_with(".shard") || name.ends_with(".tmp") || is_temp_name(e.path())) std::filesystem::remove(e.path());
+        }
+    }
 
-    // ---- vocabulary ----
-    const auto tv = clock::now();
-    wordpiece wp;
-    if (!opt.vocab.empty()) {
-        wp = wordpiece::load(opt.vocab, opt.normalizer);
-        write_vocab_files(opt.out, wp.tokens(), opt.normalizer, opt.seq_len);
-    } else {
-        word_counter counter(opt.normalizer, threads);
-        const std::int64_t limit = opt.vocab_docs > 0 ? (opt.max_docs > 0 ? std::min(opt.vocab_docs, opt.max_docs) : opt.vocab_docs) : opt.max_docs;
-        detail::batch_producer producer(opt, limit, opt.dedup);
+    // The given vocabulary, or one trained on the training documents; either way written to the output.
+    void build_vocabulary() {
+        const stopwatch phase;
+        if (!opt_.vocab.empty()) {
+            wp_ = wordpiece::load(opt_.vocab, opt_.normalizer);
+            write_vocab_files(opt_.out, wp_.tokens(), opt_.normalizer, opt_.seq_len);
+        } else {
+            train_vocabulary();
+        }
+        sum_.vocab_size = wp_.vocab_size();
+        sum_.seconds_vocab = phase.seconds();
+        CRAM_CHECK(wp_.specials().sep >= 0, "the vocabulary has no [SEP] token");
+    }
+
+    // Every document encoded, filtered, assigned to its split and packed into blocks in a spill file.
+    void encode_and_pack() {
+        const stopwatch phase;
+        train_spill_.emplace(opt_.out / "train.blocks.tmp", opt_.seq_len);
+        val_spill_.emplace(opt_.out / "val.blocks.tmp", opt_.seq_len);
+        unigram_.assign(static_cast<std::size_t>(wp_.vocab_size()), 0);
+        {
+            batch_producer producer(opt_, opt_.max_docs, opt_.dedup);
+            while (auto b = producer.next()) {
+                const std::vector<std::string_view> views(b->docs.begin(), b->docs.end());
+                const auto ids = wp_.encode_batch(views, threads_);
+                for (std::size_t i = 0; i < ids.size(); ++i) pack_document(b->docs[i], b->ordinals[i], ids[i]);
+                report("encode", sum_.documents, b->bytes_so_far, -1);
+            }
+            const auto& st = producer.stats();
+            sum_.empty_documents = st.empty;
+            sum_.bad_lines = st.bad_lines;
+            sum_.first_bad_line = st.first_bad_line;
+            sum_.duplicates = producer.duplicates();
+        }
+        sum_.documents += sum_.duplicates;
+        train_spill_->close();
+        val_spill_->close();
+        sum_.dropped_tokens = train_spill_->remainder() + val_spill_->remainder();
+        sum_.train_blocks = train_spill_->blocks();
+        sum_.val_blocks = val_spill_->blocks();
+        sum_.seconds_encode = phase.seconds();
+    }
+
+    // The training split in curriculum (or shuffled) order, the validation split in corpus order.
+    void write_shards() {
+        const stopwatch phase;
+        write_split(*train_spill_, "train", sum_.train_blocks, /*ordered=*/true, sum_.train_shards);
+        write_split(*val_spill_, "val", sum_.val_blocks, /*ordered=*/false, sum_.val_shards);
+        sum_.seconds_write = phase.seconds();
+    }
+
+    // summary.json, last: its presence is what marks the directory complete.
+    prepare_summary write_summary(double total_seconds) {
+        sum_.seconds = total_seconds;
+        nlohmann::json j = sum_.to_json();
+        j["format"] = "cram-token-shards";
+        j["shard_version"] = shard_version;
+        j["curriculum"] = to_string(opt_.order);
+        j["shuffle"] = opt_.shuffle;
+        j["dedup"] = opt_.dedup;
+        j["val_fraction"] = opt_.val_fraction;
+        j["max_tokens_per_char"] = opt_.max_tokens_per_char;
+        j["seed"] = opt_.seed;
+        const auto& n = opt_.normalizer;
+        j["normalizer"] = {{"lowercase", n.lowercase},       {"strip_accents", n.strip_accents},
+                           {"clean_text", n.clean_text},     {"handle_chinese_chars", n.handle_chinese_chars},
+                           {"replace_quotes", n.replace_quotes}, {"drop_non_ascii", n.drop_non_ascii}};
+        std::vector<std::string> corpus;
+        for (const auto& c : opt_.corpus) corpus.push_back(c.string());
+        j["corpus"] = corpus;
+        atomic_write_file(opt_.out / dataset_summary_name, j.dump(2) + "\n");
+        return sum_;
+    }
+
+private:
+    void report(const char* phase, std::int64_t docs, std::int64_t bytes, double fraction) const {
+        if (progress_) progress_({phase, docs, bytes, fraction});
+    }
+
+    void train_vocabulary() {
+        const word_counts counts = count_training_words();
+        trainer_options topt = opt_.trainer;
+        topt.vocab_size = opt_.vocab_size;
+        topt.threads = threads_;
+        topt.normalizer = opt_.normalizer;
+        const auto vocab = train_wordpiece(counts, topt, [&](const trainer_progress& p) {
+            report("train-vocab", p.vocab, 0, static_cast<double>(p.vocab) / p.target);
+        });
+        write_vocab_files(opt_.out, vocab, opt_.normalizer, opt_.seq_len);
+        wp_ = wordpiece::load(opt_.out / "vocab.txt", opt_.normalizer);
+    }
+
+    // Words of the first vocab_docs documents (within max_docs); validation documents stay unseen.
+    word_counts count_training_words() {
+        word_counter counter(opt_.normalizer, threads_);
+        const std::int64_t limit = opt_.vocab_docs > 0 ? (opt_.max_docs > 0 ? std::min(opt_.vocab_docs, opt_.max_docs) : opt_.vocab_docs)
+                                                       : opt_.max_docs;
+        batch_producer producer(opt_, limit, opt_.dedup);
         std::int64_t docs = 0;
         while (auto b = producer.next()) {
-            // validation documents stay unseen by the vocabulary
             std::vector<std::string> train_docs;
             train_docs.reserve(b->docs.size());
             for (std::size_t i = 0; i < b->docs.size(); ++i)
-                if (!detail::is_validation(b->ordinals[i], opt.seed, opt.val_fraction)) train_docs.push_back(std::move(b->docs[i]));
+                if (!is_validation(b->ordinals[i], opt_.seed, opt_.val_fraction)) train_docs.push_back(std::move(b->docs[i]));
             counter.add(train_docs);
             docs += static_cast<std::int64_t>(b->docs.size());
             report("vocab", docs, b->bytes_so_far, -1);
         }
-        trainer_options topt = opt.trainer;
-        topt.vocab_size = opt.vocab_size;
-        topt.threads = threads;
-        topt.normalizer = opt.normalizer;
-        const word_counts counts = counter.take();
-        const auto vocab = train_wordpiece(counts, topt, [&](const trainer_progress& p) {
-            report("train-vocab", p.vocab, 0, static_cast<double>(p.vocab) / p.target);
-        });
-        write_vocab_files(opt.out, vocab, opt.normalizer, opt.seq_len);
-        wp = wordpiece::load(opt.out / "vocab.txt", opt.normalizer);
+        return counter.take();
     }
-    sum.vocab_size = wp.vocab_size();
-    sum.seconds_vocab = seconds_since(tv);
-    const std::int32_t sep = wp.specials().sep;
-    CRAM_CHECK(sep >= 0, "the vocabulary has no [SEP] token");
 
-    // ---- encode, filter, split, pack ----
-    const auto te = clock::now();
-    detail::block_spill train_spill(opt.out / "train.blocks.tmp", opt.seq_len);
-    detail::block_spill val_spill(opt.out / "val.blocks.tmp", opt.seq_len);
-    std::vector<std::int64_t> unigram(static_cast<std::size_t>(wp.vocab_size()), 0);
-    {
-        detail::batch_producer producer(opt, opt.max_docs, opt.dedup);
-        while (auto b = producer.next()) {
-            std::vector<std::string_view> views(b->docs.begin(), b->docs.end());
-            const auto ids = wp.encode_batch(views, threads);
-            for (std::size_t i = 0; i < ids.size(); ++i) {
-                const auto chars = detail::count_chars(b->docs[i]);
-                sum.bytes += static_cast<std::int64_t>(b->docs[i].size());
-                ++sum.documents;
-                if (ids[i].empty() ||
-                    static_cast<double>(ids[i].size()) > opt.max_tokens_per_char * static_cast<double>(chars)) {
-                    ++sum.filtered;
-                    continue;
-                }
-                const auto n = static_cast<std::int64_t>(ids[i].size()) + 1;
-                sum.tokens += n;
-                if (detail::is_validation(b->ordinals[i], opt.seed, opt.val_fraction)) {
-                    ++sum.val_documents;
-                    sum.val_tokens += n;
-                    val_spill.add_document(ids[i], sep);
-                } else {
-                    ++sum.train_documents;
-                    sum.train_tokens += n;
-                    for (std::int32_t t : ids[i]) ++unigram[static_cast<std::size_t>(t)];
-                    train_spill.add_document(ids[i], sep);
-                }
-            }
-            report("encode", sum.documents, b->bytes_so_far, -1);
+    // One document's ids: counted, dropped when it has too many tokens per character (text the vocabulary
+    // does not fit), else packed with a trailing [SEP] into its split's blocks.
+    void pack_document(std::string_view doc, std::uint64_t ordinal, const std::vector<std::int32_t>& ids) {
+        const auto chars = count_chars(doc);
+        sum_.bytes += static_cast<std::int64_t>(doc.size());
+        ++sum_.documents;
+        if (ids.empty() || static_cast<double>(ids.size()) > opt_.max_tokens_per_char * static_cast<double>(chars)) {
+            ++sum_.filtered;
+            return;
         }
-        const auto& st = producer.stats();
-        sum.empty_documents = st.empty;
-        sum.bad_lines = st.bad_lines;
-        sum.first_bad_line = st.first_bad_line;
-        sum.duplicates = producer.duplicates();
+        const auto n = static_cast<std::int64_t>(ids.size()) + 1;
+        const std::int32_t sep = wp_.specials().sep;
+        sum_.tokens += n;
+        if (is_validation(ordinal, opt_.seed, opt_.val_fraction)) {
+            ++sum_.val_documents;
+            sum_.val_tokens += n;
+            val_spill_->add_document(ids, sep);
+        } else {
+            ++sum_.train_documents;
+            sum_.train_tokens += n;
+            for (std::int32_t t : ids) ++unigram_[static_cast<std::size_t>(t)];
+            train_spill_->add_document(ids, sep);
+        }
     }
-    sum.documents += sum.duplicates;
-    train_spill.close();
-    val_spill.close();
-    sum.dropped_tokens = train_spill.remainder() + val_spill.remainder();
-    sum.train_blocks = train_spill.blocks();
-    sum.val_blocks = val_spill.blocks();
-    sum.seconds_encode = seconds_since(te);
 
-    // ---- order and write shards ----
-    const auto tw = clock::now();
-    const std::size_t seq = static_cast<std::size_t>(opt.seq_len);
-    auto write_split = [&](const detail::block_spill& spill, const char* split, std::int64_t blocks, bool ordered,
-                           std::vector<std::string>& names) {
-        detail::mapped_blocks data(spill.path());
-        std::vector<std::int64_t> order(static_cast<std::size_t>(blocks));
-        for (std::int64_t i = 0; i < blocks; ++i) order[static_cast<std::size_t>(i)] = i;
-        if (ordered && blocks > 0) {
-            if (opt.order == curriculum::none) {
-                if (opt.shuffle) {
-                    std::uint64_t s = opt.seed ^ 0x5DEECE66Dull;
-                    for (std::size_t i = order.size() - 1; i > 0; --i) {
-                        const std::size_t j = static_cast<std::size_t>(detail::splitmix64(s) % (i + 1));
-                        std::swap(order[i], order[j]);
-                    }
-                }
-            } else {
-                std::vector<float> key(static_cast<std::size_t>(blocks));
-                const std::int32_t dot = wp.token_to_id(".");
-                std::vector<float> logp;
-                if (opt.order == curriculum::unigram) {
-                    std::int64_t total = 0;
-                    for (auto c : unigram) total += c;
-                    logp.resize(unigram.size());
-                    for (std::size_t t = 0; t < unigram.size(); ++t)
-                        logp[t] = static_cast<float>(std::log((static_cast<double>(unigram[t]) + 1.0) / (static_cast<double>(total) + 1.0)));
-                }
-                for (std::int64_t b = 0; b < blocks; ++b) {
-                    const std::int32_t* p = data.data() + static_cast<std::size_t>(b) * seq;
-                    double k = 0;
-                    for (std::size_t i = 0; i < seq; ++i)
-                        k += opt.order == curriculum::dots ? (p[i] == dot ? 1.0 : 0.0) : logp[static_cast<std::size_t>(p[i])];
-                    key[static_cast<std::size_t>(b)] = static_cast<float>(opt.order == curriculum::dots ? k : k / static_cast<double>(seq));
-                }
-                // most "." first / most likely first; ties keep corpus order
-                std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
-                    return key[static_cast<std::size_t>(x)] > key[static_cast<std::size_t>(y)];
-                });
-            }
+    // The order in which a split's blocks are written: `ordered` splits follow the curriculum (none:
+    // shuffled unless asked not to); the others keep corpus order.
+    std::vector<std::int64_t> block_order(const std::int32_t* blocks, std::int64_t n, bool ordered) const {
+        auto order = corpus_order(n);
+        if (!ordered || n == 0) return order;
+        const auto seq = static_cast<std::size_t>(opt_.seq_len);
+        switch (opt_.order) {
+            case curriculum::none:
+                if (opt_.shuffle) shuffle_order(order, opt_.seed);
+                break;
+            case curriculum::dots:
+                sort_by_key_descending(order, dot_counts(blocks, n, seq, wp_.token_to_id(".")));
+                break;
+            case curriculum::unigram:
+                sort_by_key_descending(order, unigram_log_likelihoods(blocks, n, seq, unigram_));
+                break;
         }
+        return order;
+    }
+
+    // Shards of at most shard_sequences blocks, named SPLIT-00000.shard on; an empty split still gets one
+    // (empty) shard, so that every split a summary names can be opened.
+    void write_split(const block_spill& spill, const char* split, std::int64_t blocks, bool ordered,
+                     std::vector<std::string>& names) const {
+        const mapped_blocks data(spill.path());
+        const auto order = block_order(data.data(), blocks, ordered);
+        const std::size_t seq = static_cast<std::size_t>(opt_.seq_len);
         std::vector<std::int32_t> buf;
-        for (std::int64_t first = 0, index = 0; first < blocks || (blocks == 0 && index == 0); first += opt.shard_sequences, ++index) {
+        for (std::int64_t first = 0, index = 0; first < blocks || (blocks == 0 && index == 0); first += opt_.shard_sequences, ++index) {
             char name[64];
             std::snprintf(name, sizeof name, "%s-%05lld.shard", split, static_cast<long long>(index));
-            shard_writer w(opt.out / name, wp.vocab_size(), opt.seq_len);
-            const std::int64_t n = std::min(opt.shard_sequences, blocks - first);
+            shard_writer w(opt_.out / name, wp_.vocab_size(), opt_.seq_len);
+            const std::int64_t n = std::min(opt_.shard_sequences, blocks - first);
             buf.resize(static_cast<std::size_t>(n) * seq);
             for (std::int64_t i = 0; i < n; ++i)
                 std::memcpy(buf.data() + static_cast<std::size_t>(i) * seq,
@@ -455,36 +549,29 @@ inline prepare_summary prepare_dataset(const prepare_options& opt,
             report("write", first + n, 0, blocks ? static_cast<double>(first + n) / static_cast<double>(blocks) : 1.0);
             if (blocks == 0) break;
         }
-    };
-    write_split(train_spill, "train", sum.train_blocks, true, sum.train_shards);
-    write_split(val_spill, "val", sum.val_blocks, false, sum.val_shards);
-    sum.seconds_write = seconds_since(tw);
-    sum.seconds = seconds_since(t0);
-
-    // ---- summary, last ----
-    nlohmann::json j = sum.to_json();
-    j["format"] = "cram-token-shards";
-    j["shard_version"] = shard_version;
-    j["curriculum"] = to_string(opt.order);
-    j["shuffle"] = opt.shuffle;
-    j["dedup"] = opt.dedup;
-    j["val_fraction"] = opt.val_fraction;
-    j["max_tokens_per_char"] = opt.max_tokens_per_char;
-    j["seed"] = opt.seed;
-    j["normalizer"] = {{"lowercase", opt.normalizer.lowercase}, {"strip_accents", opt.normalizer.strip_accents},
-                       {"clean_text", opt.normalizer.clean_text}, {"handle_chinese_chars", opt.normalizer.handle_chinese_chars},
-                       {"replace_quotes", opt.normalizer.replace_quotes}, {"drop_non_ascii", opt.normalizer.drop_non_ascii}};
-    std::vector<std::string> corpus;
-    for (const auto& c : opt.corpus) corpus.push_back(c.string());
-    j["corpus"] = corpus;
-    const auto tmp = opt.out / (std::string(dataset_summary_name) + ".tmp");
-    {
-        std::ofstream out(tmp);
-        out << j.dump(2) << '\n';
-        if (!out) CRAM_THROW("cannot write ", tmp.string());
     }
-    std::filesystem::rename(tmp, opt.out / dataset_summary_name);
-    return sum;
+
+    const prepare_options& opt_;
+    const std::function<void(const prepare_progress&)>& progress_;
+    const int threads_;
+    prepare_summary sum_;
+    wordpiece wp_;
+    std::optional<block_spill> train_spill_, val_spill_;  // made when encoding starts
+    std::vector<std::int64_t> unigram_;                   // token counts of the training split
+};
+
+}  // namespace detail
+
+// Runs the whole pipeline; returns what summary.json records.
+inline prepare_summary prepare_dataset(const prepare_options& opt,
+                                       const std::function<void(const prepare_progress&)>& progress = {}) {
+    const stopwatch total;
+    detail::dataset_preparer run(opt, progress);
+    run.clear_output_directory();
+    run.build_vocabulary();
+    run.encode_and_pack();
+    run.write_shards();
+    return run.write_summary(total.seconds());
 }
 
 }  // namespace cram::data

@@ -1,7 +1,7 @@
 // Token shards (DESIGN.md "Files"): a 64-byte versioned header (magic, version, vocab size, token dtype,
 // sequence length, counts, checksum) followed by num_sequences * seq_len little-endian tokens, uint16 when
-// the vocabulary fits, else int32. Writers go through a temp file that is renamed into place only when
-// complete; the reader memory-maps the file and rejects a bad magic, another version, a size that disagrees
+// the vocabulary fits, else int32. Writers go through cram::atomic_file (renamed into place only when
+// complete); the reader memory-maps the file and rejects a bad magic, another version, a size that disagrees
 // with the header, a checksum mismatch or an id >= vocab, each with a message naming the file.
 #pragma once
 
@@ -12,13 +12,13 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 
 namespace cram::data {
 
@@ -58,34 +58,23 @@ inline constexpr std::uint64_t checksum_seed = 0xCBF29CE484222325ull;
 
 inline int token_bytes_for_vocab(std::int64_t vocab) { return vocab <= 65536 ? 2 : 4; }
 
-// Streams sequences into DIR/NAME; the file appears under its name only after finish().
+// Streams sequences into a shard file, which appears under its name only after finish() (an atomic_file:
+// a writer destroyed unfinished leaves nothing that looks valid).
 class shard_writer {
 public:
     shard_writer(const std::filesystem::path& path, std::int32_t vocab_size, int seq_len)
-        : path_(path), tmp_(path.string() + ".tmp"), vocab_(vocab_size), seq_(seq_len) {
-        CRAM_CHECK(vocab_size > 0 && seq_len > 0, "shard ", path.string(), ": vocab ", vocab_size, ", seq ", seq_len);
+        : file_(checked_path(path, vocab_size, seq_len)), vocab_(vocab_size), seq_(seq_len) {
         tb_ = token_bytes_for_vocab(vocab_size);
-        f_ = std::fopen(tmp_.string().c_str(), "wb");
-        if (!f_) CRAM_THROW("cannot create ", tmp_.string(), ": ", std::strerror(errno));
-        shard_header h{};
-        if (std::fwrite(&h, sizeof h, 1, f_) != 1) fail("write");
+        const shard_header placeholder{};  // the counts and checksum are known only at finish()
+        file_.write(&placeholder, sizeof placeholder);
     }
-    ~shard_writer() {
-        if (f_) {  // never finished: leave nothing that looks valid
-            std::fclose(f_);
-            std::error_code ec;
-            std::filesystem::remove(tmp_, ec);
-        }
-    }
-    shard_writer(const shard_writer&) = delete;
-    shard_writer& operator=(const shard_writer&) = delete;
 
     void write(const std::int32_t* tokens, std::int64_t num_sequences) {
         const std::size_t n = static_cast<std::size_t>(num_sequences) * static_cast<std::size_t>(seq_);
         buf_.resize(n * static_cast<std::size_t>(tb_));
         for (std::size_t i = 0; i < n; ++i) {
             const std::int32_t t = tokens[i];
-            CRAM_CHECK(t >= 0 && t < vocab_, "shard ", path_.string(), ": token ", t, " outside [0, ", vocab_, ")");
+            CRAM_CHECK(t >= 0 && t < vocab_, "shard ", file_.target().string(), ": token ", t, " outside [0, ", vocab_, ")");
             if (tb_ == 2) {
                 const auto v = static_cast<std::uint16_t>(t);
                 std::memcpy(buf_.data() + 2 * i, &v, 2);
@@ -93,7 +82,7 @@ public:
                 std::memcpy(buf_.data() + 4 * i, &t, 4);
             }
         }
-        if (n && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) fail("write");
+        file_.write(buf_.data(), buf_.size());
         sum_ = checksum_update(sum_, buf_.data(), buf_.size());
         count_ += num_sequences;
     }
@@ -111,21 +100,20 @@ public:
         h.num_sequences = static_cast<std::uint64_t>(count_);
         h.num_tokens = static_cast<std::uint64_t>(count_) * static_cast<std::uint64_t>(seq_);
         h.checksum = sum_;
-        if (std::fseek(f_, 0, SEEK_SET) != 0 || std::fwrite(&h, sizeof h, 1, f_) != 1) fail("write header");
-        if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail("flush");
-        std::fclose(f_);
-        f_ = nullptr;
-        std::error_code ec;
-        std::filesystem::rename(tmp_, path_, ec);
-        if (ec) CRAM_THROW("cannot rename ", tmp_.string(), " to ", path_.string(), ": ", ec.message());
+        file_.write_at(0, &h, sizeof h);
+        file_.commit();
     }
 
 private:
-    [[noreturn]] void fail(const char* what) { CRAM_THROW("cannot ", what, " ", tmp_.string(), ": ", std::strerror(errno)); }
-    std::filesystem::path path_, tmp_;
+    // Checked before the file is created, so a bad shape leaves no file behind.
+    static const std::filesystem::path& checked_path(const std::filesystem::path& path, std::int32_t vocab_size,
+                                                     int seq_len) {
+        CRAM_CHECK(vocab_size > 0 && seq_len > 0, "shard ", path.string(), ": vocab ", vocab_size, ", seq ", seq_len);
+        return path;
+    }
+    atomic_file file_;
     std::int32_t vocab_;
     int seq_, tb_ = 2;
-    std::FILE* f_ = nullptr;
     std::vector<unsigned char> buf_;
     std::uint64_t sum_ = checksum_seed;
     std::int64_t count_ = 0;

@@ -2,7 +2,7 @@
 // (unk "[UNK]", prefix "##", words over 100 characters become [UNK]) for any vocab.txt, but faster: one
 // pass over the bytes with the per-code-point table of unicode.hpp, words collected in a reused buffer, a
 // flat open-addressing hash of the vocabulary (whole word first, then greedy longest match), no allocation
-// per token. encode_batch spreads documents over std::threads.
+// per token. encode_batch spreads documents over cram's thread pool.
 #pragma once
 
 #include <algorithm>
@@ -15,10 +15,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/data/unicode.hpp"
 
 namespace cram::data {
@@ -371,13 +371,14 @@ public:
         }
     }
 
-    // Encodes documents on `threads` threads (0: all cores); out[i] = encode(docs[i]).
+    // Encodes documents in `threads` parts on cram's thread pool (0: cram::cpu_threads()); out[i] = encode(docs[i]).
+    // Each document is encoded on its own, so the ids do not depend on how the parts fall.
     std::vector<std::vector<std::int32_t>> encode_batch(std::span<const std::string_view> docs, int threads = 0) const {
         std::vector<std::vector<std::int32_t>> out(docs.size());
-        if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        if (threads <= 0) threads = cpu_threads();
         threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads), std::max<std::size_t>(1, docs.size())));
-        std::atomic<std::size_t> next{0};
-        auto work = [&] {
+        std::atomic<std::size_t> next{0};  // documents are claimed 16 at a time: their lengths vary a lot
+        parallel_parts(threads, [&](int) {
             std::string scratch;
             for (;;) {
                 const std::size_t begin = next.fetch_add(16);
@@ -388,14 +389,7 @@ public:
                     encode_append(docs[i], out[i], scratch);
                 }
             }
-        };
-        if (threads == 1) {
-            work();
-        } else {
-            std::vector<std::thread> pool;
-            for (int t = 0; t < threads; ++t) pool.emplace_back(work);
-            for (auto& t : pool) t.join();
-        }
+        });
         return out;
     }
 

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue_inputs.hpp"
@@ -262,7 +262,7 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
     host_labeled_batch hb;
     std::int64_t step = 0;
     for (int epoch = 1; epoch <= epochs; ++epoch) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const stopwatch run_clock;
         batches.shuffle(epoch - 1);
         double loss_sum = 0;
         std::size_t loss_examples = 0, pending = 0;
@@ -305,8 +305,10 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
         rec.steps = step;
         rec.train_loss = loss_examples ? loss_sum / double(loss_examples) : std::nan("");
         for (const auto& d : task.dev)
-            rec.dev[d.split] = score_outputs(task.info, predict_split(model.head, upload, d, labels, opts.eval_batch, std::int32_t(opts.model.pad_id)), d);
-        rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            rec.dev[d.split] = score_outputs(
+                task.info, predict_split(model.head, upload, d, labels, opts.eval_batch, std::int32_t(opts.model.pad_id)),
+                d);
+        rec.seconds = run_clock.seconds();
         run.epochs.push_back(rec);
         if (cb.on_epoch) cb.on_epoch(run, rec);
     }

@@ -4,9 +4,6 @@
 // Also where a trainer checkpoint becomes encoder parameters (load_encoder).
 #pragma once
 
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,12 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
+#include "cram/core/status_line.hpp"
 #include "cram/eval/finetune.hpp"
 #include "cram/eval/report.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/checkpoint.hpp"
-#include "cram/train/file_io.hpp"
 #include "cram/train/safetensors.hpp"
 
 namespace cram::eval {
@@ -90,20 +89,16 @@ inline std::vector<std::string> protocol_deviations(const glue_eval_options& o) 
 
 namespace detail {
 
-// Progress of the whole evaluation: steps done of all runs' steps give the ETA.
+// Progress of the whole evaluation on cram::status_line: steps done of all runs' steps give the ETA.
 class glue_progress {
 public:
     glue_progress(bool quiet, double plain_every, std::int64_t total_steps)
-        : quiet_(quiet), tty_(::isatty(::fileno(stderr)) != 0), plain_every_(plain_every), total_(total_steps),
-          start_(train::steady_seconds()) {}
+        : line_(quiet, /*tty_every=*/0.25, plain_every), total_(total_steps) {}
 
     void step(const finetune_progress& p, int seed_index, int seeds) {
         ++done_;
-        if (quiet_) return;
-        const double now = train::steady_seconds();
-        if (now - last_ < (tty_ ? 0.25 : plain_every_) && p.step != p.total_steps) return;
-        last_ = now;
-        const double elapsed = now - start_, rate = done_ / std::max(elapsed, 1e-9);
+        if (!line_.due(p.step == p.total_steps)) return;
+        const double elapsed = clock_.seconds(), rate = done_ / std::max(elapsed, 1e-9);
         const double eta = double(total_ - done_) / std::max(rate, 1e-9);
         char loss[32] = "-";  // no read yet
         if (std::isfinite(p.loss)) std::snprintf(loss, sizeof loss, "%.4f", p.loss);
@@ -114,29 +109,15 @@ public:
                       p.task.c_str(), seed_index + 1, seeds, p.epoch, p.epochs, static_cast<long long>(p.step),
                       static_cast<long long>(p.total_steps), loss, p.lr, rate,
                       train::format_duration(elapsed).c_str(), train::format_duration(eta).c_str());
-        if (tty_) {
-            std::fprintf(stderr, "\r\033[2K%s", line);
-            dirty_ = true;
-        } else {
-            std::fprintf(stderr, "%s\n", line);
-        }
-        std::fflush(stderr);
+        line_.show(line);
     }
-    void message(const std::string& s) {
-        if (quiet_) return;
-        if (dirty_) std::fprintf(stderr, "\n");
-        dirty_ = false;
-        std::fprintf(stderr, "%s\n", s.c_str());
-        std::fflush(stderr);
-    }
-    double elapsed() const { return train::steady_seconds() - start_; }
+    void message(const std::string& s) { line_.message(s); }
+    double elapsed() const { return clock_.seconds(); }
 
 private:
-    bool quiet_, tty_;
-    double plain_every_;
+    status_line line_;
+    stopwatch clock_;
     std::int64_t total_, done_ = 0;
-    double start_, last_ = -1e300;
-    bool dirty_ = false;
 };
 
 inline std::string scores_text(const std::map<std::string, std::map<std::string, double>>& dev) {
@@ -247,8 +228,8 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
     metrics << nlohmann::json{{"event", "summary"}, {"cramming", j["cramming"]}, {"leaderboard", j["leaderboard"]}}.dump()
             << '\n';
     metrics.flush();
-    train::atomic_write_file(opts.out / "report.json", j.dump(2) + "\n");
-    train::atomic_write_file(opts.out / "report.md", report_markdown(report));
+    atomic_write_file(opts.out / "report.json", j.dump(2) + "\n");
+    atomic_write_file(opts.out / "report.md", report_markdown(report));
     return report;
 }
 

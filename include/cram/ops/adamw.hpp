@@ -10,7 +10,7 @@
 #include <cmath>
 
 #include "cram/core/platform.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::ops {
 
@@ -54,7 +54,7 @@ CRAM_HOST_DEVICE void adamw_update(T& p, T& m, T& v, T g, const adamw_coefficien
 template <class T>
 void adamw_step(T* params, const T* grads, T* m, T* v, index_t n, const adamw_hparams& hp, T grad_scale = T(1)) {
     const adamw_coefficients<T> c = adamw_coefficients_for<T>(hp);
-    cpu::parallel_for(n, 16.0, [&](index_t i0, index_t i1) {
+    cram::parallel_for(n, 16.0, [&](index_t i0, index_t i1) {
         for (index_t i = i0; i < i1; ++i) adamw_update(params[i], m[i], v[i], grads[i] * grad_scale, c);
     });
 }

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cram/core/platform.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::ops {
 
@@ -40,7 +40,7 @@ void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengt
                        index_t heads, index_t head_dim) {
     const index_t hidden = heads * head_dim, row = 3 * hidden;
     const T scale = attention_scale<T>(head_dim);
-    cpu::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 4), [&](index_t p0, index_t p1) {
+    cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 4), [&](index_t p0, index_t p1) {
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;
@@ -84,7 +84,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
                         index_t batch, index_t seq, index_t heads, index_t head_dim) {
     const index_t hidden = heads * head_dim, row = 3 * hidden;
     const T scale = attention_scale<T>(head_dim);
-    cpu::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 8), [&](index_t p0, index_t p1) {
+    cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 8), [&](index_t p0, index_t p1) {
         std::vector<T> dp(static_cast<std::size_t>(seq));
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cram/core/platform.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::ops {
 
@@ -114,7 +114,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     constexpr int mr = 4, nr = 16;
 #endif
     const index_t row_blocks = (m + mr - 1) / mr;
-    cpu::parallel_for(row_blocks, static_cast<double>(mr) * static_cast<double>(n) * static_cast<double>(k),
+    cram::parallel_for(row_blocks, static_cast<double>(mr) * static_cast<double>(n) * static_cast<double>(k),
                       [&](index_t rb0, index_t rb1) {
                           const index_t i_begin = rb0 * mr, i_end = std::min(m, rb1 * mr);
                           const index_t i_full = i_begin + (i_end - i_begin) / mr * mr, j_full = n / nr * nr;

@@ -10,7 +10,7 @@
 #include <cmath>
 
 #include "cram/core/platform.hpp"
-#include "cram/cpu/parallel.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::ops {
 
@@ -43,7 +43,7 @@ CRAM_HOST_DEVICE T layernorm_input_grad(T dy, T w, T xhat, T rstd, T mean_dxhat,
 template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w, const T* b, index_t rows, index_t cols,
                        T eps) {
-    cpu::parallel_for(rows, 8.0 * static_cast<double>(cols), [&](index_t r0, index_t r1) {
+    cram::parallel_for(rows, 8.0 * static_cast<double>(cols), [&](index_t r0, index_t r1) {
         for (index_t r = r0; r < r1; ++r) {
             const T* x = in + r * cols;
             T mu = 0;

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cctype>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "cram/core/clock.hpp"
 #include "cram/core/error.hpp"
 
 namespace cram::train {
@@ -80,12 +80,9 @@ inline std::string format_duration(double seconds) {
     return buf;
 }
 
-// Monotonic seconds; tests substitute a deterministic source so that runs are reproducible.
+// Where the budget clock reads seconds: cram::steady_seconds, or in tests a deterministic source so that
+// runs are reproducible.
 using time_source = std::function<double()>;
-
-inline double steady_seconds() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Elapsed budget = time already spent before this process (restored from a checkpoint) + time since
 // this clock started. Start the clock first thing, so allocation, data loading and warm-up count.

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/model/parameters.hpp"
-#include "cram/train/file_io.hpp"
 #include "cram/train/safetensors.hpp"
 
 namespace cram::train {
@@ -129,8 +129,8 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& dir, std::int
     }
     // leftovers of a writer killed earlier (ours or an older process's) are never valid checkpoints
     for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string name = e.path().filename().string();
-        if (name.find(".tmp-") != std::string::npos || name.find(".trash") != std::string::npos) fs::remove_all(e.path());
+        if (is_temp_name(e.path()) || e.path().filename().string().find(".trash") != std::string::npos)
+            fs::remove_all(e.path());
     }
     const fs::path tmp = temp_name_for(final_dir);
     fs::create_directories(tmp);

@@ -3,8 +3,6 @@
 // place on a terminal, plain periodic lines otherwise) and a loss-versus-time SVG plot drawn by our code.
 #pragma once
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -17,9 +15,10 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/file_io.hpp"
+#include "cram/core/status_line.hpp"
 #include "cram/model/config.hpp"
 #include "cram/train/budget.hpp"
-#include "cram/train/file_io.hpp"
 
 namespace cram::train {
 
@@ -130,20 +129,15 @@ inline std::string si_rate(double v) {
     return buf;
 }
 
-// The status line: redrawn about once a second on a terminal, a plain line every `plain_every` seconds
-// otherwise (logs, CI, nohup).
+// The training status line (elapsed / budget, ETA, step, loss, rate, MFU) on cram::status_line: redrawn
+// twice a second on a terminal, a plain "train: ..." line every `plain_every` seconds otherwise.
 class progress_line {
 public:
     explicit progress_line(bool quiet = false, double plain_every = 10.0, std::FILE* out = stderr)
-        : out_(out), quiet_(quiet), tty_(::isatty(::fileno(out)) != 0), plain_every_(plain_every) {}
+        : line_(quiet, /*tty_every=*/0.5, plain_every, "train: ", out) {}
 
     void update(const step_record& r, double budget, double smoothed_loss, bool force = false) {
-        if (quiet_) return;
-        const double now = steady_seconds();
-        const double interval = tty_ ? 0.5 : plain_every_;
-        if (!force && have_printed_ && now - last_ < interval) return;
-        last_ = now;
-        have_printed_ = true;
+        if (!line_.due(force)) return;
         const double eta = std::max(0.0, budget - r.elapsed);
         char mfu[32] = "";
         if (r.mfu >= 0) std::snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100 * r.mfu);
@@ -153,33 +147,14 @@ public:
                       format_duration(r.elapsed).c_str(), format_duration(budget).c_str(), 100 * r.progress,
                       format_duration(eta).c_str(), static_cast<long long>(r.step), smoothed_loss, r.lr, r.batch,
                       si_rate(r.tokens_per_s).c_str(), mfu);
-        if (tty_) {
-            std::fprintf(out_, "\r\033[2K%s", line);
-            dirty_ = true;
-        } else {
-            std::fprintf(out_, "train: %s\n", line);
-        }
-        std::fflush(out_);
+        line_.show(line);
     }
-    // Ends a redrawn line before other output.
-    void newline() {
-        if (dirty_) std::fprintf(out_, "\n");
-        dirty_ = false;
-    }
-    void message(const std::string& s) {
-        if (quiet_) return;
-        newline();
-        std::fprintf(out_, "%s\n", s.c_str());
-        std::fflush(out_);
-    }
-    bool tty() const { return tty_; }
+    void newline() { line_.newline(); }
+    void message(const std::string& s) { line_.message(s); }
+    bool tty() const { return line_.tty(); }
 
 private:
-    std::FILE* out_;
-    bool quiet_, tty_;
-    double plain_every_;
-    double last_ = 0;
-    bool have_printed_ = false, dirty_ = false;
+    status_line line_;
 };
 
 // "Nice" axis ticks: steps of 1, 2 or 5 times a power of ten.

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
-#include "cram/train/file_io.hpp"
+#include "cram/core/file_io.hpp"
 
 namespace cram::train {
 

@@ -1,5 +1,6 @@
-// Umbrella header of the CUDA backend (nvcc only; cram.hpp includes it under __CUDACC__ with
-// CRAM_WITH_CUDA, which linking cram::cuda defines). See docs/cuda.md.
+// Umbrella header of the CUDA backend, every header of cram/cuda/ (named after the folder it gathers, as
+// every umbrella header is). nvcc only; cram.hpp includes it under __CUDACC__ with CRAM_WITH_CUDA, which
+// linking cram::cuda defines. See docs/cuda.md.
 #pragma once
 
 #include "cram/cuda/activation.hpp"

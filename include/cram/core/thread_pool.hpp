@@ -1,7 +1,7 @@
-// Fork-join for the CPU backend: a persistent pool of worker threads splits a row range into
-// contiguous chunks. Each chunk writes disjoint outputs, so results are bit-identical for any thread
-// count. Workers are started once (starting threads per call cost more than small ops themselves);
-// a parallel_for issued from inside a worker runs serially.
+// The one pool of worker threads for all of cram's CPU work: the CPU backend's ops (parallel_for over
+// contiguous row chunks, so results are bit-identical for any thread count) and the data layer's tokenizer
+// and vocabulary trainer (parallel_parts, each part with its own state). Workers start once, because
+// starting threads per call costs more than a small op itself; work issued from inside a part runs serially.
 #pragma once
 
 #include <algorithm>
@@ -14,17 +14,19 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
-namespace cram::cpu {
-
-namespace detail {
+namespace cram {
 
 class thread_pool {
 public:
+    // `workers` threads besides the caller, which takes parts too: size() = workers + 1.
     explicit thread_pool(int workers) {
         for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker_loop(); });
     }
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
     ~thread_pool() {
         {
             std::lock_guard lock(mutex_);
@@ -36,8 +38,14 @@ public:
     int size() const { return static_cast<int>(threads_.size()) + 1; }
 
     // Runs task(part) for part in [0, parts) on the caller and the workers; returns when all are done.
-    // The first exception thrown by any part is rethrown here.
+    // The first exception thrown by any part is rethrown here. Called from inside a part (of this pool or
+    // another), it runs the parts serially: the pool is busy with the job that asked.
     void run(int parts, const std::function<void(int)>& task) {
+        if (parts <= 0) return;
+        if (in_worker()) {
+            for (int part = 0; part < parts; ++part) task(part);
+            return;
+        }
         std::lock_guard job_lock(job_mutex_);  // one job at a time
         std::uint32_t gen;
         {
@@ -50,13 +58,17 @@ public:
             next_.store(std::uint64_t(gen) << 32);
         }
         wake_.notify_all();
-        drain(gen, parts, task);
+        {
+            const worker_scope as_worker;  // the caller's parts may issue work too
+            drain(gen, parts, task);
+        }
         std::unique_lock lock(mutex_);
         done_.wait(lock, [&] { return pending_ == 0; });
         task_ = nullptr;
         if (error_) std::rethrow_exception(error_);
     }
 
+    // True on a pool worker, and on a caller while it runs parts.
     static bool in_worker() { return worker_flag(); }
 
 private:
@@ -64,6 +76,11 @@ private:
         thread_local bool flag = false;
         return flag;
     }
+    struct worker_scope {
+        worker_scope() : was(std::exchange(worker_flag(), true)) {}
+        ~worker_scope() { worker_flag() = was; }
+        bool was;
+    };
 
     // Claims parts of job `gen` one at a time. The claim counter carries the job's generation in its
     // high half, so a late worker can never claim a part of a later job with an earlier job's view.
@@ -117,40 +134,47 @@ private:
     bool stop_ = false;
 };
 
-inline int& thread_count_setting() {
+namespace detail {
+
+inline int& cpu_thread_setting() {
     static int n = 0;  // 0: hardware concurrency
     return n;
 }
 
-inline thread_pool& pool_for(int threads) {
-    // Rebuilt only when the requested size changes (set_threads); normally built once.
-    static std::unique_ptr<thread_pool> pool;
-    static std::mutex m;
-    std::lock_guard lock(m);
-    if (!pool || pool->size() != threads) {
-        pool.reset();
-        pool = std::make_unique<thread_pool>(threads - 1);
-    }
-    return *pool;
-}
-
 }  // namespace detail
 
-inline void set_threads(int n) { detail::thread_count_setting() = n; }
-inline int threads() {
-    const int n = detail::thread_count_setting();
+// How many threads cram's CPU work uses at once (0: all cores). Set it before starting work: the shared
+// pool is rebuilt at its next use, which must not overlap a job running on the old one.
+inline void set_cpu_threads(int n) { detail::cpu_thread_setting() = n; }
+
+inline int cpu_threads() {
+    const int n = detail::cpu_thread_setting();
     if (n > 0) return n;
     // cached: glibc answers hardware_concurrency() by reading /sys on every call
     static const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     return hardware;
 }
 
+// The process's pool, of cpu_threads() threads (the caller included).
+inline thread_pool& shared_thread_pool() {
+    // Rebuilt only when the requested size changes (set_cpu_threads); normally built once.
+    static std::unique_ptr<thread_pool> pool;
+    static std::mutex m;
+    std::lock_guard lock(m);
+    const int size = cpu_threads();
+    if (!pool || pool->size() != size) {
+        pool.reset();
+        pool = std::make_unique<thread_pool>(size - 1);
+    }
+    return *pool;
+}
+
 // Calls fn(begin, end) on contiguous chunks of [0, n). `work_per_item` (rough flops) decides whether
 // splitting is worth the hand-off (a few microseconds).
 template <class Fn>
 void parallel_for(std::ptrdiff_t n, double work_per_item, Fn&& fn) {
-    const int nt = static_cast<int>(std::min<std::ptrdiff_t>(threads(), n));
-    if (nt <= 1 || static_cast<double>(n) * work_per_item < 5e4 || detail::thread_pool::in_worker()) {
+    const int nt = static_cast<int>(std::min<std::ptrdiff_t>(cpu_threads(), n));
+    if (nt <= 1 || static_cast<double>(n) * work_per_item < 5e4 || thread_pool::in_worker()) {
         if (n > 0) fn(std::ptrdiff_t{0}, n);
         return;
     }
@@ -159,7 +183,20 @@ void parallel_for(std::ptrdiff_t n, double work_per_item, Fn&& fn) {
         const std::ptrdiff_t b = part * chunk, e = std::min(n, b + chunk);
         if (b < e) fn(b, e);
     };
-    detail::pool_for(threads()).run(nt, task);
+    shared_thread_pool().run(nt, task);
 }
 
-}  // namespace cram::cpu
+// Calls fn(part) for every part in [0, parts) on the shared pool, at most cpu_threads() at a time: for
+// work that keeps state per part (a scratch buffer, a local hash table) and takes its items from a shared
+// counter. One part runs on the caller alone, without a hand-off.
+template <class Fn>
+void parallel_parts(int parts, Fn&& fn) {
+    if (parts <= 1 || thread_pool::in_worker()) {
+        for (int part = 0; part < parts; ++part) fn(part);
+        return;
+    }
+    const std::function<void(int)> task = [&](int part) { fn(part); };
+    shared_thread_pool().run(parts, task);
+}
+
+}  // namespace cram
