@@ -1,12 +1,33 @@
 // `cram_bert_24h prepare`: corpus files -> DIR/vocab.txt, DIR/tokenizer_config.json, token shards and
-// DIR/summary.json (cram::data::prepare_dataset does the work; this file is only the command line).
+// DIR/summary.json (cram::data::prepare_dataset does the work): the command line, and the one
+// compiled copy of the pipeline with its progress lines (prepare_with_progress, also used by `run`).
 #include <chrono>
 #include <cstdio>
+#include <string>
 
+#include "app_prepare.hpp"
 #include "commands.hpp"
 #include "cram/data/prepare.hpp"
 
 namespace cram::app {
+
+data::prepare_summary prepare_with_progress(const data::prepare_options& options, bool quiet) {
+    auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+    std::string last_phase;
+    return data::prepare_dataset(options, [&](const data::prepare_progress& p) {
+        const auto now = std::chrono::steady_clock::now();
+        if (quiet || (p.phase == last_phase && now - last < std::chrono::seconds(2))) return;
+        last = now;
+        last_phase = p.phase;
+        if (p.phase == "train-vocab")
+            std::fprintf(stderr, "prepare: training vocabulary %.0f%%\n", 100 * p.fraction);
+        else if (p.phase == "write")
+            std::fprintf(stderr, "prepare: writing shards %.0f%%\n", 100 * p.fraction);
+        else
+            std::fprintf(stderr, "prepare: %s: %lld documents, %.1f MB\n", p.phase == "vocab" ? "counting words" : "encoding",
+                         static_cast<long long>(p.documents), static_cast<double>(p.bytes) / 1e6);
+    });
+}
 
 void add_prepare_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("prepare", "Corpus (JSON lines or text, plain or .zst) -> WordPiece vocabulary + packed token shards");
@@ -55,22 +76,7 @@ void add_prepare_command(CLI::App& app) {
         o.normalizer.strip_accents = !a->no_lowercase && !a->keep_accents;
         o.normalizer.handle_chinese_chars = !a->no_chinese;
         o.normalizer.clean_text = !a->no_clean;
-        auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
-        std::string last_phase;
-        const bool quiet = a->quiet;
-        const auto summary = cram::data::prepare_dataset(o, [&](const cram::data::prepare_progress& p) {
-            const auto now = std::chrono::steady_clock::now();
-            if (quiet || (p.phase == last_phase && now - last < std::chrono::seconds(2))) return;
-            last = now;
-            last_phase = p.phase;
-            if (p.phase == "train-vocab")
-                std::fprintf(stderr, "prepare: training vocabulary %.0f%%\n", 100 * p.fraction);
-            else if (p.phase == "write")
-                std::fprintf(stderr, "prepare: writing shards %.0f%%\n", 100 * p.fraction);
-            else
-                std::fprintf(stderr, "prepare: %s: %lld documents, %.1f MB\n", p.phase == "vocab" ? "counting words" : "encoding",
-                             static_cast<long long>(p.documents), static_cast<double>(p.bytes) / 1e6);
-        });
+        const auto summary = prepare_with_progress(o, a->quiet);
         std::printf("%s\n", summary.to_json().dump(2).c_str());
         if (summary.bad_lines)
             std::fprintf(stderr, "prepare: warning: skipped %lld malformed lines (first: %s)\n",

@@ -2,7 +2,6 @@
 // counted against the budget) -> train (the budget) -> GLUE report when --glue-dir is given. Files:
 // OUT/data (dataset), OUT/run (checkpoints, metrics, loss.svg), OUT/glue (report). Training takes
 // exactly `train`'s options (add_train_options), so the two commands cannot drift apart.
-#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
@@ -11,10 +10,10 @@
 #include <vector>
 
 #include "app_glue.hpp"
+#include "app_prepare.hpp"
 #include "app_train.hpp"
 #include "app_train_cli.hpp"
 #include "commands.hpp"
-#include "cram/data/prepare.hpp"
 #include "cram/train/checkpoint.hpp"
 
 namespace cram::app {
@@ -70,21 +69,8 @@ void add_run_command(CLI::App& app) {
             p.vocab_size = vocab;
             p.max_docs = a->max_docs;
             p.reader.format = cram::data::parse_corpus_format(a->format);
-            std::string last_phase;
-            auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
-            const bool quiet = s.quiet;
             std::fprintf(stderr, "run: 1/2 prepare (not counted against the budget) -> %s\n", data_dir.string().c_str());
-            const auto sum = cram::data::prepare_dataset(p, [&](const cram::data::prepare_progress& pr) {
-                const auto now = std::chrono::steady_clock::now();
-                if (quiet || (pr.phase == last_phase && now - last < std::chrono::seconds(2))) return;
-                last = now;
-                last_phase = pr.phase;
-                if (pr.fraction >= 0)
-                    std::fprintf(stderr, "prepare: %s %.0f%%\n", pr.phase.c_str(), 100 * pr.fraction);
-                else
-                    std::fprintf(stderr, "prepare: %s: %lld documents, %.1f MB\n", pr.phase.c_str(),
-                                 static_cast<long long>(pr.documents), static_cast<double>(pr.bytes) / 1e6);
-            });
+            const auto sum = prepare_with_progress(p, s.quiet);
             std::fprintf(stderr, "prepare: %lld documents (%lld filtered) -> %lld training + %lld validation sequences in %.1f s\n",
                          static_cast<long long>(sum.documents), static_cast<long long>(sum.filtered),
                          static_cast<long long>(sum.train_blocks), static_cast<long long>(sum.val_blocks), sum.seconds);
