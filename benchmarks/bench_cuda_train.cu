@@ -70,14 +70,14 @@ void BM_crammed_bert_micro_step(benchmark::State& state) {
         micro = resolve_micro(ctx, int(state.range(0)));
         ctx.fused_attention = state.range(1) != 0;
         auto& s = get_setup(ctx, micro);
-        s.model->mlm_forward_backward(s.batch.view());  // warm-up: plans, scratch growth
+        s.model->mlm_forward_backward(cram::mlm_view(s.batch));  // warm-up: plans, scratch growth
         ctx.synchronize();
         cudaEvent_t a, b;
         CRAM_CUDA_CHECK(cudaEventCreate(&a));
         CRAM_CUDA_CHECK(cudaEventCreate(&b));
         for (auto _ : state) {
             CRAM_CUDA_CHECK(cudaEventRecord(a, ctx.stream()));
-            s.model->mlm_forward_backward(s.batch.view());
+            s.model->mlm_forward_backward(cram::mlm_view(s.batch));
             CRAM_CUDA_CHECK(cudaEventRecord(b, ctx.stream()));
             CRAM_CUDA_CHECK(cudaEventSynchronize(b));
             float ms = 0;

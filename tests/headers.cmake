@@ -8,6 +8,8 @@
 set(cram_header_rules
     "^cram/train/dataset_source\\.hpp$=train,data"  # the trainer's view of the data layer's shards
     "^cram/(core|ops|cpu|model)(/|\\.hpp$)=core"
+    # the training state and AdamW settings need only the standard library: a model-only user holds parameters
+    "^cram/train/(training_state|optimizer)\\.hpp$=core"
     "^cram/data(/|\\.hpp$)=data"
     "^cram/train(/|\\.hpp$)=train"
     "^cram/eval(/|\\.hpp$)=eval"

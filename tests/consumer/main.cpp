@@ -6,6 +6,7 @@
 #include <cram/model/bert.hpp>
 #include <cram/model/masking.hpp>
 #include <cram/model/presets.hpp>
+#include <cram/train/training_state.hpp>  // standard library only: part of cram::core
 #else
 #include <cram/cram.hpp>
 #endif

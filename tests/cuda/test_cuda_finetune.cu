@@ -5,6 +5,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "cram/cpu/backend.hpp"
+#include "cram/cuda/backend.hpp"
+#include "cram/eval/finetune.hpp"
+#include "cram/eval/glue_tasks.hpp"
+#include "cram/model/bert.hpp"
 #include "cuda_test_support.hpp"
 
 namespace {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cram/model/batch.hpp"
 #include "cram/model/masking.hpp"
 #include "cuda_test_support.hpp"
 
@@ -23,7 +24,7 @@ TEST_CASE("cuda masking on the device equals cram::mask_batch on the host, bit f
         const auto ref = cram::mask_batch(tokens.data(), batch, seq, opt, 1234, 1000000007ull);
         cu::device_mlm_batch db(batch, seq);
         db.mask(ctx, tokens.data(), batch, opt, 1234, 1000000007ull);
-        const auto view = db.view();
+        const auto view = cram::mlm_view(db);
         REQUIRE(view.num_masked == int(ref.masked_positions.size()));
         const auto ids = download(ctx, view.ids, ref.ids.size());
         const auto pos = download(ctx, view.masked_positions, ref.masked_positions.size());

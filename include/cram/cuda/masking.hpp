@@ -1,8 +1,8 @@
 // MLM masking on the device, the CUDA twin of cram/ops/masking.hpp: one thread per sequence runs
 // ops::mask_sequence, the very function the CPU's mask_batch runs (CRAM_HOST_DEVICE, Philox-addressed), so
 // the masks are identical bit for bit.
-// device_mlm_batch owns the device arrays of one micro-batch and hands out the mlm_batch view the model
-// consumes, filled by masking raw tokens on the device (host-masked batches go through cram::batch_upload).
+// device_mlm_batch owns the device arrays of one micro-batch, filled by masking raw tokens on the device
+// (cram::mlm_view gives the model its view; host-masked batches go through cram::batch_upload).
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,6 @@
 #include "cram/cuda/context.hpp"
 #include "cram/cuda/error.hpp"
 #include "cram/cuda/memory.hpp"
-#include "cram/model/batch.hpp"  // host_mlm_batch and the mlm_batch view device_mlm_batch hands the model
 #include "cram/ops/masking.hpp"
 
 namespace cram::cuda {
@@ -46,6 +45,7 @@ inline void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int 
 
 class device_mlm_batch {
 public:
+    using memory_space = device_memory;  // cram::mlm_view(batch) is the model's view of it
     device_mlm_batch() = default;
     device_mlm_batch(int max_batch, int seq, float mask_fraction = ops::masking_options{}.mask_fraction)
         : max_batch_(max_batch), seq_(seq), k_(ops::masked_per_sequence(seq, mask_fraction)),
@@ -68,9 +68,9 @@ public:
         batch_ = batch;
         num_masked_ = batch * k_;
     }
-    mlm_batch<device_memory> view() const {
-        return {batch_, seq_, ids_.data(), nullptr, num_masked_, positions_.data(), targets_.data()};
-    }
+    int batch() const { return batch_; }
+    int seq() const { return seq_; }
+    int num_masked() const { return num_masked_; }
     const std::int32_t* ids() const { return ids_.data(); }
     const std::int32_t* positions() const { return positions_.data(); }
     const std::int32_t* targets() const { return targets_.data(); }

@@ -45,6 +45,13 @@ struct labeled_batch {
     const float* targets = nullptr;        // [batch] regression targets, or null for a classifier
 };
 
+// The view of an owner of masked device arrays that exposes batch(), seq(), ids(), num_masked(), positions()
+// and targets() in its memory_space (cuda::device_mlm_batch, which masks on the device).
+template <class Owner>
+mlm_batch<typename Owner::memory_space> mlm_view(const Owner& b) {
+    return {b.batch(), b.seq(), b.ids(), nullptr, b.num_masked(), b.positions(), b.targets()};
+}
+
 struct host_mlm_batch {
     int batch = 0;
     int seq = 0;
