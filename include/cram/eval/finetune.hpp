@@ -278,16 +278,15 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
             const std::span<const std::size_t> idx = batches.batch(b);
             const std::size_t count = idx.size();
             hb.tokens = make_token_batch(task.train, idx.data(), count, std::int32_t(opts.model.pad_id), C.token_types > 0);
-            hb.labels.resize(count);
-            hb.targets.resize(count);
-            for (std::size_t i = 0; i < count; ++i) {
-                hb.labels[i] = task.train_labels[idx[i]];
-                hb.targets[i] = task.train_scores[idx[i]];
+            // a classifier gets class labels, a regression head float targets: only the one it reads is sent
+            hb.labels.clear();
+            hb.targets.clear();
+            for (const std::size_t i : idx) {
+                if (task.info.regression)
+                    hb.targets.push_back(task.train_scores[i]);
+                else
+                    hb.labels.push_back(task.train_labels[i]);
             }
-            if (task.info.regression)
-                hb.labels.clear();
-            else
-                hb.targets.clear();
             model.state.zero_grads();
             model.head.forward_backward(upload(hb),
                                         forward_options{opts.dropout, splitmix64(seed_key + 1000 + std::uint64_t(step))});

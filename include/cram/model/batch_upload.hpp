@@ -73,10 +73,10 @@ private:
 
         packer(batch_upload& u, std::size_t elements) : up(u) {
             const std::size_t bytes = elements * 4 + 8 * align;  // room for each array's alignment padding
-            host = up.staging_.acquire(up.ctx_, bytes);
-            if (up.device_.size() < bytes) {
-                up.device_ = {};
-                up.device_ = typename Backend::template buffer<std::byte>(bytes);
+            host = up.store_.staging.acquire(up.ctx_, bytes);
+            if (up.store_.device.size() < bytes) {
+                up.store_.device = {};
+                up.store_.device = typename Backend::template buffer<std::byte>(bytes);
             }
         }
         template <class T>
@@ -84,7 +84,7 @@ private:
             static_assert(sizeof(T) == 4, "batch arrays hold 4-byte elements");
             used = (used + align - 1) / align * align;
             std::memcpy(host + used, v.data(), v.size() * sizeof(T));
-            const T* dev = reinterpret_cast<const T*>(up.device_.data() + used);
+            const T* dev = reinterpret_cast<const T*>(up.store_.device.data() + used);
             used += v.size() * sizeof(T);
             return dev;
         }
@@ -93,7 +93,7 @@ private:
         token_batch<space> tokens(const host_token_batch& b) {
             return {b.batch, b.seq, put(b.ids), put_or_null(b.type_ids), put_or_null(b.lengths)};
         }
-        void send() { up.staging_.send(up.ctx_, up.device_.data(), used); }
+        void send() { up.store_.staging.send(up.ctx_, up.store_.device.data(), used); }
     };
 
     // Host-memory backends have neither a staging buffer nor device copies.
@@ -110,8 +110,6 @@ private:
 
     context& ctx_;
     storage<!zero_copy> store_{};
-    decltype(store_.staging)& staging_ = store_.staging;
-    decltype(store_.device)& device_ = store_.device;
 };
 
 }  // namespace cram

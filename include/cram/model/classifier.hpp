@@ -58,7 +58,6 @@ public:
 
     int labels() const { return labels_; }
     bool regression() const { return labels_ == 1; }
-    int width() const { return inner_; }
 
     // One training micro-step on a batch in the backend's memory (batch_upload gets it there): forward
     // through encoder and head, loss, backward into both; gradients accumulate scaled by loss_scale.

@@ -164,7 +164,6 @@ public:
             restore();
         else
             fresh_start();
-        micro_index_ = n_.micro_steps;
         n_.accumulation = o_.ramp.accumulation(clock_.progress());
         open_metrics();
         start_this_ = clock_.this_process();
@@ -198,7 +197,7 @@ public:
         state_->zero_grads();
         int done = 0;
         while (done < accumulation) {
-            micro_step(accumulation);
+            micro_step(accumulation, n_.micro_steps + done);
             ++done;
             if (clock_.expired()) {
                 stopped_ = true;
@@ -338,11 +337,10 @@ private:
 
     // One micro-batch forward and backward into the gradients, scaled for an accumulation of `accumulation`.
     // Each micro-step draws its dropout seed from its global index, so a resumed run repeats an unbroken one.
-    void micro_step(int accumulation) {
+    void micro_step(int accumulation, std::int64_t index) {
         const host_mlm_batch hb = data_.next_batch(o_.ramp.micro_batch, o_.seed);
-        const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(micro_index_ + 1));
+        const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(index + 1));
         model_->mlm_forward_backward(upload_(hb), forward_options{0.0f, dropout_seed}, 1.0f / float(accumulation));
-        ++micro_index_;
         if (observers_.after_micro_step) observers_.after_micro_step();
     }
 
@@ -461,7 +459,7 @@ private:
     train_result res_;
     std::vector<param_t> host_params_, host_m_, host_v_;  // checkpoint staging, reused
     double start_this_ = 0, smoothed_ = NAN, ema_ = 0, ema_weight_ = 0;
-    std::int64_t start_sequences_ = 0, micro_index_ = 0;
+    std::int64_t start_sequences_ = 0;
     int bad_streak_ = 0;
     bool stopped_ = false;
 };

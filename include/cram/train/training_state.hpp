@@ -96,11 +96,6 @@ public:
         Backend::to_host(ctx_, m, m_.data(), index_t(n()));
         Backend::to_host(ctx_, v, v_.data(), index_t(n()));
     }
-    std::vector<param_t> host_params() {
-        std::vector<param_t> h(n());
-        store_params(h.data());
-        return h;
-    }
 
 private:
     std::size_t n() const { return layout_.buffer_size(); }
