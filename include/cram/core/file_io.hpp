@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <stdio.h>  // renameat2 (glibc, _GNU_SOURCE)
 #include <unistd.h>
 
 #include <cerrno>
@@ -128,6 +129,35 @@ inline bool is_temp_name(const std::filesystem::path& p) {
 // The directory that holds `target` ("." for a bare file name), whose entry the rename changes.
 inline std::filesystem::path parent_directory(const std::filesystem::path& target) {
     return target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
+}
+
+// Puts the complete directory `fresh` in the place of `target` (which may not exist): one atomic
+// exchange where the file system supports it (Linux renameat2 RENAME_EXCHANGE), so a reader or a crash
+// sees the old directory or the new one, never neither; elsewhere two renames (a crash between them
+// leaves the old one under `fresh`'s name). The old directory is removed afterwards.
+inline void replace_directory(const std::filesystem::path& fresh, const std::filesystem::path& target) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(target, ec))) {
+        rename_path(fresh, target);
+    } else {
+#ifdef RENAME_EXCHANGE
+        if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+            if (errno != EINVAL && errno != ENOSYS)
+                CRAM_THROW("cannot swap ", fresh.string(), " into ", target.string(), ": ", std::strerror(errno));
+#endif
+            const fs::path old = target.parent_path() / (target.filename().string() + ".old-" + std::to_string(::getpid()));
+            rename_path(target, old);
+            rename_path(fresh, target);
+            fs::remove_all(old, ec);
+            fsync_directory(parent_directory(target));
+            return;
+#ifdef RENAME_EXCHANGE
+        }
+#endif
+    }
+    fsync_directory(parent_directory(target));
+    if (fs::exists(fresh, ec)) fs::remove_all(fresh, ec);  // the old directory, now under the fresh name
 }
 
 // A file written in pieces that appears under its name only at commit(); destroyed uncommitted (an error
