@@ -60,7 +60,14 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
     CRAM_CHECK(tok.vocab_size() == C.vocab, "vocabulary ", s.vocab.string(), " has ", tok.vocab_size(),
                " tokens, preset ", s.preset, " has ", C.vocab, ": pass the --vocab the checkpoint was pretrained with");
     std::vector<typename Backend::param_t> params;
-    if (!s.from_scratch) params = eval::load_encoder<C, typename Backend::param_t>(ckpt);
+    std::filesystem::path used = ckpt;
+    if (!s.from_scratch) {
+        // verified (checksums, finite values); for a run directory the newest good checkpoint
+        auto pre = eval::load_pretrained<C, typename Backend::param_t>(s.checkpoint);
+        eval::check_vocab_matches(pre.state, s.vocab);
+        params = std::move(pre.params);
+        used = pre.dir;
+    }
 
     eval::glue_eval_options o;
     o.glue_dir = s.glue_dir;
@@ -80,10 +87,10 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
     o.finetune.model = find_preset(s.preset).options;  // the preset's GLUE head width, init scale, padding id
     o.quiet = s.quiet;
     o.notes.push_back(s.from_scratch ? std::string("encoder: random initialisation (--from-scratch), the no-pretraining baseline")
-                                     : "checkpoint: `" + ckpt.string() + "`");
+                                     : "checkpoint: `" + used.string() + "`");
     o.notes.push_back("preset " + s.preset + " (" + std::to_string(bert<C, Backend>::parameter_count()) +
                       " encoder parameters), vocabulary `" + s.vocab.string() + "`, backend " + Backend::name);
-    o.settings = {{"checkpoint", s.from_scratch ? std::string() : ckpt.string()},
+    o.settings = {{"checkpoint", s.from_scratch ? std::string() : used.string()},
                   {"preset", s.preset},
                   {"vocab", s.vocab.string()},
                   {"backend", Backend::name},
@@ -105,9 +112,10 @@ int run_glue(glue_settings s, typename Backend::context& ctx) {
     CRAM_CHECK(!s.glue_dir.empty() && !s.out.empty(), "glue needs --glue-dir and --out");
     fs::path ckpt;
     if (!s.checkpoint.empty()) {
-        ckpt = eval::resolve_checkpoint(s.checkpoint);
-        const nlohmann::json state = train::read_json_file(ckpt / train::checkpoint_paths::state);
-        const nlohmann::json config = state.value("config", nlohmann::json::object());
+        const train::checkpoint_info info = eval::find_checkpoint(s.checkpoint);
+        ckpt = info.dir;
+        const nlohmann::json& state = info.state;
+        const nlohmann::json config = info.config();
         const std::string saved = config.is_object() ? config.value("preset", std::string()) : std::string();
         CRAM_CHECK(s.preset.empty() || saved.empty() || s.preset == saved, "--preset ", s.preset, " but checkpoint ",
                    ckpt.string(), " was trained as ", saved);

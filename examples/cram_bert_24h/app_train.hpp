@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "app_presets.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/schedule.hpp"
 
@@ -34,10 +37,31 @@ struct train_settings {
     bool quiet = false;
     double peak_flops = 0;        // filled by the device side when it knows the peak
     double start_time = 0;        // steady_seconds() when the command began: start-up counts
+    // Tests only (CRAM_TEST_SECONDS_PER_MICRO_STEP): a simulated budget clock that advances this much per
+    // micro-step instead of the wall clock, so interrupted and resumed runs can be compared bit for bit.
+    double simulated_step_seconds = 0;
 };
 
 // Vocabulary size of a preset by name (for messages and for `run`, which prepares a matching dataset).
 inline int preset_vocab(const std::string& preset) { return find_preset(preset).config.vocab; }
+
+// Seconds between periodic checkpoints: a duration, or 0 / "off" for none (only the final checkpoint).
+inline double checkpoint_interval(const train_settings& s) {
+    if (s.checkpoint_every == "0" || s.checkpoint_every == "off") return 0;
+    return train::parse_duration(s.checkpoint_every);
+}
+
+// The test clock's step from CRAM_TEST_SECONDS_PER_MICRO_STEP (0 when unset): see simulated_step_seconds.
+inline double simulated_step_seconds_from_env() {
+    const char* v = std::getenv("CRAM_TEST_SECONDS_PER_MICRO_STEP");
+    if (!v || !*v) return 0;
+    char* end = nullptr;
+    const double dt = std::strtod(v, &end);
+    CRAM_CHECK(end && *end == '\0' && dt > 0 && dt < 1e6, "CRAM_TEST_SECONDS_PER_MICRO_STEP='", v,
+               "' is not a positive number of seconds");
+    std::fprintf(stderr, "train: test clock: %g s of budget per micro-step (CRAM_TEST_SECONDS_PER_MICRO_STEP)\n", dt);
+    return dt;
+}
 
 // Checks the settings that do not need the dataset; throws with what to change.
 inline void validate_settings(const train_settings& s) {
@@ -50,7 +74,9 @@ inline void validate_settings(const train_settings& s) {
     find_preset(s.preset);  // throws on an unknown name
     train::lr_schedule::parse(s.schedule);
     train::parse_duration(s.budget);
-    train::parse_duration(s.checkpoint_every);
+    checkpoint_interval(s);
+    CRAM_CHECK(s.threads >= 0 && s.threads <= cram::max_cpu_threads(), "--threads ", s.threads,
+               " is out of range: 0 (all cores) up to ", cram::max_cpu_threads(), " (4x this machine's hardware threads)");
     CRAM_CHECK(s.micro_batch >= 0, "--micro-batch must be positive (or 0 to pick one), got ", s.micro_batch);
     CRAM_CHECK(s.batch_target > 0, "--batch-target must be positive, got ", s.batch_target);
     CRAM_CHECK(s.ramp_end >= 0 && s.ramp_end <= 1, "--ramp-end is a budget fraction in [0, 1], got ", s.ramp_end);
@@ -59,7 +85,7 @@ inline void validate_settings(const train_settings& s) {
 }
 
 // Trains on the device the settings ask for (cpu_train.cpp); s.start_time must already be set. Returns
-// the exit code.
+// the exit code: 0, or 128 + the signal that stopped the run (after its checkpoint was written).
 int train_on_device(train_settings s);
 
 // The GPU trainer (cuda_train.cu; no_cuda.cpp's stand-in throws). s.micro_batch is already resolved.

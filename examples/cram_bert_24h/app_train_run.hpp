@@ -1,7 +1,8 @@
 // run_training<Backend>: the app's training run, written once over the backend (cpu_train.cpp and
 // cuda_train.cu instantiate it, one translation unit each): maps the preset name to its config
 // (with_preset) and the schedule name to its value, opens the dataset and runs cram::train::train_mlm
-// with progress, metrics, checkpoints and a final summary.
+// with progress, metrics, checkpoints and a final summary. A stop signal ends it with a checkpoint and
+// the exit code 128 + signal.
 #pragma once
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "app_presets.hpp"
 #include "app_train.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/signals.hpp"
 #include "cram/data/mlm_source.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/dataset_source.hpp"
@@ -39,12 +41,15 @@ inline void print_summary(const train::train_result& r, const train_settings& s)
     if (!r.checkpoint.empty()) std::printf("checkpoint       %s\n", r.checkpoint.string().c_str());
     if (!r.metrics.empty()) std::printf("metrics          %s\n", r.metrics.string().c_str());
     if (!r.plot.empty()) std::printf("loss plot        %s\n", r.plot.string().c_str());
+    if (r.signal)
+        std::printf("interrupted      by %s: the checkpoint above holds every completed step; run the same command "
+                    "with --resume to continue\n", signal_name(r.signal));
     std::fflush(stdout);
 }
 
 template <bert_config C, class Backend>
 train::train_result run_with(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock,
-                             const train::lr_schedule& schedule) {
+                             const train::lr_schedule& schedule, train::trainer_observers observers) {
     namespace fs = std::filesystem;
     const fs::path dir(s.data);
     const auto summary = data::read_dataset_summary(dir);
@@ -65,14 +70,16 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.seed = s.seed;
     o.model = find_preset(s.preset).options;  // the preset's init scale and padding id
     o.out = s.out;
-    o.checkpoint_every = train::parse_duration(s.checkpoint_every);
+    o.checkpoint_every = checkpoint_interval(s);
     o.keep = s.keep;
     o.resume = s.resume;
     o.max_steps = s.max_steps;
     o.quiet = s.quiet;
     o.val_batches = s.val_batches;
     o.peak_flops = s.peak_flops;
-    o.run_config = {{"preset", s.preset}};
+    // the vocabulary's content is part of what a checkpoint must match (resume, glue): same size, other
+    // tokens would silently mean other ids
+    o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train::digest_file(dir / "vocab.txt").xxh64}};
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
     if (!s.quiet)
@@ -83,7 +90,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                      static_cast<long long>(train_data.num_sequences()), seq, s.micro_batch,
                      o.ramp.final_accumulation() * s.micro_batch, s.ramp_end, std::string(schedule.name()).c_str(),
                      train::format_duration(clock.budget()).c_str());
-    return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get());
+    return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get(), std::move(observers));
 }
 
 }  // namespace detail
@@ -94,12 +101,25 @@ int run_training(const train_settings& s, typename Backend::context& ctx) {
     validate_settings(s);
     CRAM_CHECK(s.micro_batch > 0, "internal: the micro-batch must be resolved before run_training");
     const train::lr_schedule schedule = train::lr_schedule::parse(s.schedule);
-    train::budget_clock clock(train::parse_duration(s.budget), cram::steady_seconds,
-                              s.start_time > 0 ? s.start_time : cram::steady_seconds());
+    // the test clock: budget time is micro-steps x a fixed step, so a resumed run replays exactly
+    double simulated = 0;
+    train::trainer_observers observers;
+    train::time_source now = cram::steady_seconds;
+    if (s.simulated_step_seconds > 0) {
+        now = [&simulated] { return simulated; };
+        observers.after_micro_step = [&simulated, dt = s.simulated_step_seconds] { simulated += dt; };
+    }
+    train::budget_clock clock(train::parse_duration(s.budget), now,
+                              s.simulated_step_seconds > 0 ? 0.0 : (s.start_time > 0 ? s.start_time : cram::steady_seconds()));
     const train::train_result r = with_preset(s.preset, [&]<bert_config C>() {
-        return detail::run_with<C, Backend>(s, ctx, clock, schedule);
+        return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
     });
     if (!s.quiet) detail::print_summary(r, s);
+    if (r.signal) {
+        std::fprintf(stderr, "train: stopped by %s; checkpoint %s written (continue with --resume)\n",
+                     signal_name(r.signal), r.checkpoint.string().c_str());
+        return exit_code_for_signal(r.signal);
+    }
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "app_train.hpp"
 #include "app_train_cli.hpp"
 #include "commands.hpp"
+#include "cram/core/signals.hpp"
 #include "cram/train/checkpoint.hpp"
 
 namespace cram::app {
@@ -75,11 +76,14 @@ void add_run_command(CLI::App& app) {
                          static_cast<long long>(sum.documents), static_cast<long long>(sum.filtered),
                          static_cast<long long>(sum.train_blocks), static_cast<long long>(sum.val_blocks), sum.seconds);
         }
-        // 2. train: the budget clock starts here
+        // 2. train: the budget clock starts here. From here on a stop signal ends the run with a checkpoint
+        // (during prepare it just ends the process: the old dataset, if any, is untouched).
         std::fprintf(stderr, "run: 2/2 train -> %s\n", run_dir.string().c_str());
+        const cram::stop_on_signals stop;
         s.data = data_dir.string();
         s.out = run_dir.string();
         s.start_time = cram::steady_seconds();
+        s.simulated_step_seconds = simulated_step_seconds_from_env();
         const int rc = train_on_device(s);
         if (rc != 0) throw CLI::RuntimeError(rc);
         // 3. GLUE, when asked for: the protocol's settings unless --glue-* says otherwise, the report in OUT/glue

@@ -6,6 +6,7 @@
 #include "app_train.hpp"
 #include "app_train_cli.hpp"
 #include "commands.hpp"
+#include "cram/core/signals.hpp"
 
 namespace cram::app {
 
@@ -17,6 +18,8 @@ void add_train_command(CLI::App& app) {
     add_train_options(cmd, *s);
     cmd->callback([s] {
         s->start_time = cram::steady_seconds();
+        s->simulated_step_seconds = simulated_step_seconds_from_env();
+        const cram::stop_on_signals stop;  // SIGINT/SIGTERM/SIGHUP: checkpoint, then exit 128 + signal
         const int rc = train_on_device(*s);
         if (rc != 0) throw CLI::RuntimeError(rc);
     });

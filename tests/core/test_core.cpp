@@ -164,7 +164,7 @@ TEST_CASE("bf16 to float and round trips") {
 }
 
 // ---- errors ---------------------------------------------------------------------------------------
-TEST_CASE("CRAM_CHECK and CRAM_THROW carry the file:line and the streamed values") {
+TEST_CASE("CRAM_CHECK and CRAM_THROW: the user's message as what(), the file:line apart") {
     int line = 0;
     try {
         const int width = 7;
@@ -173,9 +173,8 @@ TEST_CASE("CRAM_CHECK and CRAM_THROW carry the file:line and the streamed values
         FAIL("CRAM_CHECK did not throw");
     } catch (const cram::error& e) {
         const std::string what = e.what();
-        CHECK(what.find("width 7 must be even") != std::string::npos);
-        CHECK(what.find("width % 2 == 0") != std::string::npos);  // the failed condition
-        CHECK(what.find(std::string(__FILE__) + ":" + std::to_string(line)) != std::string::npos);
+        CHECK(what == "width 7 must be even");  // no C++ expression, no source location: users read this
+        CHECK(e.where() == std::string(__FILE__) + ":" + std::to_string(line));
         CHECK(e.line() == line);
         CHECK(std::string(e.file()) == __FILE__);
     }
@@ -184,8 +183,8 @@ TEST_CASE("CRAM_CHECK and CRAM_THROW carry the file:line and the streamed values
         CRAM_THROW("bad value ", 2.5, " in ", std::string("x"));
     } catch (const cram::error& e) {
         const std::string what = e.what();
-        CHECK(what.find("bad value 2.5 in x") != std::string::npos);
-        CHECK(what.find(":" + std::to_string(line) + "]") != std::string::npos);
+        CHECK(what == "bad value 2.5 in x");
+        CHECK(e.line() == line);
     }
     CHECK_NOTHROW(CRAM_CHECK(1 + 1 == 2, "never"));
     // cram::error is a std::runtime_error, so generic handlers catch it.

@@ -108,7 +108,7 @@ TEST_CASE("checkpoint round trip with the model layout; the Python reader sees e
         }
     const auto dir = test::scratch_dir("train_ckpt_roundtrip");
     const nlohmann::json state{{"step", 12}, {"elapsed_s", 3.5}};
-    const auto where = save_checkpoint(dir, 12, layout, p.data(), m.data(), v.data(), state, 2);
+    const auto where = save_checkpoint(dir, 12, layout, p.data(), m.data(), v.data(), state, 2).dir;
     CHECK(where.filename() == "step-00000012");
     const auto back = load_checkpoint<float>(where, layout);
     CHECK(back.params == p);

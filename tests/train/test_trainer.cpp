@@ -287,7 +287,7 @@ TEST_CASE("bad inputs give messages that say what to change") {
         auto data = make_source();
         o.out = test::scratch_dir("train_resume_none");
         o.resume = true;
-        CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("no complete checkpoint") !=
+        CHECK(error_of([&] { train_mlm<small, cpu_backend>(ctx, data, o, clock); }).find("no usable checkpoint") !=
               std::string::npos);
     }
     SUBCASE("zero micro-batch") {

@@ -1,5 +1,6 @@
-// cram::error and the CRAM_CHECK family: every failure carries the file:line that raised it and
-// a message written for the user (what was wrong, which value, what to change).
+// cram::error and the CRAM_CHECK family: every failure carries a message written for the user (what was
+// wrong, which file or value, what to change) as what(), and, for developers, the file:line that raised
+// it as where(); the app prints the location only when CRAM_DEBUG is set.
 #pragma once
 
 #include <sstream>
@@ -12,16 +13,13 @@ namespace cram {
 class error : public std::runtime_error {
 public:
     error(std::string_view message, const char* file, int line)
-        : std::runtime_error(format(message, file, line)), file_(file), line_(line) {}
+        : std::runtime_error(std::string(message)), file_(file), line_(line) {}
     const char* file() const noexcept { return file_; }
     int line() const noexcept { return line_; }
+    // "path/to/header.hpp:123": where in cram the error was raised.
+    std::string where() const { return std::string(file_) + ':' + std::to_string(line_); }
 
 private:
-    static std::string format(std::string_view message, const char* file, int line) {
-        std::ostringstream s;
-        s << message << " [" << file << ':' << line << ']';
-        return s.str();
-    }
     const char* file_;
     int line_;
 };
@@ -40,7 +38,8 @@ std::string concat(const Parts&... parts) {
 
 #define CRAM_THROW(...) throw ::cram::error(::cram::detail::concat(__VA_ARGS__), __FILE__, __LINE__)
 
-#define CRAM_CHECK(cond, ...)                                                                  \
-    do {                                                                                       \
-        if (!(cond)) CRAM_THROW("check failed: " #cond ": ", ::cram::detail::concat(__VA_ARGS__)); \
+// The condition is the code's business; the message is the user's, so only the message is shown.
+#define CRAM_CHECK(cond, ...)                                        \
+    do {                                                             \
+        if (!(cond)) CRAM_THROW(__VA_ARGS__);                        \
     } while (0)

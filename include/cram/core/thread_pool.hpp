@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "cram/core/error.hpp"
+
 namespace cram {
 
 class thread_pool {
@@ -143,9 +145,21 @@ inline int& cpu_thread_setting() {
 
 }  // namespace detail
 
+// The most threads set_cpu_threads accepts: 4x the hardware threads (at least 16, at most 1024). More
+// threads than cores only slow the work down, and tens of thousands exhaust the machine's process limit.
+inline int max_cpu_threads() {
+    const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    return std::min(1024, std::max(16, 4 * hw));
+}
+
 // How many threads cram's CPU work uses at once (0: all cores). Set it before starting work: the shared
 // pool is rebuilt at its next use, which must not overlap a job running on the old one.
-inline void set_cpu_threads(int n) { detail::cpu_thread_setting() = n; }
+inline void set_cpu_threads(int n) {
+    CRAM_CHECK(n >= 0 && n <= max_cpu_threads(), "--threads ", n, " is out of range: 0 (all ",
+               std::thread::hardware_concurrency(), " hardware threads) up to ", max_cpu_threads(),
+               " (4x the hardware threads)");
+    detail::cpu_thread_setting() = n;
+}
 
 inline int cpu_threads() {
     const int n = detail::cpu_thread_setting();

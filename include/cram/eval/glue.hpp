@@ -29,28 +29,75 @@ inline std::vector<std::string> default_glue_tasks() {
     return {"MNLI", "SST-2", "STS-B", "RTE", "QNLI", "QQP", "MRPC", "CoLA"};
 }
 
-// A checkpoint directory (holding state.json) as given, or the newest complete one of a trainer run
-// directory (RUN/checkpoints/step-*).
-inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
+// The checkpoint a path names, its state.json checked (checkpoint.hpp): a checkpoint directory as given,
+// or the newest checkpoint of a trainer run directory (RUN/checkpoints/step-*) whose state verifies (a
+// damaged newer one is skipped with a warning; a reader never moves a run's files).
+inline train::checkpoint_info find_checkpoint(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
-    if (fs::exists(path / train::checkpoint_paths::state)) return path;
+    if (fs::exists(path / train::checkpoint_paths::state)) return train::read_checkpoint_info(path);
     const auto list = train::list_checkpoints(path / "checkpoints");
     CRAM_CHECK(!list.empty(), "checkpoint ", path.string(), ": neither a checkpoint directory (with ",
                train::checkpoint_paths::state, ") nor a run directory with complete checkpoints under ",
                (path / "checkpoints").string());
-    return list.front();
+    for (const auto& c : list) {
+        try {
+            return train::read_checkpoint_info(c);
+        } catch (const train::checkpoint_damaged& e) {
+            std::fprintf(stderr, "warning: skipping damaged checkpoint %s: %s\n", c.string().c_str(), e.what());
+        }
+    }
+    CRAM_THROW("none of the ", list.size(), " checkpoints under ", (path / "checkpoints").string(),
+               " is usable (see the warnings above)");
 }
 
-// The encoder parameters of a trainer checkpoint (its model.safetensors; the optimizer state is not read),
-// as a host buffer in bert<C>::layout(). Throws naming the file when a tensor is missing or misshapen
-// (e.g. a checkpoint of another preset).
+inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) { return find_checkpoint(path).dir; }
+
+template <class T>
+struct pretrained_encoder {
+    std::filesystem::path dir;  // the checkpoint actually used
+    nlohmann::json state;       // its verified state.json
+    std::vector<T> params;      // bert<C>::layout()
+};
+
+// The encoder parameters of a trainer checkpoint (its model.safetensors, verified against the checksum in
+// state.json and checked finite; the optimizer state is not read). A checkpoint directory that fails is an
+// error saying so; for a run directory the newest checkpoint that verifies is used, older ones standing in
+// for damaged ones with a warning. Misshapen tensors (a checkpoint of another preset) are an error too.
+template <bert_config C, class T = float>
+pretrained_encoder<T> load_pretrained(const std::filesystem::path& checkpoint) {
+    namespace fs = std::filesystem;
+    const param_layout& layout = bert_layout<C>();
+    if (fs::exists(checkpoint / train::checkpoint_paths::state)) {
+        try {
+            auto l = train::load_checkpoint<T>(checkpoint, layout, train::checkpoint_part::model);
+            return {l.dir, std::move(l.state), std::move(l.params)};
+        } catch (const train::checkpoint_damaged& e) {
+            CRAM_THROW("checkpoint ", checkpoint.string(), " is damaged and cannot be evaluated: ", e.what(),
+                       "\n(pass the run directory to use its newest good checkpoint, or an older step-N directory)");
+        }
+    }
+    (void)find_checkpoint(checkpoint);  // the message for a path that holds no checkpoints
+    auto l = train::load_latest_checkpoint<T>(checkpoint / "checkpoints", layout, train::checkpoint_part::model);
+    CRAM_CHECK(l.has_value(), "none of the checkpoints under ", (checkpoint / "checkpoints").string(),
+               " is usable (see the warnings above)");
+    return {l->dir, std::move(l->state), std::move(l->params)};
+}
+
 template <bert_config C, class T = float>
 std::vector<T> load_encoder(const std::filesystem::path& checkpoint) {
-    const std::filesystem::path dir = resolve_checkpoint(checkpoint);
-    const param_layout& layout = bert_layout<C>();
-    std::vector<T> params(layout.buffer_size());
-    train::read_layout(train::safetensors_file(dir / train::checkpoint_paths::model), layout, params.data(), "");
-    return params;
+    return load_pretrained<C, T>(checkpoint).params;
+}
+
+// Refuses a vocabulary whose content differs from the one the checkpoint was pretrained with (its XXH64,
+// recorded by the trainer as config.vocab_xxh64): the same size with other tokens means wrong ids for
+// [MASK] and every word. Checkpoints that do not record it pass.
+inline void check_vocab_matches(const nlohmann::json& state, const std::filesystem::path& vocab) {
+    const auto config = state.contains("config") && state["config"].is_object() ? state["config"] : nlohmann::json::object();
+    if (!config.contains("vocab_xxh64") || !config["vocab_xxh64"].is_string()) return;
+    const std::string want = config["vocab_xxh64"].get<std::string>();
+    const std::string got = train::digest_file(vocab).xxh64;
+    CRAM_CHECK(got == want, "vocabulary ", vocab.string(), " is not the one the checkpoint was pretrained with (its "
+               "XXH64 is ", got, ", the checkpoint recorded ", want, "): pass --vocab with the pretraining dataset's vocab.txt");
 }
 
 struct glue_eval_options {

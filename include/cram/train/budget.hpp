@@ -16,6 +16,10 @@
 
 namespace cram::train {
 
+// The longest duration parse_duration accepts (1000 days): beyond it a budget is a typo, and times would
+// no longer print.
+inline constexpr double max_duration_seconds = 1000.0 * 86400;
+
 // "24h", "90m", "45s", "1h30m", "1d", "2.5h", "1500ms" or a bare number of seconds -> seconds.
 inline double parse_duration(std::string_view text) {
     const std::string original(text);
@@ -60,15 +64,21 @@ inline double parse_duration(std::string_view text) {
         i = k;
     }
     CRAM_CHECK(total > 0, "duration '", original, "' must be positive");
+    CRAM_CHECK(total <= max_duration_seconds, "duration '", original, "' is longer than 1000 days: surely a typo");
     return total;
 }
 
-// Seconds as "1:02:03" (h:mm:ss), "2:03" (m:ss) or "4.2s" below a minute.
+// Seconds as "1:02:03" (h:mm:ss), "2:03" (m:ss), "4.2s" below a minute, "50d 04:05:06" from 1000 hours on.
 inline std::string format_duration(double seconds) {
     if (!std::isfinite(seconds)) return "?";
     if (seconds < 0) seconds = 0;
     char buf[64];
-    if (seconds < 60) {
+    if (seconds >= 1e12) {  // beyond any budget; no integer conversion can overflow below this
+        std::snprintf(buf, sizeof buf, "%.3g days", seconds / 86400);
+    } else if (seconds >= 1000.0 * 3600) {
+        const long long s = std::llround(seconds);
+        std::snprintf(buf, sizeof buf, "%lldd %02lld:%02lld:%02lld", s / 86400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+    } else if (seconds < 60) {
         std::snprintf(buf, sizeof buf, "%.1fs", seconds);
     } else {
         const long s = std::lround(seconds);

@@ -81,7 +81,11 @@ struct step_record {
 class metrics_log {
 public:
     metrics_log() = default;
-    metrics_log(const std::filesystem::path& path, bool resume, std::int64_t resume_step) : path_(path) {
+    // On resume, records after the checkpoint (a later step, or micro-steps past it: skipped steps) are
+    // dropped: the resumed run writes them again.
+    metrics_log(const std::filesystem::path& path, bool resume, std::int64_t resume_step,
+                std::int64_t resume_micro_steps = -1)
+        : path_(path) {
         if (resume && std::filesystem::exists(path)) {
             std::ifstream in(path);
             std::string line, kept;
@@ -89,6 +93,9 @@ public:
                 const auto j = nlohmann::json::parse(line, nullptr, false);
                 if (j.is_discarded() || !j.is_object()) continue;  // a line torn by a crash
                 if (j.contains("step") && j["step"].is_number_integer() && j["step"].get<std::int64_t>() > resume_step) continue;
+                if (resume_micro_steps >= 0 && j.contains("micro_steps") && j["micro_steps"].is_number_integer() &&
+                    j["micro_steps"].get<std::int64_t>() > resume_micro_steps)
+                    continue;
                 kept += line + "\n";
                 if (j.contains("step") && j.contains("loss") && j["loss"].is_number() && j.contains("elapsed_s"))
                     curve_.emplace_back(j["elapsed_s"].get<double>(), j["loss"].get<double>());

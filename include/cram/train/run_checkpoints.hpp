@@ -15,7 +15,9 @@
 
 #include "cram/core/error.hpp"
 #include "cram/model/parameters.hpp"
+#include "cram/core/file_io.hpp"
 #include "cram/train/checkpoint.hpp"
+#include "cram/train/json_fields.hpp"
 
 namespace cram::train {
 
@@ -28,14 +30,19 @@ struct training_counters {
     double last_loss = NAN;        // loss of the last applied step
     int accumulation = 1;          // micro-batches per optimizer step at the last step
 
-    static training_counters from_state(const nlohmann::json& st) {
-        training_counters c;
-        c.step = st.at("step").get<std::int64_t>();
-        c.micro_steps = st.at("micro_steps").get<std::int64_t>();
-        c.skipped = st.value("skipped_steps", std::int64_t{0});
-        c.sequences = st.value("sequences", std::int64_t{0});
-        c.last_loss = st.contains("loss") && st["loss"].is_number() ? st["loss"].get<double>() : NAN;
-        return c;
+    // The counters of a verified state.json; a missing or wrong-typed field is checkpoint damage.
+    static training_counters from_state(const nlohmann::json& st, const std::filesystem::path& file) {
+        return detail::as_damage([&] {
+            const json_fields f(st, file);
+            training_counters c;
+            c.step = f.integer("step", 0);
+            c.micro_steps = f.integer("micro_steps", 0);
+            c.skipped = f.integer_or("skipped_steps", 0, 0);
+            c.sequences = f.integer_or("sequences", 0, 0);
+            c.last_loss = f.number_or_nan("loss");
+            c.accumulation = int(f.integer_or("accumulation", 1, 1));
+            return c;
+        });
     }
 };
 
@@ -52,46 +59,81 @@ public:
     const nlohmann::json& config() const { return config_; }
     const std::string& fingerprint() const { return fingerprint_; }
 
-    // The newest complete checkpoint, checked to come from this configuration; throws saying what to do when
-    // there is none or it was written by other settings (every differing key named).
+    // The newest checkpoint that verifies, checked to come from this configuration before any tensor is read;
+    // damaged newer ones are set aside (this process owns the run). Throws saying what to do when there is
+    // none, or when the newest readable one was written by other settings (every differing key named).
     template <class T>
     loaded_checkpoint<T> resume(const param_layout& layout) const {
         CRAM_CHECK(enabled(), "--resume needs a run directory (--out)");
-        auto loaded = load_latest_checkpoint<T>(dir_, layout);
-        if (!loaded)
-            CRAM_THROW("--resume: no complete checkpoint under ", dir_.string(),
-                       " (start without --resume, or point --out at the run to continue)");
-        const auto& st = loaded->state;
-        if (st.value("config_fingerprint", std::string()) != fingerprint_) {
-            const auto diffs = config_differences(st.value("config", nlohmann::json::object()), config_);
+        const auto check_config = [&](const checkpoint_info& info) {
+            // every field a resume reads, checked before the tensors: a bad one is damage (an older one is tried)
+            (void)training_counters::from_state(info.state, info.state_file());
+            const json_fields f(info.state, info.state_file());
+            const std::string saved = detail::as_damage([&] {
+                (void)f.integer("data_position", 0);
+                (void)f.number("elapsed_s");
+                return f.string_or("config_fingerprint", "");
+            });
+            if (saved == fingerprint_) return;
+            const auto diffs = config_differences(info.config(), config_);
             std::string what;
             for (const auto& d : diffs) what += "\n  " + d;
-            CRAM_THROW("--resume: checkpoint ", loaded->dir.string(),
+            CRAM_THROW("--resume: checkpoint ", info.dir.string(),
                        " was written by a different training configuration; differences:",
                        diffs.empty() ? std::string("\n  (fingerprint only)") : what,
                        "\nrun with the checkpoint's settings, or start a new run in another --out directory");
-        }
+        };
+        auto loaded = load_latest_checkpoint<T>(dir_, layout, checkpoint_part::model_and_optimizer,
+                                                on_damage::set_aside, check_config);
+        if (!loaded)
+            CRAM_THROW("--resume: no usable checkpoint under ", dir_.string(),
+                       " (start without --resume, or point --out at the run to continue)");
         return std::move(*loaded);
     }
 
-    // A fresh run must not write its checkpoints among an earlier run's.
+    // A fresh run must not write its checkpoints among an earlier run's, nor scatter its files into a
+    // directory that is not a run (a typo in --out should not overwrite someone's files).
     void refuse_existing(const std::filesystem::path& out) const {
-        if (enabled() && !list_checkpoints(dir_).empty())
+        namespace fs = std::filesystem;
+        if (!enabled()) return;
+        if (!list_checkpoints(dir_).empty())
             CRAM_THROW("run directory ", out.string(), " already holds checkpoints: pass --resume to continue it, "
                        "or choose a new --out");
+        std::error_code ec;
+        std::vector<std::string> foreign;
+        for (const auto& e : fs::directory_iterator(out, ec)) {
+            const std::string name = e.path().filename().string();
+            if (!is_run_entry(name)) foreign.push_back(name);
+        }
+        if (!foreign.empty()) {
+            std::string names;
+            for (std::size_t i = 0; i < foreign.size() && i < 5; ++i) names += (i ? ", " : "") + foreign[i];
+            if (foreign.size() > 5) names += ", ...";
+            CRAM_THROW("--out ", out.string(), " is not empty and is not a cram run (it holds ", names,
+                       "): choose a new or empty directory, so that no file of yours is overwritten");
+        }
+    }
+
+    // The names a run directory holds (a fresh run may reuse a directory with only these).
+    static bool is_run_entry(const std::string& name) {
+        return name == "checkpoints" || name == "metrics.jsonl" || name == "loss.svg" || name == ".cram-lock" ||
+               is_temp_name(name);
     }
 
     // Periodic checkpoints: due when `every` seconds of budget passed since the last one (or the start).
-    void mark(double elapsed) { last_ = elapsed; }
-    bool due(double elapsed) const { return enabled() && every_ > 0 && elapsed - last_ >= every_; }
+    void mark(double elapsed) { last_mark_ = elapsed; }
+    bool due(double elapsed) const { return enabled() && every_ > 0 && elapsed - last_mark_ >= every_; }
 
-    // Writes step `step` (atomically; keeps the newest `keep`) and returns its directory; nothing without a run
-    // directory.
+    // Writes step `step` whole (see save_checkpoint; keeps the newest `keep` verified) and returns its
+    // directory; nothing without a run directory. A second save of the same step (the final one right after
+    // a periodic one) reuses the tensor files it wrote.
     template <class T>
     std::filesystem::path save(std::int64_t step, const param_layout& layout, const T* params, const T* m, const T* v,
-                               const nlohmann::json& state) const {
+                               const nlohmann::json& state) {
         if (!enabled()) return {};
-        return save_checkpoint(dir_, step, layout, params, m, v, state, keep_, {{"cram.step", std::to_string(step)}});
+        last_ = save_checkpoint(dir_, step, layout, params, m, v, state, keep_, {{"cram.step", std::to_string(step)}},
+                                &last_);
+        return last_.dir;
     }
 
     std::vector<std::filesystem::path> list() const {
@@ -104,7 +146,8 @@ private:
     std::string fingerprint_;
     double every_;
     int keep_;
-    double last_ = 0;
+    double last_mark_ = 0;
+    saved_checkpoint last_;  // what this process wrote last (its tensor files may be lent to a same-step save)
 };
 
 }  // namespace cram::train

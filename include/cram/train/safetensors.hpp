@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cram/core/checksum.hpp"
 #include "cram/core/error.hpp"
 #include "cram/core/file_io.hpp"
 
@@ -81,17 +82,35 @@ inline std::string safetensors_header(const std::vector<safetensors_entry>& entr
     return out + json;
 }
 
+// Size and XXH64 of a whole file: what a checkpoint's state.json records for each tensor file.
+struct file_digest {
+    std::uint64_t bytes = 0;
+    std::string xxh64;  // 16 hex digits
+    bool operator==(const file_digest&) const = default;
+};
+
 // Writes a complete safetensors file at `path` (not atomically on its own: callers write into a
-// temporary directory or name, then rename) and fsyncs it.
-inline void write_safetensors(const std::filesystem::path& path, const std::vector<safetensors_entry>& entries,
-                              const std::map<std::string, std::string>& metadata = {}) {
+// temporary directory or name, then rename), fsyncs it, and returns its size and checksum, computed from
+// the bytes as they were written (no second read).
+inline file_digest write_safetensors(const std::filesystem::path& path, const std::vector<safetensors_entry>& entries,
+                                     const std::map<std::string, std::string>& metadata = {}) {
     synced_file f(path);
-    f.write_all(safetensors_header(entries, metadata));
+    xxh64 hash;
+    file_digest d;
+    const std::string header = safetensors_header(entries, metadata);
+    f.write_all(header);
+    hash.update(header);
+    d.bytes = header.size();
     for (const auto& e : entries) {
         const std::size_t bytes = detail::element_count(e.shape) * safetensors_dtype_size(e.dtype);
-        if (bytes) f.write_all(e.data, bytes);
+        if (!bytes) continue;
+        f.write_all(e.data, bytes);
+        hash.update(e.data, bytes);
+        d.bytes += bytes;
     }
     f.sync_and_close();
+    d.xxh64 = hash.hex();
+    return d;
 }
 
 struct safetensors_tensor {
@@ -118,12 +137,18 @@ public:
                    " does not fit the file of ", size, " bytes (truncated or not safetensors)");
         std::string json(n, '\0');
         in.read(json.data(), static_cast<std::streamsize>(n));
+        CRAM_CHECK(static_cast<bool>(in), path.string(), ": short read in the header");
+        xxh64 hash;
+        hash.update(len_bytes, 8);
+        hash.update(json);
         CRAM_CHECK(!json.empty() && json[0] == '{', path.string(), ": the header does not start with '{'");
         const auto h = nlohmann::json::parse(json, nullptr, false);
         CRAM_CHECK(!h.is_discarded() && h.is_object(), path.string(), ": the header is not a JSON object");
         data_.resize(size - 8 - n);
         in.read(reinterpret_cast<char*>(data_.data()), static_cast<std::streamsize>(data_.size()));
         CRAM_CHECK(static_cast<bool>(in), path.string(), ": short read");
+        hash.update(data_.data(), data_.size());
+        digest_ = {size, hash.hex()};
         std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;
         for (const auto& [name, v] : h.items()) {
             if (name == "__metadata__") {
@@ -137,9 +162,16 @@ public:
             CRAM_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
                        path.string(), ": tensor '", name, "' lacks dtype, shape or data_offsets");
             safetensors_tensor t;
+            const auto& offsets = v["data_offsets"];
+            CRAM_CHECK(v["dtype"].is_string() && v["shape"].is_array() && offsets.is_array() && offsets.size() == 2,
+                       path.string(), ": tensor '", name, "' has a malformed dtype, shape or data_offsets");
+            for (const auto& d : v["shape"])
+                CRAM_CHECK(d.is_number_integer(), path.string(), ": tensor '", name, "' has a non-integer dimension");
+            for (const auto& o : offsets)
+                CRAM_CHECK(o.is_number_unsigned(), path.string(), ": tensor '", name, "' has a non-integer data offset");
             t.dtype = v["dtype"].get<std::string>();
             t.shape = v["shape"].get<std::vector<std::int64_t>>();
-            const auto off = v["data_offsets"].get<std::vector<std::uint64_t>>();
+            const auto off = offsets.get<std::vector<std::uint64_t>>();
             CRAM_CHECK(off.size() == 2 && off[0] <= off[1] && off[1] <= data_.size(), path.string(), ": tensor '",
                        name, "' has data_offsets outside the ", data_.size(), "-byte data section");
             const std::size_t es = safetensors_dtype_size(t.dtype);
@@ -166,6 +198,8 @@ public:
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     const std::map<std::string, safetensors_tensor>& tensors() const { return tensors_; }
     const std::vector<unsigned char>& data() const { return data_; }
+    // Size and XXH64 of the file as read (compare with the checksum a checkpoint recorded for it).
+    const file_digest& digest() const { return digest_; }
 
     // Copies tensor `name` (dtype of T, the expected shape) into out.
     template <class T>
@@ -185,6 +219,7 @@ private:
     std::map<std::string, std::string> metadata_;
     std::map<std::string, safetensors_tensor> tensors_;
     std::vector<unsigned char> data_;
+    file_digest digest_;
 };
 
 }  // namespace cram::train

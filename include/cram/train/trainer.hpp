@@ -6,7 +6,10 @@
 // learning rate (an lr_schedule value); the stop is checked after every micro-step. The run directory's
 // checkpoints (run_checkpoints.hpp) are written every N minutes and at the end; a resume restores
 // parameters, moments, data position, step and the budget clock, so on the CPU it continues with exactly
-// the losses of an unbroken run.
+// the losses of an unbroken run. SIGINT/SIGTERM/SIGHUP (cram/core/signals.hpp, once stop_on_signals is
+// installed) stop the run after the current micro-step: the partial step is dropped, and the checkpoint is
+// that of the last step boundary (elapsed budget included), so a resume continues exactly as if the run had
+// not been interrupted. The run directory is locked (cram/core/dir_lock.hpp) for the trainer's lifetime.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -22,7 +25,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "cram/core/dir_lock.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/signals.hpp"
 #include "cram/model/batch_upload.hpp"
 #include "cram/model/bert.hpp"
 #include "cram/model/config.hpp"
@@ -68,7 +73,8 @@ struct train_result {
     std::int64_t steps = 0, micro_steps = 0, skipped = 0, sequences = 0, tokens = 0, data_position = 0;
     double elapsed = 0, budget = 0, this_process = 0, tokens_per_s = 0, mfu = -1;
     double first_loss = NAN, final_loss = NAN, val_loss = NAN;
-    std::string stop_reason;  // "budget", "max_steps"
+    std::string stop_reason;  // "budget", "max_steps", or the signal's name ("SIGTERM")
+    int signal = 0;           // the signal that stopped the run (0: none); the app exits with 128 + signal
     std::filesystem::path checkpoint, metrics, plot;
     bool resumed = false;
     std::int64_t resumed_from_step = 0;
@@ -82,6 +88,7 @@ struct train_result {
                          {"final_loss", num(final_loss)}, {"val_loss", num(val_loss)},
                          {"stop_reason", stop_reason}, {"checkpoint", checkpoint.string()},
                          {"resumed", resumed},   {"resumed_from_step", resumed_from_step}};
+        if (signal) j["signal"] = signal;
         if (mfu >= 0) j["mfu"] = mfu;
         return j;
     }
@@ -156,6 +163,8 @@ public:
           checkpoints_(o.out, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
                        o.keep),
           upload_(ctx) {
+        // one process per run directory, from before its checkpoints are read until the last is written
+        if (!o_.out.empty()) run_lock_ = dir_lock(o_.out, "run directory", "cram trainer");
         check_settings();
         allocate();
         res_.budget = clock_.budget();
@@ -182,7 +191,7 @@ public:
     // A periodic checkpoint when one is due and the run goes on (the last one is finish()'s).
     void checkpoint_if_due() {
         if (stopped_ || !checkpoints_.due(clock_.elapsed())) return;
-        const auto where = save();
+        const auto where = save(clock_.elapsed());
         checkpoints_.mark(clock_.elapsed());
         if (!o_.quiet && !progress_.tty()) progress_.message("train: checkpoint " + where.string());
     }
@@ -190,8 +199,16 @@ public:
     // Runs the micro-batches of one optimizer step (as many as the batch ramp asks for at the current
     // progress) into zeroed gradients. Nothing when the run is over: the budget was spent before it, or
     // inside it (a partial batch is not the recipe's step and at p = 1 the schedules end at 0: it is dropped).
+    // A stop signal between two micro-steps ends the run too: the step's partial gradients are dropped and
+    // the data rewound to the step's start, so the final checkpoint is the step boundary's.
     std::optional<accumulated> accumulate() {
         if (stopped_ || clock_.expired()) return std::nullopt;
+        boundary_elapsed_ = clock_.elapsed();
+        boundary_position_ = data_.position();
+        if (const int sig = cram::stop_requested()) {
+            stop_for_signal(sig);
+            return std::nullopt;
+        }
         const int accumulation = o_.ramp.accumulation(clock_.progress());
         n_.accumulation = accumulation;
         state_->zero_grads();
@@ -202,6 +219,12 @@ public:
             if (clock_.expired()) {
                 stopped_ = true;
                 break;
+            }
+            if (const int sig = cram::stop_requested(); sig && done < accumulation) {
+                (void)model_->take_mlm_loss();
+                data_.seek(boundary_position_);
+                stop_for_signal(sig);
+                return std::nullopt;
             }
         }
         n_.micro_steps += done;
@@ -247,9 +270,11 @@ public:
 
     // After the last step: the final checkpoint, the loss plot and the validation loss (evaluation is not
     // training: it runs after the budget), and the summary line of the metrics.
+    // After a stop signal: no validation (the user asked to stop), and the checkpoint and summary carry the
+    // budget spent up to the last step boundary.
     train_result finish() {
         progress_.newline();
-        res_.elapsed = clock_.elapsed();
+        res_.elapsed = res_.signal ? boundary_elapsed_ : clock_.elapsed();
         res_.this_process = clock_.this_process();
         res_.steps = n_.step;
         res_.micro_steps = n_.micro_steps;
@@ -260,8 +285,8 @@ public:
         res_.final_loss = n_.last_loss;
         if (res_.this_process > 0 && res_.tokens_per_s == 0)
             res_.tokens_per_s = double(n_.sequences - start_sequences_) * seq_ / res_.this_process;
-        res_.checkpoint = save();
-        res_.val_loss = validation_loss();
+        res_.checkpoint = save(res_.elapsed);
+        if (!res_.signal) res_.val_loss = validation_loss();
         metrics_->write(res_.to_json());
         write_plot();
         return res_;
@@ -304,9 +329,11 @@ private:
         const auto loaded = checkpoints_.template resume<param_t>(model_t::layout());
         state_->load_params(loaded.params.data());
         state_->load_moments(loaded.m.data(), loaded.v.data());
-        n_ = training_counters::from_state(loaded.state);
-        data_.seek(loaded.state.at("data_position").template get<std::int64_t>());
-        clock_.add_spent(loaded.state.at("elapsed_s").template get<double>());
+        const auto file = loaded.dir / checkpoint_paths::state;
+        n_ = training_counters::from_state(loaded.state, file);
+        const json_fields f(loaded.state, file);
+        data_.seek(f.integer("data_position", 0));
+        clock_.add_spent(f.number("elapsed_s"));
         res_.resumed = true;
         res_.resumed_from_step = n_.step;
         progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
@@ -330,7 +357,7 @@ private:
             return;
         }
         fs::create_directories(o_.out);
-        metrics_ = std::make_unique<metrics_log>(o_.out / "metrics.jsonl", o_.resume, n_.step);
+        metrics_ = std::make_unique<metrics_log>(o_.out / "metrics.jsonl", o_.resume, n_.step, n_.micro_steps);
         res_.metrics = o_.out / "metrics.jsonl";
         res_.plot = o_.out / "loss.svg";
     }
@@ -413,7 +440,7 @@ private:
                               {"run", o_.run_info}};
     }
 
-    std::filesystem::path save() {
+    std::filesystem::path save(double elapsed) {
         if (!checkpoints_.enabled()) return {};
         const std::size_t n = state_->size();
         host_params_.resize(n);
@@ -422,7 +449,15 @@ private:
         state_->store_params(host_params_.data());
         state_->store_moments(host_m_.data(), host_v_.data());
         return checkpoints_.save(n_.step, model_t::layout(), host_params_.data(), host_m_.data(), host_v_.data(),
-                                 state_json(clock_.elapsed()));
+                                 state_json(elapsed));
+    }
+
+    void stop_for_signal(int sig) {
+        stopped_ = true;
+        res_.signal = sig;
+        res_.stop_reason = signal_name(sig);
+        progress_.message(std::string("train: stopping on ") + signal_name(sig) + " at step " + std::to_string(n_.step) +
+                          " (the partial step is dropped; writing the checkpoint)");
     }
 
     // Mean MLM loss over the first val_batches micro-batches of the validation split (NaN without one).
@@ -458,6 +493,9 @@ private:
     training_counters n_;
     train_result res_;
     std::vector<param_t> host_params_, host_m_, host_v_;  // checkpoint staging, reused
+    dir_lock run_lock_;
+    double boundary_elapsed_ = 0;        // budget spent when the current step began
+    std::int64_t boundary_position_ = 0;  // the data position then
     double start_this_ = 0, smoothed_ = NAN, ema_ = 0, ema_weight_ = 0;
     std::int64_t start_sequences_ = 0;
     int bad_streak_ = 0;
