@@ -126,6 +126,13 @@ public:
     checkpoint_damaged(const std::string& message, const char* file, int line) : error(message, file, line) {}
 };
 
+// A checkpoint written by a newer cram (a format version this code does not know): not damage, and not to
+// be set aside or silently passed over for an older one.
+class checkpoint_too_new : public error {
+public:
+    checkpoint_too_new(const std::string& message, const char* file, int line) : error(message, file, line) {}
+};
+
 namespace detail {
 
 // Runs `f`, turning any cram::error it throws into checkpoint_damaged (same message and location).
@@ -134,6 +141,8 @@ auto as_damage(F&& f) -> decltype(f()) {
     try {
         return f();
     } catch (const checkpoint_damaged&) {
+        throw;
+    } catch (const checkpoint_too_new&) {
         throw;
     } catch (const error& e) {
         throw checkpoint_damaged(e.what(), e.file(), e.line());
@@ -188,8 +197,11 @@ inline checkpoint_info read_checkpoint_info(const std::filesystem::path& dir) {
         const std::string format = f.string_or("format", checkpoint_format_name);
         CRAM_CHECK(format == checkpoint_format_name, file.string(), " is a \"", format, "\" file, not a cram checkpoint state");
         info.version = int(f.integer_or("version", 1, 1));
-        CRAM_CHECK(info.version <= checkpoint_format_version, file.string(), " has format version ", info.version,
-                   "; this cram reads versions up to ", checkpoint_format_version, " (written by a newer cram: update)");
+        if (info.version > checkpoint_format_version)
+            throw checkpoint_too_new(cram::detail::concat(file.string(), " has format version ", info.version,
+                                                          "; this cram reads versions up to ", checkpoint_format_version,
+                                                          ": it was written by a newer cram, update to resume it"),
+                                     __FILE__, __LINE__);
         info.step = f.integer("step", 0);
         const std::int64_t named = checkpoint_step_of(dir);
         CRAM_CHECK(named < 0 || named == info.step, file.string(), " records step ", info.step, " but its directory is ",

@@ -46,6 +46,18 @@ struct training_counters {
     }
 };
 
+// Every field a resume reads from state.json, checked before any tensor is: a missing or wrong-typed one
+// is checkpoint damage (so an older checkpoint is tried), reported with the file and the field.
+inline void check_training_state(const checkpoint_info& info) {
+    (void)training_counters::from_state(info.state, info.state_file());
+    const json_fields f(info.state, info.state_file());
+    detail::as_damage([&] {
+        (void)f.integer("data_position", 0);
+        (void)f.number("elapsed_s");
+        (void)f.string_or("config_fingerprint", "");
+    });
+}
+
 class run_checkpoints {
 public:
     // `out` empty: a run without files (no checkpoints are written or read).
@@ -66,14 +78,9 @@ public:
     loaded_checkpoint<T> resume(const param_layout& layout) const {
         CRAM_CHECK(enabled(), "--resume needs a run directory (--out)");
         const auto check_config = [&](const checkpoint_info& info) {
-            // every field a resume reads, checked before the tensors: a bad one is damage (an older one is tried)
-            (void)training_counters::from_state(info.state, info.state_file());
+            check_training_state(info);
             const json_fields f(info.state, info.state_file());
-            const std::string saved = detail::as_damage([&] {
-                (void)f.integer("data_position", 0);
-                (void)f.number("elapsed_s");
-                return f.string_or("config_fingerprint", "");
-            });
+            const std::string saved = detail::as_damage([&] { return f.string_or("config_fingerprint", ""); });
             if (saved == fingerprint_) return;
             const auto diffs = config_differences(info.config(), config_);
             std::string what;
