@@ -444,3 +444,23 @@ TEST_CASE("readers: an over-long line names --max-line-bytes") {
     CHECK_THROWS_WITH_AS(read_all({dir / "big.txt"}, small), doctest::Contains("--max-line-bytes"), cram::error);
     CHECK_THROWS_WITH_AS(read_all({dir / "big.txt"}, small), doctest::Contains("big.txt:2"), cram::error);
 }
+
+TEST_CASE("prepare: an alphabet larger than --vocab-size is an error, and nothing is written") {
+    const auto dir = cram::test::scratch_dir("reliability_alphabet");
+    // 200 distinct CJK ideographs (U+4E00..U+4EC7): each is a word of its own (no ## forms), so the trained
+    // vocabulary would need 5 specials + 200 characters = 205 tokens
+    std::string text;
+    for (char32_t c = 0x4E00; c < 0x4E00 + 200; ++c) unicode::append_utf8(text, c);
+    std::string corpus;
+    for (int d = 0; d < 20; ++d) corpus += nlohmann::json({{"text", text}}).dump() + "\n";
+    write_file(dir / "c.jsonl", corpus);
+    auto opt = small_options(dir);
+    opt.val_fraction = 0;
+    opt.max_tokens_per_char = 2;
+    CHECK_THROWS_WITH_AS(prepare_dataset(opt), doctest::Contains("205 tokens, more than --vocab-size 128"), cram::error);
+    CHECK_FALSE(fs::exists(opt.out));
+    CHECK(siblings(dir, "ds").empty());
+    opt.vocab_size = 205;
+    const auto s = prepare_dataset(opt);
+    CHECK(s.vocab_size == 205);
+}
