@@ -39,7 +39,7 @@ expect_fail "--val-fraction 1" "$app" prepare --corpus "$wiki" --out "$work/data
 expect_fail "nope.txt" "$app" prepare --corpus "$wiki" --out "$work/data" --vocab "$work/nope.txt" --quiet
 printf '\n{"text": ""}\nnot json\n' > "$work/empty.jsonl"
 expect_fail "no documents read from $work/empty.jsonl" "$app" prepare --corpus "$work/empty.jsonl" --out "$work/data" --quiet
-echo '{"text": "the end"}' > "$work/tiny.jsonl"
+echo '{"text": "the history of the city"}' > "$work/tiny.jsonl"
 expect_fail "0 training sequences" "$app" prepare --corpus "$work/tiny.jsonl" --out "$work/data" --vocab "$work/data/vocab.txt" \
   --seq-len 128 --val-fraction 0 --quiet
 head -c 1100000 /dev/zero | tr '\0' 'x' > "$work/long.txt"
