@@ -39,11 +39,17 @@ void add_prepare_command(CLI::App& app) {
     };
     auto a = std::make_shared<args>();
     cmd->add_option("--corpus", a->corpus, "Corpus files (*.jsonl, *.jsonl.zst, *.txt, *.txt.zst)")->required()->expected(1, -1);
-    cmd->add_option("--out", a->out, "Output dataset directory")->required();
+    cmd->add_option("--out", a->out,
+                    "Output dataset directory: built beside it and swapped in when complete (a failed prepare leaves "
+                    "it as it was); it must be new, empty or hold a dataset")
+        ->required();
     cmd->add_option("--vocab-size", a->opt.vocab_size, "Vocabulary size to train")->capture_default_str();
     cmd->add_option("--seq-len", a->opt.seq_len, "Tokens per packed sequence")->capture_default_str();
     cmd->add_option("--vocab", a->vocab, "Use this vocab.txt instead of training one");
-    cmd->add_option("--threads", a->opt.threads, "Worker threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--threads", a->opt.threads,
+                    "Worker threads (0: all cores; at most 4 per core and at most 1024, here " +
+                        std::to_string(cram::data::max_prepare_threads()) + ")")
+        ->capture_default_str();
     cmd->add_option("--max-docs", a->opt.max_docs, "Read at most this many documents (0: all)")->capture_default_str();
     cmd->add_option("--vocab-docs", a->opt.vocab_docs, "Train the vocabulary on at most this many documents (0: all)")->capture_default_str();
     cmd->add_option("--val-fraction", a->opt.val_fraction, "Share of documents held out for validation")->capture_default_str();
@@ -56,6 +62,9 @@ void add_prepare_command(CLI::App& app) {
         ->check(CLI::IsMember({"auto", "jsonl", "text", "text-blocks"}))->capture_default_str();
     cmd->add_option("--seed", a->opt.seed, "Seed of the validation split and the shuffle")->capture_default_str();
     cmd->add_option("--shard-sequences", a->opt.shard_sequences, "Sequences per shard file")->capture_default_str();
+    cmd->add_option("--max-line-bytes", a->opt.reader.max_line_bytes,
+                    "Longest corpus line (one JSON line or text line) in bytes; at least 1048576")
+        ->capture_default_str();
     cmd->add_flag("--replace-quotes", a->opt.normalizer.replace_quotes, "Turn `` and '' into \" (cramming recipe)");
     cmd->add_flag("--drop-non-ascii", a->opt.normalizer.drop_non_ascii, "Drop non-ASCII characters after normalisation (cramming recipe)");
     cmd->add_flag("--no-lowercase", a->no_lowercase, "Keep case (cased vocabulary)");

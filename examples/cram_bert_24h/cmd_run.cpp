@@ -27,6 +27,7 @@ void add_run_command(CLI::App& app) {
         std::string out, format = "auto", glue_dir;
         int vocab_size = 0;
         std::int64_t max_docs = 0;
+        std::size_t max_line_bytes = cram::data::reader_options{}.max_line_bytes;
         // the --glue-* protocol knobs (0 / empty: the `glue` command's defaults)
         std::string glue_tasks;
         int glue_seeds = 0, glue_epochs = 0;
@@ -42,6 +43,7 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--max-docs", a->max_docs, "Read at most this many documents (0: all)")->capture_default_str();
     cmd->add_option("--format", a->format, "Corpus format: auto, jsonl, text, text-blocks")
         ->check(CLI::IsMember({"auto", "jsonl", "text", "text-blocks"}))->capture_default_str();
+    cmd->add_option("--max-line-bytes", a->max_line_bytes, "Longest corpus line in bytes (as prepare's)")->capture_default_str();
     cmd->add_option("--glue-dir", a->glue_dir, "GLUE data directory: evaluate the trained model when given");
     cmd->add_option("--glue-tasks", a->glue_tasks, "GLUE tasks, comma-separated (default: the 8 of the average)");
     cmd->add_option("--glue-seeds", a->glue_seeds, "GLUE fine-tuning seeds per task (0: the protocol's 5)")->capture_default_str();
@@ -70,6 +72,7 @@ void add_run_command(CLI::App& app) {
             p.vocab_size = vocab;
             p.max_docs = a->max_docs;
             p.reader.format = cram::data::parse_corpus_format(a->format);
+            p.reader.max_line_bytes = a->max_line_bytes;
             std::fprintf(stderr, "run: 1/2 prepare (not counted against the budget) -> %s\n", data_dir.string().c_str());
             const auto sum = prepare_with_progress(p, s.quiet);
             std::fprintf(stderr, "prepare: %lld documents (%lld filtered) -> %lld training + %lld validation sequences in %.1f s\n",

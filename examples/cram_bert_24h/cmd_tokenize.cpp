@@ -1,12 +1,14 @@
 // `cram_bert_24h tokenize --vocab FILE`: text lines on stdin -> one line of space-separated WordPiece ids
 // per input line (no special tokens), ids identical to Hugging Face's BERT tokenizer. Lines are encoded
-// in batches on all cores; output order is input order.
+// in batches on all cores; output order is input order. A UTF-8 byte-order mark at the start of the input
+// is dropped.
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
+#include "cram/core/text.hpp"
 #include "cram/data/wordpiece.hpp"
 
 namespace cram::app {
@@ -50,7 +52,10 @@ void add_tokenize_command(CLI::App& app) {
             lines.clear();
         };
         std::size_t bytes = 0;
+        bool first = true;
         while (std::getline(std::cin, line)) {
+            if (first) strip_bom_in_place(line);  // a byte-order mark starts the input, not its first line
+            first = false;
             if (!line.empty() && line.back() == '\r') line.pop_back();
             bytes += line.size();
             lines.push_back(std::move(line));

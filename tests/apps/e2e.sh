@@ -29,6 +29,50 @@ ids=$(echo "the" | "$app" tokenize --vocab "$work/data/vocab.txt")
 want=$(grep -nxF "the" "$work/data/vocab.txt" | cut -d: -f1)
 [ "$ids" = "$((want - 1))" ] || { echo "FAIL: 'the' -> '$ids', vocab.txt line $want"; exit 1; }
 
+step "prepare: every refusal leaves the dataset byte for byte as it was (issue 13)"
+digest() { (cd "$1" && find . -type f ! -name .cram-lock | sort | xargs md5sum) | md5sum; }
+before=$(digest "$work/data")
+expect_fail "wiki-0O.jsonl.zst" "$app" prepare --corpus "$data/wiki/wiki-0O.jsonl.zst" --out "$work/data" --quiet
+expect_fail "--vocab-size 3" "$app" prepare --corpus "$wiki" --out "$work/data" --vocab-size 3 --quiet
+expect_fail "--threads 100000" "$app" prepare --corpus "$wiki" --out "$work/data" --threads 100000 --quiet
+expect_fail "--val-fraction 1" "$app" prepare --corpus "$wiki" --out "$work/data" --val-fraction 1 --quiet
+expect_fail "nope.txt" "$app" prepare --corpus "$wiki" --out "$work/data" --vocab "$work/nope.txt" --quiet
+printf '\n{"text": ""}\nnot json\n' > "$work/empty.jsonl"
+expect_fail "no documents read from $work/empty.jsonl" "$app" prepare --corpus "$work/empty.jsonl" --out "$work/data" --quiet
+echo '{"text": "the history of the city"}' > "$work/tiny.jsonl"
+expect_fail "0 training sequences" "$app" prepare --corpus "$work/tiny.jsonl" --out "$work/data" --vocab "$work/data/vocab.txt" \
+  --seq-len 128 --val-fraction 0 --quiet
+head -c 1100000 /dev/zero | tr '\0' 'x' > "$work/long.txt"
+expect_fail "--max-line-bytes" "$app" prepare --corpus "$work/long.txt" --out "$work/data" --max-line-bytes 1048576 --quiet
+mkdir -p "$work/mine" && echo precious > "$work/mine/notes.txt"
+expect_fail "notes.txt" "$app" prepare --corpus "$wiki" --out "$work/mine" --max-docs 10 --quiet
+grep -qx precious "$work/mine/notes.txt"
+flock -s "$work/data/.cram-lock" -c "sleep 60" & reader=$!  # a reader holding the dataset shared
+sleep 0.5
+expect_fail "in use by another process" "$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 10 --quiet
+kill "$reader"; wait "$reader" 2> /dev/null || true
+[ "$(digest "$work/data")" = "$before" ] || { echo "FAIL: a refused prepare changed $work/data"; exit 1; }
+echo "ok: $work/data unchanged"
+
+step "prepare: BOM, invalid UTF-8 and a lone surrogate in JSON lines; built beside and swapped in"
+{ printf '\xEF\xBB\xBF{"text": "the city of the river"}\n'; printf '{"text": "caf\xE9 of the \\udc80 city"}\n'
+  for i in $(seq 40); do echo '{"text": "the river of the city is the city of the river"}'; done; } > "$work/odd.jsonl"
+for round in 1 2; do  # the second round replaces the first dataset
+  "$app" prepare --corpus "$work/odd.jsonl" --out "$work/odd" --vocab "$work/data/vocab.txt" --seq-len 16 \
+    --val-fraction 0 --quiet > "$work/odd.json"
+done
+python3 - "$work/odd/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["bad_lines"] == 0 and s["documents"] == 42, (s["bad_lines"], s["first_bad_line"], s["documents"])
+assert len(s["vocab_xxh64"]) == 16, s.get("vocab_xxh64")
+print("odd.jsonl: 42 documents, 0 malformed lines, vocab_xxh64", s["vocab_xxh64"])
+PY
+if ls -d "$work"/odd.tmp-* "$work"/odd.old-* 2> /dev/null; then echo "FAIL: work directories left behind"; exit 1; fi
+ids_bom=$(printf '\xEF\xBB\xBFthe city\n' | "$app" tokenize --vocab "$work/data/vocab.txt")
+ids=$(printf 'the city\n' | "$app" tokenize --vocab "$work/data/vocab.txt")
+[ "$ids_bom" = "$ids" ] || { echo "FAIL: a BOM changed tokenize's ids: '$ids_bom' vs '$ids'"; exit 1; }
+
 step "train: interrupted after 3 steps, then resumed to the end of a 25 s budget"
 "$app" train --data "$work/data" --out "$work/run" --budget 25s --preset crammed_tiny --device cpu \
   --micro-batch 4 --batch-target 16 --max-steps 3 --quiet

@@ -265,10 +265,13 @@ TEST_CASE("prepare + mlm_source: end to end on a generated corpus, exact resume"
     CHECK(val.num_sequences() == s.val_blocks);
     CHECK_THROWS_WITH_AS(mlm_source(opt.out, "train", 64), doctest::Contains("32"), cram::error);
 
-    // an interrupted re-run leaves no summary: the directory no longer looks valid
+    // a re-run that fails (here: a missing corpus file) leaves the dataset as it was
     prepare_options bad = opt;
     bad.corpus = {dir / "c.jsonl.zst", dir / "missing.jsonl"};
-    CHECK_THROWS_AS(prepare_dataset(bad), cram::error);
+    CHECK_THROWS_WITH_AS(prepare_dataset(bad), doctest::Contains("missing.jsonl"), cram::error);
+    CHECK(mlm_source(opt.out, "train", 32).num_sequences() == s.train_blocks);
+    // a directory without summary.json is not a dataset
+    fs::remove(opt.out / "summary.json");
     CHECK_THROWS_WITH_AS(mlm_source(opt.out, "train", 32), doctest::Contains("summary.json"), cram::error);
 }
 

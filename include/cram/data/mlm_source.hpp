@@ -1,8 +1,11 @@
 // The MLM batch source the trainer consumes: the packed sequences of one split of a dataset directory
 // (written by prepare_dataset: summary.json lists the shards), read in order with wrap-around (epochs),
 // masked with the foundation's Philox masking keyed by (seed, global sequence index) so a run resumed
-// with seek(position) sees exactly the batches an uninterrupted run would.
+// with seek(position) sees exactly the batches an uninterrupted run would. Also: reading and checking
+// summary.json, the vocabulary fingerprint, and the shared lock a reader holds on its dataset.
 #pragma once
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -10,10 +13,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cram/core/checksum.hpp"
+#include "cram/core/dir_lock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/data/shards.hpp"
 #include "cram/data/wordpiece.hpp"
@@ -24,16 +30,110 @@ namespace cram::data {
 
 inline constexpr const char* dataset_summary_name = "summary.json";
 
-// Reads DIR/summary.json, the last file prepare writes (its absence means an unfinished or foreign directory).
+namespace detail {
+
+// A field's value for a message: short, on one line.
+inline std::string json_excerpt(const nlohmann::json& v) {
+    std::string s = v.dump();
+    if (s.size() > 60) s = s.substr(0, 57) + "...";
+    return s;
+}
+
+// The fields of summary.json that readers use (the trainer, mlm_source, verify_dataset_vocab), checked for
+// their types once, so that a hand-edited or foreign file is an error naming the file and the field instead
+// of a JSON library's type error somewhere later.
+inline void check_summary_fields(const nlohmann::json& j, const std::string& where) {
+    auto fail = [&](const std::string& field, const char* want, const nlohmann::json* v) {
+        CRAM_THROW(where, ": field \"", field, "\" ", v ? "must be " : "is missing: it must be ", want,
+                   v ? ", not " + json_excerpt(*v) : std::string(),
+                   " (the file was not written by `cram_bert_24h prepare`, or was edited; re-run prepare)");
+    };
+    auto count = [&](const nlohmann::json& obj, const std::string& key, const std::string& field, bool required,
+                     std::int64_t min, std::int64_t max = std::numeric_limits<std::int64_t>::max()) {
+        const auto it = obj.find(key);
+        if (it == obj.end()) {
+            if (required) fail(field, min > 0 ? "a positive integer" : "a non-negative integer", nullptr);
+            return;
+        }
+        if (!it->is_number_integer() || it->get<std::int64_t>() < min || it->get<std::int64_t>() > max)
+            fail(field, min > 0 ? "a positive integer" : "a non-negative integer", &*it);
+    };
+    constexpr std::int64_t int_max = std::numeric_limits<std::int32_t>::max();
+    count(j, "seq_len", "seq_len", true, 1, int_max);
+    count(j, "vocab_size", "vocab_size", false, 1, int_max);
+    if (const auto it = j.find("vocab_xxh64"); it != j.end() && !it->is_string()) fail("vocab_xxh64", "a string of 16 hex digits", &*it);
+    const auto splits = j.find("splits");
+    if (splits == j.end()) fail("splits", "an object with the \"train\" and \"val\" splits", nullptr);
+    if (!splits->is_object()) fail("splits", "an object with the \"train\" and \"val\" splits", &*splits);
+    for (const auto& [name, split] : splits->items()) {
+        const std::string field = "splits." + name;
+        if (!split.is_object()) fail(field, "an object with \"shards\" and \"sequences\"", &split);
+        const auto shards = split.find("shards");
+        if (shards == split.end()) fail(field + ".shards", "an array of shard file names", nullptr);
+        if (!shards->is_array()) fail(field + ".shards", "an array of shard file names", &*shards);
+        for (std::size_t i = 0; i < shards->size(); ++i)
+            if (!(*shards)[i].is_string()) fail(field + ".shards[" + std::to_string(i) + "]", "a shard file name", &(*shards)[i]);
+        count(split, "sequences", field + ".sequences", false, 0);
+    }
+}
+
+}  // namespace detail
+
+// Reads DIR/summary.json, the last file prepare writes (its absence means an unfinished or foreign
+// directory), with the fields readers use checked for their types (errors name the file and the field).
 inline nlohmann::json read_dataset_summary(const std::filesystem::path& dir) {
     const auto path = dir / dataset_summary_name;
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in)
         CRAM_THROW("dataset directory ", dir.string(), " has no ", dataset_summary_name,
                    " (not made by `cram_bert_24h prepare`, or prepare did not finish)");
     nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) CRAM_THROW(path.string(), " is not valid JSON");
+    if (j.is_discarded() || !j.is_object()) CRAM_THROW(path.string(), " is not valid JSON (or not a JSON object)");
+    detail::check_summary_fields(j, path.string());
     return j;
+}
+
+// The vocabulary's content fingerprint: XXH64 of the file's bytes as 16 hex digits (summary.json records
+// it as "vocab_xxh64"; a checkpoint can record it too, tying its embedding rows to these tokens).
+inline std::string vocab_fingerprint(const std::filesystem::path& vocab_txt) {
+    std::ifstream in(vocab_txt, std::ios::binary);
+    if (!in) CRAM_THROW("cannot open vocabulary ", vocab_txt.string());
+    xxh64 h;
+    std::vector<char> buf(std::size_t{1} << 16);
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        h.update(buf.data(), static_cast<std::size_t>(in.gcount()));
+    }
+    if (in.bad()) CRAM_THROW("error reading vocabulary ", vocab_txt.string());
+    return h.hex();
+}
+
+// Checks that DIR/vocab.txt is the vocabulary DIR/summary.json was prepared with (its token ids are the
+// ones in the shards) and returns its fingerprint. A summary written before the fingerprint was recorded
+// (no "vocab_xxh64") is accepted: there is nothing to compare with.
+inline std::string verify_dataset_vocab(const std::filesystem::path& dir) {
+    const auto summary = read_dataset_summary(dir);
+    const auto vocab = dir / "vocab.txt";
+    const std::string actual = vocab_fingerprint(vocab);
+    const auto it = summary.find("vocab_xxh64");
+    if (it != summary.end() && it->get<std::string>() != actual)
+        CRAM_THROW(vocab.string(), " (xxh64 ", actual, ") is not the vocabulary that ", (dir / dataset_summary_name).string(),
+                   " records (xxh64 ", it->get<std::string>(), "): the token shards' ids would mean other tokens; put the "
+                   "original vocab.txt back or re-run prepare");
+    return actual;
+}
+
+// Holds the dataset in DIR shared for as long as the returned lock lives: `prepare` into DIR refuses
+// meanwhile (naming this process), so a run never sees its dataset replaced under it. Several readers may
+// hold it at once. A directory this process cannot write (a read-only copy) cannot be prepared into
+// either, so there nothing is locked and an unheld lock is returned.
+inline dir_lock lock_dataset_for_reading(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) CRAM_THROW("dataset directory ", dir.string(), " does not exist");
+    const auto lock_file = dir / dir_lock::file_name;
+    const bool have_file = std::filesystem::exists(lock_file, ec);
+    if (::access(have_file ? lock_file.c_str() : dir.c_str(), W_OK) != 0) return dir_lock{};
+    return dir_lock(dir, "dataset", "cram_bert_24h train", dir_lock::mode::shared);
 }
 
 class mlm_source {
@@ -42,10 +142,9 @@ public:
         CRAM_CHECK(split == "train" || split == "val", "split '", split, "' must be train or val");
         const auto summary = read_dataset_summary(dir);
         const auto where = (dir / dataset_summary_name).string();
-        if (!summary.contains("splits") || !summary["splits"].contains(std::string(split)))
-            CRAM_THROW(where, " lists no '", split, "' split");
+        if (!summary["splits"].contains(std::string(split))) CRAM_THROW(where, " lists no '", split, "' split");
         const auto& sp = summary["splits"][std::string(split)];
-        seq_ = summary.value("seq_len", 0);
+        seq_ = summary["seq_len"].get<int>();
         if (seq != seq_)
             CRAM_THROW("dataset ", dir.string(), " was packed into ", seq_, "-token sequences, not ", seq,
                        " (re-run prepare with --seq-len ", seq, ")");
@@ -61,6 +160,7 @@ public:
         starts_.push_back(total);
         total_ = total;
         if (total_ == 0) CRAM_THROW("dataset ", dir.string(), " has no sequences in its '", split, "' split");
+        verify_dataset_vocab(dir);  // the ids in the shards are this vocabulary's
         vocab_ = wordpiece::load(dir / "vocab.txt");
         for (const auto& s : shards_)
             if (s.vocab_size() != vocab_.vocab_size())

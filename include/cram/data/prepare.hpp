@@ -2,16 +2,20 @@
 // documents, optionally deduplicate, hold out a validation split, train (or load) the WordPiece vocabulary,
 // encode on all cores, drop documents with more than 0.25 tokens per character, pack into seq_len-token
 // blocks with [SEP] after each document (no [CLS], no padding, the remainder dropped), order the blocks by
-// a curriculum, and write token shards plus summary.json, which is written last so that an interrupted run
-// never leaves a directory that looks complete. Memory is bounded: blocks go to a temporary file and only
+// a curriculum, and write token shards plus summary.json. Every option and input is checked before the
+// output is touched; the dataset is built in a sibling directory and swapped in at the end, under an
+// exclusive lock on the output, so a failed or killed prepare leaves the previous dataset as it was, and
+// an empty result is an error, not a dataset. Memory is bounded: blocks go to a temporary file and only
 // one sort key per block is held while ordering.
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
@@ -27,7 +31,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cram/core/checksum.hpp"
 #include "cram/core/clock.hpp"
+#include "cram/core/dir_lock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/core/file_io.hpp"
 #include "cram/core/thread_pool.hpp"
@@ -80,6 +86,7 @@ struct prepare_summary {
     int seq_len = 0;
     double seconds = 0, seconds_vocab = 0, seconds_encode = 0, seconds_write = 0;
     std::string first_bad_line;
+    std::string vocab_xxh64;  // vocab_fingerprint of the dataset's vocab.txt
     std::vector<std::string> train_shards, val_shards;
 
     nlohmann::json to_json() const {
@@ -90,7 +97,8 @@ struct prepare_summary {
                 {"bytes", bytes},                 {"tokens", tokens},
                 {"train_tokens", train_tokens},   {"val_tokens", val_tokens},
                 {"dropped_tokens", dropped_tokens}, {"blocks", train_blocks + val_blocks},
-                {"vocab_size", vocab_size},       {"seq_len", seq_len},
+                {"vocab_size", vocab_size},       {"vocab_xxh64", vocab_xxh64},
+                {"seq_len", seq_len},
                 {"seconds", seconds},             {"seconds_vocab", seconds_vocab},
                 {"seconds_encode", seconds_encode}, {"seconds_write", seconds_write},
                 {"splits",
@@ -105,7 +113,163 @@ struct prepare_progress {
     double fraction = -1;  // of the phase, when known
 };
 
+// The most worker threads prepare takes: 4 per core (more only adds switching), and never over 1024 (a
+// larger number is a typo, and each thread holds its own word-count table while training the vocabulary).
+inline int max_prepare_threads() {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    return static_cast<int>(std::min(1024u, 4 * cores));
+}
+
+// The smallest vocabulary prepare trains: the 5 specials, the characters of plain English text (26
+// letters, 10 digits, ~32 punctuation marks) and the "##" forms of the letters and digits already take
+// ~110 tokens; below 128 a trained vocabulary is the bare alphabet with no merged pieces (and with more
+// characters than the size allows, larger than asked).
+inline constexpr int min_trained_vocab_size = 128;
+
+// The smallest reader_options::max_line_bytes: the reader's buffer starts at 1 MiB, so smaller limits
+// would not be enforced exactly.
+inline constexpr std::size_t min_max_line_bytes = std::size_t{1} << 20;
+
+// The entries a dataset directory holds (what prepare writes, its lock, leftovers of older versions).
+// prepare replaces the whole directory, so it refuses one with anything else in it.
+inline bool is_dataset_entry(const std::filesystem::path& p) {
+    const auto name = p.filename().string();
+    return name == "vocab.txt" || name == "tokenizer_config.json" || name == dataset_summary_name ||
+           name == dir_lock::file_name || name.ends_with(".shard") || name.ends_with(".tmp") || is_temp_name(p);
+}
+
+// The output directory prepare works on: absolute, normalised, without a trailing separator (so that its
+// sibling temporary directory has a name).
+inline std::filesystem::path dataset_target(const std::filesystem::path& out) {
+    auto p = std::filesystem::absolute(out).lexically_normal();
+    if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+    return p;
+}
+
+// Everything prepare can check before it reads the corpus or touches the output directory: the options'
+// ranges, every input file (present, a file, readable) and the output (a directory holding a dataset or
+// nothing). Throws a cram::error naming the option (as the command line spells it) or the file.
+inline void validate_prepare_options(const prepare_options& opt) {
+    namespace fs = std::filesystem;
+    CRAM_CHECK(!opt.corpus.empty(), "prepare needs at least one corpus file (--corpus)");
+    auto readable = [](const fs::path& f, const char* what, const char* option) {
+        std::error_code ec;
+        if (!fs::exists(f, ec)) CRAM_THROW(what, " ", f.string(), " (", option, ") does not exist");
+        if (!fs::is_regular_file(f, ec)) CRAM_THROW(what, " ", f.string(), " (", option, ") is not a file");
+        const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) CRAM_THROW("cannot read ", what, " ", f.string(), " (", option, "): ", std::strerror(errno));
+        ::close(fd);
+    };
+    for (const auto& f : opt.corpus) readable(f, "corpus file", "--corpus");
+    if (!opt.vocab.empty()) readable(opt.vocab, "vocabulary", "--vocab");
+    if (opt.vocab.empty())
+        CRAM_CHECK(opt.vocab_size >= min_trained_vocab_size, "--vocab-size ", opt.vocab_size, " is too small: a trained "
+                   "vocabulary needs at least ", min_trained_vocab_size, " tokens (5 specials, the characters and "
+                   "their ## forms; typical sizes are 8192 to 32768)");
+    CRAM_CHECK(opt.seq_len >= 2 && opt.seq_len <= max_masking_seq, "--seq-len ", opt.seq_len, " outside [2, ",
+               max_masking_seq, "]");
+    CRAM_CHECK(opt.val_fraction >= 0 && opt.val_fraction < 1, "--val-fraction ", opt.val_fraction,
+               " outside [0, 1) (the share of documents held out for validation)");
+    CRAM_CHECK(opt.max_tokens_per_char > 0 && std::isfinite(opt.max_tokens_per_char), "--max-tokens-per-char ",
+               opt.max_tokens_per_char, " must be a positive number");
+    CRAM_CHECK(opt.shard_sequences > 0, "--shard-sequences ", opt.shard_sequences, " must be positive");
+    CRAM_CHECK(opt.max_docs >= 0, "--max-docs ", opt.max_docs, " must be 0 (all) or positive");
+    CRAM_CHECK(opt.vocab_docs >= 0, "--vocab-docs ", opt.vocab_docs, " must be 0 (all) or positive");
+    CRAM_CHECK(opt.threads >= 0 && opt.threads <= max_prepare_threads(), "--threads ", opt.threads, " outside [0, ",
+               max_prepare_threads(), "] (0: all cores; at most 4 per core of this machine, and 1024)");
+    CRAM_CHECK(opt.reader.max_line_bytes >= min_max_line_bytes, "--max-line-bytes ", opt.reader.max_line_bytes,
+               " is below the minimum of ", min_max_line_bytes, " (1 MiB)");
+    CRAM_CHECK(opt.batch_bytes > 0, "prepare_options::batch_bytes must be positive");
+    CRAM_CHECK(!opt.out.empty(), "prepare needs an output directory (--out)");
+    const fs::path out = dataset_target(opt.out);
+    CRAM_CHECK(out.has_parent_path() && out != out.root_path(), "--out ", opt.out.string(), " cannot be a dataset directory");
+    std::error_code ec;
+    if (fs::exists(out, ec)) {
+        if (!fs::is_directory(out, ec)) CRAM_THROW("--out ", opt.out.string(), " exists and is not a directory");
+        for (const auto& e : fs::directory_iterator(out, ec))
+            if (!is_dataset_entry(e.path()))
+                CRAM_THROW("--out ", opt.out.string(), " holds ", e.path().filename().string(), ", which is not part of a "
+                           "dataset: prepare replaces the whole directory, so choose a new or empty one (or one that "
+                           "holds only a dataset)");
+        if (ec) CRAM_THROW("cannot list --out ", opt.out.string(), ": ", ec.message());
+    }
+}
+
 namespace detail {
+
+// A dataset directory being rebuilt: the exclusive lock on the target (made when missing), a fresh sibling
+// work directory (temp_name_for) that receives every file, and at commit() the atomic exchange of the two.
+// Destroyed uncommitted (an error, an empty result), it removes the work directory, and the target
+// too when it made it, so the target is exactly as it was.
+class staged_directory {
+public:
+    explicit staged_directory(const std::filesystem::path& target) : target_(target), work_(temp_name_for(target)) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        created_target_ = !fs::exists(target_, ec);
+        lock_ = dir_lock(target_, "dataset", "cram_bert_24h prepare");
+        try {
+            remove_stale_siblings();
+            fs::remove_all(work_, ec);  // our own pid's name: only ever a leftover of this very process
+            fs::create_directory(work_, ec);
+            if (ec) CRAM_THROW("cannot create ", work_.string(), " next to ", target_.string(), ": ", ec.message());
+        } catch (...) {
+            abandon();
+            throw;
+        }
+        // the work directory's lock file is the target's (a second link to the locked file), so that once
+        // the two are exchanged the dataset in place is still locked by this process until it ends (on a
+        // file system without hard links the new directory is unlocked for the last moments only)
+        const int linked = ::link((target_ / dir_lock::file_name).c_str(), (work_ / dir_lock::file_name).c_str());
+        (void)linked;
+    }
+    staged_directory(const staged_directory&) = delete;
+    staged_directory& operator=(const staged_directory&) = delete;
+    ~staged_directory() {
+        if (!committed_) abandon();
+    }
+
+    const std::filesystem::path& work() const { return work_; }
+    void commit() {
+        replace_directory(work_, target_);
+        committed_ = true;
+    }
+
+private:
+    void abandon() noexcept {
+        std::error_code ec;
+        std::filesystem::remove_all(work_, ec);
+        if (created_target_) {
+            std::filesystem::remove(target_ / dir_lock::file_name, ec);
+            std::filesystem::remove(target_, ec);  // only when empty
+        }
+    }
+
+    // Work directories (NAME.tmp-PID) and set-aside old datasets (NAME.old-PID, replace_directory's
+    // fallback) of prepares that were killed: their process is gone, and the lock says no other prepare
+    // of this target is running.
+    void remove_stale_siblings() {
+        namespace fs = std::filesystem;
+        const std::string base = target_.filename().string();
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(parent_directory(target_), ec)) {
+            const std::string name = e.path().filename().string();
+            std::string_view rest;
+            for (const char* tag : {".tmp-", ".old-"})
+                if (name.size() > base.size() + 5 && name.starts_with(base) && name.compare(base.size(), 5, tag) == 0)
+                    rest = std::string_view(name).substr(base.size() + 5);
+            if (rest.empty() || rest.size() > 9 || rest.find_first_not_of("0123456789") != std::string_view::npos) continue;
+            const auto pid = static_cast<::pid_t>(std::stol(std::string(rest)));
+            if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+            std::error_code rm;
+            fs::remove_all(e.path(), rm);
+        }
+    }
+
+    std::filesystem::path target_, work_;
+    dir_lock lock_;
+    bool created_target_ = false, committed_ = false;
+};
 
 inline std::uint64_t splitmix64(std::uint64_t& s) {
     std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -348,37 +512,40 @@ inline void sort_by_key_descending(std::vector<std::int64_t>& order, const std::
 // members what the next one reads.
 class dataset_preparer {
 public:
+    // Checks everything it can before anything is read or written (validate_prepare_options, and a given
+    // vocabulary is loaded and must have the tokens packing and masking need).
     dataset_preparer(const prepare_options& opt, const std::function<void(const prepare_progress&)>& progress)
         : opt_(opt), progress_(progress), threads_(opt.threads > 0 ? opt.threads : cpu_threads()) {
-        CRAM_CHECK(!opt.corpus.empty(), "prepare needs at least one corpus file");
-        CRAM_CHECK(!opt.out.empty(), "prepare needs an output directory");
-        CRAM_CHECK(opt.seq_len >= 2 && opt.seq_len <= max_masking_seq, "sequence length ", opt.seq_len, " outside [2, ",
-                   max_masking_seq, "]");
-        CRAM_CHECK(opt.max_tokens_per_char > 0, "max tokens per character ", opt.max_tokens_per_char, " must be positive");
+        validate_prepare_options(opt);
+        if (!opt.vocab.empty()) {
+            wp_ = wordpiece::load(opt.vocab, opt.normalizer);
+            for (const char* t : {"[SEP]", "[MASK]"})
+                if (wp_.token_to_id(t) < 0)
+                    CRAM_THROW("vocabulary ", opt.vocab.string(), " (--vocab) has no ", t, " token (packing needs [SEP], "
+                               "masking [MASK])");
+        }
         sum_.seq_len = opt.seq_len;
     }
 
-    // An old summary would make a half-rewritten directory look valid: it goes first, with old shards and
-    // the temporary files of a run that was killed.
-    void clear_output_directory() {
-        std::filesystem::create_directories(opt_.out);
-        std::filesystem::remove(opt_.out / dataset_summary_name);
-        for (const auto& e : std::filesystem::directory_iterator(opt_.out)) {
-            const auto name = e.path().filename().string();
-            if (name.ends_with(".shard") || name.ends_with(".tmp") || is_temp_name(e.path())) std::filesystem::remove(e.path());
-        }
+    // From here on the output directory is locked and the new dataset goes to its sibling work directory.
+    void stage() {
+        staged_.emplace(dataset_target(opt_.out));
+        dir_ = staged_->work();
     }
+
+    // The new dataset in the place of the old one, in one step.
+    void publish() { staged_->commit(); }
 
     // The given vocabulary, or one trained on the training documents; either way written to the output.
     void build_vocabulary() {
         const stopwatch phase;
         if (!opt_.vocab.empty()) {
-            wp_ = wordpiece::load(opt_.vocab, opt_.normalizer);
-            write_vocab_files(opt_.out, wp_.tokens(), opt_.normalizer, opt_.seq_len);
+            write_vocab_files(dir_, wp_.tokens(), opt_.normalizer, opt_.seq_len);
         } else {
             train_vocabulary();
         }
         sum_.vocab_size = wp_.vocab_size();
+        sum_.vocab_xxh64 = vocab_fingerprint(dir_ / "vocab.txt");
         sum_.seconds_vocab = phase.seconds();
         CRAM_CHECK(wp_.specials().sep >= 0, "the vocabulary has no [SEP] token");
     }
@@ -386,8 +553,8 @@ public:
     // Every document encoded, filtered, assigned to its split and packed into blocks in a spill file.
     void encode_and_pack() {
         const stopwatch phase;
-        train_spill_.emplace(opt_.out / "train.blocks.tmp", opt_.seq_len);
-        val_spill_.emplace(opt_.out / "val.blocks.tmp", opt_.seq_len);
+        train_spill_.emplace(dir_ / "train.blocks.tmp", opt_.seq_len);
+        val_spill_.emplace(dir_ / "val.blocks.tmp", opt_.seq_len);
         unigram_.assign(static_cast<std::size_t>(wp_.vocab_size()), 0);
         {
             batch_producer producer(opt_, opt_.max_docs, opt_.dedup);
@@ -402,6 +569,7 @@ public:
             sum_.bad_lines = st.bad_lines;
             sum_.first_bad_line = st.first_bad_line;
             sum_.duplicates = producer.duplicates();
+            if (sum_.documents == 0) no_documents(st);
         }
         sum_.documents += sum_.duplicates;
         train_spill_->close();
@@ -410,6 +578,14 @@ public:
         sum_.train_blocks = train_spill_->blocks();
         sum_.val_blocks = val_spill_->blocks();
         sum_.seconds_encode = phase.seconds();
+        if (sum_.train_documents + sum_.val_documents == 0)
+            CRAM_THROW("prepare: every one of the ", sum_.documents, " documents of ", corpus_names(), " was dropped (",
+                       sum_.filtered, " with no tokens or more than --max-tokens-per-char ", opt_.max_tokens_per_char,
+                       " tokens per character, ", sum_.duplicates, " duplicates): nothing to write");
+        if (sum_.train_blocks == 0)
+            CRAM_THROW("prepare: 0 training sequences: the training split of ", corpus_names(), " has ", sum_.train_tokens,
+                       " tokens (", sum_.train_documents, " documents), less than one --seq-len block of ", opt_.seq_len,
+                       "; add text, or lower --seq-len or --val-fraction");
     }
 
     // The training split in curriculum (or shuffled) order, the validation split in corpus order.
@@ -417,6 +593,8 @@ public:
         const stopwatch phase;
         write_split(*train_spill_, "train", sum_.train_blocks, /*ordered=*/true, sum_.train_shards);
         write_split(*val_spill_, "val", sum_.val_blocks, /*ordered=*/false, sum_.val_shards);
+        train_spill_.reset();  // the spill files go before the directory is published
+        val_spill_.reset();
         sum_.seconds_write = phase.seconds();
     }
 
@@ -439,13 +617,27 @@ public:
         std::vector<std::string> corpus;
         for (const auto& c : opt_.corpus) corpus.push_back(c.string());
         j["corpus"] = corpus;
-        atomic_write_file(opt_.out / dataset_summary_name, j.dump(2) + "\n");
+        atomic_write_file(dir_ / dataset_summary_name, j.dump(2) + "\n");
         return sum_;
     }
 
 private:
     void report(const char* phase, std::int64_t docs, std::int64_t bytes, double fraction) const {
         if (progress_) progress_({phase, docs, bytes, fraction});
+    }
+
+    std::string corpus_names() const {
+        std::string s;
+        for (std::size_t i = 0; i < opt_.corpus.size() && i < 4; ++i) s += (i ? ", " : "") + opt_.corpus[i].string();
+        if (opt_.corpus.size() > 4) s += " and " + std::to_string(opt_.corpus.size() - 4) + " more files";
+        return s;
+    }
+
+    // The corpus gave nothing to work on: say what the reader saw.
+    [[noreturn]] void no_documents(const reader_stats& st) const {
+        CRAM_THROW("prepare: no documents read from ", corpus_names(), " (", st.lines, " lines: ", st.empty, " empty, ",
+                   st.bad_lines, " malformed", st.first_bad_line.empty() ? std::string() : ", first: " + st.first_bad_line,
+                   "); check --corpus and --format");
     }
 
     void train_vocabulary() {
@@ -457,8 +649,12 @@ private:
         const auto vocab = train_wordpiece(counts, topt, [&](const trainer_progress& p) {
             report("train-vocab", p.vocab, 0, static_cast<double>(p.vocab) / p.target);
         });
-        write_vocab_files(opt_.out, vocab, opt_.normalizer, opt_.seq_len);
-        wp_ = wordpiece::load(opt_.out / "vocab.txt", opt_.normalizer);
+        if (static_cast<int>(vocab.size()) > opt_.vocab_size)
+            CRAM_THROW("prepare: the training text of ", corpus_names(), " has so many distinct characters that the 5 "
+                       "specials, the characters and their ## forms alone make ", vocab.size(), " tokens, more than "
+                       "--vocab-size ", opt_.vocab_size, ": raise --vocab-size");
+        write_vocab_files(dir_, vocab, opt_.normalizer, opt_.seq_len);
+        wp_ = wordpiece::load(dir_ / "vocab.txt", opt_.normalizer);
     }
 
     // Words of the first vocab_docs documents (within max_docs); validation documents stay unseen.
@@ -477,6 +673,7 @@ private:
             docs += static_cast<std::int64_t>(b->docs.size());
             report("vocab", docs, b->bytes_so_far, -1);
         }
+        if (docs == 0) no_documents(producer.stats());  // before training a vocabulary of nothing
         return counter.take();
     }
 
@@ -536,7 +733,7 @@ private:
         for (std::int64_t first = 0, index = 0; first < blocks || (blocks == 0 && index == 0); first += opt_.shard_sequences, ++index) {
             char name[64];
             std::snprintf(name, sizeof name, "%s-%05lld.shard", split, static_cast<long long>(index));
-            shard_writer w(opt_.out / name, wp_.vocab_size(), opt_.seq_len);
+            shard_writer w(dir_ / name, wp_.vocab_size(), opt_.seq_len);
             const std::int64_t n = std::min(opt_.shard_sequences, blocks - first);
             buf.resize(static_cast<std::size_t>(n) * seq);
             for (std::int64_t i = 0; i < n; ++i)
@@ -554,6 +751,8 @@ private:
     const prepare_options& opt_;
     const std::function<void(const prepare_progress&)>& progress_;
     const int threads_;
+    std::optional<staged_directory> staged_;  // the lock and the work directory, from stage() on
+    std::filesystem::path dir_;               // where files are written: the work directory
     prepare_summary sum_;
     wordpiece wp_;
     std::optional<block_spill> train_spill_, val_spill_;  // made when encoding starts
@@ -562,16 +761,21 @@ private:
 
 }  // namespace detail
 
-// Runs the whole pipeline; returns what summary.json records.
+// Runs the whole pipeline; returns what summary.json records. Options and inputs are checked first; then
+// opt.out is locked (a second prepare, or a reader holding lock_dataset_for_reading, makes this throw),
+// the dataset is built in a sibling directory and swapped in at the end. Any error before the swap (an
+// empty result included) leaves opt.out as it was.
 inline prepare_summary prepare_dataset(const prepare_options& opt,
                                        const std::function<void(const prepare_progress&)>& progress = {}) {
     const stopwatch total;
     detail::dataset_preparer run(opt, progress);
-    run.clear_output_directory();
+    run.stage();
     run.build_vocabulary();
     run.encode_and_pack();
     run.write_shards();
-    return run.write_summary(total.seconds());
+    auto summary = run.write_summary(total.seconds());
+    run.publish();
+    return summary;
 }
 
 }  // namespace cram::data

@@ -2,7 +2,9 @@
 // document per line, or per blank-line-separated block), each plain or zstd-compressed (streamed through
 // libzstd, as the Pile ships), over many files. Memory stays bounded by one read buffer plus the longest
 // line (capped by max_line_bytes); a truncated .zst, a missing file or an over-long line is an error that
-// names the file (and line); malformed JSON lines are skipped and counted, the first one named.
+// names the file (and line); malformed JSON lines are skipped and counted, the first one named. A UTF-8
+// byte-order mark at the start of a file is dropped; invalid UTF-8 (and lone surrogate escapes) inside a
+// JSON line become U+FFFD instead of costing the line.
 #pragma once
 
 #include <zstd.h>
@@ -18,8 +20,127 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/text.hpp"
 
 namespace cram::data {
+
+// ---- repairing text before it is parsed -----------------------------------------------------------------
+
+// Appends `in` to `out` with every ill-formed UTF-8 sequence replaced by U+FFFD, one per maximal subpart
+// (Unicode 15, chapter 3, "U+FFFD Substitution of Maximal Subparts"; the WHATWG Encoding Standard's
+// decoder does the same): a maximal subpart is the longest prefix of a well-formed sequence (Table 3-7)
+// that the input starts with, or else a single byte. So "F1 80 80 41" gives FFFD 41, "ED A0 80" (a
+// surrogate) gives three FFFDs, "C0 AF" (overlong) two, and a sequence cut by the end of the input one.
+// Well-formed sequences are copied untouched. Returns whether anything was replaced.
+inline bool repair_utf8(std::string_view in, std::string& out) {
+    static constexpr std::string_view fffd = "\xEF\xBF\xBD";
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    const std::size_t n = in.size();
+    bool changed = false;
+    std::size_t copied = 0;  // in[copied, i) is well-formed and not yet appended
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char b = p[i];
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        // length of the sequence b leads, and the range its second byte must fall in (Table 3-7)
+        std::size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (b >= 0xC2 && b <= 0xDF) len = 2;
+        else if (b == 0xE0) len = 3, lo = 0xA0;
+        else if (b == 0xED) len = 3, hi = 0x9F;
+        else if (b >= 0xE1 && b <= 0xEF) len = 3;
+        else if (b == 0xF0) len = 4, lo = 0x90;
+        else if (b == 0xF4) len = 4, hi = 0x8F;
+        else if (b >= 0xF1 && b <= 0xF3) len = 4;
+        std::size_t good = len ? 1 : 0;  // bytes of the sequence seen to be well-formed so far
+        while (good && good < len && i + good < n) {
+            const unsigned char c = p[i + good];
+            const bool ok = good == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
+            if (!ok) break;
+            ++good;
+        }
+        if (len && good == len) {
+            i += len;
+            continue;
+        }
+        // ill-formed: the maximal subpart (at least the one byte) becomes one U+FFFD
+        out.append(in.data() + copied, i - copied);
+        out.append(fffd);
+        i += good ? good : 1;
+        copied = i;
+        changed = true;
+    }
+    out.append(in.data() + copied, n - copied);
+    return changed;
+}
+
+// Appends a JSON text to `out` with every lone surrogate escape inside a string (a \uD800-\uDBFF not
+// followed by a \uDC00-\uDFFF escape, or a \uDC00-\uDFFF on its own) replaced by \uFFFD, which is what
+// a JSON decoder that accepts them (Python's, JavaScript's) turns into text anyway. Everything else,
+// other escapes ("\\u" is a backslash and a 'u') and text outside strings included, is copied untouched.
+// Returns whether anything was replaced.
+inline bool repair_surrogate_escapes(std::string_view in, std::string& out) {
+    auto hex4 = [&](std::size_t at) -> int {  // the value of 4 hex digits at `at`, or -1
+        if (at + 4 > in.size()) return -1;
+        int v = 0;
+        for (std::size_t k = at; k < at + 4; ++k) {
+            const char c = in[k];
+            const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0) return -1;
+            v = v * 16 + d;
+        }
+        return v;
+    };
+    auto is_escape_u = [&](std::size_t at) { return at + 1 < in.size() && in[at] == '\\' && in[at + 1] == 'u'; };
+    bool in_string = false, changed = false;
+    std::size_t copied = 0;
+    for (std::size_t i = 0; i < in.size();) {
+        const char c = in[i];
+        if (!in_string) {
+            in_string = c == '"';
+            ++i;
+            continue;
+        }
+        if (c == '"') {
+            in_string = false;
+            ++i;
+            continue;
+        }
+        if (c != '\\') {
+            ++i;
+            continue;
+        }
+        if (!is_escape_u(i)) {  // \" \\ \n ...: two characters, whatever they are
+            i += 2;
+            continue;
+        }
+        const int v = hex4(i + 2);
+        if (v < 0) {  // not four hex digits: left for the parser to reject
+            i += 2;
+            continue;
+        }
+        if (v < 0xD800 || v > 0xDFFF) {  // a character that is not a surrogate
+            i += 6;
+            continue;
+        }
+        if (v <= 0xDBFF && is_escape_u(i + 6)) {
+            const int w = hex4(i + 8);
+            if (w >= 0xDC00 && w <= 0xDFFF) {  // a proper pair
+                i += 12;
+                continue;
+            }
+        }
+        out.append(in.data() + copied, i - copied);
+        out.append("\\uFFFD");
+        i += 6;
+        copied = i;
+        changed = true;
+    }
+    out.append(in.data() + copied, in.size() - copied);
+    return changed;
+}
 
 enum class corpus_format { auto_detect, jsonl, text, text_blocks };
 
@@ -109,7 +230,8 @@ private:
     std::size_t in_pos_ = 0, in_len_ = 0;
 };
 
-// Splits a byte_source into lines ('\n'; a trailing '\r' is kept for the caller to ignore).
+// Splits a byte_source into lines ('\n'; a trailing '\r' is kept for the caller to ignore). A byte-order
+// mark at the start of the stream (after decompression) is not part of the first line.
 class line_reader {
 public:
     line_reader(const std::filesystem::path& path, std::size_t max_line) : src_(path), max_line_(max_line) {
@@ -121,14 +243,14 @@ public:
             if (nl) {
                 line = std::string_view(buf_.data() + pos_, static_cast<std::size_t>(nl - (buf_.data() + pos_)));
                 pos_ = static_cast<std::size_t>(nl - buf_.data()) + 1;
-                ++line_no_;
+                if (line_no_++ == 0) line = strip_bom(line);
                 return true;
             }
             if (done_) {
                 if (pos_ < end_) {
                     line = std::string_view(buf_.data() + pos_, end_ - pos_);
                     pos_ = end_;
-                    ++line_no_;
+                    if (line_no_++ == 0) line = strip_bom(line);
                     return true;
                 }
                 return false;
@@ -142,7 +264,7 @@ public:
             if (end_ == buf_.size()) {
                 if (buf_.size() >= max_line_)
                     CRAM_THROW(src_.path().string(), ":", line_no_ + 1, ": line longer than ", max_line_,
-                               " bytes (raise the reader's max_line_bytes)");
+                               " bytes (raise the limit with --max-line-bytes, reader_options::max_line_bytes in code)");
                 buf_.resize(std::min(max_line_ + 1, buf_.size() * 2));
             }
             const std::size_t got = src_.read(buf_.data() + end_, buf_.size() - end_);
@@ -263,7 +385,15 @@ private:
             return false;
         };
         nlohmann::json j = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-        if (j.is_discarded()) return bad("not valid JSON (or not valid UTF-8)");
+        if (j.is_discarded()) {
+            // web dumps hold invalid UTF-8 and lone surrogate escapes: U+FFFD for those, then parse again
+            repaired_.clear();
+            repaired2_.clear();
+            const bool bytes = repair_utf8(line, repaired_);
+            const bool escapes = repair_surrogate_escapes(repaired_, repaired2_);
+            if (bytes || escapes) j = nlohmann::json::parse(repaired2_.begin(), repaired2_.end(), nullptr, false);
+            if (j.is_discarded()) return bad("not valid JSON");
+        }
         if (!j.is_object()) return bad("not a JSON object");
         const auto it = j.find(opt_.text_field);
         if (it == j.end() || !it->is_string()) return bad("no string field \"text\"");
@@ -277,6 +407,7 @@ private:
     std::unique_ptr<line_reader> lines_;
     corpus_format format_ = corpus_format::text;
     reader_stats stats_;
+    std::string repaired_, repaired2_;  // a line being repaired (reused storage)
 };
 
 }  // namespace cram::data

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/text.hpp"
 #include "cram/core/thread_pool.hpp"
 #include "cram/data/unicode.hpp"
 
@@ -261,12 +262,14 @@ public:
 
     wordpiece() = default;
 
-    // Reads vocab.txt as HF does: one token per line, trailing whitespace trimmed, id = line number.
+    // Reads vocab.txt as HF does: one token per line, trailing whitespace trimmed, id = line number (a
+    // leading UTF-8 byte-order mark is dropped).
     static wordpiece load(const std::filesystem::path& vocab_txt, const normalizer_options& opt = {}) {
         std::ifstream in(vocab_txt, std::ios::binary);
         if (!in) CRAM_THROW("cannot open vocabulary ", vocab_txt.string());
         std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         if (in.bad()) CRAM_THROW("error reading vocabulary ", vocab_txt.string());
+        strip_bom_in_place(data);  // an editor's byte-order mark is not part of the first token
         std::vector<std::string> tokens;
         std::size_t pos = 0, line = 1;
         while (pos < data.size()) {
