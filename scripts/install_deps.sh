@@ -11,6 +11,7 @@ packages=(
   doctest-dev                                   # tests
   libbenchmark-dev                              # benchmarks
   python3                                       # the end-to-end test reads metrics.jsonl and state.json
+  xxhash                                        # tests: xxhsum, the reference for cram's XXH64 checksums
 )
 sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi

@@ -52,6 +52,8 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                              const train::lr_schedule& schedule, train::trainer_observers observers) {
     namespace fs = std::filesystem;
     const fs::path dir(s.data);
+    // held shared while training reads the shards: `prepare` into this directory refuses meanwhile
+    const dir_lock dataset_lock = data::lock_dataset_for_reading(dir);
     const auto summary = data::read_dataset_summary(dir);
     const int seq = summary.value("seq_len", 0);
     CRAM_CHECK(seq > 0, (dir / data::dataset_summary_name).string(), " has no seq_len");
@@ -79,7 +81,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.peak_flops = s.peak_flops;
     // the vocabulary's content is part of what a checkpoint must match (resume, glue): same size, other
     // tokens would silently mean other ids
-    o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train::digest_file(dir / "vocab.txt").xxh64}};
+    o.run_config = {{"preset", s.preset}, {"vocab_xxh64", data::verify_dataset_vocab(dir)}};
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
     if (!s.quiet)

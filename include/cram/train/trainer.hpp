@@ -203,6 +203,11 @@ public:
     // the data rewound to the step's start, so the final checkpoint is the step boundary's.
     std::optional<accumulated> accumulate() {
         if (stopped_ || clock_.expired()) return std::nullopt;
+        if (o_.max_steps > 0 && n_.step >= o_.max_steps) {  // a resume of a run that already reached it
+            res_.stop_reason = "max_steps";
+            stopped_ = true;
+            return std::nullopt;
+        }
         boundary_elapsed_ = clock_.elapsed();
         boundary_position_ = data_.position();
         if (const int sig = cram::stop_requested()) {
@@ -338,10 +343,12 @@ private:
         res_.resumed_from_step = n_.step;
         progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
                           format_duration(clock_.spent_before()) + " of the budget already spent");
+        // a run killed after its last step (during validation or the summary): nothing is left to train,
+        // and run() goes straight to finish(), which writes the final checkpoint, validation and summary
         if (clock_.expired())
-            CRAM_THROW("--resume: the checkpoint has already spent the whole budget (",
-                       format_duration(clock_.spent_before()), " of ", format_duration(clock_.budget()),
-                       "); nothing left to train");
+            progress_.message("train: the checkpoint has already spent the whole budget (" +
+                              format_duration(clock_.spent_before()) + " of " + format_duration(clock_.budget()) +
+                              "): nothing left to train; writing the validation loss and the summary");
     }
 
     void fresh_start() {
