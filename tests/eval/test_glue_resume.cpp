@@ -278,6 +278,18 @@ TEST_CASE("glue resume: other settings are refused, naming the keys; the output 
     CHECK_FALSE(r.interrupted());
     CHECK(r.tasks.size() == 2);
 
+    // a file holding only a line cut short (killed during its first write) holds no results: a new
+    // evaluation starts there, on a line boundary
+    const auto cut = dir / "cut";
+    std::filesystem::create_directories(cut);
+    std::ofstream(cut / "glue_metrics.jsonl") << "{\"event\":\"sett";
+    auto fresh = o;
+    fresh.out = cut;
+    CHECK_FALSE(evaluate(fresh, false, 0).interrupted());
+    const auto cut_lines = read_lines(cut / "glue_metrics.jsonl");
+    CHECK(cut_lines.front()["event"] == "settings");
+    CHECK(cut_lines.back()["event"] == "summary");
+
     // a metrics file without a settings record (an older cram's) cannot be resumed
     const auto old = dir / "old";
     std::filesystem::create_directories(old);

@@ -179,12 +179,18 @@ struct glue_record {
     bool complete = false;                   // a summary line: the evaluation finished
     std::optional<nlohmann::json> settings;  // its first `settings` line
     std::map<std::pair<std::string, std::uint64_t>, finetune_run> runs;  // (task, seed) -> the run
+    std::optional<std::uintmax_t> partial_tail;  // where a trailing partial line starts
 };
 
-// Reads the record. With `repair` a trailing partial line (a write cut short by a kill) is cut off the file,
-// so that appending continues on a line boundary; without it the file is not touched. Any other line that
-// is not JSON is an error naming file:line.
-inline glue_record read_glue_record(const std::filesystem::path& file, bool repair) {
+// Cuts a trailing partial line off the file, so that appending continues on a line boundary.
+inline void drop_partial_tail(const glue_record& rec) {
+    if (rec.partial_tail) std::filesystem::resize_file(rec.file, *rec.partial_tail);
+}
+
+// Reads the record (the file is not touched). A trailing partial line (a write cut short by a kill) is no
+// record: `partial_tail` says where it starts, for drop_partial_tail. Any other line that is not JSON is an
+// error naming file:line.
+inline glue_record read_glue_record(const std::filesystem::path& file) {
     glue_record rec;
     rec.file = file;
     rec.results = std::filesystem::exists(file.parent_path() / "report.json");
@@ -196,8 +202,8 @@ inline glue_record read_glue_record(const std::filesystem::path& file, bool repa
     std::string text = buf.str();
     const std::size_t end = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
     if (end < text.size()) {
+        rec.partial_tail = end;
         text.resize(end);  // a partial last line is never a record
-        if (repair) std::filesystem::resize_file(file, end);
     }
     std::size_t pos = 0, line_no = 0;
     while (pos < text.size()) {
@@ -337,8 +343,9 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
     const dir_lock lock(opts.out, "GLUE output directory", "cram_bert_24h glue");
     const fs::path metrics_path = opts.out / "glue_metrics.jsonl";
     const nlohmann::json fingerprint = glue_fingerprint(opts);
-    const detail::glue_record earlier = detail::read_glue_record(metrics_path, /*repair=*/opts.resume);
+    const detail::glue_record earlier = detail::read_glue_record(metrics_path);
     detail::check_earlier_results(earlier, fingerprint, opts);
+    detail::drop_partial_tail(earlier);  // accepted: appending starts on a line boundary
 
     // read and tokenize every task first: a bad file fails before hours of fine-tuning
     std::vector<const glue_task_info*> present;  // tasks with a train.tsv, in the order asked
