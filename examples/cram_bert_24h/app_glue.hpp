@@ -27,9 +27,14 @@ struct glue_settings {
     int threads = 0;
     std::uint64_t seed = 0;
     bool quiet = false;
+    // Reuse the runs OUT/glue_metrics.jsonl records under the same settings (an interrupted evaluation
+    // continues where it stopped); without it an OUT holding results is refused.
+    bool resume = false;
+    std::string resume_command = "`cram_bert_24h glue ... --resume` (the same options)";  // named when interrupted
 };
 
-// Evaluates on the device the settings ask for (cpu_glue.cpp). Returns the exit code.
+// Evaluates on the device the settings ask for (cpu_glue.cpp). Returns the exit code: 0, or 128 + the
+// signal when SIGINT, SIGTERM or SIGHUP interrupted it (a partial report is written; `resume` continues).
 int glue_on_device(const glue_settings& s);
 
 // The GPU evaluation (cuda_glue.cu; no_cuda.cpp's stand-in throws).

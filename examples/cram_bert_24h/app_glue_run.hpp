@@ -14,6 +14,7 @@
 #include "app_glue.hpp"
 #include "app_presets.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/signals.hpp"
 #include "cram/data/wordpiece.hpp"
 #include "cram/eval/glue.hpp"
 #include "cram/train/checkpoint.hpp"
@@ -86,16 +87,27 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
     o.finetune.from_scratch = s.from_scratch;
     o.finetune.model = find_preset(s.preset).options;  // the preset's GLUE head width, init scale, padding id
     o.quiet = s.quiet;
+    o.resume = s.resume;
+    o.resume_command = s.resume_command;
     o.notes.push_back(s.from_scratch ? std::string("encoder: random initialisation (--from-scratch), the no-pretraining baseline")
                                      : "checkpoint: `" + used.string() + "`");
     o.notes.push_back("preset " + s.preset + " (" + std::to_string(bert<C, Backend>::parameter_count()) +
                       " encoder parameters), vocabulary `" + s.vocab.string() + "`, backend " + Backend::name);
-    o.settings = {{"checkpoint", s.from_scratch ? std::string() : used.string()},
+    // absolute paths: --resume compares them, and a relative path names the same file from another directory
+    auto absolute = [](const std::filesystem::path& p) { return std::filesystem::weakly_canonical(std::filesystem::absolute(p)).string(); };
+    o.settings = {{"checkpoint", s.from_scratch ? std::string() : absolute(used)},
                   {"preset", s.preset},
-                  {"vocab", s.vocab.string()},
+                  {"vocab", absolute(s.vocab)},
                   {"backend", Backend::name},
                   {"glue_dir", s.glue_dir.string()}};
     const eval::glue_report rep = eval::evaluate_glue<C, Backend>(ctx, s.from_scratch ? nullptr : &params, tok, o);
+    if (rep.interrupted()) {
+        const auto& i = rep.interruption;
+        std::fprintf(stderr, "glue: interrupted by %s: %d of %d runs complete; partial report written to %s; continue with %s\n",
+                     i.signal_name.c_str(), i.runs_done, i.runs_total, (s.out / "report.md").string().c_str(),
+                     i.resume.c_str());
+        return exit_code_for_signal(i.signal);
+    }
     if (!s.quiet) std::printf("%s\n", eval::report_markdown(rep).c_str());
     std::fprintf(stderr, "glue: report written to %s and %s\n", (s.out / "report.md").string().c_str(),
                  (s.out / "report.json").string().c_str());
@@ -105,10 +117,12 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
 }  // namespace detail
 
 // The evaluation behind the app's `glue` and `run` commands: resolves checkpoint, preset and vocabulary,
-// then evaluates on `Backend`.
+// then evaluates on `Backend`. A stop signal ends it with a partial report and 128 + the signal.
 template <class Backend>
 int run_glue(glue_settings s, typename Backend::context& ctx) {
     namespace fs = std::filesystem;
+    // SIGINT, SIGTERM, SIGHUP: the evaluation stops after the current optimizer step and writes a partial report
+    const stop_on_signals stop_guard;
     CRAM_CHECK(!s.glue_dir.empty() && !s.out.empty(), "glue needs --glue-dir and --out");
     fs::path ckpt;
     if (!s.checkpoint.empty()) {

@@ -33,6 +33,8 @@ void add_glue_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--threads", s->threads, "CPU threads (0: all cores)")->capture_default_str();
     cmd->add_flag("--quiet", s->quiet, "No progress lines; the report is still written");
+    cmd->add_flag("--resume", s->resume, "Continue the evaluation recorded in --out (interrupted, e.g. by Ctrl-C or "
+                  "SIGTERM): runs done under the same settings are reused, not re-run");
     cmd->callback([s] {
         const int rc = glue_on_device(*s);
         if (rc != 0) throw CLI::RuntimeError(rc);

@@ -105,6 +105,8 @@ void add_run_command(CLI::App& app) {
             if (a->glue_seeds > 0) g.seeds = a->glue_seeds;
             if (a->glue_epochs > 0) g.epochs = a->glue_epochs;
             g.max_train = a->glue_max_train;
+            g.resume = s.resume;  // a resumed run continues its evaluation too
+            g.resume_command = "`cram_bert_24h run ... --resume` (the same options)";
             const int grc = glue_on_device(g);
             if (grc != 0) throw CLI::RuntimeError(grc);
         }

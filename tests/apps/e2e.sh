@@ -110,6 +110,55 @@ if "$app" --help 2>&1 | grep -qE "^ +glue "; then
   ls "$work/glue"
   for f in report.md report.json; do test -s "$work/glue/$f"; done
   grep -q "RTE" "$work/glue/report.md"
+  expect_fail "--resume" "$app" glue --checkpoint "$work/run" --glue-dir "$data/glue" --out "$work/glue" \
+    --tasks RTE --seeds 1 --epochs 1 --max-train 64 --device cpu
+
+  step "glue: SIGTERM mid-evaluation -> exit 143, partial report; a second glue on the --out refused; --resume finishes"
+  gsig=$work/glue_sig
+  gargs=(--checkpoint "$work/run" --glue-dir "$data/glue" --out "$gsig" --tasks RTE,MRPC --seeds 2 --epochs 2
+         --max-train 256 --device cpu --threads 1)
+  "$app" glue "${gargs[@]}" > "$work/glue_sig.log" 2>&1 &
+  gpid=$!
+  for _ in $(seq 1 150); do  # until the first epoch is recorded (at most 30 s)
+    grep -q '"event":"epoch"' "$gsig/glue_metrics.jsonl" 2> /dev/null && break
+    sleep 0.2
+  done
+  grep -q '"event":"epoch"' "$gsig/glue_metrics.jsonl" || { echo "FAIL: no epoch recorded"; cat "$work/glue_sig.log"; exit 1; }
+  expect_fail "pid $gpid" "$app" glue "${gargs[@]}" --resume
+  kill -TERM "$gpid"
+  grc=0
+  wait "$gpid" || grc=$?
+  [ "$grc" = 143 ] || { echo "FAIL: glue after SIGTERM exited $grc, want 143"; cat "$work/glue_sig.log"; exit 1; }
+  grep -q "SIGTERM received" "$work/glue_sig.log"
+  grep -q "Interrupted by SIGTERM: .* of 4 runs complete; continue with .*--resume" "$gsig/report.md"
+  python3 - "$gsig" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+rep = json.load(open(os.path.join(d, "report.json")))
+lines = [json.loads(l) for l in open(os.path.join(d, "glue_metrics.jsonl"))]
+assert rep["complete"] is False and rep["interrupted"]["signal"] == "SIGTERM", rep.get("interrupted")
+assert rep["cramming"]["average"]["value"] is None and rep["leaderboard"]["average"]["value"] is None
+done = sum(1 for l in lines if l["event"] == "run")
+assert rep["interrupted"]["runs_done"] == done < 4, (rep["interrupted"], done)
+assert lines[0]["event"] == "settings" and lines[-1]["event"] == "interrupted", (lines[0], lines[-1])
+print(f"interrupted: {done} of 4 runs recorded, incomplete tasks {sorted(rep['incomplete'])}")
+PY
+  expect_fail "--resume" "$app" glue "${gargs[@]}"
+  expect_fail "finetune.lr" "$app" glue "${gargs[@]}" --lr 1e-3 --resume
+  "$app" glue "${gargs[@]}" --resume --quiet
+  python3 - "$gsig" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+rep = json.load(open(os.path.join(d, "report.json")))
+lines = [json.loads(l) for l in open(os.path.join(d, "glue_metrics.jsonl"))]
+assert rep["complete"] is True and "interrupted" not in rep and not rep["incomplete"], rep.get("incomplete")
+assert sorted(rep["tasks"]) == ["MRPC", "RTE"] and all(len(t["runs"]) == 2 for t in rep["tasks"].values())
+assert rep["cramming"]["average"]["value"] is not None
+runs = [(l["task"], l["seed"]) for l in lines if l["event"] == "run"]
+assert sorted(runs) == sorted(set(runs)) and len(runs) == 4, runs  # none re-run
+assert lines[-1]["event"] == "summary"
+print("resumed to completion:", {t: v["median"]["dev"] for t, v in rep["tasks"].items()})
+PY
 
   step "run: prepare -> train -> GLUE in one command (tiny budget, train's --max-steps, capped GLUE protocol)"
   "$app" run --corpus "$wiki" --out "$work/all" --max-docs 150 --budget 8s --preset crammed_tiny --device cpu \

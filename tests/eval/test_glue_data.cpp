@@ -336,3 +336,72 @@ TEST_CASE("inputs: batches padded to the longest, lengths set") {
     const std::size_t bad[] = {3};
     CHECK_THROWS_AS(make_token_batch(ex, bad, 1, 0), cram::error);
 }
+
+// ---- byte-order marks: dropped the same way from every file of every task ----
+
+namespace {
+// Two rows in each task's official layout (header line first where the task has one).
+std::string layout_sample(const std::string& task) {
+    if (task == "CoLA") return "gj04\t1\t\tThe cat sat.\ngj04\t0\t*\tCat the sat.\n";
+    if (task == "SST-2") return "sentence\tlabel\na fine movie \t1\nnot good \t0\n";
+    if (task == "MRPC") return "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t11\t12\tA cat.\tThe cat.\n0\t13\t14\tB.\tC.\n";
+    if (task == "STS-B")
+        return "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+               "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane.\tAn air plane.\t5.000\n"
+               "1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man.\tA dog.\t0.500\n";
+    if (task == "QQP") return "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n0\t1\t2\tWhy?\tHow?\t0\n1\t3\t4\tA?\tA?\t1\n";
+    if (task == "MNLI")
+        return "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+               "sentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+               "0\t1\t1n\tgov\t( a )\t( b )\t(ROOT a)\t(ROOT b)\tA text.\tB text.\tneutral\tneutral\n"
+               "1\t2\t2e\tgov\t( a )\t( b )\t(ROOT a)\t(ROOT b)\tC text.\tD text.\tentailment\tentailment\n";
+    if (task == "QNLI") return "index\tquestion\tsentence\tlabel\n0\tWho?\tHe did.\tentailment\n1\tWhy?\tNo.\tnot_entailment\n";
+    if (task == "RTE") return "index\tsentence1\tsentence2\tlabel\n0\tA b.\tB.\tnot_entailment\n1\tC.\tC d.\tentailment\n";
+    if (task == "WNLI") return "index\tsentence1\tsentence2\tlabel\n0\tA b.\tB.\t1\n1\tC.\tC d.\t0\n";
+    return "";
+}
+
+bool same_examples(const glue_split& a, const glue_split& b) {
+    if (a.examples.size() != b.examples.size() || a.skipped != b.skipped) return false;
+    for (std::size_t i = 0; i < a.examples.size(); ++i) {
+        const auto &x = a.examples[i], &y = b.examples[i];
+        if (x.a != y.a || x.b != y.b || x.label != y.label || x.score != y.score) return false;
+    }
+    return true;
+}
+}  // namespace
+
+TEST_CASE("a UTF-8 byte-order mark at the start of any GLUE file of any task reads as if absent") {
+    const auto plain = cram::test::scratch_dir("glue_bom_plain");
+    const auto bom = cram::test::scratch_dir("glue_bom_with");
+    for (const auto& info : glue_tasks()) {
+        const std::string sample = layout_sample(info.name);
+        REQUIRE_FALSE(sample.empty());
+        std::vector<std::string> splits{"train", "test"};  // any split name is read the same way
+        splits.insert(splits.end(), info.dev_splits.begin(), info.dev_splits.end());
+        for (const auto& split : splits) {
+            CAPTURE(info.name);
+            CAPTURE(split);
+            write_file(plain, info.name, split, sample);
+            write_file(bom, info.name, split, "\xEF\xBB\xBF" + sample);
+            const auto a = read_glue_split(plain, info, split);
+            const auto b = read_glue_split(bom, info, split);
+            CHECK(a.examples.size() == 2);
+            CHECK(same_examples(a, b));
+            // the first row's text never carries the mark (CoLA has no header: its first row is data)
+            CHECK(b.examples.front().a.find("\xEF\xBB\xBF") == std::string::npos);
+        }
+    }
+    // only at the very start: a mark elsewhere is text, and a header with one does not match
+    const auto dir = cram::test::scratch_dir("glue_bom_inner");
+    write_file(dir, "SST-2", "dev", "\xEF\xBB\xBF\xEF\xBB\xBFsentence\tlabel\nfine\t1\n");
+    const std::string err = error_of([&] { read_glue_split(dir, glue_task("SST-2"), "dev"); });
+    CHECK(err.find(":1: header has no column 'sentence'") != std::string::npos);
+    // the header as read, escaped: the second mark and the tab are visible
+    CHECK(err.find("\"\\xEF\\xBB\\xBFsentence\\tlabel\"") != std::string::npos);
+    CHECK(err.find("2 tab-separated columns") != std::string::npos);
+    // an invisible no-break space after a name
+    write_file(dir, "RTE", "dev", "index\tsentence1\xC2\xA0\tsentence2\tlabel\n0\ta\tb\tentailment\n");
+    CHECK(error_of([&] { read_glue_split(dir, glue_task("RTE"), "dev"); }).find("sentence1\\xC2\\xA0\\tsentence2") !=
+          std::string::npos);
+}

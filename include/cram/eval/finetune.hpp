@@ -146,6 +146,9 @@ struct finetune_run {
     std::int64_t total_steps = 0;
     bool from_scratch = false;
     std::vector<epoch_score> epochs;  // the last one is the reported score
+    // Stopped early by finetune_callbacks::should_stop: not a result (its last epoch may be partial or
+    // missing); the caller discards it. Runs that complete never look at this.
+    bool stopped = false;
 };
 
 struct finetune_progress {
@@ -160,6 +163,9 @@ struct finetune_progress {
 struct finetune_callbacks {
     std::function<void(const finetune_progress&)> on_step;                    // after every optimizer step
     std::function<void(const finetune_run&, const epoch_score&)> on_epoch;  // after every dev evaluation
+    // Polled after every optimizer step (after on_step): true ends the run there, returned with `stopped`
+    // set and without a dev evaluation. Only read, so a run it never stops is exactly the same run.
+    std::function<bool()> should_stop;
 };
 
 // An encoder with a fresh GLUE head, and the one training state both train in (encoder tensors first, then
@@ -297,6 +303,10 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
             model.state.adamw_step(ao, float(lr), long(step), scale);
             if (opts.loss_every > 0 && step % opts.loss_every == 0) read_loss();
             if (cb.on_step) cb.on_step({run.task, opts.seed, epoch, epochs, step, total, last_loss, lr});
+            if (cb.should_stop && cb.should_stop()) {
+                run.stopped = true;
+                return run;
+            }
         }
         read_loss();
         epoch_score rec;

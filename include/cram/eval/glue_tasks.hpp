@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/text.hpp"
 
 namespace cram::eval {
 
@@ -92,7 +93,6 @@ namespace detail {
 // header names for the rest (QQP's column order is only reliable by name).
 struct glue_layout {
     bool header = true;
-    bool bom = false;                      // MRPC's files start with a UTF-8 byte order mark
     int col_a = -1, col_b = -1, col_label = -1;  // col_label -1: the last column
     std::size_t min_cols = 0;              // columns a row must have
     bool exact = true;                     // exactly min_cols (MNLI: at least; train 12, dev 16 columns)
@@ -111,7 +111,7 @@ inline glue_layout layout_of(const glue_task_info& t) {
     } else if (t.name == "SST-2") {
         l.name_a = "sentence", l.name_label = "label";
     } else if (t.name == "MRPC") {
-        l.bom = true, l.col_a = 3, l.col_b = 4, l.col_label = 0, l.min_cols = 5;
+        l.col_a = 3, l.col_b = 4, l.col_label = 0, l.min_cols = 5;
     } else if (t.name == "STS-B") {
         l.col_a = 7, l.col_b = 8, l.col_label = -1, l.min_cols = 10;
     } else if (t.name == "QQP") {
@@ -173,6 +173,23 @@ inline bool parse_score(std::string_view s, float& out) {
     return true;
 }
 
+// A line as text a reader can see whole: printable ASCII as is, backslash, tab and CR escaped, every
+// other byte (control characters, a byte-order mark, a no-break space, any non-ASCII) as \xNN.
+inline std::string visible(std::string_view s, std::size_t max_bytes = 200) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (std::size_t i = 0; i < s.size() && i < max_bytes; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '\\') out += "\\\\";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (c >= 0x20 && c < 0x7F) out += char(c);
+        else out.append("\\x").append(1, hex[c >> 4]).append(1, hex[c & 15]);
+    }
+    if (s.size() > max_bytes) out += "...";
+    return out;
+}
+
 inline std::string quote_field(std::string_view f) {
     std::string s(f.substr(0, 40));
     if (f.size() > 40) s += "...";
@@ -183,14 +200,14 @@ struct bad_row {
     std::string why;
 };
 
+// `line` is the header line as read (after the byte-order mark, if any, was dropped): the error shows it
+// escaped, so a stray invisible byte is visible.
 inline int find_column(const std::vector<std::string_view>& header, const char* name,
-                       const std::filesystem::path& file) {
+                       const std::filesystem::path& file, std::string_view line) {
     for (std::size_t i = 0; i < header.size(); ++i)
         if (trim(header[i]) == name) return static_cast<int>(i);
-    std::string have;
-    for (auto h : header) have += (have.empty() ? "" : ", ") + std::string(h);
-    CRAM_THROW(file.string(), ":1: header has no column '", name, "' (columns: ", have,
-               "); is this the official GLUE file? See docs/glue.md");
+    CRAM_THROW(file.string(), ":1: header has no column '", name, "'; the header read was \"", visible(line),
+               "\" (", header.size(), " tab-separated columns); is this the official GLUE file? See docs/glue.md");
 }
 
 }  // namespace detail
@@ -209,7 +226,9 @@ inline glue_split read_glue_split(const std::filesystem::path& glue_dir, const g
     std::ostringstream buf;
     buf << in.rdbuf();
     std::string text = buf.str();
-    if (lay.bom && text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+    // a UTF-8 byte-order mark (MRPC's official files have one; editors add them) is an encoding signature,
+    // not text: dropped from any GLUE file, whatever the task or split
+    strip_bom_in_place(text);
 
     glue_split out;
     out.name = std::string(split);
@@ -231,9 +250,9 @@ inline glue_split read_glue_split(const std::filesystem::path& glue_dir, const g
         if (!header_seen) {
             header_seen = true;
             if (lay.name_a) {
-                ia = detail::find_column(f, lay.name_a, file);
-                ib = lay.name_b ? detail::find_column(f, lay.name_b, file) : -1;
-                il = detail::find_column(f, lay.name_label, file);
+                ia = detail::find_column(f, lay.name_a, file, line);
+                ib = lay.name_b ? detail::find_column(f, lay.name_b, file, line) : -1;
+                il = detail::find_column(f, lay.name_label, file, line);
                 min_cols = f.size();
             }
             continue;

@@ -54,6 +54,49 @@ inline task_result summarize_task(std::string task, std::vector<finetune_run> ru
     return t;
 }
 
+// One fine-tuning run as JSON: everything needed to rebuild it (its per-epoch dev scores included). The
+// report's runs and the `run` lines of glue_metrics.jsonl, which `--resume` reads back, use it. A NaN
+// (a train loss never read) is written as null, and read back as NaN.
+inline nlohmann::json run_json(const finetune_run& run) {
+    nlohmann::json jr{{"task", run.task},
+                      {"seed", run.seed},
+                      {"train_examples", run.train_examples},
+                      {"total_steps", run.total_steps},
+                      {"from_scratch", run.from_scratch}};
+    jr["epochs"] = nlohmann::json::array();
+    for (const auto& e : run.epochs)
+        jr["epochs"].push_back({{"epoch", e.epoch}, {"steps", e.steps}, {"train_loss", e.train_loss},
+                                {"seconds", e.seconds}, {"dev", e.dev}});
+    return jr;
+}
+
+// The inverse of run_json; throws cram::error naming what is missing or malformed.
+inline finetune_run run_from_json(const nlohmann::json& j) {
+    auto number = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+    finetune_run r;
+    try {
+        r.task = j.at("task").get<std::string>();
+        r.seed = j.at("seed").get<std::uint64_t>();
+        r.train_examples = j.at("train_examples").get<std::size_t>();
+        r.total_steps = j.at("total_steps").get<std::int64_t>();
+        r.from_scratch = j.at("from_scratch").get<bool>();
+        for (const auto& je : j.at("epochs")) {
+            epoch_score e;
+            e.epoch = je.at("epoch").get<int>();
+            e.steps = je.at("steps").get<std::int64_t>();
+            e.train_loss = number(je.at("train_loss"));
+            e.seconds = number(je.at("seconds"));
+            for (const auto& [split, metrics] : je.at("dev").items())
+                for (const auto& [metric, v] : metrics.items()) e.dev[split][metric] = number(v);
+            r.epochs.push_back(std::move(e));
+        }
+    } catch (const nlohmann::json::exception& e) {
+        CRAM_THROW("malformed fine-tuning run record: ", e.what());
+    }
+    CRAM_CHECK(!r.epochs.empty(), "fine-tuning run record of ", r.task, " (seed ", r.seed, ") has no epochs");
+    return r;
+}
+
 // The cramming table's nine columns in CRAMMING.md's order.
 struct report_column {
     const char* label;
@@ -81,9 +124,27 @@ inline constexpr published_row published_rows[4] = {
     {"crammed BERT, 24 h A6000 (released model)", {84.1, 84.6, 92.0, 87.4, 58.5, 90.2, 87.5, 88.9, 53.3}, 80.7},
 };
 
+// A task not every seed of which ran (the evaluation was interrupted): the runs that completed, no median.
+struct incomplete_task {
+    std::string task;
+    std::vector<finetune_run> runs;  // completed seeds only
+    int seeds = 0;                   // seeds the evaluation asked for
+};
+
+// Why a report is partial: the signal that stopped the evaluation, how far it got, how to continue.
+struct glue_interruption {
+    int signal = 0;  // 0: the evaluation completed
+    std::string signal_name;
+    int runs_done = 0, runs_total = 0;  // (task, seed) runs complete, of all the evaluation needs
+    std::string resume;                 // how to continue, e.g. "`cram_bert_24h glue ... --resume`"
+};
+
 struct glue_report {
     std::string title = "GLUE dev report";
-    std::vector<task_result> tasks;
+    std::vector<task_result> tasks;  // complete tasks only: every seed ran
+    std::vector<incomplete_task> incomplete;
+    glue_interruption interruption;
+    bool interrupted() const { return interruption.signal != 0; }
     std::vector<std::pair<std::string, std::string>> missing;  // task -> why it was not run
     std::vector<std::string> deviations;                       // from CRAMMING.md's protocol
     std::vector<std::string> notes;                            // checkpoint, preset, backend, times
@@ -190,7 +251,12 @@ inline std::string average_cell(const glue_average& a) {
 
 inline std::string report_markdown(const glue_report& r) {
     std::ostringstream md;
-    md << "# " << r.title << "\n\n";
+    md << "# " << r.title << (r.interrupted() ? " (interrupted, partial)" : "") << "\n\n";
+    if (r.interrupted())
+        md << "**Interrupted by " << r.interruption.signal_name << ": " << r.interruption.runs_done << " of "
+           << r.interruption.runs_total << " runs complete; continue with " << r.interruption.resume
+           << ".** Tasks whose seeds did not all run have no median, and no GLUE average is given until every "
+              "run is done.\n\n";
     for (const auto& n : r.notes) md << "- " << n << "\n";
     if (!r.deviations.empty()) {
         md << "\n**Deviations from the cramming GLUE protocol** (CRAMMING.md): these numbers are not comparable "
@@ -201,24 +267,46 @@ inline std::string report_markdown(const glue_report& r) {
         md << "\n**Tasks not run:**\n\n";
         for (const auto& [t, why] : r.missing) md << "- " << t << ": " << why << "\n";
     }
+    if (!r.incomplete.empty()) {
+        md << "\n**Tasks incomplete** (interrupted; no median until every seed ran):\n\n";
+        for (const auto& t : r.incomplete) {
+            md << "- " << t.task << ": " << t.runs.size() << " of " << t.seeds << " seeds complete";
+            if (!t.runs.empty()) {
+                const std::string& headline = glue_task(t.task).metrics.front();
+                md << " (last-epoch " << headline << " per seed:";
+                for (const auto& run : t.runs)
+                    for (const auto& [split, metrics] : run.epochs.back().dev)
+                        if (metrics.count(headline))
+                            md << ' ' << (run.epochs.back().dev.size() > 1 ? split + " " : std::string())
+                               << percent(100.0 * metrics.at(headline));
+                md << ")";
+            }
+            md << "\n";
+        }
+    }
+    // an interrupted evaluation claims no average: the tasks still to run would change it
+    const bool averages = !r.interrupted();
     const glue_average ca = cramming_average(r.tasks);
     md << "\n## Cramming convention (GLUE dev, median over seeds, last epoch)\n\n"
           "CoLA Matthews correlation, STS-B Pearson, MRPC and QQP F1, the rest accuracy; the average is the mean of "
           "the 9 columns (MNLI-m and MNLI-mm count separately, WNLI excluded).";
-    if (ca.partial() && ca.have)
+    const bool same_columns = averages && ca.partial() && ca.have;
+    if (!averages)
+        md << " **No average:** the evaluation was interrupted before every run was done.";
+    else if (same_columns)
         md << " **Partial average:** " << ca.have << " of 9 columns (missing: " << detail::join(ca.missing)
            << "); the `same columns` figure averages each published row over the same columns.";
     md << "\n\n| model |";
     for (const auto& c : cramming_columns) md << ' ' << c.label << " |";
-    md << " avg |" << (ca.partial() && ca.have ? " same columns |" : "") << "\n|---|";
-    for (int i = 0; i < 10 + (ca.partial() && ca.have ? 1 : 0); ++i) md << "---|";
+    md << " avg |" << (same_columns ? " same columns |" : "") << "\n|---|";
+    for (int i = 0; i < 10 + (same_columns ? 1 : 0); ++i) md << "---|";
     md << "\n| **this run** |";
     for (const auto& c : cramming_columns) {
         const auto v = lookup(r.tasks, c.task, c.split, c.metric);
         md << ' ' << (v ? "**" + percent(100.0 * *v) + "**" : std::string("–")) << " |";
     }
-    md << ' ' << detail::average_cell(ca) << " |" << (ca.partial() && ca.have ? " " + percent(ca.value) + " |" : "")
-       << "\n";
+    md << ' ' << (averages ? detail::average_cell(ca) : std::string("– (interrupted)")) << " |"
+       << (same_columns ? " " + percent(ca.value) + " |" : "") << "\n";
     for (const auto& p : published_rows) {
         md << "| " << p.name << " |";
         double same = 0;
@@ -228,7 +316,7 @@ inline std::string report_markdown(const glue_report& r) {
                 same += p.values[i];
         }
         md << ' ' << percent(p.average) << " |";
-        if (ca.partial() && ca.have) md << ' ' << percent(same / ca.have) << " |";
+        if (same_columns) md << ' ' << percent(same / ca.have) << " |";
         md << "\n";
     }
 
@@ -237,7 +325,7 @@ inline std::string report_markdown(const glue_report& r) {
           "One score per task, the mean of its metrics (MNLI: matched and mismatched accuracy; MRPC, QQP: F1 and "
           "accuracy; STS-B: Pearson and Spearman; CoLA: MCC; others: accuracy), averaged over the 8 tasks "
           "(WNLI excluded). Average: **"
-       << detail::average_cell(la) << "**.\n\n| task | score |\n|---|---|\n";
+       << (averages ? detail::average_cell(la) : std::string("– (interrupted)")) << "**.\n\n| task | score |\n|---|---|\n";
     for (const auto& [name, v] : leaderboard_scores(r.tasks))
         md << "| " << name << " | " << (v ? percent(*v) : std::string("–")) << " |\n";
 
@@ -263,6 +351,8 @@ inline std::string report_markdown(const glue_report& r) {
         }
         if (t.skipped_rows) md << "| " << t.task << " | | | | " << t.skipped_rows << " unreadable rows skipped | |\n";
     }
+    for (const auto& t : r.incomplete)
+        md << "| " << t.task << " | | " << t.runs.size() << " of " << t.seeds << " (incomplete) | | no median | |\n";
     return md.str();
 }
 
@@ -279,22 +369,33 @@ inline nlohmann::json report_json(const glue_report& r) {
     for (const auto& t : r.tasks) {
         nlohmann::json jt{{"median", t.median}, {"train_examples", t.train_examples}, {"skipped_rows", t.skipped_rows},
                           {"metrics", glue_task(t.task).metrics}};
-        for (const auto& run : t.runs) {
-            nlohmann::json jr{{"seed", run.seed}, {"total_steps", run.total_steps}, {"from_scratch", run.from_scratch}};
-            jr["epochs"] = nlohmann::json::array();
-            for (const auto& e : run.epochs)
-                jr["epochs"].push_back({{"epoch", e.epoch}, {"steps", e.steps}, {"train_loss", e.train_loss},
-                                        {"seconds", e.seconds}, {"dev", e.dev}});
-            jt["runs"].push_back(jr);
-        }
+        for (const auto& run : t.runs) jt["runs"].push_back(run_json(run));
         j["tasks"][t.task] = jt;
     }
-    auto avg_json = [](const glue_average& a) {
-        return nlohmann::json{{"value", a.have ? nlohmann::json(a.value) : nlohmann::json(nullptr)},
-                              {"have", a.have},
-                              {"of", a.of},
-                              {"partial", a.partial()},
-                              {"missing", a.missing}};
+    j["complete"] = !r.interrupted();
+    if (r.interrupted()) {
+        const auto& i = r.interruption;
+        j["interrupted"] = {{"signal", i.signal_name}, {"runs_done", i.runs_done}, {"runs_total", i.runs_total},
+                            {"resume", i.resume},
+                            {"message", "interrupted by " + i.signal_name + ": " + std::to_string(i.runs_done) + " of " +
+                                            std::to_string(i.runs_total) + " runs complete; continue with " + i.resume}};
+    }
+    j["incomplete"] = nlohmann::json::object();
+    for (const auto& t : r.incomplete) {
+        nlohmann::json jt{{"seeds_done", t.runs.size()}, {"seeds", t.seeds}, {"runs", nlohmann::json::array()}};
+        for (const auto& run : t.runs) jt["runs"].push_back(run_json(run));
+        j["incomplete"][t.task] = jt;
+    }
+    // an interrupted evaluation claims no average (value null, `withheld` says why)
+    auto avg_json = [&r](const glue_average& a) {
+        const bool give = a.have && !r.interrupted();
+        nlohmann::json out{{"value", give ? nlohmann::json(a.value) : nlohmann::json(nullptr)},
+                           {"have", a.have},
+                           {"of", a.of},
+                           {"partial", a.partial() || r.interrupted()},
+                           {"missing", a.missing}};
+        if (r.interrupted()) out["withheld"] = "the evaluation was interrupted before every run was done";
+        return out;
     };
     j["cramming"]["average"] = avg_json(cramming_average(r.tasks));
     j["cramming"]["columns"] = nlohmann::json::object();
