@@ -10,6 +10,7 @@
 
 #include "app_presets.hpp"
 #include "app_train.hpp"
+#include "commands.hpp"
 #include "cram/train/schedule.hpp"
 
 namespace cram::app {
@@ -25,7 +26,7 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
     cmd->add_option("--device", s.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
     cmd->add_option("--micro-batch", s.micro_batch, "Sequences per forward/backward (0: fill the GPU, or a CPU default)")->capture_default_str();
     cmd->add_flag("--resume", s.resume, "Continue the newest checkpoint in --out (budget clock included)");
-    cmd->add_option("--seed", s.seed, "Seed of initialisation and masking")->check(CLI::NonNegativeNumber)->capture_default_str();
+    cmd->add_option("--seed", s.seed, "Seed of initialisation and masking")->check(non_negative_integer())->capture_default_str();
     cmd->add_option("--lr", s.lr, "Peak learning rate (the schedule scales it)")->capture_default_str();
     cmd->add_option("--schedule", s.schedule, "Learning-rate schedule over budget progress")
         ->check(CLI::IsMember(schedules))->capture_default_str();
@@ -35,7 +36,8 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
                     "Budget time between periodic checkpoints (0 or off: only the final one; a stop signal "
                     "always writes one)")->capture_default_str();
     cmd->add_option("--keep", s.keep, "Checkpoints to keep")->capture_default_str();
-    cmd->add_option("--threads", s.threads, "CPU threads (0: all cores; at most 4x the hardware threads)")->capture_default_str();
+    cmd->add_option("--threads", s.threads, "CPU threads (0: all cores; at most 4x the hardware threads)")
+        ->check(thread_count(cram::max_cpu_threads()))->capture_default_str();
     cmd->add_option("--max-steps", s.max_steps, "Also stop after this many optimizer steps (0: budget only)")->capture_default_str();
     cmd->add_option("--val-batches", s.val_batches, "Validation micro-batches evaluated at the end (0: none)")->capture_default_str();
     cmd->add_flag("--quiet", s.quiet, "No progress lines and no summary");

@@ -5,6 +5,7 @@
 #include "app_glue.hpp"
 #include "app_presets.hpp"
 #include "commands.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::app {
 
@@ -16,7 +17,7 @@ void add_glue_command(CLI::App& app) {
     cmd->add_option("--out", s->out, "Output directory: report.md, report.json, glue_metrics.jsonl")->required();
     cmd->add_option("--tasks", s->tasks, "Comma-separated tasks (default: the 8 of the GLUE average; WNLI on request)");
     cmd->add_option("--seeds", s->seeds, "Fine-tuning seeds per task; the median is reported")->capture_default_str();
-    cmd->add_option("--seed", s->seed, "First seed")->capture_default_str();
+    cmd->add_option("--seed", s->seed, "First seed")->check(non_negative_integer())->capture_default_str();
     cmd->add_option("--epochs", s->epochs, "Epochs per run (protocol: 5)")->capture_default_str();
     cmd->add_option("--batch", s->batch, "Batch size (protocol: 16)")->capture_default_str();
     cmd->add_option("--lr", s->lr, "Peak learning rate (protocol: 4e-5)")->capture_default_str();
@@ -31,7 +32,8 @@ void add_glue_command(CLI::App& app) {
     cmd->add_option("--vocab", s->vocab, "vocab.txt of the pretraining dataset (default: found from the run)");
     cmd->add_option("--device", s->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
         ->capture_default_str();
-    cmd->add_option("--threads", s->threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--threads", s->threads, "CPU threads (0: all cores; at most 4x the hardware threads)")
+        ->check(thread_count(cram::max_cpu_threads()))->capture_default_str();
     cmd->add_flag("--quiet", s->quiet, "No progress lines; the report is still written");
     cmd->add_flag("--resume", s->resume, "Continue the evaluation recorded in --out (interrupted, e.g. by Ctrl-C or "
                   "SIGTERM): runs done under the same settings are reused, not re-run");

@@ -60,7 +60,8 @@ void add_prepare_command(CLI::App& app) {
     cmd->add_flag("--dedup", a->opt.dedup, "Drop exact duplicate documents");
     cmd->add_option("--format", a->format, "Corpus format: auto (by extension), jsonl, text (a document per line), text-blocks (blank-line separated)")
         ->check(CLI::IsMember({"auto", "jsonl", "text", "text-blocks"}))->capture_default_str();
-    cmd->add_option("--seed", a->opt.seed, "Seed of the validation split and the shuffle")->capture_default_str();
+    cmd->add_option("--seed", a->opt.seed, "Seed of the validation split and the shuffle")
+        ->check(non_negative_integer())->capture_default_str();
     cmd->add_option("--shard-sequences", a->opt.shard_sequences, "Sequences per shard file")->capture_default_str();
     cmd->add_option("--max-line-bytes", a->opt.reader.max_line_bytes,
                     "Longest corpus line (one JSON line or text line) in bytes; at least 1048576")

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/core/text.hpp"
 #include "cram/data/wordpiece.hpp"
 
@@ -22,7 +23,8 @@ void add_tokenize_command(CLI::App& app) {
     };
     auto a = std::make_shared<args>();
     cmd->add_option("--vocab", a->vocab, "vocab.txt (one token per line; must contain [UNK])")->required();
-    cmd->add_option("--threads", a->threads, "Worker threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--threads", a->threads, "Worker threads (0: all cores; at most 4x the hardware threads)")
+        ->check(thread_count(cram::max_cpu_threads()))->capture_default_str();
     cmd->add_flag("--no-lowercase", a->no_lowercase, "Cased: no lowercasing and no accent stripping");
     cmd->add_flag("--replace-quotes", a->replace_quotes, "Turn `` and '' into \"");
     cmd->add_flag("--drop-non-ascii", a->drop_non_ascii, "Drop non-ASCII characters after normalisation");

@@ -5,7 +5,31 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace cram::app {
+
+// Validators whose messages name the option's allowed values plainly (CLI11's range checks print the
+// limits of a double).
+inline CLI::Validator non_negative_integer() {
+    return CLI::Validator(
+        [](std::string& v) -> std::string {
+            if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) return {};
+            return "must be a whole number 0 or above, got '" + v + "'";
+        },
+        "UINT");
+}
+inline CLI::Validator thread_count(int max_threads) {
+    return CLI::Validator(
+        [max_threads](std::string& v) -> std::string {
+            if (!v.empty() && v.size() < 10 && v.find_first_not_of("0123456789") == std::string::npos &&
+                std::stoi(v) <= max_threads)
+                return {};
+            return v + " is out of range: 0 (all cores) up to " + std::to_string(max_threads) +
+                   " (4x this machine's hardware threads)";
+        },
+        "0.." + std::to_string(max_threads));
+}
 
 void add_prepare_command(CLI::App& app);   // cmd_prepare.cpp
 void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp

@@ -35,7 +35,9 @@ same_model() {  # same_model RUN_A RUN_B: byte-identical final parameters
 # wait_steps RUN N PID: until RUN/metrics.jsonl holds N optimizer steps (or the process is gone)
 wait_steps() {
   for _ in $(seq 1 600); do
-    [ "$(grep -c '"lr"' "$1/metrics.jsonl" 2>/dev/null || true)" -ge "$2" ] && return 0
+    local n
+    n=$(grep -c '"lr"' "$1/metrics.jsonl" 2> /dev/null) || n=0
+    [ "$n" -ge "$2" ] && return 0
     kill -0 "$3" 2> /dev/null || return 0
     sleep 0.05
   done
@@ -105,7 +107,7 @@ holder=$!
 wait_steps "$work/busy" 1 "$holder"
 expect_fail "in use by another process (pid $holder" "$app" train --data "$work/data" --out "$work/busy" \
   --preset crammed_tiny --device cpu --budget 5m --resume --quiet
-expect_fail "in use by another process (pid $holder" "$app" prepare --corpus "$wiki" --out "$work/data" \
+expect_fail "dataset $work/data is in use by another process (pid $holder" "$app" prepare --corpus "$wiki" --out "$work/data" \
   --max-docs 20 --vocab-size 8192 --quiet
 kill -TERM "$holder"
 rc=0; wait "$holder" || rc=$?
@@ -147,8 +149,8 @@ same_model "$work/ref" "$work/damaged"
 
 step "the command line's mistakes"
 expect_fail "did you mean 'train'" "$app" trian --data "$work/data"
-expect_fail "--threads 100000 is out of range" "${common[@]}" --out "$work/t1" --threads 100000 --budget 60s
-expect_fail "--seed" "${train[@]}" --out "$work/t2" --seed -1
+expect_fail "100000 is out of range: 0 (all cores)" "${common[@]}" --out "$work/t1" --threads 100000 --budget 60s
+expect_fail "must be a whole number 0 or above, got '-1'" "${train[@]}" --out "$work/t2" --seed -1
 expect_fail "longer than 1000 days" "${common[@]}" --out "$work/t3" --budget 100000d
 mkdir -p "$work/thesis" && echo "years of work" > "$work/thesis/thesis.tex"
 expect_fail "is not a cram run (it holds thesis.tex)" "${train[@]}" --out "$work/thesis"

@@ -5,10 +5,12 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -48,7 +50,9 @@ public:
                            "their files");
             CRAM_THROW("cannot lock ", path_.string(), ": ", std::strerror(err));
         }
-        // record who holds it (a shared holder overwrites: any one of them is a useful name)
+        // record who holds it; a shared holder keeps the record of another live one (which then names a
+        // process that really holds the lock, not one that is about to fail for another reason)
+        if (m == mode::shared && holder_alive()) return;
         const std::string me = "pid " + std::to_string(::getpid()) + ", " + std::string(holder) + "\n";
         if (::ftruncate(fd_, 0) == 0) {
             const ::ssize_t w = ::pwrite(fd_, me.data(), me.size(), 0);
@@ -75,6 +79,15 @@ public:
     }
 
 private:
+    // Whether the pid recorded in the lock file is a live process other than this one.
+    bool holder_alive() const {
+        const std::string text = holder_text();
+        if (text.rfind("pid ", 0) != 0) return false;
+        const long pid = std::strtol(text.c_str() + 4, nullptr, 10);
+        if (pid <= 0 || pid == ::getpid()) return false;
+        return ::kill(static_cast<::pid_t>(pid), 0) == 0 || errno == EPERM;
+    }
+
     std::string holder_text() const {
         char buf[256];
         const ::ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
