@@ -464,3 +464,50 @@ TEST_CASE("prepare: an alphabet larger than --vocab-size is an error, and nothin
     const auto s = prepare_dataset(opt);
     CHECK(s.vocab_size == 205);
 }
+
+// ---- damage to a prepared dataset ------------------------------------------------------------------------
+
+TEST_CASE("every file of a dataset: truncated, a header byte or a data byte flipped, or deleted, is an error naming it") {
+    const auto dir = cram::test::scratch_dir("data_rel_damage");
+    write_file(dir / "c.jsonl", word_corpus(80));
+    const prepare_options opt = small_options(dir);
+    prepare_dataset(opt);
+    const auto pristine = snapshot(opt.out);
+    // reads the whole dataset as the trainer does: both splits, every sequence
+    const auto read_dataset = [&] {
+        for (const char* split : {"train", "val"}) {
+            mlm_source src(opt.out, split, opt.seq_len);
+            cram::masking_options m = src.masking({});
+            for (std::int64_t i = 0; i < src.num_sequences(); i += 4) (void)src.next_batch(4, m, 1);
+        }
+    };
+    REQUIRE_NOTHROW(read_dataset());
+    int files = 0;
+    for (const auto& [name, bytes] : pristine) {
+        // tokenizer_config.json is for other tools (Hugging Face); cram never reads it
+        if (bytes == "<dir>" || name == "tokenizer_config.json") continue;
+        ++files;
+        // the byte that breaks a header: a shard's magic, JSON's opening brace, vocab.txt's first token;
+        // a data byte: deep in the token ids, the value of seq_len, the last token of the vocabulary
+        const std::size_t header_at = name.ends_with(".shard") ? 3 : 0;
+        const std::size_t data_at = name == "summary.json" ? bytes.find("\"seq_len\"") + 11 : bytes.size() - 3;
+        const std::vector<std::pair<std::string, std::function<void(const fs::path&)>>> damages{
+            {"truncated", [&](const fs::path& p) { write_file(p, bytes.substr(0, bytes.size() / 2)); }},
+            {"header byte flipped", [&](const fs::path& p) { std::string b = bytes; b[header_at] ^= 0x04; write_file(p, b); }},
+            {"data byte flipped", [&](const fs::path& p) { std::string b = bytes; b[data_at] ^= 0x01; write_file(p, b); }},
+            {"deleted", [](const fs::path& p) { fs::remove(p); }},
+        };
+        for (const auto& [what, damage] : damages) {
+            INFO(name << ": " << what);
+            damage(opt.out / name);
+            try {
+                read_dataset();
+                FAIL("the damaged dataset was read without an error");
+            } catch (const cram::error& e) {
+                CHECK(std::string(e.what()).find(opt.out.string()) != std::string::npos);  // names the dataset's file
+            }
+            write_file(opt.out / name, bytes);
+        }
+    }
+    CHECK(files >= 4);  // summary.json, vocab.txt, a train and a val shard at least
+}
