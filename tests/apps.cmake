@@ -14,3 +14,21 @@ if(TARGET cram_bert_24h)
                    ${CMAKE_CURRENT_BINARY_DIR}/app_reliability)
   set_tests_properties(app_reliability PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()
+
+# Hugging Face export/import through the binary (tests/interop/hf_interop.sh, docs/interop.md), then the
+# exported tokenizer.json against cram's ids with the npm `tokenizers` package (skipped, 77, without node or
+# the package: set CRAM_NODE_MODULES to a node_modules directory holding it).
+set(CRAM_NODE_MODULES "" CACHE PATH "node_modules directory with the npm package 'tokenizers' (tokenizer.json check)")
+if(TARGET cram_bert_24h)
+  add_test(NAME app_hf_interop
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/interop/hf_interop.sh $<TARGET_FILE:cram_bert_24h> ${CRAM_SHARED_DATA}
+                   ${CMAKE_CURRENT_BINARY_DIR}/app_hf_interop)
+  set_tests_properties(app_hf_interop PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 600
+                                                 FIXTURES_SETUP hf_export)
+  add_test(NAME app_hf_tokenizer
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/interop/tokenizer_check.sh $<TARGET_FILE:cram_bert_24h>
+                   ${CRAM_SHARED_DATA} ${CMAKE_CURRENT_BINARY_DIR}/app_hf_interop)
+  set_tests_properties(app_hf_tokenizer PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300
+                                                   FIXTURES_REQUIRED hf_export
+                                                   ENVIRONMENT "CRAM_NODE_MODULES=${CRAM_NODE_MODULES}")
+endif()

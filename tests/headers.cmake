@@ -13,6 +13,7 @@ set(cram_header_rules
     "^cram/data(/|\\.hpp$)=data"
     "^cram/train(/|\\.hpp$)=train"
     "^cram/eval(/|\\.hpp$)=eval"
+    "^cram/interop(/|\\.hpp$)=train"  # Hugging Face export/import: safetensors + JSON
     "^cram/cuda(/|\\.hpp$)=cuda"
     "^cram/cram\\.hpp$=cram")
 

@@ -37,5 +37,7 @@ void add_train_command(CLI::App& app);     // cmd_train.cpp
 void add_glue_command(CLI::App& app);      // cmd_glue.cpp
 void add_run_command(CLI::App& app);       // cmd_run.cpp
 void add_device_command(CLI::App& app);    // cmd_device.cpp
+void add_export_command(CLI::App& app);    // cmd_interop.cpp
+void add_import_command(CLI::App& app);    // cmd_interop.cpp
 
 }  // namespace cram::app

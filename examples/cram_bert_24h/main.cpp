@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
     cram::app::add_glue_command(app);
     cram::app::add_run_command(app);
     cram::app::add_device_command(app);
+    cram::app::add_export_command(app);
+    cram::app::add_import_command(app);
     if (report_unknown_command(app, argc, argv)) return 2;
     try {
         app.parse(argc, argv);
