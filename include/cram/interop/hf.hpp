@@ -658,6 +658,8 @@ inline void import_tensors(const hf_mapping& m, const bert_config& c, const para
     };
     std::map<std::string, std::vector<bool>> filled;  // cram tensor -> which rows the slices wrote
     for (const auto& t : m.tensors) {
+        // a buffer, not a parameter: files saved without persistent buffers lack it, and that is fine
+        if (t.transform == hf_transform::constant && !in.count(t.name)) continue;
         const read_tensor& r = get(t.name, t.shape);
         if (t.transform == hf_transform::constant) {
             CRAM_CHECK(r.values[0] == t.constant_value, r.file.string(), ": buffer '", t.name, "' is ", r.values[0],
