@@ -29,6 +29,8 @@ if(TARGET cram_bert_24h)
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/interop/tokenizer_check.sh $<TARGET_FILE:cram_bert_24h>
                    ${CRAM_SHARED_DATA} ${CMAKE_CURRENT_BINARY_DIR}/app_hf_interop)
   set_tests_properties(app_hf_tokenizer PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300
-                                                   FIXTURES_REQUIRED hf_export
-                                                   ENVIRONMENT "CRAM_NODE_MODULES=${CRAM_NODE_MODULES}")
+                                                   FIXTURES_REQUIRED hf_export)
+  if(CRAM_NODE_MODULES)  # else the environment's CRAM_NODE_MODULES / NODE_PATH, if any
+    set_tests_properties(app_hf_tokenizer PROPERTIES ENVIRONMENT "CRAM_NODE_MODULES=${CRAM_NODE_MODULES}")
+  endif()
 endif()
