@@ -20,7 +20,8 @@ time cmake --build "$build" -j "$jobs"
 # when npm is there (CI allows npm), else that one test is skipped, saying so
 if [ -z "${CRAM_NODE_MODULES:-}" ] && command -v npm > /dev/null 2>&1; then
   if timeout 300 npm install --silent --no-audit --no-fund --prefix "$build/npm" tokenizers@0.23.2 > /dev/null 2>&1; then
-    export CRAM_NODE_MODULES="$(pwd)/$build/npm/node_modules"
+    CRAM_NODE_MODULES="$(cd "$build/npm/node_modules" && pwd)"
+    export CRAM_NODE_MODULES
   else
     echo "note: npm could not install 'tokenizers': app_hf_tokenizer will be skipped"
   fi
