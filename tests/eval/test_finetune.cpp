@@ -9,6 +9,7 @@
 #include "cram/cpu/backend.hpp"
 #include "cram/data/wordpiece_trainer.hpp"
 #include "cram/eval/finetune.hpp"
+#include "cram/model/presets.hpp"
 #include "test_support.hpp"
 
 using namespace cram::eval;

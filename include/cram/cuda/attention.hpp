@@ -489,8 +489,8 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     detail::split_heads(ctx, dO, dout, hidden, batch, seq, heads, head_dim);
     const int nb = static_cast<int>(bh);
     // dV = D^T dO;  dD = dO V^T (D = P without dropout)
-    gemm<T, T, T>(ctx, true, false, seq, head_dim, seq, 1.0f, weights, seq, ss, dO, head_dim, sd, 0.0f, dv, head_dim, sd,
-                  nb);
+    gemm<T, T, T>(ctx, true, false, seq, head_dim, seq, 1.0f, weights, seq, ss, dO, head_dim, sd, 0.0f, dv, head_dim,
+                  sd, nb);
     gemm<T, float, float>(ctx, false, true, seq, seq, head_dim, 1.0f, dO, head_dim, sd, v, head_dim, sd, 0.0f, dp, seq,
                           ss, nb);
     const float scale = ops::attention_scale<float>(head_dim);

@@ -168,7 +168,8 @@ inline nlohmann::json finetune_settings(const finetune_options& f) {
     return {{"epochs", f.epochs}, {"batch", f.batch}, {"lr", decimal(f.lr)}, {"betas", {decimal(f.beta1), decimal(f.beta2)}},
             {"eps", decimal(f.eps)}, {"weight_decay", decimal(f.weight_decay)}, {"clip_norm", decimal(f.clip_norm)},
             {"warmup_fraction", f.warmup_fraction}, {"schedule", "linear warm-up, cosine to 0"},
-            {"dropout", decimal(f.dropout)}, {"attention_dropout", decimal(f.attention_dropout)}, {"max_len", f.max_len}, {"eval_batch", f.eval_batch},
+            {"dropout", decimal(f.dropout)}, {"attention_dropout", decimal(f.attention_dropout)},
+            {"max_len", f.max_len}, {"eval_batch", f.eval_batch},
             {"max_train", f.max_train}, {"max_steps", f.max_steps}, {"from_scratch", f.from_scratch},
             {"head", {{"classifier_hidden", f.model.classifier_hidden}, {"init_std", decimal(f.model.init_std)},
                       {"pad_id", f.model.pad_id}}}};
