@@ -48,6 +48,23 @@ CRAM_HOST_DEVICE bool attention_keep(std::uint64_t seed, std::uint32_t stream, i
 }
 
 // ---- CPU implementation -----------------------------------------------------------------------------
+namespace detail {
+// attention_keep along a row of probs, drawing each Philox block once for its four elements.
+struct attention_mask_row {
+    std::uint64_t seed;
+    std::uint32_t stream, threshold;
+    index_t group = -1;
+    philox_result bits{};
+    bool keep(index_t e) {
+        if ((e >> 2) != group) {
+            group = e >> 2;
+            bits = dropout_bits(seed, stream, group);
+        }
+        return dropout_keep(bits, e, threshold);
+    }
+};
+}  // namespace detail
+
 template <class T>
 void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengths, index_t batch, index_t seq,
                        index_t heads, index_t head_dim, float dropout = 0.0f, std::uint64_t seed = 0,
@@ -87,8 +104,9 @@ void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengt
                 T* o = out + (b * seq + i) * hidden + h * head_dim;
                 std::fill(o, o + head_dim, T(0));
                 const index_t e0 = ((b * heads + h) * seq + i) * seq;  // flat index of pr[0] in probs
+                detail::attention_mask_row mask{seed, stream, th};
                 for (index_t j = 0; j < len; ++j) {
-                    const T w = drop ? dropout_apply(pr[j], attention_keep(seed, stream, e0 + j, th), dscale) : pr[j];
+                    const T w = drop ? dropout_apply(pr[j], mask.keep(e0 + j), dscale) : pr[j];
                     const T* vj = base + j * row + 2 * hidden + h * head_dim;
                     for (index_t d = 0; d < head_dim; ++d) o[d] += w * vj[d];
                 }
@@ -124,9 +142,10 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
                 const T* pr = pb + i * seq;
                 const T* go = dout + (b * seq + i) * hidden + h * head_dim;
                 const index_t e0 = ((b * heads + h) * seq + i) * seq;  // flat index of pr[0] in probs
+                detail::attention_mask_row mask{seed, stream, th};
                 T dot = 0;
                 for (index_t j = 0; j < len; ++j) {
-                    const bool keep = !drop || attention_keep(seed, stream, e0 + j, th);
+                    const bool keep = !drop || mask.keep(e0 + j);
                     const T w = drop ? dropout_apply(pr[j], keep, dscale) : pr[j];  // the weight forward used
                     const T* vj = base + j * row + 2 * hidden + h * head_dim;
                     T* dvj = dbase + j * row + 2 * hidden + h * head_dim;
