@@ -1,6 +1,7 @@
 // cram/cuda/attention.hpp against the CPU oracle (cram/ops/attention.hpp): probabilities, outputs and the
-// q, k, v gradients, crammed shape and odd shapes with key lengths, GEMM and fused paths. Skips visibly
-// without a GPU.
+// q, k, v gradients, crammed shape and odd shapes with key lengths, GEMM and fused paths, with and without
+// attention-probability dropout (which takes the GEMM path even when the fused one is enabled). Skips
+// visibly without a GPU.
 #include <cstdint>
 #include <vector>
 
@@ -19,11 +20,14 @@ TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with k
         cu::context& c;
         ~restore_flag() { c.fused_attention = false; }
     } restore{ctx};
+    const std::uint64_t seed = 99;
+    const std::uint32_t stream = 5;
+    for (const float drop : {0.0f, 0.1f})
     for (const bool fused : {false, true})
     for (const auto s : {shape{4, 128, 12, 64, false}, shape{3, 37, 3, 16, true}, shape{3, 37, 2, 64, true}}) {
         ctx.fused_attention = fused;
         INFO("batch " << s.batch << " seq " << s.seq << " heads " << s.heads << " head_dim " << s.hd << " fused "
-                      << fused);
+                      << fused << " attention dropout " << drop);
         const index_t h = s.heads * s.hd, rows = s.batch * s.seq;
         const auto qkv = random_vec(static_cast<std::size_t>(rows * 3 * h), 50, 1.5f), dout = random_vec(static_cast<std::size_t>(rows * h), 51);
         std::vector<std::int32_t> len;
@@ -31,20 +35,21 @@ TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with k
         const std::int32_t* lp = s.lengths ? len.data() : nullptr;
         std::vector<float> out(static_cast<std::size_t>(rows * h)), probs(static_cast<std::size_t>(s.batch * s.heads * s.seq * s.seq)),
             dqkv(qkv.size());
-        ops::attention_forward(out.data(), probs.data(), qkv.data(), lp, s.batch, s.seq, s.heads, s.hd);
+        ops::attention_forward(out.data(), probs.data(), qkv.data(), lp, s.batch, s.seq, s.heads, s.hd, drop, seed,
+                               stream);
         auto gqkv = upload(ctx, to_bf16(qkv)), gdout = upload(ctx, to_bf16(dout));
         device_buffer<std::int32_t> glen;
         if (s.lengths) glen = upload(ctx, len);
         auto gout = poisoned<bf16>(ctx, out.size()), gprobs = poisoned<bf16>(ctx, probs.size()),
              gdqkv = poisoned<bf16>(ctx, dqkv.size());
         cu::backend::attention_forward(ctx, gout.data(), gprobs.data(), gqkv.data(), glen.data(), s.batch, s.seq,
-                                       s.heads, s.hd);
+                                       s.heads, s.hd, drop, seed, stream);
         const auto got_probs = download_f(ctx, gprobs.data(), probs.size());
         // backward against the CPU fed with the GPU's (bf16) probabilities, as the GPU itself is
         ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), got_probs.data(), lp, s.batch, s.seq, s.heads,
-                                s.hd);
+                                s.hd, drop, seed, stream);
         cu::backend::attention_backward(ctx, gdqkv.data(), gdout.data(), gqkv.data(), gprobs.data(), glen.data(),
-                                        s.batch, s.seq, s.heads, s.hd);
+                                        s.batch, s.seq, s.heads, s.hd, drop, seed, stream);
         check_close("attention probs", got_probs, probs, 2e-3, 1e-2);
         check_close("attention out", download_f(ctx, gout.data(), out.size()), out, 1e-2, 1e-2);
         // q, k and v parts separately, each against its own scale (dQ and dK are ~100x smaller than dV)

@@ -75,10 +75,11 @@ TEST_CASE("bytes per sequence follow bert.hpp's buffers (hand count for crammed_
     constexpr auto C = cram::presets::crammed_bert;
     using gpu = cram::cuda::backend;
     // per token: emb 2h + 2f; forward branch scratch 2h; 16 layers x ((8h + I + inner) * 2 + heads*T*2 + 16);
-    // final 2h + 8; head 2h; backward (d_*) (9h + inner + I) * 2; attention scratch 14h + heads*T*6; staged ints 20
+    // final 2h + 8; head 2h; backward (d_*) (9h + inner + I) * 2; attention scratch 14h + heads*T*8 (fp32 dP,
+    // bf16 dS and the bf16 dropped probabilities of attention dropout); staged ints 20
     const std::size_t h = 768, I = 3072, inner = 1536, heads = 12, T = 128;
     const std::size_t per_token = (2 * h + 2 * h + 8) + 2 * h + 16 * ((8 * h + I + inner) * 2 + heads * T * 2 + 16) +
-                                  (2 * h + 8) + 2 * h + (9 * h + inner + I) * 2 + 14 * h + heads * T * 6 + 20;
+                                  (2 * h + 8) + 2 * h + (9 * h + inner + I) * 2 + 14 * h + heads * T * 8 + 20;
     CHECK(cram::bytes_per_sequence<C, gpu>(128) == per_token * T);
     CHECK(cram::bert<C, gpu>::activation_bytes(3, 128) == 3 * cram::bert<C, gpu>::activation_bytes(1, 128));
     CHECK(cram::bytes_per_sequence<C, gpu>(64) < cram::bytes_per_sequence<C, gpu>(128) / 2 + 1);

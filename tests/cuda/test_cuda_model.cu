@@ -87,7 +87,8 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol, bo
     const auto hb = random_batch<C>(batch, seq, 9);
     cram::batch_upload<gpu_backend> upload(ctx);
     const auto db = upload(hb);
-    const cram::forward_options opt{dropout, 77};
+    // with dropout, the attention probabilities are dropped too (as in fine-tuning): the GEMM attention path
+    const cram::forward_options opt{dropout, 77, dropout};
 
     cm.mlm_forward_backward(hb.view(), opt, 0.5f);
     gm.mlm_forward_backward(db, opt, 0.5f);

@@ -1,5 +1,6 @@
 // cram/cuda/embedding.hpp against the CPU oracle (cram/ops/embedding.hpp): scaled sinusoidal and learned
-// positions with token types, forward and backward (fp32 atomics), the out-of-vocabulary report through the
+// positions with token types, forward and backward (fp32 atomics; the padding row frozen or not), the
+// out-of-vocabulary report through the
 // device error word, and the row gather/scatter. Skips visibly without a GPU.
 #include <algorithm>
 #include <cstdint>
@@ -35,9 +36,12 @@ TEST_CASE("cuda embeddings: scaled sinusoidal and learned positions with token t
                                s.vocab, s.types);
         const auto dout = random_vec(out.size(), 64);
         std::vector<float> dword(word.size()), dpos(pos.size()), dscale(1), dtype(type_tab.size());
+        // the ids include 0: the padding row (padding_idx) is frozen in one shape and learns in the other
+        const std::int32_t pad = s.learned ? -1 : 0;
         ops::embedding_backward(dword.data(), s.learned ? dpos.data() : nullptr, s.learned ? nullptr : dscale.data(),
                                 s.types ? dtype.data() : nullptr, dout.data(), ids.data(), ti, pos.data(), sc, s.batch,
-                                s.seq, s.hidden, s.vocab);
+                                s.seq, s.hidden, s.vocab, pad);
+        if (pad == 0) CHECK(std::count(ids.begin(), ids.end(), 0) > 0);
         auto gids = upload(ctx, ids), gtypes = upload(ctx, types);
         auto gword = upload(ctx, to_bf16(word)), gpos = upload(ctx, to_bf16(pos)), gscale = upload(ctx, to_bf16(scale)),
              gtt = upload(ctx, to_bf16(type_tab)), gdout = upload(ctx, to_bf16(dout));
@@ -50,7 +54,7 @@ TEST_CASE("cuda embeddings: scaled sinusoidal and learned positions with token t
         cu::backend::embedding_backward(ctx, gdword.data(), s.learned ? gdpos.data() : nullptr,
                                         s.learned ? nullptr : gdscale.data(), s.types ? gdtype.data() : nullptr,
                                         gdout.data(), gids.data(), s.types ? gtypes.data() : nullptr, gpos.data(),
-                                        s.learned ? nullptr : gscale.data(), s.batch, s.seq, s.hidden, s.vocab);
+                                        s.learned ? nullptr : gscale.data(), s.batch, s.seq, s.hidden, s.vocab, pad);
         cu::backend::synchronize(ctx);  // no device error may have been recorded
         check_close("embedding out", download_f(ctx, gout.data(), out.size()), out, 1e-2, 1e-2);
         check_close("embedding dword", download(ctx, gdword.data(), dword.size()), dword, 1e-3, 1e-3);

@@ -9,6 +9,7 @@
 #include "cram/cpu/backend.hpp"
 #include "cram/data/wordpiece_trainer.hpp"
 #include "cram/eval/finetune.hpp"
+#include "cram/model/presets.hpp"
 #include "test_support.hpp"
 
 using namespace cram::eval;
@@ -107,4 +108,42 @@ TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class
     CHECK(std::isfinite(r.epochs.back().train_loss));
     CHECK(r.epochs.back().train_loss < r.epochs.front().train_loss);
     CHECK(acc > majority + 0.05);
+}
+
+TEST_CASE("fine-tuning defaults follow the original's GLUE runs: dropout 0.1, attention dropout 0.1") {
+    const finetune_options o;
+    CHECK(o.dropout == 0.1f);
+    CHECK(o.attention_dropout == 0.1f);  // eval_in_train_mode keeps the attention-probability dropout on
+    CHECK(o.weight_decay == 0.0f);
+}
+
+TEST_CASE("STS-B head: the loss is the mean squared error and its gradient 2 (pred - target) / n, by hand") {
+    // The original's regression loss is torch.nn.MSELoss (mean of squares); 0.5 * squared error would halve
+    // the gradient. The output bias enters every prediction with weight 1, so its gradient is
+    // sum_i 2 (pred_i - target_i) / n, and the loss is sum_i (pred_i - target_i)^2 / n.
+    constexpr cram::bert_config C = cram::presets::test_pre_glu;
+    using backend = cram::cpu::backend<double>;
+    backend::context ctx;
+    finetune_model<C, backend> m(ctx, 1, 3, 6, cram::presets::test_pre_glu_options);
+    m.start(nullptr, 1, 2);
+    cram::host_labeled_batch lb;
+    lb.tokens.batch = 3;
+    lb.tokens.seq = 6;
+    for (int i = 0; i < 18; ++i) lb.tokens.ids.push_back(5 + i % 7);
+    lb.tokens.lengths = {6, 4, 2};
+    lb.targets = {0.5f, 4.0f, 2.25f};
+    std::vector<float> pred(3);
+    m.head.predict(lb.tokens.view(), pred.data());
+    double want_loss = 0, want_dbias = 0;
+    for (int i = 0; i < 3; ++i) {
+        const double d = double(pred[std::size_t(i)]) - double(lb.targets[std::size_t(i)]);
+        want_loss += d * d / 3;
+        want_dbias += 2 * d / 3;
+    }
+    m.state.zero_grads();
+    m.head.forward_backward(lb.view(), cram::forward_options{});  // no dropout: the same outputs as predict
+    CHECK(m.head.take_loss() == doctest::Approx(want_loss).epsilon(1e-5));
+    const auto* bias = m.state.layout().find("classifier.out.bias");
+    REQUIRE(bias);
+    CHECK(m.state.grads()[bias->offset] == doctest::Approx(want_dbias).epsilon(1e-5));
 }

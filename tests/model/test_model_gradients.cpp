@@ -1,7 +1,9 @@
 // Finite-difference gradient checks, in double, of whole small models of every architectural variant:
 // the analytic gradient of the MLM loss (and of the GLUE head's loss) with respect to every parameter
 // must match central differences of the same loss.
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "cram/cram.hpp"
@@ -68,12 +70,15 @@ cram::host_mlm_batch make_batch(int batch, int seq, std::uint64_t seed) {
     return b;
 }
 
-// Compares analytic gradients with central differences for every real parameter element.
+// Compares analytic gradients with central differences for every real parameter element. Elements in the
+// flat range [frozen_begin, frozen_end) (the padding token's word row) must instead get exactly zero
+// gradient although the loss depends on them (some finite difference there is non-zero): PyTorch's
+// padding_idx, which the original cramming embedding uses.
 template <class Loss>
 void check_gradients(const cram::param_layout& layout, double* params, const double* grads, Loss&& loss,
-                     double eps = 1e-5) {
+                     double eps = 1e-5, std::size_t frozen_begin = 0, std::size_t frozen_end = 0) {
     int checked = 0;
-    double grad_norm = 0;
+    double grad_norm = 0, frozen_fd = 0;
     for (const auto& t : layout.tensors()) {
         for (std::size_t i = 0; i < t.size; ++i) {
             double& p = params[t.offset + i];
@@ -87,12 +92,18 @@ void check_gradients(const cram::param_layout& layout, double* params, const dou
             const double an = grads[t.offset + i];
             grad_norm += an * an;
             INFO("parameter " << t.name << "[" << i << "]: analytic " << an << " finite difference " << fd);
-            CHECK(std::abs(an - fd) <= 1e-7 + 1e-5 * std::abs(fd));
+            if (t.offset + i >= frozen_begin && t.offset + i < frozen_end) {
+                CHECK(an == 0.0);
+                frozen_fd = std::max(frozen_fd, std::abs(fd));
+            } else {
+                CHECK(std::abs(an - fd) <= 1e-7 + 1e-5 * std::abs(fd));
+            }
             ++checked;
         }
     }
     CHECK(checked == int(layout.parameter_count()));
     CHECK(grad_norm > 1e-8);  // never pass on all-zero gradients
+    if (frozen_end > frozen_begin) CHECK(frozen_fd > 1e-6);  // the frozen row does reach the loss
 }
 
 }  // namespace
@@ -113,9 +124,11 @@ TEST_CASE_TEMPLATE("MLM gradients match finite differences", Tag, config_tag<v_c
             for (std::size_t i = 0; i < t.size; ++i) state.params()[t.offset + i] += 0.1 * (rng.next_uniform() - 0.5);
     }
     const auto batch = make_batch<C>(3, C.max_seq, 123);
-    for (const float dropout : {0.0f, 0.25f}) {
+    // hidden dropout alone, then with dropout on the attention probabilities too (as fine-tuning runs)
+    for (const auto& [dropout, attention_dropout] : {std::pair{0.0f, 0.0f}, {0.25f, 0.0f}, {0.25f, 0.3f}}) {
         CAPTURE(dropout);
-        const cram::forward_options opt{dropout, 77};
+        CAPTURE(attention_dropout);
+        const cram::forward_options opt{dropout, 77, attention_dropout};
         state.zero_grads();
         model.mlm_forward_backward(batch.view(), opt, 1.0f);
         (void)model.take_mlm_loss();
@@ -149,11 +162,17 @@ TEST_CASE_TEMPLATE("classifier gradients match finite differences", Tag, config_
         tb.seq = C.max_seq;
         for (int i = 0; i < tb.batch * tb.seq; ++i) tb.ids.push_back(1 + i % (C.vocab - 1));
         tb.lengths = {C.max_seq, C.max_seq - 2, 2};  // padded keys are masked out of attention
+        // the padding id 0 past each length (as GLUE batches are padded), and once inside the first sequence,
+        // where it does reach the loss: its word row must still get no gradient (padding_idx)
+        for (int b = 0; b < tb.batch; ++b)
+            for (int i = tb.lengths[std::size_t(b)]; i < tb.seq; ++i) tb.ids[std::size_t(b * tb.seq + i)] = 0;
+        tb.ids[1] = 0;
         if (labels > 1)
             lb.labels = {2, 0, 1};
         else
             lb.targets = {0.5f, -1.0f, 2.0f};
-        const cram::forward_options opt{0.2f, 11};
+        // fine-tuning's dropout: hidden and head 0.2, attention probabilities 0.1
+        const cram::forward_options opt{0.2f, 11, 0.1f};
         auto run = [&] {
             head.forward_backward(lb.view(), opt, 1.0f);
             return head.take_loss();
@@ -161,6 +180,10 @@ TEST_CASE_TEMPLATE("classifier gradients match finite differences", Tag, config_
         state.zero_grads();
         run();
         const std::vector<double> grads(state.grads(), state.grads() + state.size());
-        check_gradients(state.layout(), state.params(), grads.data(), run);
+        const auto* word = state.layout().find("embeddings.word.weight");
+        REQUIRE(word);
+        REQUIRE(encoder.pad_id() == 0);
+        check_gradients(state.layout(), state.params(), grads.data(), run, 1e-5, word->offset,
+                        word->offset + std::size_t(C.hidden));
     }
 }

@@ -27,13 +27,17 @@ void check_layout_invariants() {
         for (auto d : t.shape) n *= std::size_t(d);
         CHECK(n == t.size);
         real += t.size;
-        // decayed (matrices, embeddings) first; biases, norms and the position scale after decay_end
-        const bool decays = t.role == cram::param_role::matrix || t.role == cram::param_role::embedding;
+        // decayed (matrices, embeddings, the position scale) first; biases and norms after decay_end
+        const bool decays = t.role == cram::param_role::matrix || t.role == cram::param_role::embedding ||
+                            t.role == cram::param_role::position_scale;
+        CHECK(cram::decays(t.role) == decays);
         CHECK((t.offset + t.size <= l.decay_end()) == decays);
         CHECK((t.offset >= l.decay_end()) == !decays);
-        // names say what the role says
-        const bool looks_decayed = t.name.ends_with(".weight") && t.name.find("norm") == std::string::npos;
-        CHECK(looks_decayed == decays);
+        // the original cramming code's grouping on the name (limited_decay_keys [bias, LayerNorm.bias,
+        // LayerNorm.weight, norm]: no decay when the name contains "bias" or "norm") says what the role says
+        const bool by_name = t.name.find("bias") == std::string::npos && t.name.find("norm") == std::string::npos;
+        CHECK(by_name == decays);
+        CHECK(cram::decays_by_name(t.name) == decays);
         ranges.emplace_back(t.offset, t.offset + t.size);
     }
     CHECK(real == l.parameter_count());
@@ -218,4 +222,88 @@ TEST_CASE("derived presets equal their full statements, runtime options their pu
                          cram::error);
     CHECK_THROWS_WITH_AS(cram::model_options{.pad_id = 23}.validate(cram::presets::test_pre_glu.vocab),
                          doctest::Contains("pad_id 23"), cram::error);
+}
+
+namespace {
+// One AdamW step (step 1, every gradient 0.5) over a training state holding `layout`, checked tensor by
+// tensor against the hand-derived update. At step 1 the bias-corrected moments are m_hat = g and
+// sqrt(v_hat) = |g|, so PyTorch's AdamW gives p1 = p0 - lr wd p0 [decayed] - lr g / (|g| + eps).
+// The decayed roles are listed here, not read from cram::decays: the original's grouping decays matrices,
+// embeddings and the position scale (scale_factor matches none of its no-decay keys), not biases or norms.
+void check_adamw_roles(const cram::param_layout& layout, int hidden, float weight_decay, float eps) {
+    using backend = cram::cpu::backend<double>;
+    backend::context ctx;
+    cram::train::training_state<backend> state(ctx, layout);
+    state.init(3, 0.02f, hidden, 0);
+    const std::vector<double> before(state.params(), state.params() + state.size());
+    for (std::size_t i = 0; i < state.size(); ++i) state.grads()[i] = 0.5;
+    cram::train::adamw_options o;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.98f;
+    o.eps = eps;
+    o.weight_decay = weight_decay;
+    const float lr = 1e-3f;
+    state.adamw_step(o, lr, 1, 1.0f);
+    const double lrd = double(lr), wd = double(weight_decay), step = lrd * 0.5 / (0.5 + double(eps));
+    std::set<cram::param_role> seen;
+    for (const auto& t : layout.tensors()) {
+        CAPTURE(t.name);
+        bool decayed = false;
+        switch (t.role) {
+            case cram::param_role::matrix: decayed = true; break;
+            case cram::param_role::embedding: decayed = true; break;
+            case cram::param_role::position_scale: decayed = true; break;
+            case cram::param_role::bias: decayed = false; break;
+            case cram::param_role::norm_weight: decayed = false; break;
+            case cram::param_role::norm_bias: decayed = false; break;
+        }
+        seen.insert(t.role);
+        for (std::size_t i = 0; i < t.size; ++i) {
+            const double p0 = before[t.offset + i];
+            const double want = p0 - (decayed ? lrd * wd * p0 : 0.0) - step;
+            CHECK(state.params()[t.offset + i] == doctest::Approx(want).epsilon(1e-12));
+        }
+    }
+    CHECK(seen.size() == 6);  // every role was checked
+}
+}  // namespace
+
+TEST_CASE("AdamW updates each parameter role as the original's parameter grouping does") {
+    using cram::presets::test_post_biases;
+    using cram::presets::test_pre_glu;
+    // pretraining (bert-o4: weight decay 0.01, eps 1e-12): the crammed layout has the position scale, the
+    // bert layout biases; fine-tuning layouts (encoder + GLUE head) with the protocol's eps 1e-6 and a
+    // non-zero decay (the protocol's is 0, where grouping changes nothing)
+    auto both = [](const cram::param_layout& a, const cram::param_layout& b) {
+        cram::param_layout l;
+        l.append(a, "a.");
+        l.append(b, "b.");
+        l.finalize();
+        return l;
+    };
+    check_adamw_roles(both(cram::bert_layout<test_pre_glu>(), cram::bert_layout<test_post_biases>()),
+                      test_pre_glu.hidden, 0.01f, 1e-12f);
+    check_adamw_roles(both(cram::bert_with_classifier_layout<test_pre_glu>(2, 6),
+                           cram::bert_with_classifier_layout<test_post_biases>(1, 6)),
+                      test_pre_glu.hidden, 0.1f, 1e-6f);
+    // the position scale by hand: crammed init 1/sqrt(hidden), weight decay 0.1, lr 1e-3, g 0.5, eps 1e-6
+    using backend = cram::cpu::backend<double>;
+    backend::context ctx;
+    cram::train::training_state<backend> state(ctx, cram::bert_with_classifier_layout<test_pre_glu>(2, 6));
+    state.init(3, 0.02f, test_pre_glu.hidden, 0);
+    const auto* scale = state.layout().find("embeddings.position.scale");
+    REQUIRE(scale);
+    const double s0 = 1.0 / std::sqrt(double(test_pre_glu.hidden));
+    REQUIRE(state.params()[scale->offset] == doctest::Approx(s0).epsilon(1e-7));
+    for (std::size_t i = 0; i < state.size(); ++i) state.grads()[i] = 0.5;
+    cram::train::adamw_options o;
+    o.eps = 1e-6f;
+    o.weight_decay = 0.1f;
+    state.adamw_step(o, 1e-3f, 1, 1.0f);
+    // 1/sqrt(hidden) (1 - 1e-4) - 1e-3 * 0.5 / (0.5 + 1e-6), with the hyperparameters as the floats they are
+    const double lr = double(1e-3f), wd = double(0.1f), eps = double(1e-6f);
+    const double want = s0 * (1 - lr * wd) - lr * 0.5 / (0.5 + eps);
+    CHECK(state.params()[scale->offset] == doctest::Approx(want).epsilon(1e-12));
+    // without the decay it would be s0 - lr * 0.5 / (0.5 + eps): the difference is the decay term
+    CHECK(std::abs(state.params()[scale->offset] - (s0 - lr * 0.5 / (0.5 + eps))) > 1e-6 * s0 * 0.5);
 }

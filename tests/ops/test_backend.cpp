@@ -69,12 +69,12 @@ TEST_CASE("the CPU backend's ops forward to cram::ops (dense_labels, scale_inpla
     cpu_double::add_inplace(ctx, out.data(), y.data(), 2);
     CHECK(out == std::vector<double>{2, -1.5});
     CHECK(cpu_double::sum_squares(ctx, out.data(), 2) == 6.25);
-    // losses add to the accumulator: 0.5 * (3 - 1)^2 = 2 on top of 1
+    // losses add to the accumulator: (3 - 1)^2 = 4 on top of 1; gradient 0.5 * 2 (3 - 1) = 2
     double loss = 1;
     const std::vector<double> pred = {3};
     const std::vector<float> target = {1.0f};
     std::vector<double> dpred(1);
     cpu_double::squared_error(ctx, &loss, dpred.data(), pred.data(), target.data(), 1, 0.5);
-    CHECK(loss == 3.0);
-    CHECK(dpred[0] == 1.0);
+    CHECK(loss == 5.0);
+    CHECK(dpred[0] == 2.0);
 }

@@ -129,6 +129,32 @@ TEST_CASE("embedding backward rejects an id outside the vocabulary it is given")
     CRAM_CHECK_CLOSE(dword4, (vec{0.5, 0.5, 0.5, 0.5, 1.5, 2.5, 3.5, 4.5}), 0, 0);
 }
 
+TEST_CASE("embedding backward leaves the padding row's gradient zero (padding_idx), by hand") {
+    // batch 1, seq 4, hidden 2, vocab 3, pad id 0; ids [0, 2, 0, 1]; dout rows [1, 2], [3, 4], [5, 6], [7, 8];
+    // scaled sinusoidal positions with table rows [1, 0], [0, 1], [1, 1], [2, 0] and scale 0.5.
+    //   word row 0 (pad): no gradient, although tokens 0 and 2 are pads: stays at its start value 0.25
+    //   word row 1: dout row 3 = [7, 8];  word row 2: dout row 1 = [3, 4]   (+ 0.25)
+    //   position scale: sum over all four tokens, pads included (only the pad's word row is frozen, as in
+    //   PyTorch): 1*1 + 0*2 + 0*3 + 1*4 + 1*5 + 1*6 + 2*7 + 0*8 = 30
+    const ivec ids = {0, 2, 0, 1};
+    const vec dout = {1, 2, 3, 4, 5, 6, 7, 8}, table = {1, 0, 0, 1, 1, 1, 2, 0}, scale = {0.5};
+    vec dword(6, 0.25), dscale = {0.0};
+    cram::ops::embedding_backward<double>(dword.data(), nullptr, dscale.data(), nullptr, dout.data(), ids.data(),
+                                          nullptr, table.data(), scale.data(), 1, 4, 2, 3, 0);
+    CRAM_CHECK_CLOSE(dword, (vec{0.25, 0.25, 7.25, 8.25, 3.25, 4.25}), 0, 0);
+    CHECK(dscale[0] == 30.0);
+    // pad_id -1: no padding row, row 0 gets dout rows 0 and 2 = [6, 8]
+    vec all(6, 0.25);
+    cram::ops::embedding_backward<double>(all.data(), nullptr, nullptr, nullptr, dout.data(), ids.data(), nullptr,
+                                          table.data(), nullptr, 1, 4, 2, 3, -1);
+    CRAM_CHECK_CLOSE(all, (vec{6.25, 8.25, 7.25, 8.25, 3.25, 4.25}), 0, 0);
+    // another pad id: row 2 is frozen instead, row 0 learns
+    vec pad2(6, 0.0);
+    cram::ops::embedding_backward<double>(pad2.data(), nullptr, nullptr, nullptr, dout.data(), ids.data(), nullptr,
+                                          table.data(), nullptr, 1, 4, 2, 3, 2);
+    CRAM_CHECK_CLOSE(pad2, (vec{6, 8, 7, 8, 0, 0}), 0, 0);
+}
+
 // ---- gather / scatter ----------------------------------------------------------------------------
 TEST_CASE("gather_rows backward is scatter_add_rows (duplicates accumulate)") {
     const int rows = 5, cols = 3;

@@ -27,11 +27,15 @@ TEST_CASE("cross-entropy, squared error and the fused decoder loss, by hand") {
     CHECK(loss == doctest::Approx(-std::log(0.75) + std::log(2.0)).epsilon(1e-14));
     CRAM_CHECK_CLOSE(d, (vec{0.25, -0.25, 0, 0, -0.5, 0.5}), 1e-15, 1e-14);
 
-    // squared error: 0.5 * ((3 - 1)^2 + (-1 - 0.5)^2) = 0.5 * (4 + 2.25) = 3.125; grad = pred - target
+    // squared error: (3 - 1)^2 + (-1 - 0.5)^2 = 4 + 2.25 = 6.25; grad = 2 (pred - target) = [4, -3]
     const vec pred = {3, -1};
     const std::vector<float> target = {1.0f, 0.5f};
     vec dp(2);
-    CHECK(cram::ops::squared_error<double>(dp.data(), pred.data(), target.data(), 2, 1.0) == 3.125);
+    CHECK(cram::ops::squared_error<double>(dp.data(), pred.data(), target.data(), 2, 1.0) == 6.25);
+    CRAM_CHECK_CLOSE(dp, (vec{4, -3}), 0, 0);
+    // with dscale = 1/n it is PyTorch's MSELoss (mean reduction), the original's STS-B loss: mean 6.25 / 2 =
+    // 3.125, gradient 2 (pred - target) / n = [2, -1.5] (0.5 * squared error would give half of it)
+    CHECK(cram::ops::squared_error<double>(dp.data(), pred.data(), target.data(), 2, 0.5) / 2 == 3.125);
     CRAM_CHECK_CLOSE(dp, (vec{2, -1.5}), 0, 0);
 
     // decoder: hidden [1, 0] and [0, 2], w = [[ln3, 0], [0, 0], [0, ln3 / 2]], bias [0, 0, 1]
@@ -83,7 +87,7 @@ TEST_CASE("squared_error gradient") {
     const double total = cram::ops::squared_error<double>(dp.data(), pred.data(), target.data(), n, dscale);
     check_fd("squared_error", pred, dp, loss);
     double ref = 0;
-    for (int i = 0; i < n; ++i) ref += 0.5 * (pred[std::size_t(i)] - target[std::size_t(i)]) *
+    for (int i = 0; i < n; ++i) ref += (pred[std::size_t(i)] - target[std::size_t(i)]) *
                                        (pred[std::size_t(i)] - target[std::size_t(i)]);
     CHECK(total == doctest::Approx(ref).epsilon(1e-13));
 }

@@ -104,13 +104,14 @@ struct backend {
 
     // ---- attention.hpp -------------------------------------------------------------------------
     static void attention_forward(context&, T* out, T* probs, const T* qkv, const std::int32_t* lengths,
-                                  index_t batch, index_t seq, index_t heads, index_t head_dim) {
-        ops::attention_forward(out, probs, qkv, lengths, batch, seq, heads, head_dim);
+                                  index_t batch, index_t seq, index_t heads, index_t head_dim, float dropout,
+                                  std::uint64_t seed, std::uint32_t stream) {
+        ops::attention_forward(out, probs, qkv, lengths, batch, seq, heads, head_dim, dropout, seed, stream);
     }
     static void attention_backward(context&, T* dqkv, const T* dout, const T* qkv, const T* probs,
                                    const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
-                                   index_t head_dim) {
-        ops::attention_backward(dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim);
+                                   index_t head_dim, float dropout, std::uint64_t seed, std::uint32_t stream) {
+        ops::attention_backward(dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim, dropout, seed, stream);
     }
 
     // ---- embedding.hpp -------------------------------------------------------------------------
@@ -122,9 +123,10 @@ struct backend {
     }
     static void embedding_backward(context&, T* dword, T* dpositions, T* dpos_scale, T* dtype_table, const T* dout,
                                    const std::int32_t* ids, const std::int32_t* type_ids, const T* positions,
-                                   const T* pos_scale, index_t batch, index_t seq, index_t hidden, index_t vocab) {
+                                   const T* pos_scale, index_t batch, index_t seq, index_t hidden, index_t vocab,
+                                   std::int32_t pad_id) {
         ops::embedding_backward(dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions, pos_scale,
-                                batch, seq, hidden, vocab);
+                                batch, seq, hidden, vocab, pad_id);
     }
     static void gather_rows(context&, T* out, const T* in, const std::int32_t* rows, index_t n, index_t cols) {
         ops::gather_rows(out, in, rows, n, cols);

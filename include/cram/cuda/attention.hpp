@@ -4,7 +4,11 @@
 // (forward) and its backward are one warp per row. The probabilities are stored in bf16 (the model's
 // probs buffer) for the backward pass. A fused forward that keeps the scores on chip (tensor-core WMMA,
 // seq <= 128, head_dim 64) and a fused backward (one CTA per sequence and head) are selected by
-// context::fused_attention. The CUDA twin of cram/ops/attention.hpp (score scale and softmax backward rule).
+// context::fused_attention. The CUDA twin of cram/ops/attention.hpp (score scale and softmax backward rule,
+// and the attention-dropout keep rule). Attention dropout (p > 0) runs on the reference path only: the value
+// product reads a dropped copy of the probabilities (cuda::dropout_forward over the whole probs tensor, the
+// mask ops::attention_keep describes), the saved probs stay undropped, and backward applies the same mask to
+// dP before the softmax backward; the fused kernels are not used when p > 0.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +19,7 @@
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/dropout.hpp"
 #include "cram/cuda/error.hpp"
 #include "cram/cuda/gemm.hpp"
 #include "cram/ops/attention.hpp"
@@ -316,11 +321,14 @@ __global__ void attention_softmax_kernel(T* __restrict__ probs, const float* __r
     }
 }
 
-// dS = P * (dP - sum_j P dP) * scale, one warp per row; P is zero on masked keys, so is dS.
+// dS = P * (dP - sum_j P dP) * scale, one warp per row; P is zero on masked keys, so is dS. With attention
+// dropout (drop), dp holds the gradient of the dropped probabilities and dP is that through the same mask
+// and scale (element r*seq + j of probs, ops::attention_keep).
 template <class T>
 __global__ void attention_softmax_backward_kernel(T* __restrict__ ds, const T* __restrict__ probs,
                                                   const float* __restrict__ dp, index_t rows, index_t seq,
-                                                  float scale) {
+                                                  float scale, bool drop, std::uint32_t threshold, float dscale,
+                                                  std::uint64_t seed, std::uint32_t stream) {
     const int lane = threadIdx.x & 31;
     const index_t warps = static_cast<index_t>(gridDim.x) * (blockDim.x / 32);
     for (index_t r = global_thread() / 32; r < rows; r += warps) {
@@ -333,6 +341,8 @@ __global__ void attention_softmax_backward_kernel(T* __restrict__ ds, const T* _
             const index_t j = lane + 32 * t;
             pv[t] = j < seq ? to_f32(p[j]) : 0.0f;
             gv[t] = j < seq ? g[j] : 0.0f;
+            if (drop && j < seq)
+                gv[t] = ops::dropout_apply(gv[t], ops::attention_keep(seed, stream, r * seq + j, threshold), dscale);
             dot += pv[t] * gv[t];
         }
         dot = warp_sum(dot);
@@ -369,7 +379,9 @@ inline unsigned warp_rows_grid(context& ctx, index_t rows) {
 // out[batch*seq, hidden] and probs[batch, heads, seq, seq] from the fused qkv[batch*seq, 3*hidden].
 template <class T>
 void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::int32_t* lengths, index_t batch,
-                       index_t seq, index_t heads, index_t head_dim) {
+                       index_t seq, index_t heads, index_t head_dim, float dropout = 0.0f, std::uint64_t seed = 0,
+                       std::uint32_t stream = 0) {
+    CRAM_CHECK(dropout >= 0.0f && dropout < 1.0f, "attention dropout ", dropout, " outside [0, 1)");
     CRAM_CHECK(seq > 0 && seq <= detail::attention_max_seq, "attention supports sequences of 1..",
                detail::attention_max_seq, " tokens, got ", seq);
     if (batch <= 0) return;
@@ -378,7 +390,7 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     if constexpr (std::is_same_v<T, cram::bf16>) {
         constexpr int D = 64, SMAX = 128;
         constexpr std::size_t smem = (64 * D + 2 * SMAX * D) * 2 + 4 * 16 * SMAX * (4 + 2);
-        if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
+        if (ctx.fused_attention && dropout <= 0.0f && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
             ctx.props().sharedMemPerBlockOptin >= smem) {
             static bool configured = false;  // per process; the attribute is per device function
             if (!configured) {
@@ -395,13 +407,17 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
         }
     }
     using carve = detail::scratch_carver;
-    const std::size_t need = 4 * carve::bytes<T>(n) + carve::bytes<float>(bh * ss);
+    const bool drop = dropout > 0.0f;
+    const std::size_t need =
+        4 * carve::bytes<T>(n) + carve::bytes<float>(bh * ss) + (drop ? carve::bytes<T>(bh * ss) : 0);
     carve sc{static_cast<std::byte*>(ctx.scratch(need))};
     T* q = sc.take<T>(n);
     T* k = sc.take<T>(n);
     T* v = sc.take<T>(n);
     T* o = sc.take<T>(n);
     float* scores = sc.take<float>(bh * ss);
+    T* weights = probs;  // what multiplies V: P, or its dropped copy
+    if (drop) weights = sc.take<T>(bh * ss);
     detail::split_heads(ctx, q, qkv, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, k, qkv + hidden, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, v, qkv + 2 * hidden, 3 * hidden, batch, seq, heads, head_dim);
@@ -411,15 +427,18 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     attention_softmax_kernel<T><<<detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream()>>>(probs, scores, lengths,
                                                                                                batch, heads, seq);
     CRAM_CUDA_CHECK_LAUNCH();
-    gemm<T, T, T>(ctx, false, false, seq, head_dim, seq, 1.0f, probs, seq, ss, v, head_dim, sd, 0.0f, o, head_dim, sd,
-                  static_cast<int>(bh));
+    if (drop) cuda::dropout_forward(ctx, weights, probs, bh * ss, dropout, seed, stream);
+    gemm<T, T, T>(ctx, false, false, seq, head_dim, seq, 1.0f, weights, seq, ss, v, head_dim, sd, 0.0f, o, head_dim,
+                  sd, static_cast<int>(bh));
     detail::merge_heads(ctx, out, o, hidden, batch, seq, heads, head_dim);
 }
 
 // dqkv (overwritten) from dout[batch*seq, hidden], qkv and the saved probs.
 template <class T>
 void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, const T* probs,
-                        const std::int32_t* lengths, index_t batch, index_t seq, index_t heads, index_t head_dim) {
+                        const std::int32_t* lengths, index_t batch, index_t seq, index_t heads, index_t head_dim,
+                        float dropout = 0.0f, std::uint64_t seed = 0, std::uint32_t stream = 0) {
+    CRAM_CHECK(dropout >= 0.0f && dropout < 1.0f, "attention dropout ", dropout, " outside [0, 1)");
     CRAM_CHECK(seq > 0 && seq <= detail::attention_max_seq, "attention supports sequences of 1..",
                detail::attention_max_seq, " tokens, got ", seq);
     (void)lengths;  // masked keys have zero probability, which zeroes their gradients
@@ -429,8 +448,8 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     if constexpr (std::is_same_v<T, cram::bf16>) {
         constexpr int D = 64, SMAX = 128;
         constexpr std::size_t smem = (4 * SMAX * D + SMAX * SMAX) * 2 + (SMAX / 16) * 16 * SMAX * 4;
-        if (ctx.fused_attention && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
-            aligned16(dout) && aligned16(dqkv) && ctx.props().sharedMemPerBlockOptin >= smem) {  // 160 KiB
+        if (ctx.fused_attention && dropout <= 0.0f && head_dim == D && seq <= SMAX && hidden % 8 == 0 &&
+            aligned16(qkv) && aligned16(dout) && aligned16(dqkv) && ctx.props().sharedMemPerBlockOptin >= smem) {  // 160 KiB
             static bool configured = false;
             if (!configured) {
                 CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_backward_fused_kernel<D, SMAX>,
@@ -445,7 +464,9 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
         }
     }
     using carve = detail::scratch_carver;
-    const std::size_t need = 7 * carve::bytes<T>(n) + carve::bytes<float>(bh * ss) + carve::bytes<T>(bh * ss);
+    const bool drop = dropout > 0.0f;
+    const std::size_t need = 7 * carve::bytes<T>(n) + carve::bytes<float>(bh * ss) + carve::bytes<T>(bh * ss) +
+                             (drop ? carve::bytes<T>(bh * ss) : 0);
     carve sc{static_cast<std::byte*>(ctx.scratch(need))};
     T* q = sc.take<T>(n);
     T* k = sc.take<T>(n);
@@ -456,19 +477,26 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     T* dv = sc.take<T>(n);
     float* dp = sc.take<float>(bh * ss);
     T* ds = sc.take<T>(bh * ss);
+    const T* weights = probs;  // what multiplied V in forward: P, or its dropped copy (regenerated)
+    if (drop) {
+        T* dropped = sc.take<T>(bh * ss);
+        cuda::dropout_forward(ctx, dropped, probs, bh * ss, dropout, seed, stream);
+        weights = dropped;
+    }
     detail::split_heads(ctx, q, qkv, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, k, qkv + hidden, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, v, qkv + 2 * hidden, 3 * hidden, batch, seq, heads, head_dim);
     detail::split_heads(ctx, dO, dout, hidden, batch, seq, heads, head_dim);
     const int nb = static_cast<int>(bh);
-    // dV = P^T dO;  dP = dO V^T
-    gemm<T, T, T>(ctx, true, false, seq, head_dim, seq, 1.0f, probs, seq, ss, dO, head_dim, sd, 0.0f, dv, head_dim, sd,
-                  nb);
+    // dV = D^T dO;  dD = dO V^T (D = P without dropout)
+    gemm<T, T, T>(ctx, true, false, seq, head_dim, seq, 1.0f, weights, seq, ss, dO, head_dim, sd, 0.0f, dv, head_dim,
+                  sd, nb);
     gemm<T, float, float>(ctx, false, true, seq, seq, head_dim, 1.0f, dO, head_dim, sd, v, head_dim, sd, 0.0f, dp, seq,
                           ss, nb);
     const float scale = ops::attention_scale<float>(head_dim);
     attention_softmax_backward_kernel<T><<<detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream()>>>(
-        ds, probs, dp, bh * seq, seq, scale);
+        ds, probs, dp, bh * seq, seq, scale, drop, ops::dropout_threshold(dropout),
+        drop ? ops::dropout_scale<float>(dropout) : 1.0f, seed, stream);
     CRAM_CUDA_CHECK_LAUNCH();
     // dQ = dS K;  dK = dS^T Q
     gemm<T, T, T>(ctx, false, false, seq, head_dim, seq, 1.0f, ds, seq, ss, k, head_dim, sd, 0.0f, dq, head_dim, sd, nb);

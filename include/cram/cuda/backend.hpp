@@ -131,13 +131,15 @@ struct backend {
     // ---- attention.hpp -------------------------------------------------------------------------
     static void attention_forward(context& ctx, act_t* out, act_t* probs, const act_t* qkv,
                                   const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
-                                  index_t head_dim) {
-        cuda::attention_forward(ctx, out, probs, qkv, lengths, batch, seq, heads, head_dim);
+                                  index_t head_dim, float dropout, std::uint64_t seed, std::uint32_t stream) {
+        cuda::attention_forward(ctx, out, probs, qkv, lengths, batch, seq, heads, head_dim, dropout, seed, stream);
     }
     static void attention_backward(context& ctx, act_t* dqkv, const act_t* dout, const act_t* qkv,
                                    const act_t* probs, const std::int32_t* lengths, index_t batch, index_t seq,
-                                   index_t heads, index_t head_dim) {
-        cuda::attention_backward(ctx, dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim);
+                                   index_t heads, index_t head_dim, float dropout, std::uint64_t seed,
+                                   std::uint32_t stream) {
+        cuda::attention_backward(ctx, dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim, dropout, seed,
+                                 stream);
     }
 
     // ---- embedding.hpp -------------------------------------------------------------------------
@@ -151,9 +153,9 @@ struct backend {
     static void embedding_backward(context& ctx, param_t* dword, param_t* dpositions, param_t* dpos_scale,
                                    param_t* dtype_table, const act_t* dout, const std::int32_t* ids,
                                    const std::int32_t* type_ids, const act_t* positions, const act_t* pos_scale,
-                                   index_t batch, index_t seq, index_t hidden, index_t vocab) {
+                                   index_t batch, index_t seq, index_t hidden, index_t vocab, std::int32_t pad_id) {
         cuda::embedding_backward(ctx, dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions,
-                                 pos_scale, batch, seq, hidden, vocab);
+                                 pos_scale, batch, seq, hidden, vocab, pad_id);
     }
     static void gather_rows(context& ctx, act_t* out, const act_t* in, const std::int32_t* rows, index_t n,
                             index_t cols) {
@@ -195,11 +197,12 @@ struct backend {
 
     // Device memory the operations take beyond the model's buffers (for the micro-batch planner,
     // model/memory_plan.hpp): the largest per-sequence scratch (attention backward: Q, K, V, dO, dQ, dK, dV
-    // in bf16 and the probabilities in fp32 and bf16), and fixed workspaces (cuBLASLt, the decoder's logits
-    // chunk, and a reserve for the CUDA context and allocator slack).
+    // in bf16, the probabilities in fp32 and bf16, and with attention dropout their dropped copy in bf16),
+    // and fixed workspaces (cuBLASLt, the decoder's logits chunk, and a reserve for the CUDA context and
+    // allocator slack).
     static std::size_t scratch_bytes_per_sequence(index_t seq, index_t hidden, index_t heads) {
         const std::size_t per_token = 7 * std::size_t(hidden) * sizeof(act_t) +
-                                      std::size_t(heads) * std::size_t(seq) * (sizeof(float) + sizeof(act_t));
+                                      std::size_t(heads) * std::size_t(seq) * (sizeof(float) + 2 * sizeof(act_t));
         return per_token * std::size_t(seq);
     }
     static std::size_t fixed_scratch_bytes(index_t vocab) {

@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(BLOCK) embedding_backward_kernel(
     G* __restrict__ dword, G* __restrict__ dpositions, G* __restrict__ dpos_scale, G* __restrict__ dtype_table,
     const T* __restrict__ dout, const std::int32_t* __restrict__ ids, const std::int32_t* __restrict__ type_ids,
     const T* __restrict__ positions, const T* __restrict__ pos_scale, index_t rows, index_t seq, index_t hidden,
-    index_t vocab) {
+    index_t vocab, index_t pad_id) {
     const float sc = pos_scale ? to_f32(*pos_scale) : 1.0f;
     const index_t n = rows * hidden;
     float dscale = 0.0f;
@@ -65,7 +65,8 @@ __global__ void __launch_bounds__(BLOCK) embedding_backward_kernel(
         const index_t r = i / hidden, c = i - r * hidden, s = r % seq;
         const float g = to_f32(dout[i]);
         const index_t id = ids[r];
-        if (ops::id_in_range(id, vocab)) atomicAdd(dword + id * hidden + c, g);
+        if (ops::id_in_range(id, vocab) && ops::embedding_row_learns(id, pad_id))
+            atomicAdd(dword + id * hidden + c, g);
         if (dpositions) atomicAdd(dpositions + s * hidden + c, sc * g);
         if (dpos_scale) dscale += g * to_f32(positions[s * hidden + c]);
         if (dtype_table) {
@@ -114,18 +115,20 @@ void embedding_forward(context& ctx, T* out, const std::int32_t* ids, const std:
 
 // Gradients accumulate (fp32): dword rows, dpositions (learned table, or null), dpos_scale (or null),
 // dtype_table (or null). vocab (the word table's rows) bounds the scatter: ids outside it are skipped
-// (the forward pass reported them through the error word).
+// (the forward pass reported them through the error word). The word row pad_id (>= 0) gets no gradient
+// (ops::embedding_row_learns, PyTorch's padding_idx).
 template <class T, class G>
 void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G> dpos_scale, opt_ptr<G> dtype_table,
                         const T* dout, const std::int32_t* ids, const std::int32_t* type_ids, const T* positions,
-                        opt_ptr<const T> pos_scale, index_t batch, index_t seq, index_t hidden, index_t vocab) {
+                        opt_ptr<const T> pos_scale, index_t batch, index_t seq, index_t hidden, index_t vocab,
+                        std::int32_t pad_id = -1) {
     static_assert(std::is_same_v<G, float>, "cram::cuda: parameter gradients are fp32");
     const index_t rows = batch * seq;
     if (rows <= 0) return;
     constexpr int B = 256;
     embedding_backward_kernel<T, G, B><<<grid_for(ctx, rows * hidden, B), B, 0, ctx.stream()>>>(
         dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions, pos_scale, rows, seq, hidden,
-        vocab);
+        vocab, index_t(pad_id));
     CRAM_CUDA_CHECK_LAUNCH();
 }
 

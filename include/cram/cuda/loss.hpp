@@ -89,8 +89,8 @@ __global__ void squared_error_kernel(float* __restrict__ loss_sum, T* __restrict
                                      const float* __restrict__ target, index_t n, float dscale) {
     for (index_t i = global_thread(); i < n; i += grid_threads()) {
         const float d = to_f32(pred[i]) - target[i];
-        atomicAdd(loss_sum, 0.5f * d * d);
-        if (dpred) dpred[i] = from_f32<T>(dscale * d);
+        atomicAdd(loss_sum, d * d);
+        if (dpred) dpred[i] = from_f32<T>(ops::squared_error_grad(to_f32(pred[i]), target[i], dscale));
     }
 }
 

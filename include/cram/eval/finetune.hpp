@@ -1,7 +1,8 @@
 // GLUE fine-tuning of one task with one seed, per CRAMMING.md's protocol, generic over the backend: a fresh
 // GLUE head on the pretrained encoder (or a random one: the no-pretraining baseline), AdamW lr 4e-5, betas
 // (0.9, 0.98), eps 1e-6, no weight decay, no clipping, batch 16, 5 epochs, cosine decay after a 10% linear
-// warm-up, dropout 0.1; every dev split scored after every epoch (the last epoch is the reported one).
+// warm-up, dropout 0.1 (hidden, head and attention probabilities); every dev split scored after every epoch
+// (the last epoch is the reported one).
 #pragma once
 
 #include <algorithm>
@@ -38,6 +39,9 @@ struct finetune_options {
     float clip_norm = 0.0f;
     double warmup_fraction = 0.1;  // linear warm-up over ceil(fraction * total steps), then cosine to 0
     float dropout = 0.1f;          // the encoder's hidden dropout and the head's dropout
+    // dropout on the attention probabilities: the original cramming GLUE runs keep all of the model's dropout
+    // layers on in fine-tuning (eval_in_train_mode), attention probabilities included (arch attention.dropout_prob)
+    float attention_dropout = 0.1f;
     int max_len = 128;
     int eval_batch = 64;
     std::uint64_t seed = 0;
@@ -181,7 +185,7 @@ struct finetune_model {
 
     finetune_model(typename Backend::context& ctx, int labels, int max_batch, int max_seq, const model_options& o)
         : options(o), state(ctx, bert_with_classifier_layout<C>(labels, o.classifier_hidden)),
-          encoder(ctx, bind_bert<C, Backend>(state), max_batch, max_seq),
+          encoder(ctx, bind_bert<C, Backend>(state), max_batch, max_seq, o.pad_id),
           head(encoder, bind_classifier_head<Backend>(state, head_index()), labels, o) {}
 
     // Encoder parameters from `pretrained` (a host buffer in bert_layout<C>()) or, when null, a random encoder
@@ -295,7 +299,8 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
             }
             model.state.zero_grads();
             model.head.forward_backward(upload(hb),
-                                        forward_options{opts.dropout, splitmix64(seed_key + 1000 + std::uint64_t(step))});
+                                        forward_options{opts.dropout, splitmix64(seed_key + 1000 + std::uint64_t(step)),
+                                                        opts.attention_dropout});
             pending += count;
             const float scale = opts.clip_norm > 0 ? train::clip_scale(model.state.grad_norm(), opts.clip_norm) : 1.0f;
             const double lr = double(opts.lr) * warmup_cosine_factor(step, total, warmup);

@@ -144,6 +144,8 @@ inline std::vector<std::string> protocol_deviations(const glue_eval_options& o) 
     if (std::abs(f.lr - 4e-5f) > 1e-9f) d.push_back("learning rate " + num(f.lr) + " (protocol: 4e-5)");
     if (f.clip_norm > 0) d.push_back("gradient clipping at norm " + num(f.clip_norm) + " (protocol: none)");
     if (std::abs(f.dropout - 0.1f) > 1e-9f) d.push_back("dropout " + num(f.dropout) + " (protocol: 0.1)");
+    if (std::abs(f.attention_dropout - 0.1f) > 1e-9f)
+        d.push_back("attention dropout " + num(f.attention_dropout) + " (protocol: 0.1)");
     if (f.max_len != 128) d.push_back("max length " + std::to_string(f.max_len) + " (protocol: 128)");
     return d;
 }
@@ -166,7 +168,8 @@ inline nlohmann::json finetune_settings(const finetune_options& f) {
     return {{"epochs", f.epochs}, {"batch", f.batch}, {"lr", decimal(f.lr)}, {"betas", {decimal(f.beta1), decimal(f.beta2)}},
             {"eps", decimal(f.eps)}, {"weight_decay", decimal(f.weight_decay)}, {"clip_norm", decimal(f.clip_norm)},
             {"warmup_fraction", f.warmup_fraction}, {"schedule", "linear warm-up, cosine to 0"},
-            {"dropout", decimal(f.dropout)}, {"max_len", f.max_len}, {"eval_batch", f.eval_batch},
+            {"dropout", decimal(f.dropout)}, {"attention_dropout", decimal(f.attention_dropout)},
+            {"max_len", f.max_len}, {"eval_batch", f.eval_batch},
             {"max_train", f.max_train}, {"max_steps", f.max_steps}, {"from_scratch", f.from_scratch},
             {"head", {{"classifier_hidden", f.model.classifier_hidden}, {"init_std", decimal(f.model.init_std)},
                       {"pad_id", f.model.pad_id}}}};

@@ -25,8 +25,9 @@
 namespace cram {
 
 struct forward_options {
-    float dropout = 0.0f;     // hidden dropout (embeddings, attention output, FFN output); 0 in pretraining
-    std::uint64_t seed = 0;   // dropout masks derive from (seed, site); use a fresh seed per micro-step
+    float dropout = 0.0f;            // hidden dropout (embeddings, attention output, FFN output); 0 in pretraining
+    std::uint64_t seed = 0;          // dropout masks derive from (seed, site); use a fresh seed per micro-step
+    float attention_dropout = 0.0f;  // dropout on the attention probabilities; 0 in pretraining
 };
 
 // Where a model reads its weights and accumulates its gradients: views into buffers it does not own.
@@ -70,8 +71,12 @@ public:
     static constexpr bert_config config = C;
     static constexpr int hidden = C.hidden;
 
-    bert(context& ctx, const parameters& p, int max_batch, int max_seq = C.max_seq)
-        : ctx_(ctx), max_batch_(max_batch), max_seq_(max_seq), w_(p.weights), g_(p.grads) {
+    // pad_id: the word-embedding row that gets no gradient (the original's padding_idx; model_options::pad_id),
+    // or -1 for none.
+    bert(context& ctx, const parameters& p, int max_batch, int max_seq = C.max_seq, int pad_id = 0)
+        : ctx_(ctx), max_batch_(max_batch), max_seq_(max_seq), pad_id_(pad_id), w_(p.weights), g_(p.grads) {
+        CRAM_CHECK(pad_id >= -1 && pad_id < C.vocab, "pad_id ", pad_id, " is neither -1 nor a token id of a ",
+                   C.vocab, "-token vocabulary");
         CRAM_CHECK(max_batch > 0, "max_batch must be positive, got ", max_batch);
         CRAM_CHECK(max_seq > 0 && max_seq <= C.max_seq, "max_seq ", max_seq, " outside [1, ", C.max_seq,
                    "] of this config");
@@ -101,6 +106,7 @@ public:
     context& ctx() { return ctx_; }
     int max_batch() const { return max_batch_; }
     int max_seq() const { return max_seq_; }
+    int pad_id() const { return pad_id_; }
 
     // ---- encoder --------------------------------------------------------------------------------
     // Runs embeddings, blocks and the final norm on a batch in the backend's memory (batch_upload gets it
@@ -165,7 +171,7 @@ public:
         const act_t* positions = C.positions == position_kind::learned ? w_.pos_emb : sinusoid_.data();
         Backend::embedding_backward(ctx_, g_.word_emb, g_.pos_emb, g_.pos_scale, g_.type_emb, d_emb, b.ids,
                                     b.type_ids, positions, w_.pos_scale, index_t(b.batch), index_t(b.seq),
-                                    index_t(hidden), index_t(C.vocab));
+                                    index_t(hidden), index_t(C.vocab), std::int32_t(pad_id_));
     }
 
     // ---- MLM ------------------------------------------------------------------------------------
@@ -247,6 +253,7 @@ private:
 
     static index_t rows(const token_batch<memory_space>& b) { return index_t(b.batch) * b.seq; }
     static constexpr std::uint32_t dropout_stream_embedding() { return 2u * C.layers; }
+    static constexpr std::uint32_t dropout_stream_attention(int l) { return 2u * C.layers + 1u + std::uint32_t(l); }
 
     // Where each stage's output lives (fixed by the structure, so backward finds it without saved pointers).
     act_t* embedding_output() { return C.embedding_norm ? acts_.emb_ln.data() : acts_.emb.data(); }
@@ -289,7 +296,8 @@ private:
         }
         Backend::linear_forward(ctx_, a.qkv.data(), attn_in, w.qkv_w, w.qkv_b, n, h, 3 * h);
         Backend::attention_forward(ctx_, a.att.data(), a.probs.data(), a.qkv.data(), b.lengths, index_t(b.batch),
-                                   index_t(b.seq), index_t(C.heads), index_t(C.head_dim()));
+                                   index_t(b.seq), index_t(C.heads), index_t(C.head_dim()), opt.attention_dropout,
+                                   opt.seed, dropout_stream_attention(l));
         act_t* branch = acts_.branch.data();  // the projected branch output, consumed by the residual add
         Backend::linear_forward(ctx_, branch, a.att.data(), w.out_w, w.out_b, n, h, h);
         if (opt.dropout > 0)
@@ -364,7 +372,8 @@ private:
         }
         Backend::linear_backward(ctx_, A.d_att.data(), g.out_w, g.out_b, d_out, a.att.data(), w.out_w, n, h, h);
         Backend::attention_backward(ctx_, A.d_qkv.data(), A.d_att.data(), a.qkv.data(), a.probs.data(), b.lengths,
-                                    index_t(b.batch), index_t(b.seq), index_t(C.heads), index_t(C.head_dim()));
+                                    index_t(b.batch), index_t(b.seq), index_t(C.heads), index_t(C.head_dim()),
+                                    opt.attention_dropout, opt.seed, dropout_stream_attention(l));
         Backend::linear_backward(ctx_, A.d_ln.data(), g.qkv_w, g.qkv_b, A.d_qkv.data(), attn_in, w.qkv_w, n, h,
                                  3 * h);
     }
@@ -456,6 +465,7 @@ private:
 
     context& ctx_;
     int max_batch_, max_seq_;
+    int pad_id_;
     bert_tensors<C, act_t> w_;
     bert_tensors<C, param_t> g_;
     activations acts_;

@@ -1,5 +1,5 @@
 // The GLUE head of CRAMMING.md on top of an encoder: [CLS] row -> Linear(hidden, classifier_hidden)
-// -> Tanh -> Dropout -> Linear(classifier_hidden, labels); cross-entropy, or squared error for a
+// -> Tanh -> Dropout -> Linear(classifier_hidden, labels); cross-entropy, or mean squared error for a
 // regression task (labels == 1). Like the encoder it owns activations only: its weights and gradients are
 // views into the training state of whoever fine-tunes (bert_with_classifier_layout puts encoder and head in
 // one layout, so one optimizer step, one norm and one weight refresh serve both).

@@ -26,10 +26,22 @@ enum class param_role {
     bias,            // zero, not decayed
     norm_weight,     // one, not decayed
     norm_bias,       // zero, not decayed
-    position_scale,  // scalar 1/sqrt(hidden) for scaled sinusoidal positions, not decayed
+    position_scale,  // scalar 1/sqrt(hidden) for scaled sinusoidal positions, decayed
 };
 
-constexpr bool decays(param_role r) { return r == param_role::matrix || r == param_role::embedding; }
+// Weight decay as the original cramming code groups its parameters (backend/utils.py group_parameters with
+// limited_decay_keys [bias, LayerNorm.bias, LayerNorm.weight, norm], the same keys in pretraining and GLUE):
+// a tensor is decayed unless its name contains "bias" or "norm". So biases and LayerNorm weights and biases
+// are not, and everything else is, the position scale included (its name there, ...pos_embedding.scale_factor,
+// matches no key). cram's names follow the same pattern, so the role rule and the name rule agree
+// (tests/model/test_parameters.cpp checks both on every preset).
+constexpr bool decays(param_role r) {
+    return r == param_role::matrix || r == param_role::embedding || r == param_role::position_scale;
+}
+// The original's rule on a name: no decay when it contains "bias" or "norm".
+inline bool decays_by_name(std::string_view name) {
+    return name.find("bias") == std::string_view::npos && name.find("norm") == std::string_view::npos;
+}
 
 struct param_info {
     std::string name;

@@ -6,6 +6,13 @@
 // part; out[batch*seq, hidden] = softmax(Q K^T * scale) V per head (overwritten); probs
 // [batch, heads, seq, seq] is saved for backward. Keys at or beyond lengths[b] (when lengths is given) get
 // zero weight; a sequence keeps at least one key. Backward overwrites dqkv.
+//
+// Attention-probability dropout (fine-tuning, as the original cramming GLUE runs do; off in pretraining):
+// with dropout p > 0 the values are weighted by the dropped probabilities D = drop(P), so out = D V per
+// head, while probs keeps P itself (the softmax backward needs P everywhere, dropped entries included).
+// Element e of probs (its flat index in [batch, heads, seq, seq]) is kept by ops/dropout.hpp's rule for
+// element e with (seed, stream): the mask dropout_forward would draw over the whole probs tensor, scaled
+// by 1/(1-p). Backward regenerates the same mask from (p, seed, stream), which must be the forward's.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +24,7 @@
 
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
+#include "cram/ops/dropout.hpp"
 
 namespace cram::ops {
 
@@ -34,12 +42,38 @@ CRAM_HOST_DEVICE T softmax_backward(T p, T dp, T dot, T scale) {
     return p * (dp - dot) * scale;
 }
 
+// Whether element e (flat index into probs) survives attention dropout: ops/dropout.hpp's rule for element e.
+CRAM_HOST_DEVICE bool attention_keep(std::uint64_t seed, std::uint32_t stream, index_t e, std::uint32_t threshold) {
+    return dropout_keep(dropout_bits(seed, stream, e >> 2), e, threshold);
+}
+
 // ---- CPU implementation -----------------------------------------------------------------------------
+namespace detail {
+// attention_keep along a row of probs, drawing each Philox block once for its four elements.
+struct attention_mask_row {
+    std::uint64_t seed;
+    std::uint32_t stream, threshold;
+    index_t group = -1;
+    philox_result bits{};
+    bool keep(index_t e) {
+        if ((e >> 2) != group) {
+            group = e >> 2;
+            bits = dropout_bits(seed, stream, group);
+        }
+        return dropout_keep(bits, e, threshold);
+    }
+};
+}  // namespace detail
+
 template <class T>
 void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengths, index_t batch, index_t seq,
-                       index_t heads, index_t head_dim) {
+                       index_t heads, index_t head_dim, float dropout = 0.0f, std::uint64_t seed = 0,
+                       std::uint32_t stream = 0) {
     const index_t hidden = heads * head_dim, row = 3 * hidden;
     const T scale = attention_scale<T>(head_dim);
+    const bool drop = dropout > 0.0f;
+    const std::uint32_t th = dropout_threshold(dropout);
+    const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 4), [&](index_t p0, index_t p1) {
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
@@ -69,21 +103,30 @@ void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengt
                 for (index_t j = 0; j < len; ++j) pr[j] /= sum;
                 T* o = out + (b * seq + i) * hidden + h * head_dim;
                 std::fill(o, o + head_dim, T(0));
+                const index_t e0 = ((b * heads + h) * seq + i) * seq;  // flat index of pr[0] in probs
+                detail::attention_mask_row mask{seed, stream, th};
                 for (index_t j = 0; j < len; ++j) {
+                    const T w = drop ? dropout_apply(pr[j], mask.keep(e0 + j), dscale) : pr[j];
                     const T* vj = base + j * row + 2 * hidden + h * head_dim;
-                    for (index_t d = 0; d < head_dim; ++d) o[d] += pr[j] * vj[d];
+                    for (index_t d = 0; d < head_dim; ++d) o[d] += w * vj[d];
                 }
             }
         }
     });
 }
 
-// dqkv[batch*seq, 3*hidden] (overwritten) from dout[batch*seq, hidden], the saved probs and the QKV input.
+// dqkv[batch*seq, 3*hidden] (overwritten) from dout[batch*seq, hidden], the saved probs and the QKV input;
+// (dropout, seed, stream) must be the forward's. With D = drop(P): dV = D^T dO, dD = dO V^T, dP = drop(dD)
+// (the same mask and scale), then the softmax backward with P.
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, const std::int32_t* lengths,
-                        index_t batch, index_t seq, index_t heads, index_t head_dim) {
+                        index_t batch, index_t seq, index_t heads, index_t head_dim, float dropout = 0.0f,
+                        std::uint64_t seed = 0, std::uint32_t stream = 0) {
     const index_t hidden = heads * head_dim, row = 3 * hidden;
     const T scale = attention_scale<T>(head_dim);
+    const bool drop = dropout > 0.0f;
+    const std::uint32_t th = dropout_threshold(dropout);
+    const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 8), [&](index_t p0, index_t p1) {
         std::vector<T> dp(static_cast<std::size_t>(seq));
         for (index_t p = p0; p < p1; ++p) {
@@ -98,15 +141,20 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
             for (index_t i = 0; i < seq; ++i) {
                 const T* pr = pb + i * seq;
                 const T* go = dout + (b * seq + i) * hidden + h * head_dim;
+                const index_t e0 = ((b * heads + h) * seq + i) * seq;  // flat index of pr[0] in probs
+                detail::attention_mask_row mask{seed, stream, th};
                 T dot = 0;
                 for (index_t j = 0; j < len; ++j) {
+                    const bool keep = !drop || mask.keep(e0 + j);
+                    const T w = drop ? dropout_apply(pr[j], keep, dscale) : pr[j];  // the weight forward used
                     const T* vj = base + j * row + 2 * hidden + h * head_dim;
                     T* dvj = dbase + j * row + 2 * hidden + h * head_dim;
                     T s = 0;
                     for (index_t d = 0; d < head_dim; ++d) {
                         s += go[d] * vj[d];
-                        dvj[d] += pr[j] * go[d];
+                        dvj[d] += w * go[d];
                     }
+                    if (drop) s = dropout_apply(s, keep, dscale);  // gradient of P from that of D
                     dp[static_cast<std::size_t>(j)] = s;
                     dot += pr[j] * s;
                 }

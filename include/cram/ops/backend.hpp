@@ -56,17 +56,21 @@ struct backend_signatures {
     using layernorm_backward = void(ctx, A* din, P* dw, P* db, const A* dout, const A* in, const S* mean,
                                     const S* rstd, const A* w, index_t rows, index_t cols);
     // attention.hpp
+    // (dropout, seed, stream): dropout on the attention probabilities, 0 for none; backward takes the forward's
     using attention_forward = void(ctx, A* out, A* probs, const A* qkv, const i32* lengths, index_t batch,
-                                   index_t seq, index_t heads, index_t head_dim);
+                                   index_t seq, index_t heads, index_t head_dim, float dropout, std::uint64_t seed,
+                                   std::uint32_t stream);
     using attention_backward = void(ctx, A* dqkv, const A* dout, const A* qkv, const A* probs, const i32* lengths,
-                                    index_t batch, index_t seq, index_t heads, index_t head_dim);
+                                    index_t batch, index_t seq, index_t heads, index_t head_dim, float dropout,
+                                    std::uint64_t seed, std::uint32_t stream);
     // embedding.hpp
     using embedding_forward = void(ctx, A* out, const i32* ids, const i32* type_ids, const A* word,
                                    const A* positions, const A* pos_scale, const A* type_table, index_t batch,
                                    index_t seq, index_t hidden, index_t vocab, index_t types);
+    // pad_id: the row of dword that gets no gradient (PyTorch's padding_idx), or -1 for none
     using embedding_backward = void(ctx, P* dword, P* dpositions, P* dpos_scale, P* dtype_table, const A* dout,
                                     const i32* ids, const i32* type_ids, const A* positions, const A* pos_scale,
-                                    index_t batch, index_t seq, index_t hidden, index_t vocab);
+                                    index_t batch, index_t seq, index_t hidden, index_t vocab, i32 pad_id);
     using gather_rows = void(ctx, A* out, const A* in, const i32* rows, index_t n, index_t cols);
     using scatter_add_rows = void(ctx, A* dst, const A* src, const i32* rows, index_t n, index_t cols);
     // loss.hpp (losses add their sum to *loss_sum, in backend memory: no host synchronisation per step)

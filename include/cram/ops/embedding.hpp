@@ -4,7 +4,9 @@
 //
 // Contract: out[batch*seq, hidden] = word[id] + pos_scale * positions[s] + type_table[type] (overwritten).
 // Backward accumulates (+=) into every table it is given: dword, dpositions (learned table), dpos_scale
-// (scalar), dtype_table. gather_rows overwrites; scatter_add_rows accumulates.
+// (scalar), dtype_table; the word row pad_id (when >= 0) gets no gradient, as PyTorch's padding_idx: the
+// original cramming embedding's pad row stays as initialised (zero) whatever the pad positions feed back.
+// gather_rows overwrites; scatter_add_rows accumulates.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +25,10 @@ using cram::index_t;
 // A token id (or type) must index a row of its table: [0, n).
 CRAM_HOST_DEVICE bool id_in_range(index_t id, index_t n) {
     return id >= 0 && id < n;
+}
+// Whether a token's gradient reaches its word row: every id but the padding id (pad_id < 0: no padding row).
+CRAM_HOST_DEVICE bool embedding_row_learns(index_t id, index_t pad_id) {
+    return id != pad_id || pad_id < 0;
 }
 // word + scale * position, before the token type (if any) is added.
 template <class T>
@@ -67,21 +73,25 @@ void embedding_forward(T* out, const std::int32_t* ids, const std::int32_t* type
     }
 }
 
-// dword[vocab, hidden] += rows of dout by id; dpositions (or null) += pos_scale * dout by position;
-// dpos_scale (or null) += sum(dout * positions); dtype_table (or null) += rows of dout by type.
-// vocab is the word table's row count: ids outside it throw instead of writing out of bounds.
+// dword[vocab, hidden] += rows of dout by id, except at id == pad_id; dpositions (or null) += pos_scale *
+// dout by position; dpos_scale (or null) += sum(dout * positions); dtype_table (or null) += rows of dout by
+// type. Position, scale and type gradients include the pad positions (only the pad's word row is frozen, as
+// with padding_idx). vocab is the word table's row count: ids outside it throw instead of writing out of
+// bounds. pad_id < 0: every row learns.
 template <class T>
 void embedding_backward(T* dword, T* dpositions, T* dpos_scale, T* dtype_table, const T* dout, const std::int32_t* ids,
                         const std::int32_t* type_ids, const T* positions, const T* pos_scale, index_t batch,
-                        index_t seq, index_t hidden, index_t vocab) {
+                        index_t seq, index_t hidden, index_t vocab, std::int32_t pad_id = -1) {
     const T sc = pos_scale ? *pos_scale : T(1);
     T dscale = 0;
     for (index_t r = 0; r < batch * seq; ++r) {
         const index_t id = ids[r], s = r % seq;
         CRAM_CHECK(id_in_range(id, vocab), "token id ", id, " at row ", r, " outside vocabulary [0, ", vocab, ")");
         const T* g = dout + r * hidden;
-        T* dw = dword + id * hidden;
-        for (index_t i = 0; i < hidden; ++i) dw[i] += g[i];
+        if (embedding_row_learns(id, pad_id)) {
+            T* dw = dword + id * hidden;
+            for (index_t i = 0; i < hidden; ++i) dw[i] += g[i];
+        }
         if (dpositions)
             for (index_t i = 0; i < hidden; ++i) dpositions[s * hidden + i] += sc * g[i];
         if (dpos_scale)

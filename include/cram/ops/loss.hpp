@@ -61,15 +61,19 @@ double cross_entropy(T* dlogits, const T* logits, const std::int32_t* labels, in
 }
 
 // ---- squared error ----------------------------------------------------------------------------------------
-// sum 0.5 * (pred - target)^2 over n (the half makes the gradient pred - target); dpred (when given) =
-// dscale * (pred - target).
+// sum (pred - target)^2 over n; dpred (when given) = dscale * 2 (pred - target). With dscale = 1/n the loss
+// is PyTorch's MSELoss (mean reduction), the original cramming code's STS-B loss, and so is its gradient.
+template <class T>
+CRAM_HOST_DEVICE T squared_error_grad(T pred, T target, T dscale) {
+    return dscale * T(2) * (pred - target);
+}
 template <class T>
 double squared_error(T* dpred, const T* pred, const float* target, index_t n, T dscale) {
     double total = 0;
     for (index_t i = 0; i < n; ++i) {
         const T d = pred[i] - T(target[i]);
-        total += 0.5 * static_cast<double>(d * d);
-        if (dpred) dpred[i] = dscale * d;
+        total += static_cast<double>(d * d);
+        if (dpred) dpred[i] = squared_error_grad(pred[i], T(target[i]), dscale);
     }
     return total;
 }

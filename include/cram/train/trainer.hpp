@@ -318,7 +318,7 @@ private:
         const int micro = o_.ramp.micro_batch;
         try {
             state_ = std::make_unique<training_state<Backend>>(ctx_, model_t::layout());
-            model_ = std::make_unique<model_t>(ctx_, bind_bert<C, Backend>(*state_), micro, seq_);
+            model_ = std::make_unique<model_t>(ctx_, bind_bert<C, Backend>(*state_), micro, seq_, o_.model.pad_id);
         } catch (const std::bad_alloc&) {
             CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq_,
                        " tokens: lower --micro-batch (the batch target is still reached by gradient accumulation)");
