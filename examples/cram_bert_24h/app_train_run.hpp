@@ -81,7 +81,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.peak_flops = s.peak_flops;
     // the vocabulary's content is part of what a checkpoint must match (resume, glue): same size, other
     // tokens would silently mean other ids
-    o.run_config = {{"preset", s.preset}, {"vocab_xxh64", data::verify_dataset_vocab(dir)}};
+    o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train_data.source().vocab_xxh64()}};
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
     if (!s.quiet)

@@ -9,8 +9,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "cram/core/error.hpp"
 
 namespace cram {
 
@@ -127,5 +132,24 @@ private:
     std::size_t buffered_ = 0;
     std::uint64_t total_ = 0;
 };
+
+// XXH64 of a whole file, read in blocks, as 16 hex digits (and its size in `bytes`): what checkpoints record
+// for their tensor files and datasets for their vocabulary. Throws naming the file when it cannot be read.
+inline std::string file_xxh64(const std::filesystem::path& path, std::uint64_t* bytes = nullptr) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) CRAM_THROW("cannot open ", path.string());
+    xxh64 hash;
+    std::uint64_t total = 0;
+    std::vector<char> buf(std::size_t{1} << 22);
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        const auto n = static_cast<std::size_t>(in.gcount());
+        hash.update(buf.data(), n);
+        total += n;
+    }
+    if (!in.eof()) CRAM_THROW("cannot read ", path.string());
+    if (bytes) *bytes = total;
+    return hash.hex();
+}
 
 }  // namespace cram

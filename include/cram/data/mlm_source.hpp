@@ -95,18 +95,7 @@ inline nlohmann::json read_dataset_summary(const std::filesystem::path& dir) {
 
 // The vocabulary's content fingerprint: XXH64 of the file's bytes as 16 hex digits (summary.json records
 // it as "vocab_xxh64"; a checkpoint can record it too, tying its embedding rows to these tokens).
-inline std::string vocab_fingerprint(const std::filesystem::path& vocab_txt) {
-    std::ifstream in(vocab_txt, std::ios::binary);
-    if (!in) CRAM_THROW("cannot open vocabulary ", vocab_txt.string());
-    xxh64 h;
-    std::vector<char> buf(std::size_t{1} << 16);
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        h.update(buf.data(), static_cast<std::size_t>(in.gcount()));
-    }
-    if (in.bad()) CRAM_THROW("error reading vocabulary ", vocab_txt.string());
-    return h.hex();
-}
+inline std::string vocab_fingerprint(const std::filesystem::path& vocab_txt) { return file_xxh64(vocab_txt); }
 
 // Checks that DIR/vocab.txt is the vocabulary DIR/summary.json was prepared with (its token ids are the
 // ones in the shards) and returns its fingerprint. A summary written before the fingerprint was recorded
@@ -160,7 +149,7 @@ public:
         starts_.push_back(total);
         total_ = total;
         if (total_ == 0) CRAM_THROW("dataset ", dir.string(), " has no sequences in its '", split, "' split");
-        verify_dataset_vocab(dir);  // the ids in the shards are this vocabulary's
+        vocab_xxh64_ = verify_dataset_vocab(dir);  // the ids in the shards are this vocabulary's
         vocab_ = wordpiece::load(dir / "vocab.txt");
         for (const auto& s : shards_)
             if (s.vocab_size() != vocab_.vocab_size())
@@ -218,6 +207,8 @@ public:
         CRAM_CHECK(sequence_index >= 0, "seek to ", sequence_index);
         position_ = sequence_index;
     }
+    // vocab.txt's fingerprint, verified against summary.json when the source was opened.
+    const std::string& vocab_xxh64() const { return vocab_xxh64_; }
 
 private:
     std::filesystem::path dir_;
@@ -227,6 +218,7 @@ private:
     int seq_ = 0;
     std::int32_t num_specials_ = 5;
     wordpiece vocab_;
+    std::string vocab_xxh64_;
     std::vector<std::int32_t> tokens_;
 };
 

@@ -113,12 +113,9 @@ struct prepare_progress {
     double fraction = -1;  // of the phase, when known
 };
 
-// The most worker threads prepare takes: 4 per core (more only adds switching), and never over 1024 (a
-// larger number is a typo, and each thread holds its own word-count table while training the vocabulary).
-inline int max_prepare_threads() {
-    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-    return static_cast<int>(std::min(1024u, 4 * cores));
-}
+// The most worker threads prepare takes: the library-wide cap (cram::max_cpu_threads: 4 per hardware
+// thread, at most 1024; each thread holds its own word-count table while training the vocabulary).
+inline int max_prepare_threads() { return cram::max_cpu_threads(); }
 
 // The smallest vocabulary prepare trains: the 5 specials, the characters of plain English text (26
 // letters, 10 digits, ~32 punctuation marks) and the "##" forms of the letters and digits already take
@@ -176,7 +173,7 @@ inline void validate_prepare_options(const prepare_options& opt) {
     CRAM_CHECK(opt.max_docs >= 0, "--max-docs ", opt.max_docs, " must be 0 (all) or positive");
     CRAM_CHECK(opt.vocab_docs >= 0, "--vocab-docs ", opt.vocab_docs, " must be 0 (all) or positive");
     CRAM_CHECK(opt.threads >= 0 && opt.threads <= max_prepare_threads(), "--threads ", opt.threads, " outside [0, ",
-               max_prepare_threads(), "] (0: all cores; at most 4 per core of this machine, and 1024)");
+               max_prepare_threads(), "] (0: all cores; at most 4x the hardware threads)");
     CRAM_CHECK(opt.reader.max_line_bytes >= min_max_line_bytes, "--max-line-bytes ", opt.reader.max_line_bytes,
                " is below the minimum of ", min_max_line_bytes, " (1 MiB)");
     CRAM_CHECK(opt.batch_bytes > 0, "prepare_options::batch_bytes must be positive");

@@ -58,8 +58,6 @@ inline train::checkpoint_info find_checkpoint(const std::filesystem::path& path)
                " is usable (see the warnings above)");
 }
 
-inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) { return find_checkpoint(path).dir; }
-
 template <class T>
 struct pretrained_encoder {
     std::filesystem::path dir;  // the checkpoint actually used

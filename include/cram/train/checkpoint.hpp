@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -238,21 +239,10 @@ inline void check_file_digest(const checkpoint_info& info, const char* name, con
                                  __FILE__, __LINE__);
 }
 
-// Size and XXH64 of a file on disk, read in blocks.
+// Size and XXH64 of a file on disk.
 inline file_digest digest_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) CRAM_THROW("cannot open ", path.string());
-    xxh64 hash;
     file_digest d;
-    std::vector<char> buf(std::size_t{1} << 22);
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        const auto n = static_cast<std::size_t>(in.gcount());
-        hash.update(buf.data(), n);
-        d.bytes += n;
-    }
-    CRAM_CHECK(in.eof(), "cannot read ", path.string());
-    d.xxh64 = hash.hex();
+    d.xxh64 = file_xxh64(path, &d.bytes);
     return d;
 }
 
@@ -334,12 +324,14 @@ inline bool link_file(const std::filesystem::path& from, const std::filesystem::
 // checkpoint of this same step that this process wrote, lends its tensor files by hard link instead of
 // rewriting them (only state.json differs). Refuses non-finite parameters or moments. Then keeps the newest
 // `keep` (>= 1) verified checkpoints: the new one always; older ones only after they verify (damaged ones
-// are set aside, never counted).
+// are set aside, never counted). `verified`, when given, holds the checkpoints this process already read
+// back or wrote under the run's lock: they are not read again, and the new one is added.
 template <class T>
 saved_checkpoint save_checkpoint(const std::filesystem::path& dir, std::int64_t step, const param_layout& layout,
                                  const T* params, const T* m, const T* v, const nlohmann::json& state, int keep,
                                  const std::map<std::string, std::string>& metadata = {},
-                                 const saved_checkpoint* reuse = nullptr) {
+                                 const saved_checkpoint* reuse = nullptr,
+                                 std::set<std::filesystem::path>* verified = nullptr) {
     namespace fs = std::filesystem;
     for (const auto& [buffer, what, non_negative] :
          {std::tuple{params, "parameters", false}, std::tuple{m, "first moments", false}, std::tuple{v, "second moments", true}}) {
@@ -391,6 +383,7 @@ saved_checkpoint save_checkpoint(const std::filesystem::path& dir, std::int64_t 
     }
     replace_directory(tmp, final_dir);
     if (hook) hook("renamed");
+    if (verified) verified->insert(final_dir);
     // retention: the new checkpoint, then older ones that verify, newest first
     int kept = 1;
     for (const auto& c : list_checkpoints(dir)) {
@@ -398,7 +391,8 @@ saved_checkpoint save_checkpoint(const std::filesystem::path& dir, std::int64_t 
         bool good = false;
         if (kept < std::max(keep, 1)) {
             try {
-                verify_checkpoint(c);
+                if (!verified || !verified->contains(c)) verify_checkpoint(c);
+                if (verified) verified->insert(c);
                 good = true;
             } catch (const checkpoint_damaged& e) {
                 set_aside_damaged(c, e.what());
@@ -413,6 +407,7 @@ saved_checkpoint save_checkpoint(const std::filesystem::path& dir, std::int64_t 
         const fs::path trash = c.parent_path() / (c.filename().string() + ".trash");
         rename_path(c, trash);
         fs::remove_all(trash);
+        if (verified) verified->erase(c);
     }
     fsync_directory(dir);
     return out;

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <set>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -75,7 +76,7 @@ public:
     // damaged newer ones are set aside (this process owns the run). Throws saying what to do when there is
     // none, or when the newest readable one was written by other settings (every differing key named).
     template <class T>
-    loaded_checkpoint<T> resume(const param_layout& layout) const {
+    loaded_checkpoint<T> resume(const param_layout& layout) {
         CRAM_CHECK(enabled(), "--resume needs a run directory (--out)");
         const auto check_config = [&](const checkpoint_info& info) {
             check_training_state(info);
@@ -95,6 +96,7 @@ public:
         if (!loaded)
             CRAM_THROW("--resume: no usable checkpoint under ", dir_.string(),
                        " (start without --resume, or point --out at the run to continue)");
+        verified_.insert(loaded->dir);
         return std::move(*loaded);
     }
 
@@ -139,7 +141,7 @@ public:
                                const nlohmann::json& state) {
         if (!enabled()) return {};
         last_ = save_checkpoint(dir_, step, layout, params, m, v, state, keep_, {{"cram.step", std::to_string(step)}},
-                                &last_);
+                                &last_, &verified_);
         return last_.dir;
     }
 
@@ -155,6 +157,7 @@ private:
     int keep_;
     double last_mark_ = 0;
     saved_checkpoint last_;  // what this process wrote last (its tensor files may be lent to a same-step save)
+    std::set<std::filesystem::path> verified_;  // checkpoints this process wrote or read back: retention trusts them
 };
 
 }  // namespace cram::train

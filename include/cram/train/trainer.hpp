@@ -203,7 +203,7 @@ public:
     // the data rewound to the step's start, so the final checkpoint is the step boundary's.
     std::optional<accumulated> accumulate() {
         if (stopped_ || clock_.expired()) return std::nullopt;
-        if (o_.max_steps > 0 && n_.step >= o_.max_steps) {  // a resume of a run that already reached it
+        if (o_.max_steps > 0 && n_.step >= o_.max_steps) {  // also a resume of a run that already reached it
             res_.stop_reason = "max_steps";
             stopped_ = true;
             return std::nullopt;
@@ -266,10 +266,6 @@ public:
         progress_.update(r, clock_.budget(), smoothed_);
         res_.tokens_per_s = r.tokens_per_s;
         res_.mfu = r.mfu;
-        if (o_.max_steps > 0 && n_.step >= o_.max_steps) {
-            res_.stop_reason = "max_steps";
-            stopped_ = true;
-        }
         return step_outcome::applied;
     }
 
