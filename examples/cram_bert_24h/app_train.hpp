@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "app_presets.hpp"
@@ -24,9 +25,9 @@ struct train_settings {
     std::string device = "auto";
     std::string schedule = "budget-triangle2";
     int micro_batch = 0;          // 0: pick for the device
-    int batch_target = 8192;
+    std::string batch_target = "auto";  // sequences, or auto: scaled to the budget (cram/train/plan.hpp)
     double ramp_end = 0.6;
-    float lr = 1e-3f;
+    std::string lr = "auto";            // peak learning rate, or auto
     std::uint64_t seed = 0;
     bool resume = false;
     std::string checkpoint_every = "30m";
@@ -63,6 +64,26 @@ inline double simulated_step_seconds_from_env() {
     return dt;
 }
 
+// --batch-target: a number of sequences, or nullopt for auto (derived from the budget after the warm-up).
+inline std::optional<int> batch_target_setting(const train_settings& s) {
+    if (s.batch_target == "auto") return std::nullopt;
+    char* end = nullptr;
+    const long v = std::strtol(s.batch_target.c_str(), &end, 10);
+    CRAM_CHECK(!s.batch_target.empty() && end && *end == '\0' && v > 0 && v <= (1L << 24), "--batch-target '",
+               s.batch_target, "' must be auto or a whole number of sequences from 1 to 16777216");
+    return int(v);
+}
+
+// --lr: a positive number, or nullopt for auto (the recipe's rate, scaled to the derived batch target).
+inline std::optional<float> lr_setting(const train_settings& s) {
+    if (s.lr == "auto") return std::nullopt;
+    char* end = nullptr;
+    const double v = std::strtod(s.lr.c_str(), &end);
+    CRAM_CHECK(!s.lr.empty() && end && *end == '\0' && v > 0 && v < 1, "--lr '", s.lr,
+               "' must be auto or a positive learning rate below 1 (e.g. 1e-3)");
+    return float(v);
+}
+
 // Checks the settings that do not need the dataset; throws with what to change.
 inline void validate_settings(const train_settings& s) {
     namespace fs = std::filesystem;
@@ -78,9 +99,9 @@ inline void validate_settings(const train_settings& s) {
     CRAM_CHECK(s.threads >= 0 && s.threads <= cram::max_cpu_threads(), "--threads ", s.threads,
                " is out of range: 0 (all cores) up to ", cram::max_cpu_threads(), " (4x this machine's hardware threads)");
     CRAM_CHECK(s.micro_batch >= 0, "--micro-batch must be positive (or 0 to pick one), got ", s.micro_batch);
-    CRAM_CHECK(s.batch_target > 0, "--batch-target must be positive, got ", s.batch_target);
+    batch_target_setting(s);
     CRAM_CHECK(s.ramp_end >= 0 && s.ramp_end <= 1, "--ramp-end is a budget fraction in [0, 1], got ", s.ramp_end);
-    CRAM_CHECK(s.lr > 0, "--lr must be positive, got ", s.lr);
+    lr_setting(s);
     CRAM_CHECK(s.keep >= 1, "--keep must be at least 1, got ", s.keep);
 }
 
@@ -90,5 +111,15 @@ int train_on_device(train_settings s);
 
 // The GPU trainer (cuda_train.cu; no_cuda.cpp's stand-in throws). s.micro_batch is already resolved.
 int cuda_train(const train_settings& s);
+
+// `plan --measure`: training throughput in sequences per second on the device the settings ask for, timed
+// over `steps` optimizer steps of one micro-batch after one untimed step, and the start-up seconds before the
+// first micro-step (the CPU in cpu_train.cpp; the GPU in cuda_train.cu). s.micro_batch must be resolved.
+struct measured_rate {
+    double sequences_per_s = 0, startup_s = 0;
+    int micro_steps = 0;
+};
+measured_rate measure_on_device(const train_settings& s, int steps);
+measured_rate cuda_measure(const train_settings& s, int steps);
 
 }  // namespace cram::app

@@ -27,10 +27,14 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
     cmd->add_option("--micro-batch", s.micro_batch, "Sequences per forward/backward (0: fill the GPU, or a CPU default)")->capture_default_str();
     cmd->add_flag("--resume", s.resume, "Continue the newest checkpoint in --out (budget clock included)");
     cmd->add_option("--seed", s.seed, "Seed of initialisation and masking")->check(non_negative_integer())->capture_default_str();
-    cmd->add_option("--lr", s.lr, "Peak learning rate (the schedule scales it)")->capture_default_str();
+    cmd->add_option("--lr", s.lr, "Peak learning rate (the schedule scales it), or auto: the recipe's 1e-3, scaled "
+                    "with the derived batch target")->capture_default_str();
     cmd->add_option("--schedule", s.schedule, "Learning-rate schedule over budget progress")
         ->check(CLI::IsMember(schedules))->capture_default_str();
-    cmd->add_option("--batch-target", s.batch_target, "Sequences per optimizer step at the end of the ramp")->capture_default_str();
+    cmd->add_option("--batch-target", s.batch_target,
+                    "Sequences per optimizer step at the end of the ramp, or auto: derived from the sequences the "
+                    "budget will see at the rate measured in a short warm-up (8192 for the recipe's 24 hours)")
+        ->capture_default_str();
     cmd->add_option("--ramp-end", s.ramp_end, "Budget fraction where the batch reaches --batch-target")->capture_default_str();
     cmd->add_option("--checkpoint-every", s.checkpoint_every,
                     "Budget time between periodic checkpoints (0 or off: only the final one; a stop signal "

@@ -9,12 +9,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
 
+#include "app_plan.hpp"
 #include "app_presets.hpp"
 #include "app_train.hpp"
 #include "cram/core/error.hpp"
 #include "cram/core/signals.hpp"
+#include "cram/core/thread_pool.hpp"
+#include "cram/model/memory_plan.hpp"
 #include "cram/data/mlm_source.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/dataset_source.hpp"
@@ -47,6 +54,36 @@ inline void print_summary(const train::train_result& r, const train_settings& s)
     std::fflush(stdout);
 }
 
+template <class Backend>
+inline constexpr bool is_cpu = std::string_view(Backend::name) == "cpu";
+
+// The throughput a plan assumes before anything was measured: the CPU tables, or the GPU's peak by name.
+template <bert_config C, class Backend>
+throughput planned_throughput(const train_settings& s, int seq) {
+    if constexpr (is_cpu<Backend>)
+        return estimate_cpu(s.preset, C, seq, cram::cpu_threads());
+    if (s.peak_flops > 0) return estimate_gpu(gpu_class{"this GPU", s.peak_flops, 0}, C, seq);
+    throughput t = estimate_gpu(find_gpu_class("a100"), C, seq);
+    t.source = "estimated: this GPU's peak is not known by name, an A100's assumed (the warm-up measures it)";
+    return t;
+}
+
+// The plan of this run at the planned throughput (printed, and recorded in metrics.jsonl).
+template <bert_config C, class Backend>
+plan_report start_plan(const train_settings& s, const std::string& dataset, std::int64_t sequences, int seq) {
+    plan_context c;
+    constexpr bool cpu = is_cpu<Backend>;
+    c.device = Backend::name;
+    c.threads = cpu ? cram::cpu_threads() : 0;
+    c.gpu = !cpu;
+    c.dataset = dataset;
+    c.dataset_sequences = sequences;
+    c.seq_len = seq;
+    c.bytes_per_sequence = bytes_per_sequence<C, Backend>(seq);
+    c.fixed_bytes = fixed_bytes<C, Backend>();
+    return make_plan(s, c, planned_throughput<C, Backend>(s, seq));
+}
+
 template <bert_config C, class Backend>
 train::train_result run_with(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock,
                              const train::lr_schedule& schedule, train::trainer_observers observers) {
@@ -67,8 +104,12 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
         val = std::make_unique<train::dataset_source>(dir, "val", seq);
 
     train::trainer_options o;
-    o.ramp = {s.micro_batch, s.batch_target, s.ramp_end};
-    o.adamw.lr = s.lr;
+    const auto target = batch_target_setting(s);
+    const auto lr = lr_setting(s);
+    o.ramp = {s.micro_batch, target.value_or(s.micro_batch), s.ramp_end};
+    o.adamw.lr = lr.value_or(o.scaling.reference_lr);
+    o.derive_batch_target = !target;
+    o.derive_lr = !lr;
     o.seed = s.seed;
     o.model = find_preset(s.preset).options;  // the preset's init scale and padding id
     o.out = s.out;
@@ -84,18 +125,57 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train_data.source().vocab_xxh64()}};
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
-    if (!s.quiet)
-        std::fprintf(stderr,
-                     "train: %s (%zu parameters) on %s, %lld training sequences of %d tokens, micro-batch %d, "
-                     "batch ramp to %d sequences at p = %.2f, %s schedule, budget %s\n",
-                     s.preset.c_str(), bert<C, Backend>::parameter_count(), Backend::name,
-                     static_cast<long long>(train_data.num_sequences()), seq, s.micro_batch,
-                     o.ramp.final_accumulation() * s.micro_batch, s.ramp_end, std::string(schedule.name()).c_str(),
-                     train::format_duration(clock.budget()).c_str());
+    const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
+    o.plan = plan.to_json();
+    if (!s.quiet) {
+        std::fprintf(stderr, "train: %s (%zu parameters) on %s, %lld training sequences of %d tokens\n", s.preset.c_str(),
+                     bert<C, Backend>::parameter_count(), Backend::name,
+                     static_cast<long long>(train_data.num_sequences()), seq);
+        if (!s.resume) print_plan(stderr, plan);
+    }
     return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get(), std::move(observers));
 }
 
 }  // namespace detail
+
+// `plan --measure`: a few optimizer steps of one micro-batch on random tokens, timed after the first (see
+// measure_on_device in app_train.hpp).
+template <class Backend>
+measured_rate measure_rate(const train_settings& s, typename Backend::context& ctx, int steps) {
+    CRAM_CHECK(steps >= 1 && s.micro_batch > 0, "internal: measure_rate needs steps and a micro-batch");
+    return with_preset(s.preset, [&]<bert_config C>() {
+        const double t0 = cram::steady_seconds();
+        constexpr int seq = 128;
+        std::mt19937 rng(1);
+        std::uniform_int_distribution<std::int32_t> token(5, C.vocab - 1);
+        std::vector<std::int32_t> tokens(std::size_t(s.micro_batch) * seq * std::size_t(steps + 1));
+        for (auto& t : tokens) t = token(rng);
+        ops::masking_options masking;
+        masking.vocab = C.vocab;
+        train::memory_source source(std::move(tokens), seq, masking);
+        train::trainer_options o;
+        o.ramp = {s.micro_batch, s.micro_batch, 0.6};
+        o.model = find_preset(s.preset).options;
+        o.quiet = true;
+        o.val_batches = 0;
+        o.max_steps = steps + 1;
+        train::budget_clock clock(1e6, cram::steady_seconds, t0);
+        double first = 0, last = 0;
+        int n = 0;
+        train::trainer_observers observers;
+        observers.on_step = [&](const train::step_record&) {
+            last = cram::steady_seconds();
+            if (++n == 1) first = last;
+        };
+        train::train_mlm<C, Backend>(ctx, source, o, clock, {}, nullptr, std::move(observers));
+        measured_rate m;
+        m.micro_steps = n;
+        const double per_step = (last - first) / std::max(1, n - 1);
+        m.sequences_per_s = n > 1 ? double(n - 1) * s.micro_batch / (last - first) : 0;
+        m.startup_s = std::max(0.0, first - t0 - per_step);
+        return m;
+    });
+}
 
 // Trains with the given backend and context (made by the caller, after s.start_time). Returns the exit code.
 template <class Backend>

@@ -34,6 +34,7 @@ inline CLI::Validator thread_count(int max_threads) {
 void add_prepare_command(CLI::App& app);   // cmd_prepare.cpp
 void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp
 void add_train_command(CLI::App& app);     // cmd_train.cpp
+void add_plan_command(CLI::App& app);      // cmd_plan.cpp
 void add_glue_command(CLI::App& app);      // cmd_glue.cpp
 void add_run_command(CLI::App& app);       // cmd_run.cpp
 void add_device_command(CLI::App& app);    // cmd_device.cpp

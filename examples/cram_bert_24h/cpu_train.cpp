@@ -1,4 +1,4 @@
-// train_on_device, and the CPU instantiation of the app's trainer (run_training<cpu::backend<float>>):
+// train_on_device and measure_on_device, and the CPU instantiation of the app's trainer (run_training<cpu::backend<float>>):
 // the only plain C++ translation unit that compiles the trainer, so `train` and `run` share it and it
 // builds in parallel with the command files and with the GPU side (cuda_train.cu).
 #include "app_train.hpp"
@@ -20,6 +20,20 @@ int train_on_device(train_settings s) {
     if (s.micro_batch == 0) s.micro_batch = find_preset(s.preset).cpu_micro_batch;
     cpu::backend<float>::context ctx{s.threads};
     return run_training<cpu::backend<float>>(s, ctx);
+}
+
+memory_need cpu_memory_need(const std::string& preset, int seq) {
+    return with_preset(preset, [&]<bert_config C>() {
+        using B = cpu::backend<float>;
+        return memory_need{bytes_per_sequence<C, B>(seq), fixed_bytes<C, B>()};
+    });
+}
+
+measured_rate measure_on_device(const train_settings& s, int steps) {
+    if (resolve_device(s.device) == device_kind::cuda) return cuda_measure(s, steps);
+    if (s.threads > 0) cram::set_cpu_threads(s.threads);
+    cpu::backend<float>::context ctx{s.threads};
+    return measure_rate<cpu::backend<float>>(s, ctx, steps);
 }
 
 }  // namespace cram::app

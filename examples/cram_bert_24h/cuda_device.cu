@@ -27,4 +27,10 @@ int cuda_pick_micro_batch(const std::string& preset, int seq) {
     });
 }
 
+memory_need cuda_memory_need(const std::string& preset, int seq) {
+    return with_preset(preset, [&]<bert_config C>() {
+        return memory_need{bytes_per_sequence<C, cuda::backend>(seq), fixed_bytes<C, cuda::backend>()};
+    });
+}
+
 }  // namespace cram::app

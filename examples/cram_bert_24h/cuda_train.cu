@@ -17,4 +17,9 @@ int cuda_train(const train_settings& s) {
     return run_training<cuda::backend>(settings, ctx);
 }
 
+measured_rate cuda_measure(const train_settings& s, int steps) {
+    cuda::context ctx(0);
+    return measure_rate<cuda::backend>(s, ctx, steps);
+}
+
 }  // namespace cram::app

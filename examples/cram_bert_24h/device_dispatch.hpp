@@ -27,6 +27,14 @@ cuda_device_info cuda_probe();
 // power of two (it divides the 8192-sequence batch); throws cram::error when not even one sequence fits.
 int cuda_pick_micro_batch(const std::string& preset, int seq);
 
+// The memory a micro-batch takes (cram/model/memory_plan.hpp): bytes per sequence, and the bytes that do not
+// depend on the batch. The CPU's (cpu_train.cpp) and the GPU's (cuda_device.cu, host arithmetic only).
+struct memory_need {
+    std::size_t per_sequence = 0, fixed = 0;
+};
+memory_need cpu_memory_need(const std::string& preset, int seq);
+memory_need cuda_memory_need(const std::string& preset, int seq);
+
 enum class device_kind { cpu, cuda };
 
 // --device cpu | cuda | auto. auto takes the GPU when this build has CUDA and a usable device (sm_80+).

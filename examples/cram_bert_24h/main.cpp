@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     cram::app::add_prepare_command(app);
     cram::app::add_tokenize_command(app);
+    cram::app::add_plan_command(app);
     cram::app::add_train_command(app);
     cram::app::add_glue_command(app);
     cram::app::add_run_command(app);

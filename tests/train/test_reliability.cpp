@@ -25,6 +25,7 @@
 #include "cram/model/presets.hpp"
 #include "cram/train/trainer.hpp"
 #include "test_support.hpp"
+#include "train_fixtures.hpp"
 
 using namespace cram;
 using namespace cram::train;
@@ -36,27 +37,9 @@ constexpr bert_config small = presets::test_pre_glu;  // vocab 23, seq 8
 using cpu_backend = cpu::backend<float>;
 using model_t = bert<small, cpu_backend>;
 
-memory_source make_source() {
-    std::vector<std::int32_t> toks;
-    std::uint32_t s = 777;
-    for (int i = 0; i < 64 * small.max_seq; ++i) {
-        s = s * 1664525u + 1013904223u;
-        toks.push_back((s >> 28) < 3 ? 5 + std::int32_t((s >> 16) % 18) : 5 + (i % 7) * 2);
-    }
-    masking_options m;
-    m.vocab = small.vocab;
-    m.mask_id = 4;
-    m.random_low = 5;
-    return memory_source(std::move(toks), small.max_seq, m);
-}
+memory_source make_source() { return test::pattern_source(777); }
 
-// 0.25 s of budget per micro-step: exact in binary, so every resumed run replays the same clock.
-struct step_clock {
-    double t = 0;
-    time_source source() {
-        return [this] { return t; };
-    }
-};
+using test::step_clock;
 
 trainer_options options(const fs::path& out, double every = 2.0, int keep = 3) {
     trainer_options o;

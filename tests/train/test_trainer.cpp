@@ -4,6 +4,7 @@
 // inputs give messages that say what to change.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "cram/model/presets.hpp"
 #include "cram/train/trainer.hpp"
 #include "test_support.hpp"
+#include "train_fixtures.hpp"
 
 using namespace cram;
 using namespace cram::train;
@@ -28,19 +30,7 @@ constexpr bert_config small = presets::test_pre_glu;  // vocab 23, seq 8
 using cpu_backend = cpu::backend<float>;
 
 // A corpus with structure (a noisy repeating pattern) so the loss has something to learn.
-memory_source make_source(int sequences = 64) {
-    std::vector<std::int32_t> toks;
-    std::uint32_t s = 12345;
-    for (int i = 0; i < sequences * small.max_seq; ++i) {
-        s = s * 1664525u + 1013904223u;
-        toks.push_back((s >> 28) < 3 ? 5 + std::int32_t((s >> 16) % 18) : 5 + (i % 7) * 2);
-    }
-    masking_options m;
-    m.vocab = small.vocab;
-    m.mask_id = 4;
-    m.random_low = 5;
-    return memory_source(std::move(toks), small.max_seq, m);
-}
+memory_source make_source(int sequences = 64) { return test::pattern_source(12345, sequences); }
 
 trainer_options base_options(const fs::path& out) {
     trainer_options o;
@@ -53,14 +43,7 @@ trainer_options base_options(const fs::path& out) {
     return o;
 }
 
-// A clock that advances 0.25 s per micro-step: exact in binary, so elapsed times add up identically.
-struct step_clock {
-    double t = 0;
-    time_source source() {
-        return [this] { return t; };
-    }
-    void tick() { t += 0.25; }
-};
+using test::step_clock;
 
 std::string error_of(auto&& f) {
     try {
@@ -97,7 +80,9 @@ TEST_CASE("a resumed run reproduces the uninterrupted losses exactly") {
     }
     REQUIRE(full_loss.size() > 20);
     CHECK(full_batch.front() == 4);
-    CHECK(full_batch.back() == 16);
+    // the ramp reaches its target; the last step may be cut to what the budget holds (no partial step)
+    CHECK(*std::max_element(full_batch.begin(), full_batch.end()) == 16);
+    CHECK(full_batch.back() <= 16);
     CHECK(full_loss.back() < full_loss.front());
 
     std::vector<double> resumed_loss, resumed_lr;

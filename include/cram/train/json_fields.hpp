@@ -64,6 +64,8 @@ public:
         if (!v.is_number() || !std::isfinite(v.get<double>())) wrong(key, "a finite number", v);
         return v.get<double>();
     }
+    // A number, or `fallback` where the key is absent (a field newer than the file).
+    double number_or(const char* key, double fallback) const { return has(key) ? number(key) : fallback; }
     // A number, or NaN where the file holds null (how cram writes a loss that does not exist yet).
     double number_or_nan(const char* key) const {
         if (!j_.contains(key) || j_[key].is_null()) return NAN;

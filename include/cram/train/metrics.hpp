@@ -53,6 +53,7 @@ struct step_record {
     int batch = 0, accumulation = 0;
     double tokens_per_s = 0, mfu = -1;  // mfu < 0: unknown peak
     bool skipped_step = false;
+    bool partial_step = false;  // the budget ended inside it: applied as the mean of its micro-batches
 
     nlohmann::json to_json() const {
         nlohmann::json j{{"step", step},
@@ -72,6 +73,7 @@ struct step_record {
                          {"skipped_steps", skipped}};
         if (mfu >= 0) j["mfu"] = mfu;
         if (skipped_step) j["skipped"] = true;
+        if (partial_step) j["partial"] = true;
         return j;
     }
 };

@@ -36,6 +36,7 @@
 #include "cram/train/checkpoint.hpp"
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
+#include "cram/train/plan.hpp"
 #include "cram/train/run_checkpoints.hpp"
 #include "cram/train/schedule.hpp"
 #include "cram/train/training_state.hpp"
@@ -60,6 +61,14 @@ struct trainer_options {
     nlohmann::json run_config = nlohmann::json::object();  // preset, dataset, ...: part of the fingerprint
     nlohmann::json run_info = nlohmann::json::object();    // recorded in state.json as "run", not fingerprinted
                                                            // (e.g. the dataset path: a moved dataset may resume)
+    // The budget-scaled recipe (plan.hpp): with derive_batch_target, ramp.target is ignored and derived from the
+    // rate measured during the warm-up; with derive_lr, adamw.lr likewise. Both are then kept in every
+    // checkpoint, so a resume continues with the values of the run it resumes.
+    bool derive_batch_target = false;
+    bool derive_lr = false;
+    recipe_scaling scaling{};
+    warmup_policy warmup{};
+    nlohmann::json plan;  // the plan the caller made (plan.hpp), recorded in metrics.jsonl as the "plan" event
 };
 
 // Who wants to hear about progress besides the metrics file: after every micro-step (a simulated clock
@@ -76,6 +85,7 @@ struct train_result {
     std::string stop_reason;  // "budget", "max_steps", or the signal's name ("SIGTERM")
     int signal = 0;           // the signal that stopped the run (0: none); the app exits with 128 + signal
     std::filesystem::path checkpoint, metrics, plot;
+    nlohmann::json recipe;  // the batch target and peak lr the run used, and whether they were derived
     bool resumed = false;
     std::int64_t resumed_from_step = 0;
 
@@ -90,6 +100,7 @@ struct train_result {
                          {"resumed", resumed},   {"resumed_from_step", resumed_from_step}};
         if (signal) j["signal"] = signal;
         if (mfu >= 0) j["mfu"] = mfu;
+        if (!recipe.is_null()) j["recipe"] = recipe;
         return j;
     }
 };
@@ -114,11 +125,11 @@ nlohmann::json training_config(const trainer_options& o, const lr_schedule& sche
                      {"seq_len", seq},
                      {"budget_s", budget},
                      {"micro_batch", o.ramp.micro_batch},
-                     {"batch_target", o.ramp.target},
+                     {"batch_target", o.derive_batch_target ? nlohmann::json("auto") : nlohmann::json(o.ramp.target)},
                      {"ramp_end", o.ramp.ramp_end},
                      {"schedule", sched},
                      {"adamw",
-                      {{"lr", o.adamw.lr},
+                      {{"lr", o.derive_lr ? nlohmann::json("auto") : nlohmann::json(o.adamw.lr)},
                        {"beta1", o.adamw.beta1},
                        {"beta2", o.adamw.beta2},
                        {"eps", o.adamw.eps},
@@ -147,10 +158,13 @@ public:
     using param_t = typename Backend::param_t;
     using context = typename Backend::context;
 
-    // The gradients of one optimizer step's micro-batches, ready for apply().
+    // The gradients of one optimizer step's micro-batches, ready for apply(). A step the budget ended inside
+    // has fewer micro-batches than planned: apply() rescales its gradients to their mean.
     struct accumulated {
         int micro_batches = 0;
         double loss = NAN;  // mean MLM loss over the step's masked tokens
+        int planned = 0;    // the micro-batches the step was to accumulate (0: as many as it did)
+        bool partial() const { return planned > micro_batches; }
     };
     enum class step_outcome { applied, skipped };
 
@@ -162,19 +176,29 @@ public:
           observers_(std::move(observers)), seq_(data.seq_len()), progress_(o.quiet, o.plain_progress_every),
           checkpoints_(o.out, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
                        o.keep),
-          upload_(ctx) {
+          upload_(ctx), ramp_(o.ramp), peak_lr_(o.adamw.lr) {
         // one process per run directory, from before its checkpoints are read until the last is written
         if (!o_.out.empty()) run_lock_ = dir_lock(o_.out, "run directory", "cram trainer");
         check_settings();
         allocate();
         res_.budget = clock_.budget();
         res_.stop_reason = "budget";
+        // until the warm-up has measured the rate, a derived target is one micro-batch: where every ramp starts
+        if (o_.derive_batch_target) ramp_.target = ramp_.micro_batch;
+        derived_ = !o_.derive_batch_target && !o_.derive_lr;
+        if (derived_) recipe_ = derive_recipe(o_.scaling, 0, ramp_.micro_batch, o_.ramp.target, o_.adamw.lr);
         if (o_.resume)
             restore();
         else
             fresh_start();
-        n_.accumulation = o_.ramp.accumulation(clock_.progress());
+        n_.accumulation = ramp_.accumulation(clock_.progress());
         open_metrics();
+        if (!o_.plan.is_null() && !o_.plan.empty()) {
+            nlohmann::json plan = o_.plan;
+            plan["event"] = "plan";
+            plan["micro_steps"] = n_.micro_steps;
+            metrics_->write(plan);
+        }
         start_this_ = clock_.this_process();
         start_sequences_ = n_.sequences;
         checkpoints_.mark(clock_.elapsed());
@@ -197,10 +221,12 @@ public:
     }
 
     // Runs the micro-batches of one optimizer step (as many as the batch ramp asks for at the current
-    // progress) into zeroed gradients. Nothing when the run is over: the budget was spent before it, or
-    // inside it (a partial batch is not the recipe's step and at p = 1 the schedules end at 0: it is dropped).
-    // A stop signal between two micro-steps ends the run too: the step's partial gradients are dropped and
-    // the data rewound to the step's start, so the final checkpoint is the step boundary's.
+    // progress, and no more than the rest of the budget holds at the measured micro-step time) into zeroed
+    // gradients. Nothing when the run is over. When the budget ends inside the step all the same (a slower
+    // micro-step than measured), the step is returned partial, and apply() applies it: no computed work is
+    // thrown away. A stop signal between two micro-steps ends the run too: the step's partial gradients are
+    // dropped and the data rewound to the step's start, so the final checkpoint is the step boundary's and a
+    // resume continues exactly.
     std::optional<accumulated> accumulate() {
         if (stopped_ || clock_.expired()) return std::nullopt;
         if (o_.max_steps > 0 && n_.step >= o_.max_steps) {  // also a resume of a run that already reached it
@@ -214,7 +240,9 @@ public:
             stop_for_signal(sig);
             return std::nullopt;
         }
-        const int accumulation = o_.ramp.accumulation(clock_.progress());
+        derive_if_measured();
+        const int accumulation = accumulation_that_fits(ramp_.accumulation(clock_.progress()), clock_.remaining(),
+                                                        seconds_per_micro_step());
         n_.accumulation = accumulation;
         state_->zero_grads();
         int done = 0;
@@ -233,17 +261,21 @@ public:
             }
         }
         n_.micro_steps += done;
-        n_.sequences += std::int64_t(done) * o_.ramp.micro_batch;
+        n_.sequences += std::int64_t(done) * ramp_.micro_batch;
         const double loss = model_->take_mlm_loss();
-        if (done < accumulation) return std::nullopt;
-        return accumulated{accumulation, loss};
+        return accumulated{done, loss, accumulation};
     }
 
     // Clips and applies the accumulated gradients (AdamW at the schedule's learning rate), or skips a step
     // whose loss or gradient norm is not finite; max_bad_steps skips in a row stop the run with an error that
     // names the last good checkpoint. Records the step in the metrics and on the progress line.
+    // A partial step (the budget ended inside it) is applied as the mean of the micro-batches it has: its
+    // gradients, scaled by 1 / planned in each micro-step, are rescaled by planned / micro_batches before
+    // clipping; its learning rate is the schedule's where the step began, since at the budget's end every
+    // schedule is at 0.
     step_outcome apply(const accumulated& a) {
-        const double norm = state_->grad_norm();
+        const double rescale = a.partial() ? double(a.planned) / a.micro_batches : 1.0;
+        const double norm = state_->grad_norm() * rescale;
         step_record r = record(a, norm);
         if (!std::isfinite(a.loss) || !std::isfinite(norm)) {
             skip(r, a.loss);
@@ -251,7 +283,7 @@ public:
         }
         bad_streak_ = 0;
         const float scale = clip_scale(norm, o_.adamw.clip_norm);
-        state_->adamw_step(o_.adamw, float(r.lr), long(n_.step + 1), scale);
+        state_->adamw_step(o_.adamw, float(r.lr), long(n_.step + 1), float(scale * rescale));
         ++n_.step;
         n_.last_loss = a.loss;
         if (!std::isfinite(res_.first_loss)) res_.first_loss = a.loss;
@@ -284,6 +316,10 @@ public:
         res_.tokens = n_.sequences * seq_;
         res_.data_position = data_.position();
         res_.final_loss = n_.last_loss;
+        derived_recipe used = recipe_;
+        if (!derived_) used = derive_recipe(o_.scaling, 0, ramp_.micro_batch, ramp_.target, peak_lr_);
+        res_.recipe = used.to_json();
+        if (!derived_) res_.recipe["not_derived"] = "the budget ended inside the warm-up";
         if (res_.this_process > 0 && res_.tokens_per_s == 0)
             res_.tokens_per_s = double(n_.sequences - start_sequences_) * seq_ / res_.this_process;
         res_.checkpoint = save(res_.elapsed);
@@ -297,8 +333,47 @@ public:
     // the step's, which is where fault-injection tests reach in.
     training_state<Backend>& state() { return *state_; }
     const training_counters& counters() const { return n_; }
+    // The batch ramp and peak learning rate in force (derived ones once the warm-up has measured the rate).
+    const batch_ramp& ramp() const { return ramp_; }
+    float peak_lr() const { return peak_lr_; }
+    const derived_recipe& recipe() const { return recipe_; }
+    bool recipe_derived() const { return derived_; }
 
 private:
+    // Budget seconds per micro-step in this process (its first micro-step is not timed: caches, allocation,
+    // kernel selection); before two micro-steps, the value the checkpoint recorded; 0 when unknown.
+    double seconds_per_micro_step() const {
+        if (process_micro_steps_ >= 2)
+            return (clock_.this_process() - first_micro_end_) / double(process_micro_steps_ - 1);
+        return restored_micro_step_seconds_;
+    }
+
+    // At a step boundary after the warm-up (warmup_policy): the recipe's values the user left to the budget,
+    // from the measured rate and the sequences the rest of the budget holds at it (plan.hpp).
+    void derive_if_measured() {
+        if (derived_ || process_micro_steps_ < 1) return;
+        const std::int64_t timed = process_micro_steps_ - 1;
+        const double process = clock_.this_process();
+        if (!o_.warmup.done(timed, process, clock_.budget())) return;
+        const int micro = ramp_.micro_batch;
+        const double rate = double(timed) * micro / (process - first_micro_end_);
+        const double projected = double(n_.sequences) + rate * std::max(0.0, clock_.remaining());
+        recipe_ = derive_recipe(o_.scaling, projected, micro,
+                                o_.derive_batch_target ? std::nullopt : std::optional<int>(o_.ramp.target),
+                                o_.derive_lr ? std::nullopt : std::optional<float>(o_.adamw.lr));
+        recipe_.sequences_per_s = rate;
+        recipe_.at_elapsed = clock_.elapsed();
+        ramp_.target = recipe_.batch_target;
+        peak_lr_ = recipe_.lr;
+        derived_ = true;
+        nlohmann::json j = recipe_.to_json();
+        j["event"] = "derived";
+        j["micro_steps"] = n_.micro_steps;
+        j["reason"] = recipe_.reason(o_.scaling);
+        metrics_->write(j);
+        progress_.message("train: after a " + format_duration(process) + " warm-up: " + recipe_.reason(o_.scaling));
+    }
+
     void check_settings() const {
         o_.ramp.validate();
         CRAM_CHECK(seq_ > 0 && seq_ <= C.max_seq, "the dataset's sequences have ", seq_,
@@ -311,7 +386,7 @@ private:
     }
 
     void allocate() {
-        const int micro = o_.ramp.micro_batch;
+        const int micro = ramp_.micro_batch;
         try {
             state_ = std::make_unique<training_state<Backend>>(ctx_, model_t::layout());
             model_ = std::make_unique<model_t>(ctx_, bind_bert<C, Backend>(*state_), micro, seq_, o_.model.pad_id);
@@ -335,6 +410,7 @@ private:
         const json_fields f(loaded.state, file);
         data_.seek(f.integer("data_position", 0));
         clock_.add_spent(f.number("elapsed_s"));
+        restore_recipe(loaded.state, file);
         res_.resumed = true;
         res_.resumed_from_step = n_.step;
         progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
@@ -345,6 +421,29 @@ private:
             progress_.message("train: the checkpoint has already spent the whole budget (" +
                               format_duration(clock_.spent_before()) + " of " + format_duration(clock_.budget()) +
                               "): nothing left to train; writing the validation loss and the summary");
+    }
+
+    // The derived recipe of the run being resumed (state.json "recipe"; absent before the warm-up ended, and in
+    // checkpoints written before the budget-scaled recipe, whose values are the fixed ones in the config).
+    void restore_recipe(const nlohmann::json& state, const std::filesystem::path& file) {
+        restored_micro_step_seconds_ = json_fields(state, file).number_or("seconds_per_micro_step", 0.0);
+        if (!state.contains("recipe") || (!o_.derive_batch_target && !o_.derive_lr)) return;
+        const json_fields f(state["recipe"], file);
+        derived_recipe d;
+        d.batch_target = int(f.integer("batch_target", 1));
+        d.lr = float(f.number("lr"));
+        d.target_derived = o_.derive_batch_target;
+        d.lr_derived = o_.derive_lr;
+        d.sequences_per_s = f.number_or("sequences_per_s", 0.0);
+        d.projected_sequences = f.number_or("projected_sequences", 0.0);
+        d.at_elapsed = f.number_or("at_elapsed_s", 0.0);
+        CRAM_CHECK(d.batch_target >= ramp_.micro_batch && d.lr > 0 && std::isfinite(d.lr), file.string(),
+                   ": the recorded recipe (batch target ", d.batch_target, ", lr ", d.lr, ") is not valid for a "
+                   "micro-batch of ", ramp_.micro_batch);
+        recipe_ = d;
+        ramp_.target = d.batch_target;
+        peak_lr_ = d.lr;
+        derived_ = true;
     }
 
     void fresh_start() {
@@ -368,10 +467,11 @@ private:
     // One micro-batch forward and backward into the gradients, scaled for an accumulation of `accumulation`.
     // Each micro-step draws its dropout seed from its global index, so a resumed run repeats an unbroken one.
     void micro_step(int accumulation, std::int64_t index) {
-        const host_mlm_batch hb = data_.next_batch(o_.ramp.micro_batch, o_.seed);
+        const host_mlm_batch hb = data_.next_batch(ramp_.micro_batch, o_.seed);
         const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(index + 1));
         model_->mlm_forward_backward(upload_(hb), forward_options{0.0f, dropout_seed}, 1.0f / float(accumulation));
         if (observers_.after_micro_step) observers_.after_micro_step();
+        if (++process_micro_steps_ == 1) first_micro_end_ = clock_.this_process();
     }
 
     step_record record(const accumulated& a, double norm) const {
@@ -380,9 +480,10 @@ private:
         r.progress = clock_.progress_at(r.elapsed);
         r.loss = a.loss;
         r.grad_norm = norm;
-        r.lr = double(o_.adamw.lr) * schedule_(r.progress);
-        r.batch = a.micro_batches * o_.ramp.micro_batch;
+        r.lr = double(peak_lr_) * schedule_(a.partial() ? clock_.progress_at(boundary_elapsed_) : r.progress);
+        r.batch = a.micro_batches * ramp_.micro_batch;
         r.accumulation = a.micro_batches;
+        r.partial_step = a.partial();
         r.micro_steps = n_.micro_steps;
         r.sequences = n_.sequences;
         r.tokens = n_.sequences * seq_;
@@ -420,8 +521,8 @@ private:
     }
 
     nlohmann::json state_json(double elapsed) const {
-        const int micro = o_.ramp.micro_batch;
-        return nlohmann::json{{"format", "cram-train-state"},
+        const int micro = ramp_.micro_batch;
+        nlohmann::json j{{"format", "cram-train-state"},
                               {"version", 1},
                               {"step", n_.step},
                               {"micro_steps", n_.micro_steps},
@@ -440,7 +541,10 @@ private:
                               {"backend", Backend::name},
                               {"config", checkpoints_.config()},
                               {"config_fingerprint", checkpoints_.fingerprint()},
-                              {"run", o_.run_info}};
+                              {"run", o_.run_info},
+                              {"seconds_per_micro_step", seconds_per_micro_step()}};
+        if (derived_ && (o_.derive_batch_target || o_.derive_lr)) j["recipe"] = recipe_.to_json();
+        return j;
     }
 
     std::filesystem::path save(double elapsed) {
@@ -467,7 +571,7 @@ private:
     double validation_loss() {
         if (!val_ || o_.val_batches <= 0) return NAN;
         val_->seek(0);
-        const int micro = o_.ramp.micro_batch;
+        const int micro = ramp_.micro_batch;
         const int vb = int(std::min<std::int64_t>(micro, std::max<std::int64_t>(1, val_->num_sequences())));
         const int batches = int(std::min<std::int64_t>(o_.val_batches, (val_->num_sequences() + vb - 1) / vb));
         for (int i = 0; i < batches; ++i) model_->mlm_forward(upload_(val_->next_batch(vb, o_.seed + 1)));
@@ -497,6 +601,13 @@ private:
     train_result res_;
     std::vector<param_t> host_params_, host_m_, host_v_;  // checkpoint staging, reused
     dir_lock run_lock_;
+    batch_ramp ramp_;          // o.ramp, with the derived target once measured
+    float peak_lr_;            // o.adamw.lr, or the derived one
+    derived_recipe recipe_;    // what the warm-up derived (or the user's values)
+    bool derived_ = false;     // the recipe is final: the user's, derived, or restored
+    std::int64_t process_micro_steps_ = 0;  // micro-steps run by this process
+    double first_micro_end_ = 0;            // this process's clock when its first micro-step ended
+    double restored_micro_step_seconds_ = 0;  // the checkpoint's measured micro-step time
     double boundary_elapsed_ = 0;        // budget spent when the current step began
     std::int64_t boundary_position_ = 0;  // the data position then
     double start_this_ = 0, smoothed_ = NAN, ema_ = 0, ema_weight_ = 0;
