@@ -94,6 +94,31 @@ print(f"metrics: {len(steps)} logged steps, loss {first:.3f} -> {last:.3f} (ln 8
 assert last < first, "the loss did not go down"
 PY
 
+step "plan, then train with the defaults (budget-scaled recipe, test clock): the plan is kept, the recipe derived, the loss falls"
+"$app" plan --data "$work/data" --budget 40s --preset crammed_tiny --device cpu --json > "$work/plan.json"
+"$app" plan --data "$work/data" --budget 40s --preset crammed_tiny --gpu h200 > "$work/plan_gpu.txt"
+grep -q "estimated: h200" "$work/plan_gpu.txt"
+CRAM_TEST_SECONDS_PER_MICRO_STEP=0.25 "$app" train --data "$work/data" --out "$work/auto" --budget 40s \
+  --preset crammed_tiny --device cpu --quiet
+python3 - "$work/plan.json" "$work/auto/metrics.jsonl" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))
+rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+ev = {r["event"]: r for r in rows if "event" in r}
+p = plan["plan"]
+assert p["tokens"] == p["sequences"] * 128 and p["micro_steps"] * plan["micro_batch"] == p["sequences"], p
+assert "plan" in ev and ev["plan"]["preset"] == "crammed_tiny", "train did not record its plan"
+d, s = ev["derived"], ev["summary"]
+m = plan["micro_batch"]
+assert d["target_derived"] and d["batch_target"] % m == 0 and d["batch_target"] >= m, d
+steps = [r for r in rows if "event" not in r]
+# 40 s at 0.25 s per micro-step: 160 micro-steps, all of them in applied steps (none thrown away)
+assert s["micro_steps"] == 160 and sum(r["accumulation"] for r in steps) == 160, (s["micro_steps"], len(steps))
+print(f"auto recipe: target {d['batch_target']}, lr {d['lr']:.3g}, {s['steps']} steps; "
+      f"loss {s['first_loss']:.3f} -> {s['final_loss']:.3f} (ln 8192 = 9.011)")
+assert s["final_loss"] < s["first_loss"] - 1.0, "the loss did not fall clearly"
+PY
+
 step "errors a user meets"
 expect_fail "vocab" "$app" train --data "$work/data" --out "$work/run2" --budget 5s --preset crammed_mini --device cpu
 expect_fail "$work/nope" "$app" train --data "$work/nope" --out "$work/run3" --budget 5s --preset crammed_tiny

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -98,7 +100,10 @@ struct derived_recipe {
         return s;
     }
     nlohmann::json to_json() const {
-        return {{"batch_target", batch_target},       {"lr", lr},
+        // the float rate as it was written (1e-3, not 0.0010000000474974513)
+        char text[32];
+        std::snprintf(text, sizeof text, "%.7g", double(lr));
+        return {{"batch_target", batch_target},       {"lr", std::strtod(text, nullptr)},
                 {"target_derived", target_derived},   {"lr_derived", lr_derived},
                 {"sequences_per_s", sequences_per_s}, {"projected_sequences", projected_sequences},
                 {"at_elapsed_s", at_elapsed}};
