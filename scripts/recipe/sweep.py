@@ -8,7 +8,7 @@ idle machine, so a run sees the same number of micro-steps however loaded the ma
 runs, and two runs can share the cores without changing each other's result. Runs already in RESULTS are
 skipped, so an interrupted sweep continues where it stopped.
 
-  usage: sweep.py --app APP --results FILE --work DIR --grid GRID.json [--jobs 2]
+  usage: sweep.py --app APP --results FILE --work DIR --grid GRID.json [--jobs 2] [--adopt]
 
 GRID.json: a list of {"preset", "data", "micro_batch", "step_seconds", "budgets_min": [...],
 "targets": [... or "auto"], "lrs": [... or "auto"], "seed": 0} blocks; each block is the product of its lists.
@@ -44,8 +44,18 @@ def expand(grid):
             }
 
 
-def run_one(app, work, r):
+def finished(out):
+    """The run directory's metrics hold a summary: the run ended (e.g. one whose sweep process was stopped)."""
+    path = os.path.join(out, "metrics.jsonl")
+    return os.path.exists(path) and any('"event":"summary"' in line for line in open(path))
+
+
+def run_one(app, work, r, adopt=False):
     out = os.path.join(work, run_key(r))
+    if adopt:
+        if not finished(out):
+            raise RuntimeError(f"{run_key(r)}: --adopt found no finished run in {out}")
+        return record(r, out, wall=None)
     if os.path.exists(out):
         subprocess.run(["rm", "-rf", out], check=True)
     cmd = [app, "train", "--data", r["data"], "--out", out, "--budget", f"{r['budget_min'] * 60:g}s",
@@ -58,6 +68,10 @@ def run_one(app, work, r):
     wall = time.time() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{run_key(r)} failed ({p.returncode}): {p.stderr[-2000:]}")
+    return record(r, out, wall)
+
+
+def record(r, out, wall):
     events = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     summary = [e for e in events if e.get("event") == "summary"][-1]
     derived = [e for e in events if e.get("event") in ("plan", "derived")]
@@ -77,6 +91,8 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--grid", required=True)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--adopt", action="store_true",
+                    help="record runs that already finished in --work (their sweep was stopped) instead of running")
     a = ap.parse_args()
     grid = json.load(open(a.grid))
     done = set()
@@ -90,7 +106,7 @@ def main():
     lock = threading.Lock()
     failures = 0
     with cf.ThreadPoolExecutor(a.jobs) as pool:
-        futures = {pool.submit(run_one, a.app, a.work, r): r for r in todo}
+        futures = {pool.submit(run_one, a.app, a.work, r, a.adopt): r for r in todo}
         for f in cf.as_completed(futures):
             try:
                 res = f.result()
@@ -101,7 +117,8 @@ def main():
             with lock, open(a.results, "a") as out:
                 out.write(json.dumps(res) + "\n")
             s = res["summary"]
-            print(f"sweep: {res['key']}: steps {s['steps']} val {s['val_loss']} ({res['wall_s']:.0f} s)", flush=True)
+            wall = f"{res['wall_s']:.0f} s" if res["wall_s"] is not None else "adopted"
+            print(f"sweep: {res['key']}: steps {s['steps']} val {s['val_loss']} ({wall})", flush=True)
     return 1 if failures else 0
 
 

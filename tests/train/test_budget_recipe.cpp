@@ -71,10 +71,12 @@ TEST_CASE("derive_recipe keeps what the user set and derives the rest") {
     h.reference_sequences = 6400;
     h.reference_target = 64;
     h.exponent = 0.5;
+    h.lr_exponent = 1;
+    h.max_lr = 1;
     auto d = derive_recipe(h, 1600, 4, std::nullopt, std::nullopt);
     CHECK(d.batch_target == 32);
     CHECK(d.target_derived);
-    CHECK(d.lr == h.reference_lr);
+    CHECK(d.lr == doctest::Approx(2e-3));  // 1e-3 * (64 / 32)^1
     d = derive_recipe(h, 1600, 4, 48, 5e-4f);
     CHECK(d.batch_target == 48);
     CHECK(d.lr == 5e-4f);
@@ -191,11 +193,14 @@ TEST_CASE("the trainer derives the target after its warm-up, and a resume keeps 
         o.scaling.reference_sequences = 6400;
         o.scaling.reference_target = 64;
         o.scaling.exponent = 0.5;
+        o.scaling.lr_exponent = 0.5;  // lr 1e-3 * sqrt(64 / T): 4e-3 at one micro-batch, 1.414e-3 at 32
+        o.scaling.max_lr = 1;
         return o;
     };
     const double budget = 100;
     std::vector<double> full;
     std::vector<int> batches;
+    std::vector<double> lrs;
     {
         const auto dir = test::scratch_dir("recipe_derive_full");
         auto data = test::pattern_source(99);
@@ -206,6 +211,7 @@ TEST_CASE("the trainer derives the target after its warm-up, and a resume keeps 
         obs.on_step = [&](const step_record& r) {
             full.push_back(r.loss);
             batches.push_back(r.batch);
+            lrs.push_back(r.lr);
         };
         cpu_backend::context ctx;
         mlm_trainer<small, cpu_backend> t(ctx, data, options(dir), clock, {}, nullptr, obs);
@@ -215,10 +221,12 @@ TEST_CASE("the trainer derives the target after its warm-up, and a resume keeps 
         CHECK(t.recipe().sequences_per_s == doctest::Approx(16));
         CHECK(t.recipe().projected_sequences == doctest::Approx(1600));
         CHECK(t.recipe().batch_target == 32);
-        CHECK(t.peak_lr() == 1e-3f);
+        CHECK(t.peak_lr() == doctest::Approx(1e-3 * std::sqrt(2.0)));
+        CHECK(t.recipe().lr_derived);
         CHECK(res.recipe["batch_target"] == 32);
         CHECK(res.sequences == 1600);  // 400 micro-steps: the budget ended on a step boundary
         CHECK(batches.front() == 4);
+        CHECK(lrs.front() == doctest::Approx(4e-3 * (0.25 + 0.0025)));  // lr_for(4) x triangle(p = 0.25 / 100)
         CHECK(batches[size_t(batches.size()) / 2] > 4);
         // the derivation is in the metrics
         std::ifstream in(dir / "metrics.jsonl");
@@ -262,6 +270,8 @@ TEST_CASE("a step the budget ends inside is applied as the mean of its micro-bat
     o.quiet = true;
     o.val_batches = 0;
     o.checkpoint_every = 0;
+    // no clipping: a clipped gradient has the clip's norm whatever its scale, which would hide a wrong rescale
+    o.adamw.clip_norm = 0;
     const double budget = 1.2;
     const std::vector<double> durations{0.25, 0.25, 1.0};
 
@@ -310,15 +320,11 @@ TEST_CASE("a step the budget ends inside is applied as the mean of its micro-bat
         for (auto& x : g) x /= micro_batches;  // the mean over the step's micro-batches
         return g;
     };
-    auto adamw = [&](std::vector<double> g, double lr, int step) {
-        double sq = 0;
-        for (double x : g) sq += x * x;
-        const double norm = std::sqrt(sq);
-        const double clip = norm > 0.5 ? 0.5 / norm : 1.0;
+    auto adamw = [&](const std::vector<double>& g, double lr, int step) {
         const double b1 = 0.9, b2 = 0.98, eps = 1e-12, wd = 0.01;
         const double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
         for (std::size_t i = 0; i < n; ++i) {
-            const double gi = g[i] * clip;
+            const double gi = g[i];
             m[i] = b1 * m[i] + (1 - b1) * gi;
             v[i] = b2 * v[i] + (1 - b2) * gi * gi;
             if (i < decay_end) pd[i] -= lr * wd * pd[i];

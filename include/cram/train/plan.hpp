@@ -34,12 +34,12 @@ namespace cram::train {
 struct recipe_scaling {
     double reference_sequences = 10e9 / 128;  // CRAMMING.md: 24 h on the paper's GPU saw ~10B tokens
     int reference_target = 8192;              // the recipe's batch at the end of the ramp
-    double exponent = 0.5;                    // measured: docs/training.md
+    double exponent = 1.0;                    // measured: docs/training.md
     float reference_lr = 1e-3f;               // the recipe's peak learning rate
     // Peak learning rate for a target below the reference: reference_lr * (reference_target / T)^lr_exponent,
     // at most max_lr. lr_exponent = 0 keeps the recipe's rate.
-    double lr_exponent = 0.0;  // measured: docs/training.md
-    float max_lr = 4e-3f;
+    double lr_exponent = 0.2;  // measured: docs/training.md
+    float max_lr = 4e-3f;      // the largest rate the sweeps tried
 
     int target_for(double projected_sequences, int micro_batch) const {
         CRAM_CHECK(micro_batch > 0, "the micro-batch must be positive, got ", micro_batch);
@@ -100,9 +100,13 @@ struct derived_recipe {
         return s;
     }
     nlohmann::json to_json() const {
-        // the float rate as it was written (1e-3, not 0.0010000000474974513)
+        // the float rate in the fewest digits that read back as the same float (1e-3, not
+        // 0.0010000000474974513): a resume must restore it bit for bit
         char text[32];
-        std::snprintf(text, sizeof text, "%.7g", double(lr));
+        for (int digits = 6; digits <= 9; ++digits) {
+            std::snprintf(text, sizeof text, "%.*g", digits, double(lr));
+            if (std::strtof(text, nullptr) == lr) break;
+        }
         return {{"batch_target", batch_target},       {"lr", std::strtod(text, nullptr)},
                 {"target_derived", target_derived},   {"lr_derived", lr_derived},
                 {"sequences_per_s", sequences_per_s}, {"projected_sequences", projected_sequences},
@@ -199,7 +203,7 @@ inline run_plan plan_run(const plan_inputs& in) {
     bool derived = !derive;
     if (!derive) out.recipe = derive_recipe(in.scaling, 0, in.micro_batch, in.batch_target, in.lr);
     batch_ramp ramp{in.micro_batch, in.batch_target.value_or(in.micro_batch), in.ramp_end};
-    float lr = in.lr.value_or(in.scaling.reference_lr);
+    float lr = in.lr ? *in.lr : in.scaling.lr_for(in.batch_target.value_or(in.micro_batch));
 
     double t = in.startup_s;
     std::int64_t timed = 0;

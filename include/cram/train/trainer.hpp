@@ -185,6 +185,8 @@ public:
         res_.stop_reason = "budget";
         // until the warm-up has measured the rate, a derived target is one micro-batch: where every ramp starts
         if (o_.derive_batch_target) ramp_.target = ramp_.micro_batch;
+        // and the rate is the rule's for that batch (a derived target of one micro-batch changes nothing)
+        if (o_.derive_lr) peak_lr_ = o_.scaling.lr_for(o_.derive_batch_target ? ramp_.micro_batch : o_.ramp.target);
         derived_ = !o_.derive_batch_target && !o_.derive_lr;
         if (derived_) recipe_ = derive_recipe(o_.scaling, 0, ramp_.micro_batch, o_.ramp.target, o_.adamw.lr);
         if (o_.resume)
