@@ -94,7 +94,7 @@ struct derived_recipe {
         }
         if (lr_derived) {
             std::snprintf(buf, sizeof buf, "%speak lr %.3g%s", s.empty() ? "" : "; ", double(lr),
-                          r.lr_exponent == 0.0 ? " (the recipe's)" : " (scaled with the batch target)");
+                          lr == r.reference_lr ? " (the recipe's)" : " (scaled with the batch target)");
             s += buf;
         }
         return s;
