@@ -126,6 +126,19 @@ inline derived_recipe derive_recipe(const recipe_scaling& r, double projected_se
     return d;
 }
 
+// The recipe derived at the end of the warm-up: `seen` sequences so far, `rate` sequences/s measured, `remaining`
+// budget seconds, at budget second `elapsed`. The trainer and plan_run both call this, so the plan derives what
+// the run will.
+inline derived_recipe derive_after_warmup(const recipe_scaling& r, double seen, double rate, double remaining,
+                                          double elapsed, int micro_batch, std::optional<int> user_target,
+                                          std::optional<float> user_lr) {
+    derived_recipe d =
+        derive_recipe(r, seen + rate * std::max(0.0, remaining), micro_batch, user_target, user_lr);
+    d.sequences_per_s = rate;
+    d.at_elapsed = elapsed;
+    return d;
+}
+
 // The end-of-budget cap: the micro-batches a step may accumulate when `remaining` budget seconds are left at
 // `seconds_per_micro_step`, so that the budget does not end inside an accumulation (whose work would then be
 // a partial step). At least one; unlimited while the micro-step time is not yet known (<= 0).
@@ -206,18 +219,15 @@ inline run_plan plan_run(const plan_inputs& in) {
     float lr = in.lr ? *in.lr : in.scaling.lr_for(in.batch_target.value_or(in.micro_batch));
 
     double t = in.startup_s;
-    std::int64_t timed = 0;
     double last_checkpoint = in.startup_s;  // the trainer starts its checkpoint cadence once allocated
     const double first_end = in.startup_s + dt;  // the first micro-step is not timed
     while (t < in.budget_s) {
         if (!derived && out.micro_steps > 0) {
-            timed = out.micro_steps - 1;
+            const std::int64_t timed = out.micro_steps - 1;
             if (in.warmup.done(timed, t, in.budget_s)) {  // the process clock includes start-up
                 const double rate = timed * in.micro_batch / (t - first_end);
-                const double projected = double(out.sequences) + rate * (in.budget_s - t);
-                out.recipe = derive_recipe(in.scaling, projected, in.micro_batch, in.batch_target, in.lr);
-                out.recipe.sequences_per_s = rate;
-                out.recipe.at_elapsed = t;
+                out.recipe = derive_after_warmup(in.scaling, double(out.sequences), rate, in.budget_s - t, t,
+                                                 in.micro_batch, in.batch_target, in.lr);
                 ramp.target = out.recipe.batch_target;
                 lr = out.recipe.lr;
                 derived = true;

@@ -359,12 +359,9 @@ private:
         if (!o_.warmup.done(timed, process, clock_.budget())) return;
         const int micro = ramp_.micro_batch;
         const double rate = double(timed) * micro / (process - first_micro_end_);
-        const double projected = double(n_.sequences) + rate * std::max(0.0, clock_.remaining());
-        recipe_ = derive_recipe(o_.scaling, projected, micro,
-                                o_.derive_batch_target ? std::nullopt : std::optional<int>(o_.ramp.target),
-                                o_.derive_lr ? std::nullopt : std::optional<float>(o_.adamw.lr));
-        recipe_.sequences_per_s = rate;
-        recipe_.at_elapsed = clock_.elapsed();
+        recipe_ = derive_after_warmup(o_.scaling, double(n_.sequences), rate, clock_.remaining(), clock_.elapsed(),
+                                      micro, o_.derive_batch_target ? std::nullopt : std::optional<int>(o_.ramp.target),
+                                      o_.derive_lr ? std::nullopt : std::optional<float>(o_.adamw.lr));
         ramp_.target = recipe_.batch_target;
         peak_lr_ = recipe_.lr;
         derived_ = true;
