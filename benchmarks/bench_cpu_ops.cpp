@@ -1,5 +1,6 @@
 // Google Benchmark harness for the CPU oracle backend: GEMM, linear forward/backward, LayerNorm,
-// attention, the fused sparse decoder loss, and one whole crammed_tiny training micro-step (tokens/s).
+// attention, the fused sparse decoder loss, and one whole training micro-step of crammed_tiny and crammed_mini
+// (tokens/s, per micro-batch and thread count).
 // The CPU backend is the correctness oracle, not the product; these numbers say how long tests and CPU
 // demos take and catch accidental slowdowns. Built by CI, not run there. See docs/benchmarks.md.
 #include <benchmark/benchmark.h>
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cram/core/thread_pool.hpp"
 #include "cram/cram.hpp"
 
 namespace {
@@ -128,33 +130,49 @@ void bm_decoder_cross_entropy(benchmark::State& state) {
 }
 BENCHMARK(bm_decoder_cross_entropy)->ArgName("backward")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// One full training micro-step of crammed_tiny (batch 8 x 128): MLM forward + backward on a masked
-// batch, gradient norm, AdamW update. Reports tokens/s.
-void bm_crammed_tiny_step(benchmark::State& state) {
-    constexpr auto C = cram::presets::crammed_tiny;
+// One full training micro-step of a preset (micro-batch x 128 tokens): zero the gradients, MLM forward +
+// backward on a masked batch, gradient norm, AdamW update (with the clip scale) -- what the trainer does per
+// micro-step when every micro-step is an optimizer step. Arguments: the micro-batch and cram's thread count
+// (set_cpu_threads before the model is built, restored to 0 = all cores afterwards). Reports tokens/s.
+// benchmarks/cpu_vs_pytorch.py runs these against the PyTorch peer (docs/benchmarks.md).
+template <cram::bert_config C>
+void bm_train_step(benchmark::State& state) {
     using backend = cram::cpu::backend<float>;
-    const int batch = 8, seq = 128;
-    backend::context ctx;
-    cram::train::training_state<backend> params(ctx, cram::cpu_bert<C>::layout());
-    cram::cpu_bert<C> model(ctx, cram::bind_bert<C, backend>(params), batch, seq);
-    params.init(1, cram::model_options{}.init_std, C.hidden, cram::model_options{}.pad_id);
-    std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
-    cram::philox_stream rng(3, 0, 0);
-    for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(C.vocab - 5));
-    cram::masking_options mo;
-    mo.vocab = C.vocab;
-    const auto mb = cram::mask_batch(tokens.data(), batch, seq, mo, 1, 0);
-    const cram::train::adamw_options o;
-    long step = 0;
-    for (auto _ : state) {
-        params.zero_grads();
-        model.mlm_forward_backward(mb.view());
-        params.adamw_step(o, o.lr, ++step, cram::train::clip_scale(params.grad_norm(), o.clip_norm));
+    const int batch = static_cast<int>(state.range(0)), seq = 128;
+    cram::set_cpu_threads(static_cast<int>(state.range(1)));
+    {
+        backend::context ctx;
+        cram::train::training_state<backend> params(ctx, cram::cpu_bert<C>::layout());
+        cram::cpu_bert<C> model(ctx, cram::bind_bert<C, backend>(params), batch, seq);
+        params.init(1, cram::model_options{}.init_std, C.hidden, cram::model_options{}.pad_id);
+        std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
+        cram::philox_stream rng(3, 0, 0);
+        for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(C.vocab - 5));
+        cram::masking_options mo;
+        mo.vocab = C.vocab;
+        const auto mb = cram::mask_batch(tokens.data(), batch, seq, mo, 1, 0);
+        const cram::train::adamw_options o;
+        long step = 0;
+        for (auto _ : state) {
+            params.zero_grads();
+            model.mlm_forward_backward(mb.view());
+            params.adamw_step(o, o.lr, ++step, cram::train::clip_scale(params.grad_norm(), o.clip_norm));
+        }
+        benchmark::DoNotOptimize(model.take_mlm_loss());
     }
-    benchmark::DoNotOptimize(model.take_mlm_loss());
+    cram::set_cpu_threads(0);
     state.counters["tokens/s"] = benchmark::Counter(double(batch) * seq, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(bm_crammed_tiny_step)->Unit(benchmark::kMillisecond)->UseRealTime();
+// Names as bm_train_step<crammed_tiny>/micro:8/threads:2/real_time (BENCHMARK_TEMPLATE spells the argument).
+using cram::presets::crammed_mini;
+using cram::presets::crammed_tiny;
+void train_step_args(benchmark::internal::Benchmark* b) {
+    b->ArgNames({"micro", "threads"});
+    for (const int micro : {8, 32})
+        for (const int threads : {1, 2}) b->Args({micro, threads});
+}
+BENCHMARK_TEMPLATE(bm_train_step, crammed_tiny)->Apply(train_step_args)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(bm_train_step, crammed_mini)->Apply(train_step_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -12,6 +12,7 @@ Three modes (the first is the default, so `crammed_bert.py --micro-batches ...` 
 
   bench   micro-step throughput (forward + loss + backward) like bench_cuda_train, one JSON object on stdout:
           crammed_bert.py [bench] --micro-batches 64 128 256 512 --steps 20 [--preset P] [--device auto|cpu|cuda]
+                              [--threads N]
   parity  load a cram checkpoint, mask one batch of a cram dataset (cram's Philox masking, ported), print the
           loss and gradient norms, write the batch for cram's peer_parity and compare with its gradients:
           crammed_bert.py parity --checkpoint RUN/checkpoints/step-N/model.safetensors --data DIR --preset P
@@ -422,6 +423,8 @@ def cmd_bench(args):
         print(json.dumps({"skipped": "no CUDA device (pass --device cpu to measure the CPU)"}), flush=True)
         return
     device = pick_device(args.device)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -471,7 +474,7 @@ def cmd_bench(args):
     print(json.dumps({
         "impl": "pytorch", "torch": torch.__version__, "preset": args.preset, "device": device.type,
         "compiled": runner.compiled, "sdpa": HAS_SDPA, "fused_adamw": fused, "bf16_autocast": runner.autocast,
-        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None, "threads": torch.get_num_threads(),
         "peak_flops": peak, "flops_per_token": fpt, "parameters": sum(p.numel() for p in model.parameters()),
         "optimizer_step_seconds": (time.perf_counter() - t0) / 10, "micro_steps": results}), flush=True)
 
@@ -661,6 +664,9 @@ def main(argv=None):
     b.add_argument("--preset", default="crammed_bert", choices=sorted(PRESETS))
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: CUDA, or print {\"skipped\": ...} without it")
+    b.add_argument("--threads", type=int, default=0,
+                   help="torch.set_num_threads (intra-op threads) when > 0; 0 keeps torch's default. BLAS threads "
+                   "follow OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in the environment")
 
     p = sub.add_parser("parity", help="loss and gradients of a cram checkpoint on one masked batch (CPU)")
     p.add_argument("--checkpoint", required=True, help="cram's model.safetensors")
