@@ -98,9 +98,11 @@ TEST_CASE("gemm: values against a naive sum, and gradients of all four transpose
 // The fp32 GEMM (with its vector-register tile when built for AVX) against a naive double-precision
 // reference: every transpose combination, ragged sizes around the tile edges, beta 0 / 1 / other, and
 // a NaN-poisoned C with beta 0 (BLAS semantics: old contents ignored).
+// Both fp32 GEMMs: the one programs use (OpenBLAS's when this suite links cram::blas) and cram's own.
 TEST_CASE("fp32 gemm matches a double reference for all transposes and ragged shapes") {
     cram::philox_stream rng(3, 4, 5);
     auto rnd = [&] { return rng.next_uniform() * 2.0f - 1.0f; };
+    for (const bool own : {false, true})
     for (const bool ta : {false, true})
         for (const bool tb : {false, true})
             for (const auto [m, n, k] : {std::array{1, 1, 1}, std::array{6, 16, 8}, std::array{7, 17, 3},
@@ -112,6 +114,7 @@ TEST_CASE("fp32 gemm matches a double reference for all transposes and ragged sh
                     CAPTURE(n);
                     CAPTURE(k);
                     CAPTURE(beta);
+                    CAPTURE(own);
                     std::vector<float> a(std::size_t(m) * k), b(std::size_t(k) * n), c(std::size_t(m) * n);
                     for (auto& x : a) x = rnd();
                     for (auto& x : b) x = rnd();
@@ -129,10 +132,61 @@ TEST_CASE("fp32 gemm matches a double reference for all transposes and ragged sh
                             const double old = beta == 0.0f ? 0.0 : double(c[std::size_t(i) * n + j]);
                             ref[std::size_t(i) * n + j] = alpha * s + beta * old;
                         }
-                    cram::ops::gemm<float>(ta, tb, m, n, k, alpha, a.data(), ta ? m : k, b.data(), tb ? k : n, beta,
-                                           c.data(), n);
+                    (own ? cram::ops::detail::own_gemm<float> : cram::ops::gemm<float>)(
+                        ta, tb, m, n, k, alpha, a.data(), ta ? m : k, b.data(), tb ? k : n, beta, c.data(), n);
                     CRAM_CHECK_CLOSE(c, ref, 1e-5, 1e-5);
                 }
+}
+
+// Shapes the model multiplies (tiled over threads in the BLAS build): the same bits on 1, 2 and 3 threads,
+// and the double reference within fp32 rounding. Sub-views with leading dimensions larger than the shape,
+// as attention's per-head slices of the fused QKV are.
+TEST_CASE("fp32 gemm: model-sized shapes match the reference, bit for bit on any thread count") {
+    cram::philox_stream rng(5, 6, 7);
+    auto rnd = [&] { return rng.next_uniform() * 2.0f - 1.0f; };
+    struct shape {
+        bool ta, tb;
+        int m, n, k;
+    };
+    for (const shape sh : {shape{false, true, 300, 384, 128}, shape{false, false, 257, 130, 512},
+                           shape{true, false, 128, 136, 700}, shape{false, true, 96, 2050, 64}}) {
+        CAPTURE(sh.ta);
+        CAPTURE(sh.tb);
+        CAPTURE(sh.m);
+        CAPTURE(sh.n);
+        CAPTURE(sh.k);
+        const int lda = (sh.ta ? sh.m : sh.k) + 3, ldb = (sh.tb ? sh.k : sh.n) + 5, ldc = sh.n + 7;
+        std::vector<float> a(std::size_t(sh.ta ? sh.k : sh.m) * lda), b(std::size_t(sh.tb ? sh.n : sh.k) * ldb);
+        for (auto& x : a) x = rnd();
+        for (auto& x : b) x = rnd();
+        std::vector<double> ref(std::size_t(sh.m) * sh.n);
+        for (int i = 0; i < sh.m; ++i)
+            for (int j = 0; j < sh.n; ++j) {
+                double s = 0;
+                for (int kk = 0; kk < sh.k; ++kk)
+                    s += double(sh.ta ? a[std::size_t(kk) * lda + i] : a[std::size_t(i) * lda + kk]) *
+                         double(sh.tb ? b[std::size_t(j) * ldb + kk] : b[std::size_t(kk) * ldb + j]);
+                ref[std::size_t(i) * sh.n + j] = s;
+            }
+        std::vector<std::vector<float>> results;
+        for (const int threads : {1, 2, 3}) {
+            cram::set_cpu_threads(threads);
+            std::vector<float> c(std::size_t(sh.m) * ldc, -7.0f);  // padding columns must survive
+            cram::ops::gemm<float>(sh.ta, sh.tb, sh.m, sh.n, sh.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(),
+                                   ldc);
+            results.push_back(c);
+        }
+        cram::set_cpu_threads(0);
+        CHECK(results[0] == results[1]);
+        CHECK(results[0] == results[2]);
+        std::vector<double> got(ref.size());
+        for (int i = 0; i < sh.m; ++i)
+            for (int j = 0; j < sh.n; ++j) {
+                got[std::size_t(i) * sh.n + j] = results[0][std::size_t(i) * ldc + j];
+                for (int p = sh.n; p < ldc; ++p) REQUIRE(results[0][std::size_t(i) * ldc + p] == -7.0f);
+            }
+        CRAM_CHECK_CLOSE(got, ref, 1e-4, 1e-5);
+    }
 }
 
 // ---- linear --------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
 #include "cram/ops/dropout.hpp"
+#include "cram/ops/gemm.hpp"
+#include "cram/ops/vector_math.hpp"
 
 namespace cram::ops {
 
@@ -65,6 +67,31 @@ struct attention_mask_row {
 };
 }  // namespace detail
 
+namespace detail {
+// Per-thread scratch for one (sequence, head) pair, kept between calls: no allocation per step.
+template <class T, int Slot>
+T* attention_scratch(index_t n) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
+    return buffer.data();
+}
+
+// The weights the values are summed with: probs itself, or its dropped copy (drop(P), the forward's mask).
+template <class T>
+const T* attention_weights(T* dropped, const T* pb, index_t seq, index_t len, index_t e0, std::uint64_t seed,
+                           std::uint32_t stream, std::uint32_t threshold, T dscale) {
+    for (index_t i = 0; i < seq; ++i) {
+        attention_mask_row mask{seed, stream, threshold};
+        for (index_t j = 0; j < len; ++j)
+            dropped[i * seq + j] = dropout_apply(pb[i * seq + j], mask.keep(e0 + i * seq + j), dscale);
+    }
+    return dropped;
+}
+}  // namespace detail
+
+// One pass per (sequence, head), in cache: scores S = scale Q K^T, a row softmax, O = P V. The two products
+// are GEMMs on the head's slices of the fused QKV rows (leading dimension 3 * hidden), on the calling
+// thread (gemm_serial), while the pairs are spread over threads.
 template <class T>
 void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengths, index_t batch, index_t seq,
                        index_t heads, index_t head_dim, float dropout = 0.0f, std::uint64_t seed = 0,
@@ -75,49 +102,35 @@ void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengt
     const std::uint32_t th = dropout_threshold(dropout);
     const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 4), [&](index_t p0, index_t p1) {
+        T* dropped = drop ? detail::attention_scratch<T, 0>(seq * seq) : nullptr;
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;
-            const T* base = qkv + b * seq * row;
+            const T* q = qkv + b * seq * row + h * head_dim;
+            const T* k = q + hidden;
+            const T* v = q + 2 * hidden;
             T* pb = probs + (b * heads + h) * seq * seq;
+            gemm_serial<T>(false, true, seq, len, head_dim, scale, q, row, k, row, T(0), pb, seq);
             for (index_t i = 0; i < seq; ++i) {
-                const T* q = base + i * row + h * head_dim;
                 T* pr = pb + i * seq;
-                T mx = -std::numeric_limits<T>::infinity();
-                for (index_t j = 0; j < seq; ++j) {
-                    if (j >= len) {
-                        pr[j] = 0;
-                        continue;
-                    }
-                    const T* kj = base + j * row + hidden + h * head_dim;
-                    T s = 0;
-                    for (index_t d = 0; d < head_dim; ++d) s += q[d] * kj[d];
-                    pr[j] = s * scale;
-                    mx = std::max(mx, pr[j]);
+                if (len > 0) {
+                    const T inv = T(1) / exp_row(pr, pr, len, max_of(pr, len));
+                    for (index_t j = 0; j < len; ++j) pr[j] *= inv;
                 }
-                T sum = 0;
-                for (index_t j = 0; j < len; ++j) {
-                    pr[j] = std::exp(pr[j] - mx);
-                    sum += pr[j];
-                }
-                for (index_t j = 0; j < len; ++j) pr[j] /= sum;
-                T* o = out + (b * seq + i) * hidden + h * head_dim;
-                std::fill(o, o + head_dim, T(0));
-                const index_t e0 = ((b * heads + h) * seq + i) * seq;  // flat index of pr[0] in probs
-                detail::attention_mask_row mask{seed, stream, th};
-                for (index_t j = 0; j < len; ++j) {
-                    const T w = drop ? dropout_apply(pr[j], mask.keep(e0 + j), dscale) : pr[j];
-                    const T* vj = base + j * row + 2 * hidden + h * head_dim;
-                    for (index_t d = 0; d < head_dim; ++d) o[d] += w * vj[d];
-                }
+                std::fill(pr + len, pr + seq, T(0));
             }
+            const T* w = drop ? detail::attention_weights(dropped, pb, seq, len, (b * heads + h) * seq * seq, seed,
+                                                          stream, th, dscale)
+                              : pb;
+            gemm_serial<T>(false, false, seq, head_dim, len, T(1), w, seq, v, row, T(0), out + b * seq * hidden +
+                           h * head_dim, hidden);
         }
     });
 }
 
 // dqkv[batch*seq, 3*hidden] (overwritten) from dout[batch*seq, hidden], the saved probs and the QKV input;
 // (dropout, seed, stream) must be the forward's. With D = drop(P): dV = D^T dO, dD = dO V^T, dP = drop(dD)
-// (the same mask and scale), then the softmax backward with P.
+// (the same mask and scale), dS = P (dP - rowsum(P dP)) scale, dQ = dS K, dK = dS^T Q.
 template <class T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, const std::int32_t* lengths,
                         index_t batch, index_t seq, index_t heads, index_t head_dim, float dropout = 0.0f,
@@ -128,47 +141,38 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
     const std::uint32_t th = dropout_threshold(dropout);
     const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 8), [&](index_t p0, index_t p1) {
-        std::vector<T> dp(static_cast<std::size_t>(seq));
+        T* ds = detail::attention_scratch<T, 1>(seq * seq);
+        T* dropped = drop ? detail::attention_scratch<T, 0>(seq * seq) : nullptr;
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;
-            const T* base = qkv + b * seq * row;
-            T* dbase = dqkv + b * seq * row;
-            for (index_t i = 0; i < seq; ++i)
-                for (index_t part = 0; part < 3; ++part)
-                    std::fill_n(dbase + i * row + part * hidden + h * head_dim, head_dim, T(0));
-            const T* pb = probs + (b * heads + h) * seq * seq;
+            const index_t e0 = (b * heads + h) * seq * seq;  // flat index of this pair's probs
+            const T* q = qkv + b * seq * row + h * head_dim;
+            const T* k = q + hidden;
+            const T* v = q + 2 * hidden;
+            const T* go = dout + b * seq * hidden + h * head_dim;
+            T* dq = dqkv + b * seq * row + h * head_dim;
+            T* dk = dq + hidden;
+            T* dv = dq + 2 * hidden;
+            const T* pb = probs + e0;
+            const T* w = drop ? detail::attention_weights(dropped, pb, seq, len, e0, seed, stream, th, dscale) : pb;
+            gemm_serial<T>(true, false, len, head_dim, seq, T(1), w, seq, go, hidden, T(0), dv, row);
+            gemm_serial<T>(false, true, seq, len, head_dim, T(1), go, hidden, v, row, T(0), ds, seq);
             for (index_t i = 0; i < seq; ++i) {
                 const T* pr = pb + i * seq;
-                const T* go = dout + (b * seq + i) * hidden + h * head_dim;
-                const index_t e0 = ((b * heads + h) * seq + i) * seq;  // flat index of pr[0] in probs
-                detail::attention_mask_row mask{seed, stream, th};
-                T dot = 0;
-                for (index_t j = 0; j < len; ++j) {
-                    const bool keep = !drop || mask.keep(e0 + j);
-                    const T w = drop ? dropout_apply(pr[j], keep, dscale) : pr[j];  // the weight forward used
-                    const T* vj = base + j * row + 2 * hidden + h * head_dim;
-                    T* dvj = dbase + j * row + 2 * hidden + h * head_dim;
-                    T s = 0;
-                    for (index_t d = 0; d < head_dim; ++d) {
-                        s += go[d] * vj[d];
-                        dvj[d] += w * go[d];
-                    }
-                    if (drop) s = dropout_apply(s, keep, dscale);  // gradient of P from that of D
-                    dp[static_cast<std::size_t>(j)] = s;
-                    dot += pr[j] * s;
+                T* dr = ds + i * seq;
+                if (drop) {  // the gradient of P from that of D
+                    detail::attention_mask_row mask{seed, stream, th};
+                    for (index_t j = 0; j < len; ++j) dr[j] = dropout_apply(dr[j], mask.keep(e0 + i * seq + j), dscale);
                 }
-                const T* q = base + i * row + h * head_dim;
-                T* dq = dbase + i * row + h * head_dim;
-                for (index_t j = 0; j < len; ++j) {
-                    const T ds = softmax_backward(pr[j], dp[static_cast<std::size_t>(j)], dot, scale);
-                    const T* kj = base + j * row + hidden + h * head_dim;
-                    T* dkj = dbase + j * row + hidden + h * head_dim;
-                    for (index_t d = 0; d < head_dim; ++d) {
-                        dq[d] += ds * kj[d];
-                        dkj[d] += ds * q[d];
-                    }
-                }
+                const T dot = dot_of(pr, dr, len);
+                for (index_t j = 0; j < len; ++j) dr[j] = softmax_backward(pr[j], dr[j], dot, scale);
+            }
+            gemm_serial<T>(false, false, seq, head_dim, len, T(1), ds, seq, k, row, T(0), dq, row);
+            gemm_serial<T>(true, false, len, head_dim, seq, T(1), ds, seq, q, row, T(0), dk, row);
+            for (index_t j = len; j < seq; ++j) {  // keys past the length had no weight
+                std::fill_n(dk + j * row, head_dim, T(0));
+                std::fill_n(dv + j * row, head_dim, T(0));
             }
         }
     });

@@ -1,6 +1,12 @@
-// GEMM and the linear layer: the contract both backends implement, and the CPU implementation (the
-// correctness oracle; a register-tiled, thread-parallel GEMM that sums every output in a fixed order,
-// so results never depend on the thread count). The CUDA twin is cram/cuda/gemm.hpp (cuBLASLt).
+// GEMM and the linear layer: the contract both backends implement, and the CPU implementation. The CUDA
+// twin is cram/cuda/gemm.hpp (cuBLASLt).
+//
+// Two CPU GEMMs: cram's own (register-tiled, every output summed in a fixed order; the double-precision
+// oracle of the gradient checks, and the fp32 GEMM of a build without BLAS), and, when the program links
+// cram::blas (CRAM_WITH_BLAS), the BLAS's sgemm for fp32: ~2x faster per core (docs/dependencies.md).
+// Either way cram's thread pool owns the threads (the BLAS runs single-threaded inside each of cram's
+// parts, so the two never oversubscribe the cores) and C is cut into tiles fixed by the shape alone, so
+// results never depend on the thread count.
 //
 // Layout: matrices are row-major with leading dimensions; a linear layer's weight is [out, in]
 // (PyTorch's), y = x W^T + b. Parameter gradients accumulate (+=); activation gradients overwrite.
@@ -9,10 +15,20 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
+
+#if defined(CRAM_WITH_BLAS)
+#include <cblas.h>
+// The thread setters of the two BLAS cram is built with (docs/dependencies.md); weak, so whichever is
+// linked answers and the other is null.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+extern "C" void bli_thread_set_num_threads(long) __attribute__((weak));
+#endif
 
 namespace cram::ops {
 
@@ -90,11 +106,22 @@ inline void gemm_edge(index_t i0, index_t i1, index_t j0, index_t j1, index_t k,
 // ---- gemm ---------------------------------------------------------------------------------------------
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major with leading dimensions.
 // op(A) = A ([m,k]) or A^T (A stored [k,m]); likewise B. beta == 0 ignores C's old contents (NaN
-// included), as BLAS does. Rows of C are split over threads and every output element is summed in the
-// same order (k ascending), so the result does not depend on the thread count.
+// included), as BLAS does.
+
+// Whether fp32 GEMMs go to the BLAS in this build.
+inline constexpr bool gemm_uses_blas =
+#if defined(CRAM_WITH_BLAS)
+    true;
+#else
+    false;
+#endif
+
+namespace detail {
+// cram's own GEMM: rows of C are split over threads and every output element is summed in the same order
+// (k ascending), so the result does not depend on the thread count.
 template <class T>
-void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-          const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+void own_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+              const T* b, index_t ldb, T beta, T* c, index_t ldc) {
     if (m <= 0 || n <= 0) return;
     // Bring B to [k, n] contiguous so the micro-kernel reads unit-stride rows.
     std::vector<T> b_kn;
@@ -128,6 +155,94 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
                           detail::gemm_edge(i_begin, i_end, j_full, n, k, alpha, a, a_row, a_col, bk, ldbk, beta, c,
                                             ldc);
                       });
+}
+
+#if defined(CRAM_WITH_BLAS)
+// The BLAS runs on the calling thread only: cram's pool is the process's one set of workers. Set once,
+// before the first sgemm (a pthread OpenBLAS would otherwise start a team of its own per call).
+inline void blas_single_threaded() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (openblas_set_num_threads) openblas_set_num_threads(1);
+        if (bli_thread_set_num_threads) bli_thread_set_num_threads(1);
+    });
+}
+
+// One sgemm on the calling thread (row-major, CBLAS).
+inline void blas_sgemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const float* a,
+                       index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // C = beta C; CBLAS would reject the leading dimensions of an empty A or B
+        for (index_t i = 0; i < m; ++i)
+            for (index_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        return;
+    }
+    blas_single_threaded();
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+#endif
+
+// Tiles of C for the parallel BLAS GEMM, chosen from the shape alone (never from the thread count, so a
+// result is the same on any number of threads): halve the longer side until a tile holds about
+// `target_flops`, keeping sides of at least 64. Smaller tiles balance more threads but lose the BLAS's
+// efficiency (each call packs its panels again: 64-wide tiles ran ~20% slower on one core, measured).
+struct gemm_tiling {
+    index_t tile_m, tile_n, tiles_m, tiles_n;
+};
+inline gemm_tiling gemm_tiles(index_t m, index_t n, index_t k) {
+    constexpr double target_flops = 40e6;  // ~0.4 ms of one core: far above a hand-off's few microseconds
+    constexpr index_t min_side = 64;
+    auto halve = [](index_t x) { return (x / 2 + 15) / 16 * 16; };
+    index_t tm = m, tn = n;
+    while (2.0 * static_cast<double>(tm) * static_cast<double>(tn) * static_cast<double>(k) > target_flops) {
+        if (tm >= tn && tm >= 2 * min_side) tm = halve(tm);
+        else if (tn >= 2 * min_side) tn = halve(tn);
+        else if (tm >= 2 * min_side) tm = halve(tm);
+        else break;
+    }
+    return {tm, tn, (m + tm - 1) / tm, (n + tn - 1) / tn};
+}
+}  // namespace detail
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+          const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+#if defined(CRAM_WITH_BLAS)
+    if constexpr (std::is_same_v<T, float>) {
+        if (m <= 0 || n <= 0) return;
+        const detail::gemm_tiling t = detail::gemm_tiles(m, n, k);
+        const double tile_flops = 2.0 * static_cast<double>(t.tile_m) * static_cast<double>(t.tile_n) *
+                                  static_cast<double>(k);
+        cram::parallel_for(t.tiles_m * t.tiles_n, tile_flops, [&](index_t t0, index_t t1) {
+            for (index_t tile = t0; tile < t1; ++tile) {
+                const index_t i0 = tile / t.tiles_n * t.tile_m, j0 = tile % t.tiles_n * t.tile_n;
+                const index_t mi = std::min(t.tile_m, m - i0), nj = std::min(t.tile_n, n - j0);
+                const float* ai = trans_a ? a + i0 : a + i0 * lda;  // rows i0.. of op(A)
+                const float* bj = trans_b ? b + j0 * ldb : b + j0;  // columns j0.. of op(B)
+                detail::blas_sgemm(trans_a, trans_b, mi, nj, k, alpha, ai, lda, bj, ldb, beta, c + i0 * ldc + j0,
+                                   ldc);
+            }
+        });
+        return;
+    }
+#endif
+    detail::own_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// The same without cutting C into tiles: for ops that already run one part per thread (attention's
+// (sequence, head) pairs). cram's own GEMM, called from inside a part, runs on that part's thread.
+template <class T>
+void gemm_serial(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+                 const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+#if defined(CRAM_WITH_BLAS)
+    if constexpr (std::is_same_v<T, float>) {
+        detail::blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#endif
+    detail::own_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // ---- linear -------------------------------------------------------------------------------------------

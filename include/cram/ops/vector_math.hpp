@@ -1,0 +1,97 @@
+// Elementwise math the CPU ops run over whole rows, written so the compiler vectorises the loops:
+// std::exp is a call per element, which no loop can vectorise without -ffast-math. For float, exp_row
+// uses a range reduction and a polynomial (within 2 ulp of the correctly rounded value on the range
+// softmax uses, tested against std::exp in double); for double it is std::exp, so the finite-difference
+// gradient checks in double see the exact function.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "cram/core/platform.hpp"
+
+namespace cram::ops {
+
+using cram::index_t;
+
+namespace detail {
+// e^x for float, branch-free: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact),
+// e^r from its degree-7 Taylor polynomial (truncation below 1e-8 relative), times 2^n built in the
+// exponent bits. Below -87.3 (where e^x leaves the normal floats) the result is 0; above 88 it is e^88.
+inline float exp_poly(float x) {
+    x = std::min(x, 88.0f);
+    const float t = x * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds x log2(e) to an integer
+    const float n = t - 12582912.0f;
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    // n in [-126, 127] on the range kept; the integer rides in t's low mantissa bits.
+    const std::int32_t e = (std::bit_cast<std::int32_t>(t) - 0x4B400000 + 127) << 23;
+    const float scaled = p * std::bit_cast<float>(std::max(e, std::int32_t{0}));
+    return x < -87.33654f ? 0.0f : scaled;
+}
+}  // namespace detail
+
+// Sums and maxima of a row in 16 lanes, combined in a fixed order at the end: strict IEEE arithmetic
+// forbids the compiler to reorder a single running sum, so a plain loop stays scalar (and latency-bound).
+template <class T>
+T sum_of(const T* x, index_t n) {
+    constexpr int lanes = 16;
+    T acc[lanes] = {};
+    index_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (int l = 0; l < lanes; ++l) acc[l] += x[i + l];
+    for (int l = 0; i < n; ++i, ++l) acc[l] += x[i];
+    T s = 0;
+    for (int l = 0; l < lanes; ++l) s += acc[l];
+    return s;
+}
+// sum x[i] * y[i], in 16 lanes likewise.
+template <class T>
+T dot_of(const T* x, const T* y, index_t n) {
+    constexpr int lanes = 16;
+    T acc[lanes] = {};
+    index_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (int l = 0; l < lanes; ++l) acc[l] += x[i + l] * y[i + l];
+    for (int l = 0; i < n; ++i, ++l) acc[l] += x[i] * y[i];
+    T s = 0;
+    for (int l = 0; l < lanes; ++l) s += acc[l];
+    return s;
+}
+// The largest of x[0..n), n >= 1 (NaN-free input).
+template <class T>
+T max_of(const T* x, index_t n) {
+    constexpr int lanes = 16;
+    T acc[lanes];
+    for (int l = 0; l < lanes; ++l) acc[l] = x[0];
+    index_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (int l = 0; l < lanes; ++l) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    for (int l = 0; i < n; ++i, ++l) acc[l] = x[i] > acc[l] ? x[i] : acc[l];
+    T m = acc[0];
+    for (int l = 1; l < lanes; ++l) m = acc[l] > m ? acc[l] : m;
+    return m;
+}
+
+// out[i] = e^(in[i] - shift); returns their sum. out may be in.
+template <class T>
+T exp_row(T* out, const T* in, index_t n, T shift) {
+    if constexpr (std::is_same_v<T, float>) {
+        for (index_t i = 0; i < n; ++i) out[i] = detail::exp_poly(in[i] - shift);
+    } else {
+        for (index_t i = 0; i < n; ++i) out[i] = std::exp(in[i] - shift);
+    }
+    return sum_of(out, n);
+}
+
+}  // namespace cram::ops
