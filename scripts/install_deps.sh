@@ -8,6 +8,7 @@ packages=(
   libutf8proc-dev                               # Unicode properties for BERT normalisation
   libzstd-dev                                   # streaming .jsonl.zst corpora
   libcli11-dev                                  # the app's command line
+  libopenblas-dev                               # the CPU backend's fp32 GEMMs (cram::blas)
   doctest-dev                                   # tests
   libbenchmark-dev                              # benchmarks
   python3                                       # the end-to-end test reads metrics.jsonl and state.json

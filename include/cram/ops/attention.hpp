@@ -68,14 +68,6 @@ struct attention_mask_row {
 }  // namespace detail
 
 namespace detail {
-// Per-thread scratch for one (sequence, head) pair, kept between calls: no allocation per step.
-template <class T, int Slot>
-T* attention_scratch(index_t n) {
-    thread_local std::vector<T> buffer;
-    if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
-    return buffer.data();
-}
-
 // The weights the values are summed with: probs itself, or its dropped copy (drop(P), the forward's mask).
 template <class T>
 const T* attention_weights(T* dropped, const T* pb, index_t seq, index_t len, index_t e0, std::uint64_t seed,
@@ -102,7 +94,7 @@ void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengt
     const std::uint32_t th = dropout_threshold(dropout);
     const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 4), [&](index_t p0, index_t p1) {
-        T* dropped = drop ? detail::attention_scratch<T, 0>(seq * seq) : nullptr;
+        T* dropped = drop ? detail::thread_scratch<T, 0>(seq * seq) : nullptr;
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;
@@ -141,8 +133,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
     const std::uint32_t th = dropout_threshold(dropout);
     const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 8), [&](index_t p0, index_t p1) {
-        T* ds = detail::attention_scratch<T, 1>(seq * seq);
-        T* dropped = drop ? detail::attention_scratch<T, 0>(seq * seq) : nullptr;
+        T* ds = detail::thread_scratch<T, 1>(seq * seq);
+        T* dropped = drop ? detail::thread_scratch<T, 0>(seq * seq) : nullptr;
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;

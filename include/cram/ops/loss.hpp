@@ -14,7 +14,9 @@
 
 #include "cram/core/error.hpp"
 #include "cram/core/platform.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/ops/gemm.hpp"
+#include "cram/ops/vector_math.hpp"
 
 namespace cram::ops {
 
@@ -36,27 +38,37 @@ CRAM_HOST_DEVICE T cross_entropy_grad(T prob, bool is_label, T dscale) {
 
 // ---- cross-entropy ----------------------------------------------------------------------------------------
 // Softmax cross-entropy of logits[n, classes] against labels[n] (ignore_label rows skipped). Returns the
-// summed loss; dlogits (when given) = dscale * (softmax - onehot).
+// summed loss; dlogits (when given) = dscale * (softmax - onehot). dlogits may be logits (in place). Rows go
+// over threads; the loss is summed over rows in order afterwards, so it does not depend on the thread count.
 template <class T>
 double cross_entropy(T* dlogits, const T* logits, const std::int32_t* labels, index_t n, index_t classes, T dscale) {
-    double total = 0;
-    for (index_t r = 0; r < n; ++r) {
-        const T* z = logits + r * classes;
-        const std::int32_t y = labels[r];
-        if (y == ignore_label) {
-            if (dlogits) std::fill_n(dlogits + r * classes, classes, T(0));
-            continue;
+    for (index_t r = 0; r < n; ++r)
+        CRAM_CHECK(labels[r] == ignore_label || label_in_range(labels[r], classes), "label ", labels[r], " at row ", r,
+                   " outside [0, ", classes, ")");
+    double* row_loss = detail::thread_scratch<double, 3>(n);
+    cram::parallel_for(n, 12.0 * static_cast<double>(classes), [&](index_t r0, index_t r1) {
+        T* exps = dlogits ? nullptr : detail::thread_scratch<T, 4>(classes);  // e^(z - max) when no gradient
+        for (index_t r = r0; r < r1; ++r) {
+            const T* z = logits + r * classes;
+            const std::int32_t y = labels[r];
+            T* d = dlogits ? dlogits + r * classes : exps;
+            if (y == ignore_label) {
+                if (dlogits) std::fill_n(d, classes, T(0));
+                row_loss[r] = 0;
+                continue;
+            }
+            const T zy = z[y], mx = max_of(z, classes);  // read before d (maybe z itself) is overwritten
+            const T sum = exp_row(d, z, classes, mx);
+            row_loss[r] = static_cast<double>(mx + std::log(sum) - zy);
+            if (dlogits) {
+                const T inv = T(1) / sum, prob_y = d[y] * inv;
+                for (index_t c = 0; c < classes; ++c) d[c] = cross_entropy_grad(d[c] * inv, false, dscale);
+                d[y] = cross_entropy_grad(prob_y, true, dscale);
+            }
         }
-        CRAM_CHECK(label_in_range(y, classes), "label ", y, " at row ", r, " outside [0, ", classes, ")");
-        const T mx = *std::max_element(z, z + classes);
-        T sum = 0;
-        for (index_t c = 0; c < classes; ++c) sum += std::exp(z[c] - mx);
-        const T lse = mx + std::log(sum);
-        total += static_cast<double>(lse - z[y]);
-        if (dlogits)
-            for (index_t c = 0; c < classes; ++c)
-                dlogits[r * classes + c] = cross_entropy_grad(std::exp(z[c] - lse), c == y, dscale);
-    }
+    });
+    double total = 0;
+    for (index_t r = 0; r < n; ++r) total += row_loss[r];
     return total;
 }
 
@@ -85,16 +97,17 @@ double squared_error(T* dpred, const T* pred, const float* target, index_t n, T 
 template <class T>
 double decoder_cross_entropy(T* dhidden, T* dw, T* dbias, const T* hidden, const T* w, const T* bias,
                              const std::int32_t* targets, index_t n, index_t h, index_t vocab, T dscale) {
-    constexpr index_t chunk = 128;
-    std::vector<T> logits(static_cast<std::size_t>(std::min(n, chunk) * vocab));
+    // Chunks of up to 64 MiB of logits (at least 128 rows): large enough for efficient GEMMs, and the chunk
+    // depends on the shapes alone, so dw sums its chunks in the same order on any thread count.
+    const index_t chunk = std::max<index_t>(128, (index_t{64} << 20) / (vocab * static_cast<index_t>(sizeof(T))));
+    T* logits = detail::thread_scratch<T, 2>(std::min(n, chunk) * vocab);
     double total = 0;
     for (index_t r0 = 0; r0 < n; r0 += chunk) {
         const index_t rows = std::min(chunk, n - r0);
         const T* hid = hidden + r0 * h;
-        linear_forward(logits.data(), hid, w, bias, rows, h, vocab);
-        total += cross_entropy(dhidden ? logits.data() : static_cast<T*>(nullptr), logits.data(), targets + r0, rows,
-                               vocab, dscale);
-        if (dhidden) linear_backward(dhidden + r0 * h, dw, dbias, logits.data(), hid, w, rows, h, vocab);
+        linear_forward(logits, hid, w, bias, rows, h, vocab);
+        total += cross_entropy(dhidden ? logits : static_cast<T*>(nullptr), logits, targets + r0, rows, vocab, dscale);
+        if (dhidden) linear_backward(dhidden + r0 * h, dw, dbias, logits, hid, w, rows, h, vocab);
     }
     return total;
 }

@@ -1,4 +1,5 @@
-// Elementwise math the CPU ops run over whole rows, written so the compiler vectorises the loops:
+// Elementwise math the CPU ops run over whole rows, written so the compiler vectorises the loops, and their
+// per-thread scratch buffers. Why the math is here:
 // std::exp is a call per element, which no loop can vectorise without -ffast-math. For float, exp_row
 // uses a range reduction and a polynomial (within 2 ulp of the correctly rounded value on the range
 // softmax uses, tested against std::exp in double); for double it is std::exp, so the finite-difference
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "cram/core/platform.hpp"
 
@@ -18,6 +20,15 @@ namespace cram::ops {
 using cram::index_t;
 
 namespace detail {
+// A per-thread buffer of at least n elements, kept between calls (the CPU ops allocate nothing per step).
+// Slot tells apart buffers one op needs at the same time; the contents are the caller's until its next call.
+template <class T, int Slot>
+T* thread_scratch(index_t n) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
+    return buffer.data();
+}
+
 // e^x for float, branch-free: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact),
 // e^r from its degree-7 Taylor polynomial (truncation below 1e-8 relative), times 2^n built in the
 // exponent bits. Below -87.3 (where e^x leaves the normal floats) the result is 0; above 88 it is e^88.
@@ -38,6 +49,27 @@ inline float exp_poly(float x) {
     const std::int32_t e = (std::bit_cast<std::int32_t>(t) - 0x4B400000 + 127) << 23;
     const float scaled = p * std::bit_cast<float>(std::max(e, std::int32_t{0}));
     return x < -87.33654f ? 0.0f : scaled;
+}
+
+// The standard normal CDF Phi(x) for float, branch-free: 0.5 erfc(-x / sqrt 2), with erfc from the
+// Chebyshev fit of Numerical Recipes (Press et al., 2nd ed., 6.2: erfc(z) = t exp(-z^2 + P(t)),
+// t = 1 / (1 + z/2), relative error below 1.2e-7 for every z >= 0). Relative accuracy in both tails, so
+// GELU(x) = x Phi(x) stays accurate where Phi is tiny (tested against std::erf in double).
+inline float normal_cdf_poly(float x) {
+    const float z = std::fabs(x) * 0.70710678118654752f;
+    const float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    const float half_erfc = 0.5f * t * exp_poly(p - z * z);  // = Phi(-|x|)
+    return x >= 0.0f ? 1.0f - half_erfc : half_erfc;
 }
 }  // namespace detail
 
