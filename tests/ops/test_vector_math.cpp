@@ -93,3 +93,17 @@ TEST_CASE("float normal CDF and GELU derivative match std::erf in double, tails 
     CHECK(cram::ops::detail::normal_cdf_poly(-30.0f) == 0.0f);
     CHECK(cram::ops::detail::normal_cdf_poly(30.0f) == 1.0f);
 }
+
+TEST_CASE("sum of squared deviations equals a double loop within rounding") {
+    cram::philox_stream rng(4, 4, 4);
+    for (int n : {1, 15, 16, 17, 128, 333}) {
+        CAPTURE(n);
+        std::vector<float> x(n);
+        double mean = 0;
+        for (auto& v : x) mean += (v = rng.next_uniform() * 3.0f + 1.0f);
+        mean /= n;
+        double ref = 0;
+        for (float v : x) ref += (v - float(mean)) * double(v - float(mean));
+        CHECK(cram::ops::sum_squared_deviation(x.data(), float(mean), n) == doctest::Approx(ref).epsilon(1e-5));
+    }
+}

@@ -7,10 +7,12 @@
 // dw += and db += (parameter gradients).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
+#include "cram/ops/vector_math.hpp"
 
 namespace cram::ops {
 
@@ -39,51 +41,63 @@ CRAM_HOST_DEVICE T layernorm_input_grad(T dy, T w, T xhat, T rstd, T mean_dxhat,
 }
 
 // ---- CPU implementation -----------------------------------------------------------------------------
-// Two-pass statistics (mean, then the variance around it), as the CUDA kernel computes them.
+// Two-pass statistics (mean, then the variance around it), as the CUDA kernel computes them; the row sums
+// in vector_math's lanes.
 template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w, const T* b, index_t rows, index_t cols,
                        T eps) {
     cram::parallel_for(rows, 8.0 * static_cast<double>(cols), [&](index_t r0, index_t r1) {
         for (index_t r = r0; r < r1; ++r) {
             const T* x = in + r * cols;
-            T mu = 0;
-            for (index_t i = 0; i < cols; ++i) mu += x[i];
-            mu /= T(cols);
-            T var = 0;
-            for (index_t i = 0; i < cols; ++i) var += (x[i] - mu) * (x[i] - mu);
-            var /= T(cols);
-            const T rs = layernorm_rstd(var, eps);
-            for (index_t i = 0; i < cols; ++i) out[r * cols + i] = layernorm_output(x[i], mu, rs, w[i], b[i]);
+            T* o = out + r * cols;
+            const T mu = sum_of(x, cols) / T(cols);
+            const T rs = layernorm_rstd(sum_squared_deviation(x, mu, cols) / T(cols), eps);
+            for (index_t i = 0; i < cols; ++i) o[i] = layernorm_output(x[i], mu, rs, w[i], b[i]);
             mean[r] = mu;
             rstd[r] = rs;
         }
     });
 }
 
-// din[rows, cols] += input gradient; dw[cols] += dout * xhat; db[cols] += dout.
+// din[rows, cols] += input gradient; dw[cols] += dout * xhat; db[cols] += dout. Rows go over threads in
+// blocks of a fixed size, each summing its own dw and db; the blocks are then added in order, so the
+// result does not depend on the thread count.
 template <class T>
 void layernorm_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* mean, const T* rstd, const T* w,
                         index_t rows, index_t cols) {
-    for (index_t r = 0; r < rows; ++r) {
-        const T* x = in + r * cols;
-        const T* dy = dout + r * cols;
-        const T mu = mean[r], rs = rstd[r];
-        T mean_dxhat = 0, mean_dxhat_xhat = 0;
-        for (index_t i = 0; i < cols; ++i) {
-            const T xhat = layernorm_xhat(x[i], mu, rs);
-            const T dxhat = dy[i] * w[i];
-            mean_dxhat += dxhat;
-            mean_dxhat_xhat += dxhat * xhat;
-            dw[i] += dy[i] * xhat;
-            db[i] += dy[i];
+    constexpr index_t block = 64;
+    const index_t blocks = (rows + block - 1) / block;
+    T* partial = detail::thread_scratch<T, 6>(2 * blocks * cols);  // per block: [dw | db]
+    cram::parallel_for(blocks, 12.0 * static_cast<double>(block * cols), [&](index_t b0, index_t b1) {
+        T* xhat = detail::thread_scratch<T, 7>(2 * cols);
+        T* dxhat = xhat + cols;
+        for (index_t blk = b0; blk < b1; ++blk) {
+            T* pdw = partial + blk * 2 * cols;
+            T* pdb = pdw + cols;
+            std::fill_n(pdw, 2 * cols, T(0));
+            for (index_t r = blk * block; r < std::min(rows, (blk + 1) * block); ++r) {
+                const T* x = in + r * cols;
+                const T* dy = dout + r * cols;
+                const T mu = mean[r], rs = rstd[r];
+                for (index_t i = 0; i < cols; ++i) {
+                    xhat[i] = layernorm_xhat(x[i], mu, rs);
+                    dxhat[i] = dy[i] * w[i];
+                    pdw[i] += dy[i] * xhat[i];
+                    pdb[i] += dy[i];
+                }
+                const T mean_dxhat = sum_of(dxhat, cols) / T(cols);
+                const T mean_dxhat_xhat = dot_of(dxhat, xhat, cols) / T(cols);
+                T* dx = din + r * cols;
+                for (index_t i = 0; i < cols; ++i)
+                    dx[i] += layernorm_input_grad(dy[i], w[i], xhat[i], rs, mean_dxhat, mean_dxhat_xhat);
+            }
         }
-        mean_dxhat /= T(cols);
-        mean_dxhat_xhat /= T(cols);
+    });
+    for (index_t blk = 0; blk < blocks; ++blk)
         for (index_t i = 0; i < cols; ++i) {
-            const T xhat = layernorm_xhat(x[i], mu, rs);
-            din[r * cols + i] += layernorm_input_grad(dy[i], w[i], xhat, rs, mean_dxhat, mean_dxhat_xhat);
+            dw[i] += partial[blk * 2 * cols + i];
+            db[i] += partial[blk * 2 * cols + cols + i];
         }
-    }
 }
 
 }  // namespace cram::ops

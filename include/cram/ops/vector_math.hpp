@@ -100,6 +100,19 @@ T dot_of(const T* x, const T* y, index_t n) {
     for (int l = 0; l < lanes; ++l) s += acc[l];
     return s;
 }
+// sum (x[i] - mu)^2, in 16 lanes likewise (LayerNorm's variance around its mean).
+template <class T>
+T sum_squared_deviation(const T* x, T mu, index_t n) {
+    constexpr int lanes = 16;
+    T acc[lanes] = {};
+    index_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (int l = 0; l < lanes; ++l) acc[l] += (x[i + l] - mu) * (x[i + l] - mu);
+    for (int l = 0; i < n; ++i, ++l) acc[l] += (x[i] - mu) * (x[i] - mu);
+    T s = 0;
+    for (int l = 0; l < lanes; ++l) s += acc[l];
+    return s;
+}
 // The largest of x[0..n), n >= 1 (NaN-free input).
 template <class T>
 T max_of(const T* x, index_t n) {
