@@ -16,6 +16,8 @@ and, unless --no-gemm, bench_cpu_ops's bm_gemm benchmarks (cram's thread default
 machine's fp32 peak: physical cores x FMA pipes x fp32 lanes x 2 FLOP per FMA x clock (lscpu's max MHz, or
 BogoMIPS / 2 when it reports none).
 
+Every configuration of both sides runs --rounds times (default 3), cram and the peer alternating, and each side
+counts with its best configuration's median: a virtual machine's speed drifts by 20% from minute to minute.
 Prints a table and writes every number (each configuration, machine, torch version, date) to --json.
 Runs with any python3 >= 3.9; the peer runs with --peer-python (default /usr/bin/python3, Debian's, with torch).
 See docs/benchmarks.md, "CPU backend against PyTorch".
@@ -257,9 +259,24 @@ def si(x):
     return f"{x:.1f}"
 
 
-def best(rows):
-    ok = [r for r in rows if "tokens_per_s" in r]
-    return max(ok, key=lambda r: r["tokens_per_s"]) if ok else None
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def best(rows, key):
+    """The configuration (rows grouped by key) with the highest median tokens/s over the rounds, as one row
+    whose tokens_per_s is that median, with the rounds' min and max."""
+    groups = {}
+    for r in rows:
+        if "tokens_per_s" in r:
+            groups.setdefault(key(r), []).append(r)
+    if not groups:
+        return None
+    runs = max(groups.values(), key=lambda g: median([r["tokens_per_s"] for r in g]))
+    rates = [r["tokens_per_s"] for r in runs]
+    return dict(runs[0], tokens_per_s=median(rates), tokens_per_s_min=min(rates), tokens_per_s_max=max(rates),
+                rounds=len(rates))
 
 
 def parse_config(text):
@@ -287,12 +304,16 @@ def main():
                     metavar="T,B", help="(torch threads, BLAS threads) pairs to try (default: 1,1 2,1 1,2 2,2)")
     ap.add_argument("--steps", type=int, default=20, help="the peer's timed micro-steps (default: 20)")
     ap.add_argument("--warmup", type=int, default=3, help="the peer's untimed micro-steps first (default: 3)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="repeat every configuration of both sides this many times, alternating cram and the peer, "
+                         "and compare medians: on a shared or virtual machine one run can be off by 20%% "
+                         "(default: %(default)s)")
     ap.add_argument("--no-gemm", action="store_true", help="skip the bm_gemm GFLOP/s against the peak")
     ap.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results", "cpu-vs-pytorch", "latest.json"),
                     help="where to write every number (default: %(default)s)")
     args = ap.parse_args()
-    if args.min_time <= 0 or args.steps < 1 or args.warmup < 0:
-        fail("--min-time and --steps must be positive, --warmup not negative")
+    if args.min_time <= 0 or args.steps < 1 or args.warmup < 0 or args.rounds < 1:
+        fail("--min-time, --steps and --rounds must be positive, --warmup not negative")
 
     exe = bench_path(args.build)
     names = list_benchmarks(exe, args.build)
@@ -327,7 +348,7 @@ def main():
         "settings": {"presets": args.presets, "micro_batches": args.micro_batches, "seq": SEQ,
                      "cram_threads": args.cram_threads, "min_time_s": args.min_time,
                      "peer_configs": [list(c) for c in args.peer_configs], "peer_steps": args.steps,
-                     "peer_warmup": args.warmup},
+                     "peer_warmup": args.warmup, "rounds": args.rounds},
         "counting": ("tokens/s = micro_batch x 128 / time of one micro-step that does forward + backward + one "
                      "optimizer step (cram: zero grads, mlm_forward_backward, grad_norm, adamw_step; peer: "
                      "seconds_per_micro_step + optimizer_step_seconds, i.e. loss.backward() then "
@@ -336,23 +357,26 @@ def main():
     }
     log(f"machine: {result['machine']['model_name']}, nproc {n}; peer torch {torch_version} ({args.peer_python})")
 
-    for preset in args.presets:
-        log(f"[cram] {preset}")
-        for micro in args.micro_batches:
-            for threads in args.cram_threads:
-                e = cram_step(exe, preset, micro, threads, args.min_time)
-                result["cram"].append(e)
-                log(f"    micro {micro}, threads {threads}: " +
-                    (f"{e['ms_per_step']:.1f} ms, {si(e['tokens_per_s'])} tokens/s" if "error" not in e
-                     else "ERROR " + e["error"]))
-        log(f"[peer] {preset}")
-        for t, b in args.peer_configs:
-            rows, report = peer_config(args.peer_python, preset, args.micro_batches, t, b, args.steps, args.warmup)
-            result["peer_runs"].extend(rows)
-            for r in rows:
-                log(f"    micro {r['micro_batch']}, torch {t} / BLAS {b}: " +
-                    (f"{r['ms_per_step']:.1f} ms (optimizer {r['optimizer_step_seconds'] * 1e3:.1f} ms), "
-                     f"{si(r['tokens_per_s'])} tokens/s" if "error" not in r else "ERROR " + r["error"]))
+    for rnd in range(1, args.rounds + 1):
+        for preset in args.presets:
+            log(f"[cram] {preset} (round {rnd} of {args.rounds})")
+            for micro in args.micro_batches:
+                for threads in args.cram_threads:
+                    e = dict(cram_step(exe, preset, micro, threads, args.min_time), round=rnd)
+                    result["cram"].append(e)
+                    log(f"    micro {micro}, threads {threads}: " +
+                        (f"{e['ms_per_step']:.1f} ms, {si(e['tokens_per_s'])} tokens/s" if "error" not in e
+                         else "ERROR " + e["error"]))
+            log(f"[peer] {preset} (round {rnd} of {args.rounds})")
+            for t, b in args.peer_configs:
+                rows, report = peer_config(args.peer_python, preset, args.micro_batches, t, b, args.steps,
+                                           args.warmup)
+                rows = [dict(r, round=rnd) for r in rows]
+                result["peer_runs"].extend(rows)
+                for r in rows:
+                    log(f"    micro {r['micro_batch']}, torch {t} / BLAS {b}: " +
+                        (f"{r['ms_per_step']:.1f} ms (optimizer {r['optimizer_step_seconds'] * 1e3:.1f} ms), "
+                         f"{si(r['tokens_per_s'])} tokens/s" if "error" not in r else "ERROR " + r["error"]))
     if not args.no_gemm:
         log("[cram] bm_gemm")
         result["gemm"] = gemm(exe, args.min_time)
@@ -364,23 +388,31 @@ def main():
           f"torch {torch_version}; {result['date']}")
     print("Counted per micro-step: forward + backward + one optimizer step (cram: zero grads, "
           "mlm_forward_backward, grad_norm, adamw_step;\n  peer: seconds_per_micro_step + optimizer_step_seconds). "
-          f"Sequences of {SEQ} tokens; best configuration of each side.")
+          f"Sequences of {SEQ} tokens; each side's best configuration by its median over {args.rounds} "
+          "round(s) (min-max in brackets).")
     print()
     hdr = ("preset", "micro", "cram tokens/s", "cram threads", "peer tokens/s", "peer torch,BLAS", "cram/peer")
     rows = []
     for preset in args.presets:
         for micro in args.micro_batches:
-            c = best([e for e in result["cram"] if e["preset"] == preset and e["micro_batch"] == micro])
-            p = best([e for e in result["peer_runs"] if e["preset"] == preset and e["micro_batch"] == micro])
+            c = best([e for e in result["cram"] if e["preset"] == preset and e["micro_batch"] == micro],
+                     key=lambda e: e["threads"])
+            p = best([e for e in result["peer_runs"] if e["preset"] == preset and e["micro_batch"] == micro],
+                     key=lambda e: (e["torch_threads"], e["blas_threads"]))
             ratio = c["tokens_per_s"] / p["tokens_per_s"] if c and p else None
             result["summary"].append({
                 "preset": preset, "micro_batch": micro,
                 "cram_tokens_per_s": c and c["tokens_per_s"], "cram_threads": c and c["threads"],
+                "cram_tokens_per_s_range": c and [c["tokens_per_s_min"], c["tokens_per_s_max"]],
                 "peer_tokens_per_s": p and p["tokens_per_s"],
+                "peer_tokens_per_s_range": p and [p["tokens_per_s_min"], p["tokens_per_s_max"]],
                 "peer_torch_threads": p and p["torch_threads"], "peer_blas_threads": p and p["blas_threads"],
                 "cram_over_peer": ratio})
-            rows.append((preset, str(micro), si(c and c["tokens_per_s"]), str(c["threads"]) if c else "failed",
-                         si(p and p["tokens_per_s"]), f"{p['torch_threads']},{p['blas_threads']}" if p else "failed",
+            def rate(x):
+                return f"{si(x['tokens_per_s'])} [{si(x['tokens_per_s_min'])}-{si(x['tokens_per_s_max'])}]" if x \
+                    else "-"
+            rows.append((preset, str(micro), rate(c), str(c["threads"]) if c else "failed",
+                         rate(p), f"{p['torch_threads']},{p['blas_threads']}" if p else "failed",
                          f"{ratio:.2f}" if ratio else "-"))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(hdr)]
     for r in [hdr, tuple("-" * w for w in widths), *rows]:
