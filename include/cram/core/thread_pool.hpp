@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -220,10 +221,14 @@ void parallel_for(std::ptrdiff_t n, double work_per_item, Fn&& fn) {
         if (n > 0) fn(std::ptrdiff_t{0}, n);
         return;
     }
-    const std::ptrdiff_t chunk = (n + nt - 1) / nt;
-    const std::function<void(int)> task = [&](int part) {
-        const std::ptrdiff_t b = part * chunk, e = std::min(n, b + chunk);
-        if (b < e) fn(b, e);
+    // The task captures one pointer, so std::function keeps it inline: no allocation per call.
+    struct job {
+        std::ptrdiff_t n, chunk;
+        std::remove_reference_t<Fn>* fn;
+    } const j{n, (n + nt - 1) / nt, &fn};
+    const std::function<void(int)> task = [&j](int part) {
+        const std::ptrdiff_t b = part * j.chunk, e = std::min(j.n, b + j.chunk);
+        if (b < e) (*j.fn)(b, e);
     };
     shared_thread_pool().run(nt, task);
 }
