@@ -30,7 +30,11 @@ class thread_pool {
 public:
     // `workers` threads besides the caller, which takes parts too: size() = workers + 1.
     explicit thread_pool(int workers) {
-        for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+        for (int i = 0; i < workers; ++i)
+            threads_.emplace_back([this, i] {
+                index_slot() = i + 1;
+                worker_loop();
+            });
     }
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
@@ -80,7 +84,16 @@ public:
     // True on a pool worker, and on a caller while it runs parts.
     static bool in_worker() { return worker_flag(); }
 
+    // Which thread runs the current part: 1..workers on the pool's workers, 0 on any other thread (the
+    // caller of a job included). Ops use it to give each thread its own slice of one scratch buffer that
+    // the caller sized before the job, so no part ever allocates.
+    static int thread_index() { return index_slot(); }
+
 private:
+    static int& index_slot() {
+        thread_local int index = 0;
+        return index;
+    }
     static bool& worker_flag() {
         thread_local bool flag = false;
         return flag;

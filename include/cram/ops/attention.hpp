@@ -93,8 +93,9 @@ void attention_forward(T* out, T* probs, const T* qkv, const std::int32_t* lengt
     const bool drop = dropout > 0.0f;
     const std::uint32_t th = dropout_threshold(dropout);
     const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
+    T* dropped_all = drop ? detail::per_thread_scratch<T, 0>(seq * seq) : nullptr;
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 4), [&](index_t p0, index_t p1) {
-        T* dropped = drop ? detail::thread_scratch<T, 0>(seq * seq) : nullptr;
+        T* dropped = drop ? detail::part_scratch(dropped_all, seq * seq) : nullptr;
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;
@@ -132,9 +133,11 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, co
     const bool drop = dropout > 0.0f;
     const std::uint32_t th = dropout_threshold(dropout);
     const T dscale = drop ? dropout_scale<T>(dropout) : T(1);
+    T* ds_all = detail::per_thread_scratch<T, 1>(seq * seq);
+    T* dropped_all = drop ? detail::per_thread_scratch<T, 0>(seq * seq) : nullptr;
     cram::parallel_for(batch * heads, static_cast<double>(seq * seq * head_dim * 8), [&](index_t p0, index_t p1) {
-        T* ds = detail::thread_scratch<T, 1>(seq * seq);
-        T* dropped = drop ? detail::thread_scratch<T, 0>(seq * seq) : nullptr;
+        T* ds = detail::part_scratch(ds_all, seq * seq);
+        T* dropped = drop ? detail::part_scratch(dropped_all, seq * seq) : nullptr;
         for (index_t p = p0; p < p1; ++p) {
             const index_t b = p / heads, h = p % heads;
             const index_t len = lengths ? lengths[b] : seq;

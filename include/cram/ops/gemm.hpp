@@ -123,12 +123,13 @@ template <class T>
 void own_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
               const T* b, index_t ldb, T beta, T* c, index_t ldc) {
     if (m <= 0 || n <= 0) return;
-    // Bring B to [k, n] contiguous so the micro-kernel reads unit-stride rows.
-    std::vector<T> b_kn;
+    // Bring B to [k, n] contiguous so the micro-kernel reads unit-stride rows, in a buffer this thread keeps
+    // (it grows to the largest B the thread has transposed, then stays).
     const T* bk = b;
     index_t ldbk = ldb;
     if (trans_b) {
-        b_kn.resize(static_cast<std::size_t>(k * n));
+        thread_local std::vector<T> b_kn;
+        if (b_kn.size() < static_cast<std::size_t>(k * n)) b_kn.resize(static_cast<std::size_t>(k * n));
         for (index_t j = 0; j < n; ++j)
             for (index_t kk = 0; kk < k; ++kk) b_kn[static_cast<std::size_t>(kk * n + j)] = b[j * ldb + kk];
         bk = b_kn.data();

@@ -68,8 +68,9 @@ void layernorm_backward(T* din, T* dw, T* db, const T* dout, const T* in, const 
     constexpr index_t block = 64;
     const index_t blocks = (rows + block - 1) / block;
     T* partial = detail::thread_scratch<T, 6>(2 * blocks * cols);  // per block: [dw | db]
+    T* rows_all = detail::per_thread_scratch<T, 7>(2 * cols);
     cram::parallel_for(blocks, 12.0 * static_cast<double>(block * cols), [&](index_t b0, index_t b1) {
-        T* xhat = detail::thread_scratch<T, 7>(2 * cols);
+        T* xhat = detail::part_scratch(rows_all, 2 * cols);
         T* dxhat = xhat + cols;
         for (index_t blk = b0; blk < b1; ++blk) {
             T* pdw = partial + blk * 2 * cols;

@@ -46,8 +46,9 @@ double cross_entropy(T* dlogits, const T* logits, const std::int32_t* labels, in
         CRAM_CHECK(labels[r] == ignore_label || label_in_range(labels[r], classes), "label ", labels[r], " at row ", r,
                    " outside [0, ", classes, ")");
     double* row_loss = detail::thread_scratch<double, 3>(n);
+    T* exps_all = dlogits ? nullptr : detail::per_thread_scratch<T, 4>(classes);  // e^(z - max) when no gradient
     cram::parallel_for(n, 12.0 * static_cast<double>(classes), [&](index_t r0, index_t r1) {
-        T* exps = dlogits ? nullptr : detail::thread_scratch<T, 4>(classes);  // e^(z - max) when no gradient
+        T* exps = dlogits ? nullptr : detail::part_scratch(exps_all, classes);
         for (index_t r = r0; r < r1; ++r) {
             const T* z = logits + r * classes;
             const std::int32_t y = labels[r];
@@ -94,12 +95,17 @@ double squared_error(T* dpred, const T* pred, const float* target, index_t n, T 
 // logits = hidden[n, h] * w[vocab, h]^T (+ bias), cross-entropy against targets[n]. Rows go through in
 // chunks, so the full [n, vocab] logits never exist at once. With dhidden given, also the backward:
 // dhidden (overwritten), dw and dbias (accumulate), all scaled by dscale. Returns the summed loss.
+// Rows of logits the CPU decoder holds at once: up to 64 MiB (at least 128 rows), large enough for efficient
+// GEMMs. The chunk depends on the shapes alone, so dw sums its chunks in the same order on any thread count.
+template <class T>
+index_t cpu_decoder_chunk_rows(index_t vocab) {
+    return std::max<index_t>(128, (index_t{64} << 20) / (vocab * static_cast<index_t>(sizeof(T))));
+}
+
 template <class T>
 double decoder_cross_entropy(T* dhidden, T* dw, T* dbias, const T* hidden, const T* w, const T* bias,
                              const std::int32_t* targets, index_t n, index_t h, index_t vocab, T dscale) {
-    // Chunks of up to 64 MiB of logits (at least 128 rows): large enough for efficient GEMMs, and the chunk
-    // depends on the shapes alone, so dw sums its chunks in the same order on any thread count.
-    const index_t chunk = std::max<index_t>(128, (index_t{64} << 20) / (vocab * static_cast<index_t>(sizeof(T))));
+    const index_t chunk = cpu_decoder_chunk_rows<T>(vocab);
     T* logits = detail::thread_scratch<T, 2>(std::min(n, chunk) * vocab);
     double total = 0;
     for (index_t r0 = 0; r0 < n; r0 += chunk) {

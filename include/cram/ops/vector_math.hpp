@@ -14,19 +14,33 @@
 #include <vector>
 
 #include "cram/core/platform.hpp"
+#include "cram/core/thread_pool.hpp"
 
 namespace cram::ops {
 
 using cram::index_t;
 
 namespace detail {
-// A per-thread buffer of at least n elements, kept between calls (the CPU ops allocate nothing per step).
-// Slot tells apart buffers one op needs at the same time; the contents are the caller's until its next call.
+// A buffer of at least n elements owned by the calling thread and kept between calls: the CPU ops allocate
+// nothing once warm. Slot tells apart buffers one op needs at the same time; the contents are the caller's
+// until its next call. Call it before a parallel job, never inside one: which thread runs a part changes
+// from call to call, so a buffer first sized inside a part could still grow (allocate) many steps later.
 template <class T, int Slot>
 T* thread_scratch(index_t n) {
     thread_local std::vector<T> buffer;
     if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
     return buffer.data();
+}
+
+// n elements for every thread of the pool, sized by the caller before its job: a part takes its slice with
+// part_scratch(base, n).
+template <class T, int Slot>
+T* per_thread_scratch(index_t n) {
+    return thread_scratch<T, Slot>(n * static_cast<index_t>(cram::cpu_threads()));
+}
+template <class T>
+T* part_scratch(T* base, index_t n) {
+    return base + static_cast<index_t>(cram::thread_pool::thread_index()) * n;
 }
 
 // e^x for float, branch-free: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact),
