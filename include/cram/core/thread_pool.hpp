@@ -105,8 +105,8 @@ private:
         const auto until = std::chrono::steady_clock::now() + spin_time;
         while (busy()) {
             for (int i = 0; i < 64; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDA_ARCH__)
+                __builtin_ia32_pause();  // tells the core this is a spin (saves power, frees the sibling thread)
 #endif
             }
             if (std::chrono::steady_clock::now() > until) return;
