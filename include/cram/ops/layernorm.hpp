@@ -59,6 +59,28 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w, const 
     });
 }
 
+namespace detail {
+// One row of LayerNorm's backward: xhat and dxhat into the scratch, dw and db into the block's partial sums.
+// The buffers never overlap (restrict), which lets the compiler vectorise the loop.
+template <class T>
+void layernorm_backward_row_stats(T* __restrict xhat, T* __restrict dxhat, T* __restrict pdw, T* __restrict pdb,
+                                  const T* __restrict x, const T* __restrict dy, const T* __restrict w, T mu, T rs,
+                                  index_t cols) {
+    for (index_t i = 0; i < cols; ++i) {
+        xhat[i] = layernorm_xhat(x[i], mu, rs);
+        dxhat[i] = dy[i] * w[i];
+        pdw[i] += dy[i] * xhat[i];
+        pdb[i] += dy[i];
+    }
+}
+template <class T>
+void layernorm_backward_row_input(T* __restrict dx, const T* __restrict dy, const T* __restrict w,
+                                  const T* __restrict xhat, T rs, T mean_dxhat, T mean_dxhat_xhat, index_t cols) {
+    for (index_t i = 0; i < cols; ++i)
+        dx[i] += layernorm_input_grad(dy[i], w[i], xhat[i], rs, mean_dxhat, mean_dxhat_xhat);
+}
+}  // namespace detail
+
 // din[rows, cols] += input gradient; dw[cols] += dout * xhat; db[cols] += dout. Rows go over threads in
 // blocks of a fixed size, each summing its own dw and db; the blocks are then added in order, so the
 // result does not depend on the thread count.
@@ -79,18 +101,12 @@ void layernorm_backward(T* din, T* dw, T* db, const T* dout, const T* in, const 
             for (index_t r = blk * block; r < std::min(rows, (blk + 1) * block); ++r) {
                 const T* x = in + r * cols;
                 const T* dy = dout + r * cols;
-                const T mu = mean[r], rs = rstd[r];
-                for (index_t i = 0; i < cols; ++i) {
-                    xhat[i] = layernorm_xhat(x[i], mu, rs);
-                    dxhat[i] = dy[i] * w[i];
-                    pdw[i] += dy[i] * xhat[i];
-                    pdb[i] += dy[i];
-                }
+                const T rs = rstd[r];
+                detail::layernorm_backward_row_stats(xhat, dxhat, pdw, pdb, x, dy, w, mean[r], rs, cols);
                 const T mean_dxhat = sum_of(dxhat, cols) / T(cols);
                 const T mean_dxhat_xhat = dot_of(dxhat, xhat, cols) / T(cols);
-                T* dx = din + r * cols;
-                for (index_t i = 0; i < cols; ++i)
-                    dx[i] += layernorm_input_grad(dy[i], w[i], xhat[i], rs, mean_dxhat, mean_dxhat_xhat);
+                detail::layernorm_backward_row_input(din + r * cols, dy, w, xhat, rs, mean_dxhat, mean_dxhat_xhat,
+                                                     cols);
             }
         }
     });
