@@ -91,9 +91,10 @@ double sum_squares(const T* x, index_t n) {
             constexpr int lanes = 8;
             double acc[lanes] = {};
             index_t i = 0;
+            auto square = [](T v) { return static_cast<double>(v) * static_cast<double>(v); };
             for (; i + lanes <= len; i += lanes)
-                for (int l = 0; l < lanes; ++l) acc[l] += static_cast<double>(xb[i + l]) * static_cast<double>(xb[i + l]);
-            for (int l = 0; i < len; ++i, ++l) acc[l] += static_cast<double>(xb[i]) * static_cast<double>(xb[i]);
+                for (int l = 0; l < lanes; ++l) acc[l] += square(xb[i + l]);
+            for (int l = 0; i < len; ++i, ++l) acc[l] += square(xb[i]);
             double s = 0;
             for (int l = 0; l < lanes; ++l) s += acc[l];
             partial[b] = s;

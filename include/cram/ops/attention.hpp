@@ -65,9 +65,7 @@ struct attention_mask_row {
         return dropout_keep(bits, e, threshold);
     }
 };
-}  // namespace detail
 
-namespace detail {
 // The weights the values are summed with: probs itself, or its dropped copy (drop(P), the forward's mask).
 template <class T>
 const T* attention_weights(T* dropped, const T* pb, index_t seq, index_t len, index_t e0, std::uint64_t seed,
