@@ -187,17 +187,20 @@ inline void blas_sgemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t
 
 // Tiles of C for the parallel BLAS GEMM, chosen from the shape alone (never from the thread count, so a
 // result is the same on any number of threads): halve the longer side until a tile holds about
-// `target_flops`, keeping sides of at least 64. Smaller tiles balance more threads but lose the BLAS's
-// efficiency (each call packs its panels again: 64-wide tiles ran ~20% slower on one core, measured).
+// `target_flops`, keeping sides of at least 64, and cut a product worth splitting (above `split_flops`) in
+// two at least. Smaller tiles balance more threads but lose the BLAS's efficiency (each call packs its
+// panels again: 64-wide tiles ran ~20% slower on one core, measured).
 struct gemm_tiling {
     index_t tile_m, tile_n, tiles_m, tiles_n;
 };
 inline gemm_tiling gemm_tiles(index_t m, index_t n, index_t k) {
     constexpr double target_flops = 40e6;  // ~0.4 ms of one core: far above a hand-off's few microseconds
+    constexpr double split_flops = 8e6;
     constexpr index_t min_side = 64;
     auto halve = [](index_t x) { return (x / 2 + 15) / 16 * 16; };
+    auto flops = [k](index_t a, index_t b) { return 2.0 * static_cast<double>(a) * static_cast<double>(b) * k; };
     index_t tm = m, tn = n;
-    while (2.0 * static_cast<double>(tm) * static_cast<double>(tn) * static_cast<double>(k) > target_flops) {
+    while (flops(tm, tn) > target_flops || (tm == m && tn == n && flops(m, n) > split_flops)) {
         if (tm >= tn && tm >= 2 * min_side) tm = halve(tm);
         else if (tn >= 2 * min_side) tn = halve(tn);
         else if (tm >= 2 * min_side) tm = halve(tm);
