@@ -1,8 +1,8 @@
-// Google Benchmark harness for the CPU oracle backend: GEMM, linear forward/backward, LayerNorm,
-// attention, the fused sparse decoder loss, and one whole training micro-step of crammed_tiny and crammed_mini
-// (tokens/s, per micro-batch and thread count).
-// The CPU backend is the correctness oracle, not the product; these numbers say how long tests and CPU
-// demos take and catch accidental slowdowns. Built by CI, not run there. See docs/benchmarks.md.
+// Google Benchmark harness for the CPU backend: GEMM, linear forward/backward, LayerNorm, attention, the
+// fused sparse decoder loss, and one whole training micro-step of crammed_tiny and crammed_mini (tokens/s,
+// per micro-batch and thread count). The CPU backend is what users without a GPU train with and what the
+// tests run on; benchmarks/cpu_vs_pytorch.py sets its step against the PyTorch peer. Built by CI, not run
+// there. See docs/benchmarks.md.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
