@@ -42,7 +42,6 @@ public:
         {
             std::lock_guard lock(mutex_);
             stop_ = true;
-            stop_flag_.store(true);
         }
         wake_.notify_all();
         for (auto& t : threads_) t.join();
@@ -151,7 +150,7 @@ private:
             // The next job's generation shows in next_'s high half as soon as run() publishes it.
             spin_while([&] {
                 return static_cast<std::uint32_t>(next_.load(std::memory_order_acquire) >> 32) == seen &&
-                       !stop_flag_.load(std::memory_order_relaxed);
+                       !stop_.load(std::memory_order_relaxed);
             });
             {
                 std::unique_lock lock(mutex_);
@@ -171,11 +170,10 @@ private:
     const std::function<void(int)>* task_ = nullptr;  // guarded by mutex_
     int parts_ = 0;                                    // guarded by mutex_
     std::atomic<int> pending_{0};                      // written under mutex_; read by the spinning caller
-    std::atomic<bool> stop_flag_{false};               // stop_, for the spinning workers
     std::uint32_t generation_ = 0;                     // guarded by mutex_
     std::atomic<std::uint64_t> next_{0};               // generation << 32 | next part
     std::exception_ptr error_;
-    bool stop_ = false;
+    std::atomic<bool> stop_{false};  // set under mutex_; also read by the spinning workers
 };
 
 namespace detail {

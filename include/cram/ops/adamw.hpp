@@ -77,7 +77,7 @@ void adamw_step(T* params, const T* grads, T* m, T* v, index_t n, const adamw_hp
 }
 
 // sum(x^2) in double: the global gradient norm is the square root of the sum over all buffers. Blocks of
-// a fixed size are summed in parallel (in 8 lanes each), then added in block order: the same bits on any
+// a fixed size are summed in parallel (vector_math's lanes, 8 doubles), then added in block order: the same bits on any
 // number of threads.
 template <class T>
 double sum_squares(const T* x, index_t n) {
@@ -87,17 +87,9 @@ double sum_squares(const T* x, index_t n) {
     cram::parallel_for(blocks, 2.0 * block, [&](index_t b0, index_t b1) {
         for (index_t b = b0; b < b1; ++b) {
             const T* xb = x + b * block;
-            const index_t len = std::min(block, n - b * block);
-            constexpr int lanes = 8;
-            double acc[lanes] = {};
-            index_t i = 0;
-            auto square = [](T v) { return static_cast<double>(v) * static_cast<double>(v); };
-            for (; i + lanes <= len; i += lanes)
-                for (int l = 0; l < lanes; ++l) acc[l] += square(xb[i + l]);
-            for (int l = 0; i < len; ++i, ++l) acc[l] += square(xb[i]);
-            double s = 0;
-            for (int l = 0; l < lanes; ++l) s += acc[l];
-            partial[b] = s;
+            partial[b] = lane_sum<8, double>(std::min(block, n - b * block), [xb](index_t i) {
+                return static_cast<double>(xb[i]) * static_cast<double>(xb[i]);
+            });
         }
     });
     double s = 0;

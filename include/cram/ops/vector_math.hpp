@@ -87,59 +87,44 @@ inline float normal_cdf_poly(float x) {
 }
 }  // namespace detail
 
-// Sums and maxima of a row in 16 lanes, combined in a fixed order at the end: strict IEEE arithmetic
-// forbids the compiler to reorder a single running sum, so a plain loop stays scalar (and latency-bound).
+// Reductions of a row in Lanes lanes, combined in a fixed order at the end: strict IEEE arithmetic forbids
+// the compiler to reorder a single running sum, so a plain loop stays scalar (and latency-bound). Element i
+// contributes term(i) to lane i % Lanes (the tail continues from lane 0).
+template <int Lanes, class T, class Term, class Combine>
+T lane_reduce(index_t n, T init, Term&& term, Combine&& combine) {
+    T acc[Lanes];
+    for (int l = 0; l < Lanes; ++l) acc[l] = init;
+    index_t i = 0;
+    for (; i + Lanes <= n; i += Lanes)
+        for (int l = 0; l < Lanes; ++l) acc[l] = combine(acc[l], term(i + l));
+    for (int l = 0; i < n; ++i, ++l) acc[l] = combine(acc[l], term(i));
+    T r = acc[0];
+    for (int l = 1; l < Lanes; ++l) r = combine(r, acc[l]);
+    return r;
+}
+template <int Lanes = 16, class T, class Term>
+T lane_sum(index_t n, Term&& term) {
+    return lane_reduce<Lanes>(n, T(0), term, [](T a, T b) { return a + b; });
+}
+
 template <class T>
 T sum_of(const T* x, index_t n) {
-    constexpr int lanes = 16;
-    T acc[lanes] = {};
-    index_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        for (int l = 0; l < lanes; ++l) acc[l] += x[i + l];
-    for (int l = 0; i < n; ++i, ++l) acc[l] += x[i];
-    T s = 0;
-    for (int l = 0; l < lanes; ++l) s += acc[l];
-    return s;
+    return lane_sum<16, T>(n, [x](index_t i) { return x[i]; });
 }
-// sum x[i] * y[i], in 16 lanes likewise.
+// sum x[i] * y[i].
 template <class T>
 T dot_of(const T* x, const T* y, index_t n) {
-    constexpr int lanes = 16;
-    T acc[lanes] = {};
-    index_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        for (int l = 0; l < lanes; ++l) acc[l] += x[i + l] * y[i + l];
-    for (int l = 0; i < n; ++i, ++l) acc[l] += x[i] * y[i];
-    T s = 0;
-    for (int l = 0; l < lanes; ++l) s += acc[l];
-    return s;
+    return lane_sum<16, T>(n, [x, y](index_t i) { return x[i] * y[i]; });
 }
-// sum (x[i] - mu)^2, in 16 lanes likewise (LayerNorm's variance around its mean).
+// sum (x[i] - mu)^2 (LayerNorm's variance around its mean).
 template <class T>
 T sum_squared_deviation(const T* x, T mu, index_t n) {
-    constexpr int lanes = 16;
-    T acc[lanes] = {};
-    index_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        for (int l = 0; l < lanes; ++l) acc[l] += (x[i + l] - mu) * (x[i + l] - mu);
-    for (int l = 0; i < n; ++i, ++l) acc[l] += (x[i] - mu) * (x[i] - mu);
-    T s = 0;
-    for (int l = 0; l < lanes; ++l) s += acc[l];
-    return s;
+    return lane_sum<16, T>(n, [x, mu](index_t i) { return (x[i] - mu) * (x[i] - mu); });
 }
 // The largest of x[0..n), n >= 1 (NaN-free input).
 template <class T>
 T max_of(const T* x, index_t n) {
-    constexpr int lanes = 16;
-    T acc[lanes];
-    for (int l = 0; l < lanes; ++l) acc[l] = x[0];
-    index_t i = 0;
-    for (; i + lanes <= n; i += lanes)
-        for (int l = 0; l < lanes; ++l) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
-    for (int l = 0; i < n; ++i, ++l) acc[l] = x[i] > acc[l] ? x[i] : acc[l];
-    T m = acc[0];
-    for (int l = 1; l < lanes; ++l) m = acc[l] > m ? acc[l] : m;
-    return m;
+    return lane_reduce<16>(n, x[0], [x](index_t i) { return x[i]; }, [](T m, T v) { return v > m ? v : m; });
 }
 
 // out[i] = e^(in[i] - shift); returns their sum. out may be in.
