@@ -9,6 +9,7 @@ packages=(
   libzstd-dev                                   # streaming .jsonl.zst corpora
   libcli11-dev                                  # the app's command line
   libopenblas-dev                               # the CPU backend's fp32 GEMMs (cram::blas)
+  libopenmpi-dev openmpi-bin                    # data-parallel training under mpirun (cram::mpi)
   doctest-dev                                   # tests
   libbenchmark-dev                              # benchmarks
   python3                                       # the end-to-end test reads metrics.jsonl and state.json

@@ -34,3 +34,13 @@ if(TARGET cram_bert_24h)
     set_tests_properties(app_hf_tokenizer PROPERTIES ENVIRONMENT "CRAM_NODE_MODULES=${CRAM_NODE_MODULES}")
   endif()
 endif()
+
+# Data-parallel training under mpirun (tests/apps/distributed.sh, docs/distributed.md): 2 and 4 ranks bit
+# for bit one process, resume across rank counts, signals, a killed rank. Needs the MPI build and mpirun;
+# skipped (77) without the shared data or mpirun.
+if(TARGET cram_bert_24h AND CRAM_HAS_MPI)
+  add_test(NAME app_distributed
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/apps/distributed.sh $<TARGET_FILE:cram_bert_24h> ${CRAM_SHARED_DATA}
+                   ${CMAKE_CURRENT_BINARY_DIR}/app_distributed)
+  set_tests_properties(app_distributed PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 900)
+endif()

@@ -7,13 +7,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "app_presets.hpp"
 #include "cram/core/error.hpp"
 #include "cram/core/thread_pool.hpp"
+#include "cram/dist/communicator.hpp"
 #include "cram/train/budget.hpp"
+#include "cram/train/grad_accumulation.hpp"
 #include "cram/train/schedule.hpp"
 
 namespace cram::app {
@@ -36,6 +39,9 @@ struct train_settings {
     std::int64_t max_steps = 0;
     int val_batches = 8;
     bool quiet = false;
+    std::string grad_accumulation = "auto";  // in-place, pairwise, or auto (pairwise with several ranks)
+    std::string rank_timeout = "10m";        // data-parallel: how long a rank waits for the others
+    dist::communicator* ranks = nullptr;     // data-parallel ranks (the MPI job), or null: one process
     double peak_flops = 0;        // filled by the device side when it knows the peak
     double start_time = 0;        // steady_seconds() when the command began: start-up counts
     // Tests only (CRAM_TEST_SECONDS_PER_MICRO_STEP): a simulated budget clock that advances this much per
@@ -74,6 +80,12 @@ inline std::optional<int> batch_target_setting(const train_settings& s) {
     return int(v);
 }
 
+// --grad-accumulation: in-place or pairwise, or nullopt for auto (pairwise with several ranks).
+inline std::optional<train::grad_accumulation> grad_accumulation_setting(const train_settings& s) {
+    if (s.grad_accumulation == "auto") return std::nullopt;
+    return train::parse_grad_accumulation(s.grad_accumulation);
+}
+
 // --lr: a positive number, or nullopt for auto (the recipe's rate, scaled to the derived batch target).
 inline std::optional<float> lr_setting(const train_settings& s) {
     if (s.lr == "auto") return std::nullopt;
@@ -103,7 +115,14 @@ inline void validate_settings(const train_settings& s) {
     CRAM_CHECK(s.ramp_end >= 0 && s.ramp_end <= 1, "--ramp-end is a budget fraction in [0, 1], got ", s.ramp_end);
     lr_setting(s);
     CRAM_CHECK(s.keep >= 1, "--keep must be at least 1, got ", s.keep);
+    grad_accumulation_setting(s);
+    train::parse_duration(s.rank_timeout);
 }
+
+// Data-parallel training (app_ranks.cpp): joins the job when an MPI launcher started several ranks (null
+// otherwise: one process), with `timeout` seconds as the longest wait for the other ranks. A build without
+// MPI refuses a launch of several ranks, which would train N unrelated copies.
+std::unique_ptr<dist::communicator> join_ranks(double timeout);
 
 // Trains on the device the settings ask for (cpu_train.cpp); s.start_time must already be set. Returns
 // the exit code: 0, or 128 + the signal that stopped the run (after its checkpoint was written).

@@ -45,6 +45,13 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
     cmd->add_option("--max-steps", s.max_steps, "Also stop after this many optimizer steps (0: budget only)")->capture_default_str();
     cmd->add_option("--val-batches", s.val_batches, "Validation micro-batches evaluated at the end (0: none)")->capture_default_str();
     cmd->add_flag("--quiet", s.quiet, "No progress lines and no summary");
+    cmd->add_option("--grad-accumulation", s.grad_accumulation,
+                    "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "
+                    "data-parallel ranks reproduce bit for bit), or auto (pairwise under mpirun)")
+        ->check(CLI::IsMember({"auto", "in-place", "pairwise"}))->capture_default_str();
+    cmd->add_option("--rank-timeout", s.rank_timeout,
+                    "Data-parallel (mpirun): how long a rank waits for the others before ending the job")
+        ->capture_default_str();
 }
 
 }  // namespace cram::app

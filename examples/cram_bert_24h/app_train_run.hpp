@@ -32,6 +32,9 @@ namespace cram::app {
 
 namespace detail {
 
+// Whether this process prints: not with --quiet, and only rank 0 of a data-parallel job.
+inline bool speaks(const train_settings& s) { return !s.quiet && (!s.ranks || s.ranks->root()); }
+
 inline void print_summary(const train::train_result& r, const train_settings& s) {
     std::printf("\n== training summary ==\n");
     std::printf("preset           %s\n", s.preset.c_str());
@@ -120,6 +123,8 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.quiet = s.quiet;
     o.val_batches = s.val_batches;
     o.peak_flops = s.peak_flops;
+    o.comm = s.ranks;
+    o.accumulation = grad_accumulation_setting(s);
     // the vocabulary's content is part of what a checkpoint must match (resume, glue): same size, other
     // tokens would silently mean other ids
     o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train_data.source().vocab_xxh64()}};
@@ -127,7 +132,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
     o.plan = plan.to_json();
-    if (!s.quiet) {
+    if (speaks(s)) {
         std::fprintf(stderr, "train: %s (%zu parameters) on %s, %lld training sequences of %d tokens\n", s.preset.c_str(),
                      bert<C, Backend>::parameter_count(), Backend::name,
                      static_cast<long long>(train_data.num_sequences()), seq);
@@ -189,20 +194,22 @@ int run_training(const train_settings& s, typename Backend::context& ctx) {
     train::time_source now = cram::steady_seconds;
     if (s.simulated_step_seconds > 0) {
         now = [&simulated] { return simulated; };
-        observers.after_micro_step = [&simulated, dt = s.simulated_step_seconds] { simulated += dt; };
+        // per micro-batch of the whole job: N data-parallel ranks run N at a time, so a run's clock (and its
+        // schedule) does not depend on how many ranks ran it
+        const double dt = s.simulated_step_seconds * (s.ranks ? s.ranks->size() : 1);
+        observers.after_micro_step = [&simulated, dt] { simulated += dt; };
     }
     train::budget_clock clock(train::parse_duration(s.budget), now,
                               s.simulated_step_seconds > 0 ? 0.0 : (s.start_time > 0 ? s.start_time : cram::steady_seconds()));
     const train::train_result r = with_preset(s.preset, [&]<bert_config C>() {
         return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
     });
-    if (!s.quiet) detail::print_summary(r, s);
-    if (r.signal) {
+    if (detail::speaks(s)) detail::print_summary(r, s);
+    if (r.signal && detail::speaks(s)) {
         std::fprintf(stderr, "train: stopped by %s; checkpoint %s written (continue with --resume)\n",
                      signal_name(r.signal), r.checkpoint.string().c_str());
-        return exit_code_for_signal(r.signal);
     }
-    return 0;
+    return r.signal ? exit_code_for_signal(r.signal) : 0;
 }
 
 }  // namespace cram::app

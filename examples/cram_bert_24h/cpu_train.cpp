@@ -1,6 +1,9 @@
 // train_on_device and measure_on_device, and the CPU instantiation of the app's trainer (run_training<cpu::backend<float>>):
 // the only plain C++ translation unit that compiles the trainer, so `train` and `run` share it and it
 // builds in parallel with the command files and with the GPU side (cuda_train.cu).
+#include <algorithm>
+#include <thread>
+
 #include "app_train.hpp"
 #include "app_train_run.hpp"
 #include "cram/cpu/backend.hpp"
@@ -16,6 +19,9 @@ int train_on_device(train_settings s) {
         if (s.micro_batch == 0) s.micro_batch = cuda_pick_micro_batch(s.preset, 128);
         return cuda_train(s);
     }
+    // data-parallel ranks on one machine share its cores unless --threads says otherwise
+    if (s.threads == 0 && s.ranks && s.ranks->local_size() > 1)
+        s.threads = std::max(1, int(std::thread::hardware_concurrency()) / s.ranks->local_size());
     if (s.threads > 0) cram::set_cpu_threads(s.threads);
     if (s.micro_batch == 0) s.micro_batch = find_preset(s.preset).cpu_micro_batch;
     cpu::backend<float>::context ctx{s.threads};

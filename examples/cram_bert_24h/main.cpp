@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "cram/core/error.hpp"
+#include "cram/dist/communicator.hpp"
 
 namespace {
 
@@ -63,6 +64,13 @@ int main(int argc, char** argv) {
     cram::app::add_export_command(app);
     cram::app::add_import_command(app);
     if (report_unknown_command(app, argc, argv)) return 2;
+    // data parallelism is `train`'s alone: N copies of another command would race on the same files
+    if (const int ranks = cram::dist::launched_ranks(); ranks > 1 && argc >= 2 && std::string_view(argv[1]) != "train") {
+        std::fprintf(stderr, "cram_bert_24h: error: an MPI launcher started %d processes, but only `train` runs "
+                     "data-parallel: run `%s` as one process (for `run`: prepare once, then `mpirun -np N "
+                     "cram_bert_24h train`, then `glue`; docs/distributed.md)\n", ranks, argv[1]);
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -69,7 +69,7 @@ TEST_CASE("XXH64: the specification's digests, any split of the input, and the r
 }
 
 TEST_CASE("a first stop signal is recorded; a second one ends the process at once") {
-    for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) {
         INFO(cram::signal_name(sig));
         int ready[2];
         REQUIRE(::pipe(ready) == 0);

@@ -321,7 +321,7 @@ TEST_CASE("saving: never into an existing directory, never non-finite, never los
 TEST_CASE("a stop signal at any micro-step: checkpoint, then a resume that ends bit for bit as an unbroken run") {
     const double budget = 10;  // 40 micro-steps, the ramp from 1 to 2 micro-batches per step
     const auto ref = run(test::scratch_dir("rel_signal_ref"), budget, false);
-    for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) {
         for (const int at : {0, 5, 18, 27, 38}) {
             INFO(signal_name(sig) << " after micro-step " << at);
             const auto dir = test::scratch_dir("rel_signal");

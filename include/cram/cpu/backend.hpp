@@ -10,6 +10,7 @@
 
 #include "cram/core/memory_space.hpp"
 #include "cram/core/platform.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/ops/activation.hpp"
 #include "cram/ops/adamw.hpp"
 #include "cram/ops/attention.hpp"
@@ -63,6 +64,10 @@ struct backend {
     // ---- elementwise.hpp -----------------------------------------------------------------------
     static void add(context&, T* out, const T* a, const T* b, index_t n) { ops::add(out, a, b, n); }
     static void add_inplace(context&, T* acc, const T* x, index_t n) { ops::add_inplace(acc, x, n); }
+    // whole gradient buffers: memory-bound, split over the pool
+    static void add_params(context&, T* acc, const T* x, index_t n) {
+        cram::parallel_for(n, 1.0, [&](std::ptrdiff_t b, std::ptrdiff_t e) { ops::add_inplace(acc + b, x + b, index_t(e - b)); });
+    }
     // The weights the matmuls read are the parameters themselves here (weights_alias_params): nothing to do.
     static void params_to_weights(context&, act_t*, const param_t*, index_t) {}
 

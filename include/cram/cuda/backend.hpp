@@ -83,6 +83,7 @@ struct backend {
         cuda::add(ctx, out, a, b, n);
     }
     static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
+    static void add_params(context& ctx, param_t* acc, const param_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
     // The bf16 weights the matmuls read, from the fp32 master parameters.
     static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) { cuda::convert(ctx, w, p, n); }
 

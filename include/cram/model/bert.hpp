@@ -186,6 +186,7 @@ public:
 
     // Mean MLM loss per masked token over the calls since the last take (synchronises a device backend).
     double take_mlm_loss() { return loss_.take(ctx_); }
+    typename loss_meter<Backend>::loss_total take_mlm_loss_total() { return loss_.take_total(ctx_); }
 
 private:
     struct layer_acts {

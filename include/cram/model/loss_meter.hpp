@@ -20,12 +20,20 @@ public:
 
     // Mean per item since the last take, then reset (synchronises a device backend).
     double take(typename Backend::context& ctx) {
+        const loss_total t = take_total(ctx);
+        return t.count > 0 ? t.sum / t.count : 0.0;
+    }
+    // The sum and the item count since the last take, then reset: what data-parallel ranks add up.
+    struct loss_total {
+        double sum = 0, count = 0;
+    };
+    loss_total take_total(typename Backend::context& ctx) {
         param_t s{};
         Backend::to_host(ctx, &s, sum_.data(), 1);
         Backend::zero(ctx, sum_.data(), 1);
-        const double mean = count_ > 0 ? static_cast<double>(s) / static_cast<double>(count_) : 0.0;
+        const loss_total t{static_cast<double>(s), static_cast<double>(count_)};
         count_ = 0;
-        return mean;
+        return t;
     }
 
 private:

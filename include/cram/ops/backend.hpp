@@ -37,6 +37,8 @@ struct backend_signatures {
     // elementwise.hpp (params_to_weights: the copy the matmuls read, from the master parameters)
     using add = void(ctx, A* out, const A* a, const A* b, index_t n);
     using add_inplace = void(ctx, A* acc, const A* x, index_t n);
+    // gradients: acc += x in the parameters' type (pairwise accumulation of micro-batches)
+    using add_params = void(ctx, P* acc, const P* x, index_t n);
     using params_to_weights = void(ctx, A* weights, const P* params, index_t n);
     // activation.hpp
     using gelu_forward = void(ctx, A* out, const A* in, index_t n);
@@ -136,6 +138,7 @@ concept backend_ops_with = requires {
     static_cast<typename S::linear_backward*>(&B::linear_backward);
     static_cast<typename S::add*>(&B::add);
     static_cast<typename S::add_inplace*>(&B::add_inplace);
+    static_cast<typename S::add_params*>(&B::add_params);
     static_cast<typename S::params_to_weights*>(&B::params_to_weights);
     static_cast<typename S::gelu_forward*>(&B::gelu_forward);
     static_cast<typename S::gelu_backward*>(&B::gelu_backward);

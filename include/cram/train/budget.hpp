@@ -111,8 +111,8 @@ public:
     void add_spent(double seconds) { spent_before_ += seconds; }
     double spent_before() const { return spent_before_; }
     double budget() const { return budget_; }
-    double elapsed() const { return spent_before_ + (now_() - start_); }
-    double this_process() const { return now_() - start_; }
+    double elapsed() const { return spent_before_ + (now() - start_); }
+    double this_process() const { return now() - start_; }
     double progress() const { return progress_at(elapsed()); }
     double progress_at(double elapsed_seconds) const {
         const double p = elapsed_seconds / budget_;
@@ -121,11 +121,24 @@ public:
     bool expired() const { return elapsed() >= budget_; }
     double remaining() const { return budget_ - elapsed(); }
 
+    // Data-parallel ranks share one clock: at each of its agreement points the trainer pins every rank's
+    // clock to rank 0's reading of its time source, so every decision taken from the clock until the next
+    // point (stop, batch size, learning rate, checkpoint due) is the same on all ranks.
+    double read_source() const { return now_(); }
+    void pin(double source_reading) {
+        pinned_ = source_reading;
+        is_pinned_ = true;
+    }
+
 private:
+    double now() const { return is_pinned_ ? pinned_ : now_(); }
+
     double budget_;
     time_source now_;
     double start_;
     double spent_before_ = 0;
+    double pinned_ = 0;
+    bool is_pinned_ = false;
 };
 
 }  // namespace cram::train

@@ -54,6 +54,10 @@ struct step_record {
     double tokens_per_s = 0, mfu = -1;  // mfu < 0: unknown peak
     bool skipped_step = false;
     bool partial_step = false;  // the budget ended inside it: applied as the mean of its micro-batches
+    // data-parallel runs (ranks > 1): seconds this step spent summing gradients over the ranks (rank 0's
+    // wait included), and the spread between the busiest and the least busy rank's compute (stragglers)
+    int ranks = 1;
+    double allreduce_s = 0, rank_spread_s = 0;
 
     nlohmann::json to_json() const {
         nlohmann::json j{{"step", step},
@@ -74,6 +78,11 @@ struct step_record {
         if (mfu >= 0) j["mfu"] = mfu;
         if (skipped_step) j["skipped"] = true;
         if (partial_step) j["partial"] = true;
+        if (ranks > 1) {
+            j["ranks"] = ranks;
+            j["allreduce_s"] = allreduce_s;
+            j["rank_spread_s"] = rank_spread_s;
+        }
         return j;
     }
 };

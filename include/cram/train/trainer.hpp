@@ -10,6 +10,15 @@
 // installed) stop the run after the current micro-step: the partial step is dropped, and the checkpoint is
 // that of the last step boundary (elapsed budget included), so a resume continues exactly as if the run had
 // not been interrupted. The run directory is locked (cram/core/dir_lock.hpp) for the trainer's lifetime.
+//
+// Data parallelism (trainer_options::comm, cram/dist/): N ranks run one optimizer step's micro-batches
+// between them, rank r the r-th block of consecutive ones (its data read from the global position and
+// masked by global sequence index, its dropout keyed by the global micro-step), with the batch counted in
+// sequences over all ranks (the ramp's micro-batches rounded up to a multiple of N). Gradients are summed
+// over the ranks before the norm, the clip and AdamW, which therefore run identically everywhere. Rank 0's
+// clock and any rank's stop signal are agreed after every micro-step, so all ranks take the same decisions
+// and stop after the same micro-step. Only rank 0 writes (checkpoints, metrics, progress); a resume reads
+// the checkpoint on rank 0 and broadcasts it, so a checkpoint resumes with any number of ranks.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -28,12 +37,14 @@
 #include "cram/core/dir_lock.hpp"
 #include "cram/core/error.hpp"
 #include "cram/core/signals.hpp"
+#include "cram/dist/communicator.hpp"
 #include "cram/model/batch_upload.hpp"
 #include "cram/model/bert.hpp"
 #include "cram/model/config.hpp"
 #include "cram/train/batch_source.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/checkpoint.hpp"
+#include "cram/train/grad_accumulation.hpp"
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
 #include "cram/train/plan.hpp"
@@ -69,6 +80,11 @@ struct trainer_options {
     recipe_scaling scaling{};
     warmup_policy warmup{};
     nlohmann::json plan;  // the plan the caller made (plan.hpp), recorded in metrics.jsonl as the "plan" event
+    // Data-parallel ranks (cram/dist/); null: this process alone. Not part of the fingerprint: a checkpoint
+    // resumes with any number of ranks.
+    dist::communicator* comm = nullptr;
+    // How micro-batches add up (grad_accumulation.hpp); unset: pairwise with several ranks, else in place.
+    std::optional<grad_accumulation> accumulation;
 };
 
 // Who wants to hear about progress besides the metrics file: after every micro-step (a simulated clock
@@ -173,12 +189,16 @@ public:
     mlm_trainer(context& ctx, batch_source& data, const trainer_options& o, budget_clock& clock,
                 const lr_schedule& schedule = {}, batch_source* val = nullptr, trainer_observers observers = {})
         : ctx_(ctx), data_(data), o_(o), clock_(clock), schedule_(schedule), val_(val),
-          observers_(std::move(observers)), seq_(data.seq_len()), progress_(o.quiet, o.plain_progress_every),
-          checkpoints_(o.out, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
+          observers_(std::move(observers)), seq_(data.seq_len()), comm_(o.comm ? o.comm : &single_),
+          ranks_(comm_->size()), rank_(comm_->rank()), out_(comm_->root() ? o.out : std::filesystem::path()),
+          progress_(o.quiet || !comm_->root(), o.plain_progress_every),
+          checkpoints_(out_, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
                        o.keep),
-          upload_(ctx), ramp_(o.ramp), peak_lr_(o.adamw.lr) {
+          upload_(ctx), ramp_(o.ramp), peak_lr_(o.adamw.lr),
+          accumulation_(o.accumulation.value_or(ranks_ > 1 ? grad_accumulation::pairwise : grad_accumulation::in_place)) {
         // one process per run directory, from before its checkpoints are read until the last is written
-        if (!o_.out.empty()) run_lock_ = dir_lock(o_.out, "run directory", "cram trainer");
+        // (rank 0's: the only one that writes; the condition is the same on every rank, as on_root needs)
+        if (!o_.out.empty()) dist::on_root(*comm_, [&] { run_lock_ = dir_lock(out_, "run directory", "cram trainer"); });
         check_settings();
         allocate();
         res_.budget = clock_.budget();
@@ -205,6 +225,10 @@ public:
         start_sequences_ = n_.sequences;
         checkpoints_.mark(clock_.elapsed());
         smoothed_ = n_.last_loss;
+        if (ranks_ > 1)
+            progress_.message("train: " + std::to_string(ranks_) + " data-parallel ranks over " + comm_->transport() +
+                              ", " + std::to_string(ramp_.micro_batch) + " sequences per micro-batch on each; " +
+                              to_string(accumulation_) + " gradient accumulation");
     }
 
     // The run: optimizer steps until the budget or max_steps, periodic checkpoints, then finish().
@@ -230,7 +254,9 @@ public:
     // dropped and the data rewound to the step's start, so the final checkpoint is the step boundary's and a
     // resume continues exactly.
     std::optional<accumulated> accumulate() {
-        if (stopped_ || clock_.expired()) return std::nullopt;
+        if (stopped_) return std::nullopt;
+        agree();
+        if (clock_.expired()) return std::nullopt;
         if (o_.max_steps > 0 && n_.step >= o_.max_steps) {  // also a resume of a run that already reached it
             res_.stop_reason = "max_steps";
             stopped_ = true;
@@ -238,34 +264,51 @@ public:
         }
         boundary_elapsed_ = clock_.elapsed();
         boundary_position_ = data_.position();
-        if (const int sig = cram::stop_requested()) {
+        if (const int sig = stop_signal()) {
             stop_for_signal(sig);
             return std::nullopt;
         }
         derive_if_measured();
-        const int accumulation = accumulation_that_fits(ramp_.accumulation(clock_.progress()), clock_.remaining(),
-                                                        seconds_per_micro_step());
-        n_.accumulation = accumulation;
+        // rounds: micro-batches per rank (the ramp's count rounded up to a multiple of the ranks)
+        const int wanted = (ramp_.accumulation(clock_.progress()) + ranks_ - 1) / ranks_;
+        const int rounds = accumulation_that_fits(wanted, clock_.remaining(), seconds_per_micro_step());
+        const int planned = rounds * ranks_;
+        n_.accumulation = planned;
         state_->zero_grads();
+        if (pairwise_) pairwise_->begin(rounds);
+        const std::int64_t first = std::int64_t(rank_) * rounds;  // this rank's first micro-batch of the step
+        if (ranks_ > 1) data_.seek(boundary_position_ + first * ramp_.micro_batch);
+        double busy = 0;
         int done = 0;
-        while (done < accumulation) {
-            micro_step(accumulation, n_.micro_steps + done);
+        while (done < rounds) {
+            const double t0 = cram::steady_seconds();
+            micro_step(planned, n_.micro_steps + first + done);
+            if (pairwise_) pairwise_->after_micro_batch();
+            if (ranks_ > 1) Backend::synchronize(ctx_);  // a device's queue included in this rank's busy time
+            busy += cram::steady_seconds() - t0;
             ++done;
+            agree();
+            if (++process_micro_steps_ == 1) first_micro_end_ = clock_.this_process();
             if (clock_.expired()) {
                 stopped_ = true;
                 break;
             }
-            if (const int sig = cram::stop_requested(); sig && done < accumulation) {
-                (void)model_->take_mlm_loss();
+            if (const int sig = stop_signal(); sig && done < rounds) {
+                (void)model_->take_mlm_loss_total();
                 data_.seek(boundary_position_);
                 stop_for_signal(sig);
                 return std::nullopt;
             }
         }
-        n_.micro_steps += done;
-        n_.sequences += std::int64_t(done) * ramp_.micro_batch;
-        const double loss = model_->take_mlm_loss();
-        return accumulated{done, loss, accumulation};
+        if (pairwise_ && done < rounds) pairwise_->finish_early();
+        const int ran = done * ranks_;  // micro-batches over all ranks
+        n_.micro_steps += ran;
+        n_.sequences += std::int64_t(ran) * ramp_.micro_batch;
+        if (ranks_ > 1) data_.seek(boundary_position_ + std::int64_t(ran) * ramp_.micro_batch);
+        const auto loss = model_->take_mlm_loss_total();
+        double totals[2] = {loss.sum, loss.count};
+        if (ranks_ > 1) sum_over_ranks(totals, busy);
+        return accumulated{ran, totals[1] > 0 ? totals[0] / totals[1] : 0.0, planned};
     }
 
     // Clips and applies the accumulated gradients (AdamW at the schedule's learning rate), or skips a step
@@ -325,7 +368,10 @@ public:
         if (res_.this_process > 0 && res_.tokens_per_s == 0)
             res_.tokens_per_s = double(n_.sequences - start_sequences_) * seq_ / res_.this_process;
         res_.checkpoint = save(res_.elapsed);
-        if (!res_.signal) res_.val_loss = validation_loss();
+        // no rank leaves before rank 0's checkpoint is on disk: a launcher ends the whole job when one rank
+        // exits with a non-zero code (as after a stop signal)
+        comm_->barrier();
+        if (!res_.signal && comm_->root()) res_.val_loss = validation_loss();
         metrics_->write(res_.to_json());
         write_plot();
         return res_;
@@ -340,8 +386,32 @@ public:
     float peak_lr() const { return peak_lr_; }
     const derived_recipe& recipe() const { return recipe_; }
     bool recipe_derived() const { return derived_; }
+    grad_accumulation accumulation_mode() const { return accumulation_; }
 
 private:
+    // The agreement point of data-parallel ranks (nothing for one process): every rank's clock is pinned to
+    // rank 0's reading and the stop signal is the first one any rank received.
+    void agree() {
+        if (ranks_ == 1) return;
+        double v[2] = {comm_->root() ? clock_.read_source() : -HUGE_VAL, double(cram::stop_requested())};
+        comm_->max(v, 2);
+        clock_.pin(v[0]);
+        agreed_signal_ = int(v[1]);
+    }
+    int stop_signal() const { return ranks_ > 1 ? agreed_signal_ : cram::stop_requested(); }
+
+    // The step's gradients and loss totals summed over the ranks, the time the gradient sum took, and the
+    // spread of the ranks' compute times (`busy`: this rank's micro-steps alone, without the waits).
+    void sum_over_ranks(double (&loss_totals)[2], double busy) {
+        const double t0 = cram::steady_seconds();
+        comm_->sum_gradients(state_->grads(), state_->size());
+        allreduce_s_ = cram::steady_seconds() - t0;
+        comm_->sum(loss_totals, 2);
+        double spread[2] = {busy, -busy};
+        comm_->max(spread, 2);
+        rank_spread_s_ = spread[0] + spread[1];
+    }
+
     // Budget seconds per micro-step in this process (its first micro-step is not timed: caches, allocation,
     // kernel selection); before two micro-steps, the value the checkpoint recorded; 0 when unknown.
     double seconds_per_micro_step() const {
@@ -358,7 +428,7 @@ private:
         const double process = clock_.this_process();
         if (!o_.warmup.done(timed, process, clock_.budget())) return;
         const int micro = ramp_.micro_batch;
-        const double rate = double(timed) * micro / (process - first_micro_end_);
+        const double rate = double(timed) * micro * ranks_ / (process - first_micro_end_);
         recipe_ = derive_after_warmup(o_.scaling, double(n_.sequences), rate, clock_.remaining(), clock_.elapsed(),
                                       micro, o_.derive_batch_target ? std::nullopt : std::optional<int>(o_.ramp.target),
                                       o_.derive_lr ? std::nullopt : std::optional<float>(o_.adamw.lr));
@@ -389,6 +459,8 @@ private:
         try {
             state_ = std::make_unique<training_state<Backend>>(ctx_, model_t::layout());
             model_ = std::make_unique<model_t>(ctx_, bind_bert<C, Backend>(*state_), micro, seq_, o_.model.pad_id);
+            if (accumulation_ == grad_accumulation::pairwise)
+                pairwise_ = std::make_unique<pairwise_accumulator<Backend>>(ctx_, state_->grads(), state_->size());
         } catch (const std::bad_alloc&) {
             CRAM_THROW("out of memory allocating the model for a micro-batch of ", micro, " sequences of ", seq_,
                        " tokens: lower --micro-batch (the batch target is still reached by gradient accumulation)");
@@ -400,19 +472,35 @@ private:
         }
     }
 
+    // Rank 0 reads and verifies the checkpoint; the other ranks get its tensors and state from it.
     void restore() {
-        const auto loaded = checkpoints_.template resume<param_t>(model_t::layout());
-        state_->load_params(loaded.params.data());
-        state_->load_moments(loaded.m.data(), loaded.v.data());
-        const auto file = loaded.dir / checkpoint_paths::state;
-        n_ = training_counters::from_state(loaded.state, file);
-        const json_fields f(loaded.state, file);
+        std::vector<param_t> params, m, v;
+        std::string state_text, dir;
+        dist::on_root(*comm_, [&] {
+            auto loaded = checkpoints_.template resume<param_t>(model_t::layout());
+            params = std::move(loaded.params);
+            m = std::move(loaded.m);
+            v = std::move(loaded.v);
+            state_text = loaded.state.dump();
+            dir = loaded.dir.string();
+        });
+        if (ranks_ > 1) {
+            for (auto* t : {&params, &m, &v}) dist::broadcast_vector(*comm_, *t);
+            dist::broadcast_string(*comm_, state_text);
+            dist::broadcast_string(*comm_, dir);
+        }
+        const auto state = nlohmann::json::parse(state_text);
+        state_->load_params(params.data());
+        state_->load_moments(m.data(), v.data());
+        const auto file = std::filesystem::path(dir) / checkpoint_paths::state;
+        n_ = training_counters::from_state(state, file);
+        const json_fields f(state, file);
         data_.seek(f.integer("data_position", 0));
         clock_.add_spent(f.number("elapsed_s"));
-        restore_recipe(loaded.state, file);
+        restore_recipe(state, file);
         res_.resumed = true;
         res_.resumed_from_step = n_.step;
-        progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
+        progress_.message("train: resumed " + dir + " at step " + std::to_string(n_.step) + ", " +
                           format_duration(clock_.spent_before()) + " of the budget already spent");
         // a run killed after its last step (during validation or the summary): nothing is left to train,
         // and run() goes straight to finish(), which writes the final checkpoint, validation and summary
@@ -446,21 +534,21 @@ private:
     }
 
     void fresh_start() {
-        checkpoints_.refuse_existing(o_.out);
+        dist::on_root(*comm_, [&] { checkpoints_.refuse_existing(out_); });
         o_.model.validate(C.vocab);
         state_->init(o_.seed, o_.model.init_std, C.hidden, o_.model.pad_id);
     }
 
     void open_metrics() {
         namespace fs = std::filesystem;
-        if (o_.out.empty()) {
+        if (out_.empty()) {
             metrics_ = std::make_unique<metrics_log>();
             return;
         }
-        fs::create_directories(o_.out);
-        metrics_ = std::make_unique<metrics_log>(o_.out / "metrics.jsonl", o_.resume, n_.step, n_.micro_steps);
-        res_.metrics = o_.out / "metrics.jsonl";
-        res_.plot = o_.out / "loss.svg";
+        fs::create_directories(out_);
+        metrics_ = std::make_unique<metrics_log>(out_ / "metrics.jsonl", o_.resume, n_.step, n_.micro_steps);
+        res_.metrics = out_ / "metrics.jsonl";
+        res_.plot = out_ / "loss.svg";
     }
 
     // One micro-batch forward and backward into the gradients, scaled for an accumulation of `accumulation`.
@@ -470,7 +558,6 @@ private:
         const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(index + 1));
         model_->mlm_forward_backward(upload_(hb), forward_options{0.0f, dropout_seed}, 1.0f / float(accumulation));
         if (observers_.after_micro_step) observers_.after_micro_step();
-        if (++process_micro_steps_ == 1) first_micro_end_ = clock_.this_process();
     }
 
     step_record record(const accumulated& a, double norm) const {
@@ -489,7 +576,10 @@ private:
         r.data_position = data_.position();
         const double dt = clock_.this_process() - start_this_;
         r.tokens_per_s = dt > 0 ? double(n_.sequences - start_sequences_) * seq_ / dt : 0;
-        if (o_.peak_flops > 0) r.mfu = r.tokens_per_s * flops_per_token(C, seq_) / o_.peak_flops;
+        if (o_.peak_flops > 0) r.mfu = r.tokens_per_s * flops_per_token(C, seq_) / (o_.peak_flops * ranks_);
+        r.ranks = ranks_;
+        r.allreduce_s = allreduce_s_;
+        r.rank_spread_s = rank_spread_s_;
         return r;
     }
 
@@ -541,7 +631,9 @@ private:
                               {"config", checkpoints_.config()},
                               {"config_fingerprint", checkpoints_.fingerprint()},
                               {"run", o_.run_info},
-                              {"seconds_per_micro_step", seconds_per_micro_step()}};
+                              {"seconds_per_micro_step", seconds_per_micro_step()},
+                              {"ranks", ranks_},
+                              {"grad_accumulation", to_string(accumulation_)}};
         if (derived_ && (o_.derive_batch_target || o_.derive_lr)) j["recipe"] = recipe_.to_json();
         return j;
     }
@@ -590,6 +682,10 @@ private:
     batch_source* val_;
     trainer_observers observers_;
     int seq_;
+    dist::single_process single_;  // the communicator when o.comm is null
+    dist::communicator* comm_;
+    int ranks_, rank_;
+    std::filesystem::path out_;  // o.out on rank 0; empty on the others, which write nothing
     progress_line progress_;
     run_checkpoints checkpoints_;
     std::unique_ptr<training_state<Backend>> state_;
@@ -613,6 +709,10 @@ private:
     std::int64_t start_sequences_ = 0;
     int bad_streak_ = 0;
     bool stopped_ = false;
+    grad_accumulation accumulation_;
+    std::unique_ptr<pairwise_accumulator<Backend>> pairwise_;  // with pairwise accumulation
+    int agreed_signal_ = 0;                 // data-parallel: the stop signal any rank received
+    double allreduce_s_ = 0, rank_spread_s_ = 0;  // data-parallel: the last step's
 };
 
 // The whole run in one call: mlm_trainer(...).run().
