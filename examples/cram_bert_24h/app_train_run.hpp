@@ -43,8 +43,10 @@ inline void print_summary(const train::train_result& r, const train_settings& s)
                 r.resumed ? (" (resumed at step " + std::to_string(r.resumed_from_step) + ")").c_str() : "");
     std::printf("optimizer steps  %lld (%lld micro-steps, %lld skipped)\n", static_cast<long long>(r.steps),
                 static_cast<long long>(r.micro_steps), static_cast<long long>(r.skipped));
-    std::printf("tokens seen      %lld (%s tokens/s in this process)\n", static_cast<long long>(r.tokens),
-                train::si_rate(r.tokens_per_s).c_str());
+    const int ranks = s.ranks ? s.ranks->size() : 1;
+    std::printf("tokens seen      %lld (%s tokens/s %s)\n", static_cast<long long>(r.tokens),
+                train::si_rate(r.tokens_per_s).c_str(),
+                ranks > 1 ? ("over " + std::to_string(ranks) + " ranks").c_str() : "in this process");
     if (r.mfu >= 0) std::printf("MFU              %.1f%%\n", 100 * r.mfu);
     std::printf("MLM loss         first step %.4f -> last step %.4f\n", r.first_loss, r.final_loss);
     if (std::isfinite(r.val_loss)) std::printf("validation loss  %.4f\n", r.val_loss);
@@ -84,7 +86,17 @@ plan_report start_plan(const train_settings& s, const std::string& dataset, std:
     c.seq_len = seq;
     c.bytes_per_sequence = bytes_per_sequence<C, Backend>(seq);
     c.fixed_bytes = fixed_bytes<C, Backend>();
-    return make_plan(s, c, planned_throughput<C, Backend>(s, seq));
+    throughput rate = planned_throughput<C, Backend>(s, seq);
+    const int ranks = s.ranks ? s.ranks->size() : 1;
+    if (ranks == 1) return make_plan(s, c, rate);
+    // N data-parallel ranks: the job's unit is one micro-batch on every rank, at N times one rank's rate
+    // (an upper bound: the gradient sums are not counted)
+    train_settings job = s;
+    job.micro_batch = s.micro_batch * ranks;
+    rate.sequences_per_s *= ranks;
+    rate.source += "; times " + std::to_string(ranks) + " data-parallel ranks, gradient sums not counted (the "
+                   "micro-batch below is one on every rank)";
+    return make_plan(job, c, rate);
 }
 
 template <bert_config C, class Backend>

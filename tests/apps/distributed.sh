@@ -51,8 +51,9 @@ step "prepare a small dataset"
 "$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 150 --vocab-size 8192 --quiet > /dev/null
 export CRAM_TEST_SECONDS_PER_MICRO_STEP=1
 # 4 micro-batches of 4 sequences per step: 4 on one process, 2 on each of 2 ranks, 1 on each of 4
-train=("$app" train --data "$work/data" --preset crammed_tiny --device cpu --micro-batch 4 --batch-target 16
-       --ramp-end 0 --lr 5e-4 --budget 1000s --checkpoint-every 20s --keep 2 --val-batches 1 --threads 1 --quiet)
+base=("$app" train --data "$work/data" --preset crammed_tiny --device cpu --micro-batch 4 --batch-target 16
+      --ramp-end 0 --lr 5e-4 --checkpoint-every 20s --keep 2 --val-batches 1 --threads 1 --quiet)
+train=("${base[@]}" --budget 1000s)
 
 step "reference: one process, pairwise accumulation, 8 steps"
 "${train[@]}" --grad-accumulation pairwise --max-steps 8 --out "$work/one"
@@ -72,6 +73,12 @@ PY
 step "4 ranks (oversubscribed), 8 steps: bit for bit the reference"
 "${mpi[@]}" -np 4 "${train[@]}" --max-steps 8 --out "$work/four"
 same_model "$work/one" "$work/four"
+
+step "2 ranks on the real clock (each rank started at its own moment): all stop at the budget together"
+timeout 120 env -u CRAM_TEST_SECONDS_PER_MICRO_STEP "${mpi[@]}" -np 2 "${base[@]}" --budget 6s --rank-timeout 30s --out "$work/real" ||
+  fail "the 2-rank job on the real clock failed or hung"
+[ "$(state "$work/real" ranks)" = 2 ] || fail "no 2-rank checkpoint"
+echo "ok: stopped by the budget after $(state "$work/real" step) steps"
 
 step "in-place accumulation on one process differs (the comparison can fail)"
 "${train[@]}" --grad-accumulation in-place --max-steps 8 --out "$work/inplace"

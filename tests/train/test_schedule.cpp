@@ -58,6 +58,30 @@ TEST_CASE("budget clock: progress, resume offset, start-up counted") {
     CHECK(c.progress_at(75) == 1.0);
 }
 
+TEST_CASE("budget clock pinned to another rank's time in its process: the same decisions from other origins") {
+    // two ranks: time sources with unrelated origins, started at different moments, one checkpoint's spent time
+    double t0 = 1000, t1 = 5;
+    budget_clock root(100, [&] { return t0; }, 990.0), other(100, [&] { return t1; }, 2.0);
+    root.add_spent(30);
+    other.add_spent(30);
+    const double agreed = root.live_this_process();  // 10 s into rank 0's process
+    CHECK(agreed == 10);
+    CHECK(other.live_this_process() == 3);
+    root.pin_this_process(agreed);
+    other.pin_this_process(agreed);
+    t0 += 50, t1 += 7;  // the sources move on; pinned clocks do not until the next agreement
+    for (const budget_clock* c : {&root, &other}) {
+        CHECK(c->this_process() == 10);
+        CHECK(c->elapsed() == 40);
+        CHECK(c->progress() == doctest::Approx(0.4));
+        CHECK(c->remaining() == 60);
+        CHECK_FALSE(c->expired());
+    }
+    CHECK(root.live_this_process() == 60);
+    other.pin_this_process(70);
+    CHECK(other.expired());  // 30 spent + 70 here
+}
+
 TEST_CASE("budget-triangle2 is min(0.25 + p, 4 (1 - p))") {
     const lr_schedule s = lr_schedule::budget_triangle2();
     const double ps[] = {0.0, 0.1, 0.25, 0.5, 0.7, 0.75, 0.8, 0.9, 0.99, 1.0};

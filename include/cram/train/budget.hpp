@@ -122,11 +122,12 @@ public:
     double remaining() const { return budget_ - elapsed(); }
 
     // Data-parallel ranks share one clock: at each of its agreement points the trainer pins every rank's
-    // clock to rank 0's reading of its time source, so every decision taken from the clock until the next
-    // point (stop, batch size, learning rate, checkpoint due) is the same on all ranks.
-    double read_source() const { return now_(); }
-    void pin(double source_reading) {
-        pinned_ = source_reading;
+    // clock to rank 0's time in its process (time sources of different machines share no origin, and each
+    // rank started at its own moment), so every decision taken from the clock until the next point (stop,
+    // batch size, learning rate, checkpoint due) is the same on all ranks.
+    double live_this_process() const { return now_() - start_; }
+    void pin_this_process(double seconds) {
+        pinned_ = start_ + seconds;
         is_pinned_ = true;
     }
 

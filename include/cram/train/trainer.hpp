@@ -386,16 +386,16 @@ public:
     float peak_lr() const { return peak_lr_; }
     const derived_recipe& recipe() const { return recipe_; }
     bool recipe_derived() const { return derived_; }
-    grad_accumulation accumulation_mode() const { return accumulation_; }
 
 private:
     // The agreement point of data-parallel ranks (nothing for one process): every rank's clock is pinned to
-    // rank 0's reading and the stop signal is the first one any rank received.
+    // rank 0's time in its process (the budget spent before it came from the same checkpoint on every rank)
+    // and the stop signal is the first one any rank received.
     void agree() {
         if (ranks_ == 1) return;
-        double v[2] = {comm_->root() ? clock_.read_source() : -HUGE_VAL, double(cram::stop_requested())};
+        double v[2] = {comm_->root() ? clock_.live_this_process() : -HUGE_VAL, double(cram::stop_requested())};
         comm_->max(v, 2);
-        clock_.pin(v[0]);
+        clock_.pin_this_process(v[0]);
         agreed_signal_ = int(v[1]);
     }
     int stop_signal() const { return ranks_ > 1 ? agreed_signal_ : cram::stop_requested(); }
