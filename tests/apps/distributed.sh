@@ -6,7 +6,8 @@
 #  - SIGUSR1 to mpirun (forwarded) and SIGTERM to the ranks: every rank stops after the same micro-step,
 #    rank 0 writes the checkpoint, all exit 128 + signal, and --resume ends where an unbroken run does;
 #  - a rank killed with SIGKILL: the job ends with a message naming it within seconds, and resumes;
-#  - other commands under mpirun are refused.
+#  - other commands under mpirun are refused;
+#  - on a machine with two GPUs, 2 GPU ranks over NCCL train close to one GPU (skipped, saying so, without).
 # The comparisons use the test clock (CRAM_TEST_SECONDS_PER_MICRO_STEP: budget time is micro-batches),
 # so every run follows the same schedule. Needs ../shared/data (wiki/) and mpirun; exits 77 (skipped)
 # without them.
@@ -142,5 +143,25 @@ step "commands other than train are refused under mpirun"
 if "${mpi[@]}" -np 2 "$app" plan --preset crammed_tiny --budget 1h > "$work/refused.log" 2>&1; then fail "plan ran under mpirun"; fi
 grep -q "only \`train\` runs data-parallel" "$work/refused.log" || { cat "$work/refused.log"; fail "no clear refusal"; }
 echo "ok: $(grep -m1 "only" "$work/refused.log" | head -c 200)"
+
+step "GPU ranks over NCCL (needs two GPUs)"
+gpus=0
+command -v nvidia-smi > /dev/null && gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU' || true)
+if [ "$gpus" -ge 2 ]; then
+  gpu=("$app" train --data "$work/data" --preset crammed_tiny --device cuda --micro-batch 8 --batch-target 32
+       --ramp-end 0 --lr 5e-4 --budget 1000s --max-steps 20 --checkpoint-every 0 --val-batches 0 --quiet)
+  "${gpu[@]}" --grad-accumulation pairwise --out "$work/gpu1"
+  "${mpi[@]}" -np 2 "${gpu[@]}" --out "$work/gpu2"
+  # NCCL sums in its own order: close to one GPU, not bit for bit
+  python3 - "$(final_dir "$work/gpu1")/state.json" "$(final_dir "$work/gpu2")/state.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert a["step"] == b["step"] == 20 and b["ranks"] == 2, (a["step"], b["step"])
+assert abs(a["loss"] - b["loss"]) < 0.02 * abs(a["loss"]), (a["loss"], b["loss"])
+print(f"ok: 2 GPU ranks end at loss {b['loss']:.4f}, one GPU at {a['loss']:.4f}")
+PY
+else
+  echo "skipped: $gpus GPU(s) here; the NCCL path is compiled but not run"
+fi
 
 echo; echo "distributed: all passed ($((SECONDS - started)) s)"
