@@ -99,30 +99,29 @@ same_model "$work/one" "$work/half1"
 step "reference for the interruptions: one process, 60 steps"
 "${train[@]}" --grad-accumulation pairwise --max-steps 60 --out "$work/long"
 
-step "SIGUSR1 to mpirun: forwarded to every rank, checkpoint, exit 138, resume to the same end"
-"${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --out "$work/usr1" > "$work/usr1.log" 2>&1 &
-job=$!
-wait_for 120 has_steps "$work/usr1" 5 || fail "the 2-rank job did not start"
-kill -USR1 $job
-rc=0; wait $job || rc=$?
-[ $rc -ne 0 ] || fail "mpirun exited 0 after SIGUSR1"
-grep -q "SIGUSR1" "$work/usr1.log" || { cat "$work/usr1.log"; fail "no rank reported SIGUSR1"; }
-python3 -c "import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert s['event']=='summary' and s['stop_reason']=='SIGUSR1', s; print('ok: summary', s['stop_reason'], 'at step', s['steps'])" "$work/usr1/metrics.jsonl"
-"${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --resume --out "$work/usr1"
-same_model "$work/long" "$work/usr1"
+# interrupted NAME SIGNAL WHOM: a 2-rank job of 60 steps into $work/NAME gets SIGNAL after 5 steps, sent to
+# mpirun or to rank 1 alone; every rank must stop with the checkpoint, and --resume end as the reference
+interrupted() {
+  local run=$work/$1 sig=$2 whom=$3 job target rc=0
+  "${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --out "$run" > "$run.log" 2>&1 &
+  job=$!
+  wait_for 120 has_steps "$run" 5 || fail "the 2-rank job did not start"
+  target=$job
+  [ "$whom" = mpirun ] || target=$(rank_pid "$run" 1)
+  [ -n "$target" ] || fail "rank 1 of the job not found"
+  kill -"$sig" "$target"
+  wait $job || rc=$?
+  [ $rc -ne 0 ] || fail "mpirun exited 0 after SIG$sig"
+  python3 -c "import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert s['event']=='summary' and s['stop_reason']==sys.argv[2], s; print('ok: every rank stopped on', s['stop_reason'], 'at step', s['steps'])" "$run/metrics.jsonl" "SIG$sig"
+  "${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --resume --out "$run"
+  same_model "$work/long" "$run"
+}
 
-step "SIGTERM to the ranks themselves (as a scheduler sends it): all stop cleanly, resume to the same end"
-"${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --out "$work/term" > "$work/term.log" 2>&1 &
-job=$!
-wait_for 120 has_steps "$work/term" 5 || fail "the 2-rank job did not start"
-r1=$(rank_pid "$work/term" 1)
-[ -n "$r1" ] || fail "rank 1 of the job not found"
-kill -TERM "$r1"  # one rank only: the agreement after each micro-step carries it to the other
-rc=0; wait $job || rc=$?
-[ $rc -ne 0 ] || fail "mpirun exited 0 after SIGTERM"
-python3 -c "import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert s['stop_reason']=='SIGTERM', s; print('ok: both ranks stopped on rank 1s SIGTERM at step', s['steps'])" "$work/term/metrics.jsonl"
-"${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --resume --out "$work/term"
-same_model "$work/long" "$work/term"
+step "SIGUSR1 to mpirun: forwarded to every rank, checkpoint, exit 128 + 10, resume to the same end"
+interrupted usr1 USR1 mpirun
+
+step "SIGTERM to one rank (a scheduler signals each): the agreement after each micro-step stops both"
+interrupted term TERM rank1
 
 step "a rank killed (SIGKILL): the job ends within seconds naming it, and resumes from the last checkpoint"
 "${mpi[@]}" -np 2 "${train[@]}" --max-steps 60 --out "$work/kill" > "$work/kill.log" 2>&1 &
