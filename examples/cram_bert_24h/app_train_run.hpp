@@ -217,7 +217,7 @@ int run_training(const train_settings& s, typename Backend::context& ctx) {
         return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
     });
     if (detail::speaks(s)) detail::print_summary(r, s);
-    if (r.signal && detail::speaks(s)) {
+    if (r.signal && (!s.ranks || s.ranks->root())) {  // even with --quiet: how to continue
         std::fprintf(stderr, "train: stopped by %s; checkpoint %s written (continue with --resume)\n",
                      signal_name(r.signal), r.checkpoint.string().c_str());
     }
