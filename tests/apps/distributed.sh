@@ -6,7 +6,7 @@
 #  - SIGUSR1 to mpirun (forwarded) and SIGTERM to the ranks: every rank stops after the same micro-step,
 #    rank 0 writes the checkpoint, all exit 128 + signal, and --resume ends where an unbroken run does;
 #  - a rank killed with SIGKILL: the job ends with a message naming it within seconds, and resumes;
-#  - other commands under mpirun are refused;
+#  - other commands under mpirun are refused; an error on rank 0 ends the job at once, naming the rank;
 #  - on a machine with two GPUs, 2 GPU ranks over NCCL train close to one GPU (skipped, saying so, without).
 # The comparisons use the test clock (CRAM_TEST_SECONDS_PER_MICRO_STEP: budget time is micro-batches),
 # so every run follows the same schedule. Needs ../shared/data (wiki/) and mpirun; exits 77 (skipped)
@@ -142,6 +142,13 @@ step "commands other than train are refused under mpirun"
 if "${mpi[@]}" -np 2 "$app" plan --preset crammed_tiny --budget 1h > "$work/refused.log" 2>&1; then fail "plan ran under mpirun"; fi
 grep -q "only \`train\` runs data-parallel" "$work/refused.log" || { cat "$work/refused.log"; fail "no clear refusal"; }
 echo "ok: $(grep -m1 "only" "$work/refused.log" | head -c 200)"
+
+step "an error on rank 0 (a fresh run into a finished one) ends the whole job at once, saying which rank"
+if timeout 60 "${mpi[@]}" -np 2 "${train[@]}" --max-steps 8 --out "$work/two" > "$work/again.log" 2>&1; then
+  fail "a fresh run into a run directory with checkpoints was accepted"
+fi
+grep -q "error on rank 0 of 2: run directory .* already holds checkpoints" "$work/again.log" || { cat "$work/again.log"; fail "no clear error"; }
+echo "ok: $(grep -m1 "error on rank" "$work/again.log" | head -c 200)"
 
 step "GPU ranks over NCCL (needs two GPUs)"
 gpus=0

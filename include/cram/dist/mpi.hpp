@@ -168,7 +168,7 @@ private:
     // leaves the CPU to the ones still computing) until it completes or the deadline passes.
     void wait(MPI_Request& r, const char* what) {
         const double start = cram::steady_seconds();
-        for (long polls = 0;; ++polls) {
+        for (;;) {
             int done = 0;
             detail::mpi_check(MPI_Test(&r, &done, MPI_STATUS_IGNORE), what);
             if (done) return;
