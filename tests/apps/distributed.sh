@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training through mpirun and the real binary (docs/distributed.md), on crammed_tiny:
 #  - 2 ranks end bit for bit where one process accumulating their micro-batches (pairwise) ends;
-#  - 4 ranks too (recursive doubling keeps the tree of a power-of-two rank count);
+#  - 4 ranks too (recursive halving and doubling keep the tree of a power-of-two rank count);
 #  - a 2-rank checkpoint resumes on 2 ranks and on 1 process, both to the same end;
 #  - SIGUSR1 to mpirun (forwarded) and SIGTERM to the ranks: every rank stops after the same micro-step,
 #    rank 0 writes the checkpoint, all exit 128 + signal, and --resume ends where an unbroken run does;

@@ -6,11 +6,11 @@
 // makes the others stop with a message naming the operation within `timeout` seconds, even under a
 // launcher that does not kill the job itself (mpirun does, within a second or two).
 //
-// Gradient sums on a power-of-two number of ranks use recursive doubling on MPI point-to-point messages:
-// after round d every rank holds the sum over its aligned block of 2d ranks, (r0+r1)+(r2+r3) and so on,
-// so the result is one fixed binary tree over the ranks, identical on all of them and equal to the
-// pairwise accumulation of one process (train/grad_accumulation.hpp). Other sizes use MPI_Allreduce,
-// whose summation order the MPI library chooses.
+// Gradient sums on a power-of-two number of ranks are recursive halving and doubling on MPI point-to-point
+// messages (halving_doubling_sum): every element is the sum of one fixed binary tree over the ranks,
+// (r0+r1)+(r2+r3) and so on, the same bits on all of them, and equal to the pairwise accumulation of one
+// process (train/grad_accumulation.hpp); the traffic is a ring's. Other sizes use MPI_Allreduce, whose
+// summation order the MPI library chooses.
 #pragma once
 
 #include <mpi.h>
@@ -97,7 +97,7 @@ public:
     void sum_gradients(float* data, std::size_t n) override {
         if (size_ == 1 || n == 0) return;
         if ((size_ & (size_ - 1)) == 0)
-            recursive_doubling_sum(data, n);
+            halving_doubling_sum(data, n);
         else
             for (std::size_t at = 0; at < n; at += chunk_floats) {
                 MPI_Request r;
@@ -139,29 +139,56 @@ private:
         wait(r, what);
     }
 
-    // Round d = 1, 2, 4, ...: exchange with rank ^ d and add. Float addition is commutative, so both
-    // partners compute the same bits; the grouping is the aligned binary tree over ranks.
-    void recursive_doubling_sum(float* data, std::size_t n) {
+    // Reduce-scatter by recursive halving, then allgather by recursive doubling (Rabenseifner): in round
+    // d = 1, 2, 4, ... each rank keeps one half of its segment and sends the other to rank ^ d, adding what
+    // it receives for the half it keeps, so every element is summed once, by one rank, as the aligned
+    // binary tree over ranks ((r0 + r1) + (r2 + r3) ...; float addition is commutative, so who is on which
+    // side does not matter); the rounds in reverse then copy the finished segments to every rank. Each rank
+    // sends 2 (N - 1) / N of the buffer, as a ring all-reduce does.
+    void halving_doubling_sum(float* data, std::size_t n) {
         const std::size_t chunk = std::min(n, chunk_floats);
-        incoming_.resize(chunk);
+        incoming_.resize(chunk / 2 + 1);
+        struct segment {
+            std::size_t lo, hi;
+        };
+        std::vector<segment> held;  // this rank's segment before each round's split
         for (std::size_t at = 0; at < n; at += chunk) {
-            const std::size_t count = std::min(chunk, n - at);
             float* mine = data + at;
+            segment seg{0, std::min(chunk, n - at)};
+            held.clear();
             for (int d = 1; d < size_; d <<= 1) {
-                const int partner = rank_ ^ d;
-                MPI_Request r[2];
-                detail::mpi_check(MPI_Irecv(incoming_.data(), int(count), MPI_FLOAT, partner, 7, comm_, &r[0]),
-                                  "Irecv (gradients)");
-                detail::mpi_check(MPI_Isend(mine, int(count), MPI_FLOAT, partner, 7, comm_, &r[1]),
-                                  "Isend (gradients)");
-                wait(r[0], "the gradient sum");
-                wait(r[1], "the gradient sum");
+                const std::size_t mid = seg.lo + (seg.hi - seg.lo) / 2;
+                const bool low = (rank_ & d) == 0;
+                const segment keep = low ? segment{seg.lo, mid} : segment{mid, seg.hi};
+                const segment give = low ? segment{mid, seg.hi} : segment{seg.lo, mid};
+                exchange(mine + give.lo, give.hi - give.lo, incoming_.data(), keep.hi - keep.lo, rank_ ^ d);
+                float* out = mine + keep.lo;
                 const float* in = incoming_.data();
-                cram::parallel_for(std::ptrdiff_t(count), 1.0, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
-                    for (std::ptrdiff_t i = b; i < e; ++i) mine[i] += in[i];
+                cram::parallel_for(std::ptrdiff_t(keep.hi - keep.lo), 1.0, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+                    for (std::ptrdiff_t i = b; i < e; ++i) out[i] += in[i];
                 });
+                held.push_back(seg);
+                seg = keep;
+            }
+            for (int d = size_ >> 1; d >= 1; d >>= 1) {
+                const segment whole = held.back();
+                held.pop_back();
+                const bool low = (rank_ & d) == 0;
+                const std::size_t mid = whole.lo + (whole.hi - whole.lo) / 2;
+                const segment theirs = low ? segment{mid, whole.hi} : segment{whole.lo, mid};
+                exchange(mine + seg.lo, seg.hi - seg.lo, mine + theirs.lo, theirs.hi - theirs.lo, rank_ ^ d);
+                seg = whole;
             }
         }
+    }
+
+    // Sends `send_n` floats to `partner` while receiving `recv_n` from it.
+    void exchange(const float* send, std::size_t send_n, float* recv, std::size_t recv_n, int partner) {
+        MPI_Request r[2];
+        detail::mpi_check(MPI_Irecv(recv, int(recv_n), MPI_FLOAT, partner, 7, comm_, &r[0]), "Irecv (gradients)");
+        detail::mpi_check(MPI_Isend(send, int(send_n), MPI_FLOAT, partner, 7, comm_, &r[1]), "Isend (gradients)");
+        wait(r[0], "the gradient sum");
+        wait(r[1], "the gradient sum");
     }
 
     // Polls `r` (spinning for the first millisecond, then every 100 microseconds so that a waiting rank

@@ -7,8 +7,8 @@
 // gradient is one fixed binary tree over the micro-batches: [0, n) splits into [0, ceil(n/2)) and the
 // rest, recursively. Because the tree depends on n alone, a block of micro-batches that is a node of it
 // can be summed anywhere: N data-parallel ranks (N a power of two) each holding n/N consecutive
-// micro-batches compute exactly the nodes of the top levels, and the rank sum (dist/mpi.hpp's recursive
-// doubling) completes the same tree, so they reproduce one process's gradient bit for bit. It costs up to
+// micro-batches compute exactly the nodes of the lower levels, and the rank sum (dist/mpi.hpp's recursive
+// halving and doubling) completes the same tree, so they reproduce one process's gradient bit for bit. It costs up to
 // ceil(log2 n) gradient-sized buffers and one copy or add of the gradients per micro-batch; its rounding
 // error also grows with log n instead of n.
 #pragma once
