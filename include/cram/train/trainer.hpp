@@ -200,6 +200,8 @@ public:
         // (rank 0's: the only one that writes; the condition is the same on every rank, as on_root needs)
         if (!o_.out.empty()) dist::on_root(*comm_, [&] { run_lock_ = dir_lock(out_, "run directory", "cram trainer"); });
         check_settings();
+        CRAM_CHECK(ranks_ == 1 || (std::is_same_v<param_t, float>), "data-parallel training sums fp32 gradients; this "
+                   "backend's parameters are ", sizeof(param_t) * 8, "-bit");
         allocate();
         res_.budget = clock_.budget();
         res_.stop_reason = "budget";
@@ -404,7 +406,7 @@ private:
     // spread of the ranks' compute times (`busy`: this rank's micro-steps alone, without the waits).
     void sum_over_ranks(double (&loss_totals)[2], double busy) {
         const double t0 = cram::steady_seconds();
-        comm_->sum_gradients(state_->grads(), state_->size());
+        if constexpr (std::is_same_v<param_t, float>) comm_->sum_gradients(state_->grads(), state_->size());
         allreduce_s_ = cram::steady_seconds() - t0;
         comm_->sum(loss_totals, 2);
         double spread[2] = {busy, -busy};
