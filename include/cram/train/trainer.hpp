@@ -392,7 +392,7 @@ public:
 private:
     // The agreement point of data-parallel ranks (nothing for one process): every rank's clock is pinned to
     // rank 0's time in its process (the budget spent before it came from the same checkpoint on every rank)
-    // and the stop signal is the first one any rank received.
+    // and a stop signal any rank received stops all (the highest-numbered if they differ).
     void agree() {
         if (ranks_ == 1) return;
         double v[2] = {comm_->root() ? clock_.live_this_process() : -HUGE_VAL, double(cram::stop_requested())};
