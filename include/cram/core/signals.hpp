@@ -1,6 +1,7 @@
 // SIGINT, SIGTERM, SIGHUP and SIGUSR1 (Ctrl-C, `docker stop`, a scheduler's time limit, a closed terminal,
 // cloud preemption; SIGUSR1 is what Slurm's --signal sends ahead of a time limit, and the one signal
-// Open MPI's mpirun forwards to every rank without killing them a second later) as a request to stop cleanly: the first one is recorded and announced, and long-running
+// Open MPI's mpirun forwards to every rank without killing them a second later) as a request to stop
+// cleanly: the first one is recorded and announced, and long-running
 // work polls stop_requested() at safe points (the trainer after each micro-step) to write a checkpoint and
 // its summary before exiting with 128 + the signal number. A second signal ends the process at once, as
 // if no handler were installed.

@@ -79,21 +79,13 @@ inline int launched_ranks() {
     return 1;
 }
 
-// Broadcasts a string from rank 0 (its length first).
-inline void broadcast_string(communicator& c, std::string& s) {
-    std::uint64_t n = s.size();
-    c.broadcast(&n, sizeof n);
-    if (!c.root()) s.resize(n);
-    if (n) c.broadcast(s.data(), n);
-}
-
-// Broadcasts a vector from rank 0 (its length first).
-template <class T>
-void broadcast_vector(communicator& c, std::vector<T>& v) {
+// Broadcasts a std::string or std::vector from rank 0: its length, then its elements.
+template <class Sequence>
+void broadcast_sequence(communicator& c, Sequence& v) {
     std::uint64_t n = v.size();
     c.broadcast(&n, sizeof n);
     if (!c.root()) v.resize(n);
-    if (n) c.broadcast(v.data(), n * sizeof(T));
+    if (n) c.broadcast(v.data(), n * sizeof(typename Sequence::value_type));
 }
 
 // Runs fn on rank 0 alone and tells every rank how it went, so that an error there reaches the others
@@ -108,12 +100,12 @@ void on_root(communicator& c, Fn&& fn) {
         } catch (const std::exception& e) {
             failure = e.what();
             if (failure.empty()) failure = "unknown error";
-            if (c.size() > 1) broadcast_string(c, failure);
+            if (c.size() > 1) broadcast_sequence(c, failure);
             throw;
         }
     }
     if (c.size() == 1) return;
-    broadcast_string(c, failure);
+    broadcast_sequence(c, failure);
     if (!c.root() && !failure.empty()) throw failed_on_root(failure);
 }
 

@@ -28,6 +28,7 @@
 #include "cram/core/error.hpp"
 #include "cram/core/thread_pool.hpp"
 #include "cram/dist/communicator.hpp"
+#include "cram/ops/elementwise.hpp"
 
 namespace cram::dist {
 
@@ -165,7 +166,7 @@ private:
                 float* out = mine + keep.lo;
                 const float* in = incoming_.data();
                 cram::parallel_for(std::ptrdiff_t(keep.hi - keep.lo), 1.0, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
-                    for (std::ptrdiff_t i = b; i < e; ++i) out[i] += in[i];
+                    ops::add_inplace(out + b, in + b, index_t(e - b));
                 });
                 held.push_back(seg);
                 seg = keep;

@@ -190,7 +190,7 @@ public:
                 const lr_schedule& schedule = {}, batch_source* val = nullptr, trainer_observers observers = {})
         : ctx_(ctx), data_(data), o_(o), clock_(clock), schedule_(schedule), val_(val),
           observers_(std::move(observers)), seq_(data.seq_len()), comm_(o.comm ? o.comm : &single_),
-          ranks_(comm_->size()), rank_(comm_->rank()), out_(comm_->root() ? o.out : std::filesystem::path()),
+          ranks_(comm_->size()), out_(comm_->root() ? o.out : std::filesystem::path()),
           progress_(o.quiet || !comm_->root(), o.plain_progress_every),
           checkpoints_(out_, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
                        o.keep),
@@ -278,7 +278,7 @@ public:
         n_.accumulation = planned;
         state_->zero_grads();
         if (pairwise_) pairwise_->begin(rounds);
-        const std::int64_t first = std::int64_t(rank_) * rounds;  // this rank's first micro-batch of the step
+        const std::int64_t first = std::int64_t(comm_->rank()) * rounds;  // this rank's first micro-batch of the step
         if (ranks_ > 1) data_.seek(boundary_position_ + first * ramp_.micro_batch);
         double busy = 0;
         int done = 0;
@@ -476,33 +476,29 @@ private:
 
     // Rank 0 reads and verifies the checkpoint; the other ranks get its tensors and state from it.
     void restore() {
-        std::vector<param_t> params, m, v;
-        std::string state_text, dir;
-        dist::on_root(*comm_, [&] {
-            auto loaded = checkpoints_.template resume<param_t>(model_t::layout());
-            params = std::move(loaded.params);
-            m = std::move(loaded.m);
-            v = std::move(loaded.v);
-            state_text = loaded.state.dump();
-            dir = loaded.dir.string();
-        });
+        loaded_checkpoint<param_t> loaded;
+        dist::on_root(*comm_, [&] { loaded = checkpoints_.template resume<param_t>(model_t::layout()); });
         if (ranks_ > 1) {
-            for (auto* t : {&params, &m, &v}) dist::broadcast_vector(*comm_, *t);
-            dist::broadcast_string(*comm_, state_text);
-            dist::broadcast_string(*comm_, dir);
+            for (auto* t : {&loaded.params, &loaded.m, &loaded.v}) dist::broadcast_sequence(*comm_, *t);
+            std::string state_text = comm_->root() ? loaded.state.dump() : std::string(), dir = loaded.dir.string();
+            dist::broadcast_sequence(*comm_, state_text);
+            dist::broadcast_sequence(*comm_, dir);
+            if (!comm_->root()) {
+                loaded.state = nlohmann::json::parse(state_text);
+                loaded.dir = dir;
+            }
         }
-        const auto state = nlohmann::json::parse(state_text);
-        state_->load_params(params.data());
-        state_->load_moments(m.data(), v.data());
-        const auto file = std::filesystem::path(dir) / checkpoint_paths::state;
-        n_ = training_counters::from_state(state, file);
-        const json_fields f(state, file);
+        state_->load_params(loaded.params.data());
+        state_->load_moments(loaded.m.data(), loaded.v.data());
+        const auto file = loaded.dir / checkpoint_paths::state;
+        n_ = training_counters::from_state(loaded.state, file);
+        const json_fields f(loaded.state, file);
         data_.seek(f.integer("data_position", 0));
         clock_.add_spent(f.number("elapsed_s"));
-        restore_recipe(state, file);
+        restore_recipe(loaded.state, file);
         res_.resumed = true;
         res_.resumed_from_step = n_.step;
-        progress_.message("train: resumed " + dir + " at step " + std::to_string(n_.step) + ", " +
+        progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
                           format_duration(clock_.spent_before()) + " of the budget already spent");
         // a run killed after its last step (during validation or the summary): nothing is left to train,
         // and run() goes straight to finish(), which writes the final checkpoint, validation and summary
@@ -686,7 +682,7 @@ private:
     int seq_;
     dist::single_process single_;  // the communicator when o.comm is null
     dist::communicator* comm_;
-    int ranks_, rank_;
+    int ranks_;
     std::filesystem::path out_;  // o.out on rank 0; empty on the others, which write nothing
     progress_line progress_;
     run_checkpoints checkpoints_;
