@@ -156,7 +156,7 @@ inline loss_prediction predict_loss(std::string_view preset, double tokens) {
 
 // Everything `plan` prints and writes, and `train` records.
 struct plan_report {
-    std::string preset, device;
+    std::string preset, device, recipe = "crammed";
     int threads = 0;
     double budget_s = 0;
     std::string dataset;
@@ -173,6 +173,7 @@ struct plan_report {
 
     nlohmann::json to_json() const {
         nlohmann::json j{{"preset", preset},
+                         {"recipe", recipe},
                          {"device", device},
                          {"budget_s", budget_s},
                          {"dataset", dataset},
@@ -249,12 +250,16 @@ inline plan_report make_plan(const train_settings& s, const plan_context& c, con
     in.seq_len = c.seq_len;
     in.batch_target = batch_target_setting(s);
     in.lr = lr_setting(s);
-    in.ramp_end = s.ramp_end;
-    in.schedule = train::lr_schedule::parse(s.schedule);
+    in.ramp_end = ramp_end_setting(s);
+    in.schedule = schedule_setting(s);
     in.checkpoint_every_s = checkpoint_interval(s);
     in.dataset_sequences = c.dataset_sequences;
     r.run = train::plan_run(in);
-    r.loss = predict_loss(s.preset, double(r.run.tokens));
+    r.recipe = s.recipe;
+    if (s.recipe == train::recipes::crammed.name)
+        r.loss = predict_loss(s.preset, double(r.run.tokens));
+    else
+        r.loss.note = "the loss fits are of the crammed recipe; none for " + s.recipe;
     return r;
 }
 
@@ -263,7 +268,7 @@ inline void print_plan(std::FILE* f, const plan_report& r) {
     using detail::thousands;
     const auto& p = r.run;
     const auto& rc = p.recipe;
-    std::fprintf(f, "plan: %s on %s%s, budget %s\n", r.preset.c_str(), r.device.c_str(),
+    std::fprintf(f, "plan: %s (recipe %s) on %s%s, budget %s\n", r.preset.c_str(), r.recipe.c_str(), r.device.c_str(),
                  r.threads > 0 ? (" (" + std::to_string(r.threads) + " threads)").c_str() : "",
                  train::format_duration(r.budget_s).c_str());
     std::fprintf(f, "  throughput      %s tokens/s (%s)\n", train::si_rate(r.rate.sequences_per_s * r.seq_len).c_str(),

@@ -24,11 +24,15 @@ struct app_preset {
 };
 
 // Each row instantiates the trainer and the GLUE evaluation once per backend: keep the list short.
-inline constexpr std::array<app_preset, 4> app_presets{{
+// The names are the recipes' (cram/train/recipe.hpp: preset, small_preset).
+inline constexpr std::array<app_preset, 7> app_presets{{
     {"crammed_bert", presets::crammed_bert, presets::crammed_bert_options, 8},
     {"bert_base", presets::bert_base, presets::bert_base_options, 8},
+    {"bert_large_izsak", presets::bert_large_izsak, presets::bert_large_izsak_options, 8},
     {"crammed_mini", presets::crammed_mini, presets::crammed_mini_options, 8},
     {"crammed_tiny", presets::crammed_tiny, presets::crammed_tiny_options, 8},
+    {"bert_tiny", presets::bert_tiny, presets::bert_tiny_options, 8},
+    {"izsak_tiny", presets::izsak_tiny, presets::izsak_tiny_options, 8},
 }};
 
 // The names in table order, for --help and CLI::IsMember.

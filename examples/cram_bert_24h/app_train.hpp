@@ -17,20 +17,25 @@
 #include "cram/dist/communicator.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/grad_accumulation.hpp"
+#include "cram/train/recipe.hpp"
 #include "cram/train/schedule.hpp"
 
 namespace cram::app {
 
+// The recipe's values are the defaults of preset, schedule, batch_target, ramp_end and lr (empty or unset:
+// the recipe's; resolve_recipe fills them in), and the only source of the optimizer's betas, eps, weight decay
+// and clipping, the masking rate and the dropout (cram/train/recipe.hpp).
 struct train_settings {
     std::string data, out;
     std::string budget = "24h";
-    std::string preset = "crammed_bert";
+    std::string recipe = "crammed";     // crammed, bert-original or izsak
+    std::string preset;                 // empty: the recipe's
     std::string device = "auto";
-    std::string schedule = "budget-triangle2";
+    std::string schedule;               // empty: the recipe's (with the recipe's parameters)
     int micro_batch = 0;          // 0: pick for the device
-    std::string batch_target = "auto";  // sequences, or auto: scaled to the budget (cram/train/plan.hpp)
-    double ramp_end = 0.6;
-    std::string lr = "auto";            // peak learning rate, or auto
+    std::string batch_target;           // sequences, or auto: scaled to the budget (plan.hpp); empty: the recipe's
+    std::optional<double> ramp_end;     // unset: the recipe's
+    std::string lr;                     // peak learning rate, or auto; empty: the recipe's
     std::uint64_t seed = 0;
     bool resume = false;
     std::string checkpoint_every = "30m";
@@ -48,6 +53,32 @@ struct train_settings {
     // micro-step instead of the wall clock, so interrupted and resumed runs can be compared bit for bit.
     double simulated_step_seconds = 0;
 };
+
+inline const train::pretraining_recipe& recipe_of(const train_settings& s) { return train::find_recipe(s.recipe); }
+
+// Fills what the command line left to the recipe (an unknown recipe throws, listing the recipes). Idempotent.
+inline void resolve_recipe(train_settings& s) {
+    const auto& r = recipe_of(s);
+    if (s.preset.empty()) s.preset = std::string(r.preset);
+    if (s.schedule.empty()) s.schedule = std::string(r.schedule.name());
+    if (s.batch_target.empty()) s.batch_target = r.batch_target ? std::to_string(*r.batch_target) : "auto";
+    if (!s.ramp_end) s.ramp_end = r.ramp_end;
+    if (s.lr.empty()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", double(r.adamw.lr));
+        s.lr = r.lr_from_budget ? std::string("auto") : std::string(buf);
+    }
+}
+
+// The learning-rate schedule: the recipe's own (its parameters included) under its name, else the named
+// shape with its default parameters.
+inline train::lr_schedule schedule_setting(const train_settings& s) {
+    const auto& r = recipe_of(s);
+    if (s.schedule.empty() || s.schedule == r.schedule.name()) return r.schedule;
+    return train::lr_schedule::parse(s.schedule);
+}
+
+inline double ramp_end_setting(const train_settings& s) { return s.ramp_end.value_or(recipe_of(s).ramp_end); }
 
 // Vocabulary size of a preset by name (for messages and for `run`, which prepares a matching dataset).
 inline int preset_vocab(const std::string& preset) { return find_preset(preset).config.vocab; }
@@ -72,6 +103,7 @@ inline double simulated_step_seconds_from_env() {
 
 // --batch-target: a number of sequences, or nullopt for auto (derived from the budget after the warm-up).
 inline std::optional<int> batch_target_setting(const train_settings& s) {
+    if (s.batch_target.empty()) return recipe_of(s).batch_target;
     if (s.batch_target == "auto") return std::nullopt;
     char* end = nullptr;
     const long v = std::strtol(s.batch_target.c_str(), &end, 10);
@@ -88,6 +120,10 @@ inline std::optional<train::grad_accumulation> grad_accumulation_setting(const t
 
 // --lr: a positive number, or nullopt for auto (the recipe's rate, scaled to the derived batch target).
 inline std::optional<float> lr_setting(const train_settings& s) {
+    if (s.lr.empty()) {
+        const auto& r = recipe_of(s);
+        return r.lr_from_budget ? std::nullopt : std::optional<float>(r.adamw.lr);
+    }
     if (s.lr == "auto") return std::nullopt;
     char* end = nullptr;
     const double v = std::strtod(s.lr.c_str(), &end);
@@ -104,15 +140,18 @@ inline void validate_settings(const train_settings& s) {
         CRAM_THROW("--data ", s.data, ": no such directory (make one with `cram_bert_24h prepare --corpus FILE... --out ",
                    s.data, "`)");
     CRAM_CHECK(!s.out.empty(), "--out is required: the run directory for checkpoints and metrics");
+    recipe_of(s);           // throws on an unknown name
+    CRAM_CHECK(!s.preset.empty(), "internal: the recipe's preset must be resolved (resolve_recipe) first");
     find_preset(s.preset);  // throws on an unknown name
-    train::lr_schedule::parse(s.schedule);
+    schedule_setting(s);
     train::parse_duration(s.budget);
     checkpoint_interval(s);
     CRAM_CHECK(s.threads >= 0 && s.threads <= cram::max_cpu_threads(), "--threads ", s.threads,
                " is out of range: 0 (all cores) up to ", cram::max_cpu_threads(), " (4x this machine's hardware threads)");
     CRAM_CHECK(s.micro_batch >= 0, "--micro-batch must be positive (or 0 to pick one), got ", s.micro_batch);
     batch_target_setting(s);
-    CRAM_CHECK(s.ramp_end >= 0 && s.ramp_end <= 1, "--ramp-end is a budget fraction in [0, 1], got ", s.ramp_end);
+    CRAM_CHECK(ramp_end_setting(s) >= 0 && ramp_end_setting(s) <= 1, "--ramp-end is a budget fraction in [0, 1], got ",
+               ramp_end_setting(s));
     lr_setting(s);
     CRAM_CHECK(s.keep >= 1, "--keep must be at least 1, got ", s.keep);
     grad_accumulation_setting(s);

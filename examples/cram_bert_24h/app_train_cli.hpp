@@ -11,6 +11,7 @@
 #include "app_presets.hpp"
 #include "app_train.hpp"
 #include "commands.hpp"
+#include "cram/train/recipe.hpp"
 #include "cram/train/schedule.hpp"
 
 namespace cram::app {
@@ -19,23 +20,33 @@ namespace cram::app {
 // `train` (the dataset and the run directory) and `run` (which makes the dataset and both directories).
 inline void add_train_options(CLI::App* cmd, train_settings& s) {
     const std::vector<std::string> schedules(train::lr_schedule::names.begin(), train::lr_schedule::names.end());
+    std::vector<std::string> recipes;
+    std::string recipe_help = "Pretraining recipe, the defaults of the options below and the source of the optimizer's "
+                              "betas, eps, weight decay and clipping, the masking rate and the dropout:";
+    for (const auto* r : train::recipes::all) {
+        recipes.emplace_back(r->name);
+        recipe_help += "\n  " + std::string(r->name) + ": " + std::string(r->source) + " (preset " +
+                       std::string(r->preset) + ", small: " + std::string(r->small_preset) + ")";
+    }
     cmd->add_option("--budget", s.budget, "Wall-clock budget, start-up included (24h, 90m, 45s, 1h30m)")->required();
-    cmd->add_option("--preset", s.preset, "Model: " + preset_names_text())
-        ->check(CLI::IsMember(preset_names()))
-        ->capture_default_str();
+    cmd->add_option("--recipe", s.recipe, recipe_help)->check(CLI::IsMember(recipes))->capture_default_str();
+    cmd->add_option("--preset", s.preset, "Model: " + preset_names_text() + " (default: the recipe's)")
+        ->check(CLI::IsMember(preset_names()));
     cmd->add_option("--device", s.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
     cmd->add_option("--micro-batch", s.micro_batch, "Sequences per forward/backward (0: fill the GPU, or a CPU default)")->capture_default_str();
     cmd->add_flag("--resume", s.resume, "Continue the newest checkpoint in --out (budget clock included)");
     cmd->add_option("--seed", s.seed, "Seed of initialisation and masking")->check(non_negative_integer())->capture_default_str();
-    cmd->add_option("--lr", s.lr, "Peak learning rate (the schedule scales it), or auto: the recipe's 1e-3, scaled "
-                    "with the derived batch target")->capture_default_str();
-    cmd->add_option("--schedule", s.schedule, "Learning-rate schedule over budget progress")
-        ->check(CLI::IsMember(schedules))->capture_default_str();
+    cmd->add_option("--lr", s.lr, "Peak learning rate (the schedule scales it), or auto: 1e-3 scaled with the derived "
+                    "batch target (default: the recipe's: crammed auto, bert-original 1e-4, izsak 2e-3)");
+    cmd->add_option("--schedule", s.schedule, "Learning-rate schedule over budget progress (polynomial-decay: over "
+                    "sequences; default: the recipe's)")
+        ->check(CLI::IsMember(schedules));
     cmd->add_option("--batch-target", s.batch_target,
                     "Sequences per optimizer step at the end of the ramp, or auto: derived from the sequences the "
-                    "budget will see at the rate measured in a short warm-up (8192 for the recipe's 24 hours)")
-        ->capture_default_str();
-    cmd->add_option("--ramp-end", s.ramp_end, "Budget fraction where the batch reaches --batch-target")->capture_default_str();
+                    "budget will see at the rate measured in a short warm-up (8192 for crammed's 24 hours; default: "
+                    "the recipe's: crammed auto, bert-original 512, izsak 4096)");
+    cmd->add_option("--ramp-end", s.ramp_end, "Budget fraction where the batch reaches --batch-target (default: the "
+                    "recipe's: crammed 0.6, the others 0, a fixed batch)");
     cmd->add_option("--checkpoint-every", s.checkpoint_every,
                     "Budget time between periodic checkpoints (0 or off: only the final one; a stop signal "
                     "always writes one)")->capture_default_str();

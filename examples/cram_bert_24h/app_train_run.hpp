@@ -37,7 +37,7 @@ inline bool speaks(const train_settings& s) { return !s.quiet && (!s.ranks || s.
 
 inline void print_summary(const train::train_result& r, const train_settings& s) {
     std::printf("\n== training summary ==\n");
-    std::printf("preset           %s\n", s.preset.c_str());
+    std::printf("preset           %s (recipe %s)\n", s.preset.c_str(), s.recipe.c_str());
     std::printf("stopped by       %s after %s of a %s budget%s\n", r.stop_reason.c_str(),
                 train::format_duration(r.elapsed).c_str(), train::format_duration(r.budget).c_str(),
                 r.resumed ? (" (resumed at step " + std::to_string(r.resumed_from_step) + ")").c_str() : "");
@@ -109,20 +109,26 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     const auto summary = data::read_dataset_summary(dir);
     const int seq = summary.value("seq_len", 0);
     CRAM_CHECK(seq > 0, (dir / data::dataset_summary_name).string(), " has no seq_len");
-    train::dataset_source train_data(dir, "train", seq);
+    const train::pretraining_recipe& recipe = recipe_of(s);
+    ops::masking_options masking;
+    masking.mask_fraction = recipe.mask_fraction;
+    train::dataset_source train_data(dir, "train", seq, masking);
     CRAM_CHECK(train_data.vocab_size() == C.vocab, "dataset ", s.data, " has a vocabulary of ", train_data.vocab_size(),
                " tokens but preset ", s.preset, " needs ", C.vocab, ": re-run `cram_bert_24h prepare` with --vocab-size ",
                C.vocab, ", or choose the preset that matches (", preset_names_text(), ")");
     std::unique_ptr<train::dataset_source> val;
     if (s.val_batches > 0 && summary.contains("splits") && summary["splits"].contains("val") &&
         summary["splits"]["val"].value("sequences", std::int64_t{0}) > 0)
-        val = std::make_unique<train::dataset_source>(dir, "val", seq);
+        val = std::make_unique<train::dataset_source>(dir, "val", seq, masking);
 
     train::trainer_options o;
     const auto target = batch_target_setting(s);
     const auto lr = lr_setting(s);
-    o.ramp = {s.micro_batch, target.value_or(s.micro_batch), s.ramp_end};
+    o.ramp = {s.micro_batch, target.value_or(s.micro_batch), ramp_end_setting(s)};
+    o.adamw = recipe.adamw;
     o.adamw.lr = lr.value_or(o.scaling.reference_lr);
+    o.dropout = recipe.dropout;
+    o.attention_dropout = recipe.attention_dropout;
     o.derive_batch_target = !target;
     o.derive_lr = !lr;
     o.seed = s.seed;
@@ -140,6 +146,9 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     // the vocabulary's content is part of what a checkpoint must match (resume, glue): same size, other
     // tokens would silently mean other ids
     o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train_data.source().vocab_xxh64()}};
+    // recorded for the other recipes only, so that crammed checkpoints keep their fingerprints
+    if (recipe.name != train::recipes::crammed.name)
+        o.run_config.update({{"recipe", std::string(recipe.name)}, {"mask_fraction", recipe.mask_fraction}});
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
@@ -199,7 +208,7 @@ template <class Backend>
 int run_training(const train_settings& s, typename Backend::context& ctx) {
     validate_settings(s);
     CRAM_CHECK(s.micro_batch > 0, "internal: the micro-batch must be resolved before run_training");
-    const train::lr_schedule schedule = train::lr_schedule::parse(s.schedule);
+    const train::lr_schedule schedule = schedule_setting(s);
     // the test clock: budget time is micro-steps x a fixed step, so a resumed run replays exactly
     double simulated = 0;
     train::trainer_observers observers;

@@ -44,11 +44,12 @@ void read_dataset(const train_settings& s, plan_context& c) {
 
 void plan_command(plan_args& a) {
     auto& s = a.s;
+    resolve_recipe(s);
     train::parse_duration(s.budget);
     find_preset(s.preset);
     batch_target_setting(s);
     lr_setting(s);
-    train::lr_schedule::parse(s.schedule);
+    schedule_setting(s);
     checkpoint_interval(s);
     CRAM_CHECK(a.gpu.empty() || !a.measure, "--measure times this machine; it cannot be combined with --gpu ", a.gpu);
     CRAM_CHECK(a.measure_steps >= 2 && a.measure_steps <= 1000, "--measure-steps must be 2 to 1000, got ", a.measure_steps);

@@ -54,6 +54,7 @@ void add_run_command(CLI::App& app) {
     cmd->callback([a] {
         namespace fs = std::filesystem;
         auto& s = a->s;
+        resolve_recipe(s);  // the preset (and its vocabulary) may be the recipe's
         const fs::path out(a->out);
         const fs::path data_dir = out / "data", run_dir = out / "run";
         const int vocab = a->vocab_size > 0 ? a->vocab_size : preset_vocab(s.preset);

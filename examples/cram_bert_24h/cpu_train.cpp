@@ -13,6 +13,7 @@
 namespace cram::app {
 
 int train_on_device(train_settings s) {
+    resolve_recipe(s);
     validate_settings(s);
     const device_kind dev = resolve_device(s.device);
     if (dev == device_kind::cuda) {

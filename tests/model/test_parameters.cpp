@@ -92,6 +92,21 @@ TEST_CASE("bert_base has the original BERT-base MLM parameter count (109,514,298
     CHECK(cram::bert_layout<cram::presets::bert_base>().parameter_count() == std::size_t(total));
 }
 
+TEST_CASE("bert_large_izsak counts as BERT-large's encoder, pre-norm, on the 32768-token vocabulary") {
+    // Izsak et al.'s model as the cramming config gives it: 24 layers of 1024 with 16 heads and a 4096-wide
+    // GELU FFN, biases on every linear; 128 learned positions, no token types, an embedding LN, a final LN
+    // (cram's pre-norm blocks need it), the MLM head transform (Dense + GELU + LN), a tied decoder with a bias.
+    const std::int64_t V = 32768, H = 1024, I = 4096, L = 24, P = 128;
+    const std::int64_t ln = 2 * H;
+    const std::int64_t embeddings = V * H + P * H + ln;
+    const std::int64_t layer = (H * 3 * H + 3 * H) + (H * H + H) + ln + (H * I + I) + (I * H + H) + ln;
+    const std::int64_t head = (H * H + H) + ln + V;
+    const std::int64_t total = embeddings + L * layer + ln + head;
+    CHECK(layer == 12'596'224);  // BERT-large's per-layer count
+    CHECK(total == 337'083'392);
+    CHECK(cram::bert_layout<cram::presets::bert_large_izsak>().parameter_count() == std::size_t(total));
+}
+
 TEST_CASE("small presets count as their formulas say") {
     {
         constexpr auto C = cram::presets::crammed_tiny;  // 8192 x 128, 2 layers, GLU 512

@@ -9,6 +9,7 @@
 
 #include "cram/core/error.hpp"
 #include "cram/train/budget.hpp"
+#include "cram/train/recipe.hpp"
 #include "cram/train/schedule.hpp"
 
 using namespace cram::train;
@@ -121,6 +122,89 @@ TEST_CASE("one-cycle, linear and cosine") {
     CHECK(cos_w(0.6) == doctest::Approx(0.5));
 }
 
+TEST_CASE("polynomial-decay counts sequences: the original BERT's 10k warm-up steps of 1M at batch 512") {
+    const lr_schedule s = lr_schedule::polynomial_decay();
+    CHECK(s.counts_sequences());
+    // hand values at batch 512: step k (0-based, the sequences before it: 512 k) -> k / 10000 during the
+    // warm-up, then 1 - (k - 10000) / 990000
+    CHECK(s(0.3, 0.0) == 0.0);                                    // HF's step 0: a factor of 0
+    CHECK(s(0.3, 512.0 * 2'500) == doctest::Approx(0.25));
+    CHECK(s(0.3, 512.0 * 10'000) == doctest::Approx(1.0));
+    CHECK(s(0.3, 512.0 * 505'000) == doctest::Approx(0.5));      // 1 - 495000 / 990000
+    CHECK(s(0.3, 512.0 * 1'000'000) == 0.0);
+    CHECK(s(0.3, 512.0 * 2'000'000) == 0.0);
+    // the budget does not enter: the same sequences give the same factor at any progress
+    CHECK(s(0.0, 512.0 * 6'000) == s(0.99, 512.0 * 6'000));
+    // power 2 on a small hand case: warm-up 10, total 110 sequences; at 60: (1 - 50/100)^2
+    const lr_schedule q = lr_schedule::polynomial_decay(10, 110, 2);
+    CHECK(q(0.5, 5) == doctest::Approx(0.5));
+    CHECK(q(0.5, 60) == doctest::Approx(0.25));
+    CHECK(q.parameters() == std::vector<std::pair<std::string, double>>{
+                                {"warmup_sequences", 10}, {"total_sequences", 110}, {"power", 2}});
+    // the budget shapes ignore the sequences
+    CHECK(lr_schedule::budget_triangle2()(0.5, 1e9) == doctest::Approx(0.75));
+    // an impossible shape is refused, naming the values
+    const std::string msg = error_of([] { lr_schedule::polynomial_decay(100, 50).validate(); });
+    CHECK(msg.find("polynomial-decay") != std::string::npos);
+    CHECK(msg.find("100") != std::string::npos);
+}
+
+TEST_CASE("named recipes carry the original configs' values") {
+    using namespace cram::train;
+    const auto& c = find_recipe("crammed");
+    CHECK(c.preset == "crammed_bert");
+    CHECK(c.schedule.name() == "budget-triangle2");
+    CHECK(c.adamw.lr == 1e-3f);
+    CHECK(c.adamw.beta2 == 0.98f);
+    CHECK(c.adamw.eps == 1e-12f);
+    CHECK(c.adamw.clip_norm == 0.5f);
+    CHECK(!c.batch_target);  // derived from the budget (8192 for 24 hours)
+    CHECK(c.lr_from_budget);
+    CHECK(c.ramp_end == 0.6);
+    CHECK(c.mask_fraction == 0.25f);
+    CHECK(c.dropout == 0.0f);
+
+    const auto& o = find_recipe("bert-original");
+    CHECK(o.preset == "bert_base");
+    CHECK(o.adamw.lr == 1e-4f);
+    CHECK(o.adamw.beta1 == 0.9f);
+    CHECK(o.adamw.beta2 == 0.999f);
+    CHECK(o.adamw.eps == 1e-8f);
+    CHECK(o.adamw.weight_decay == 0.01f);
+    CHECK(o.adamw.clip_norm == 0.0f);  // gradient_clipping: (none)
+    CHECK(o.batch_target == 512);
+    CHECK(o.ramp_end == 0.0);          // a fixed batch from the first step
+    CHECK(o.mask_fraction == 0.15f);
+    CHECK(o.dropout == 0.1f);
+    CHECK(o.attention_dropout == 0.1f);
+    // the cramming code's 80,000 warm-up and 8,000,000 total micro-batches of 64, in sequences
+    CHECK(o.schedule.name() == "polynomial-decay");
+    CHECK(o.schedule.warmup_sequences == 80'000.0 * 64);
+    CHECK(o.schedule.total_sequences == 8'000'000.0 * 64);
+    CHECK(o.schedule.power == 1.0);
+
+    const auto& z = find_recipe("izsak");
+    CHECK(z.preset == "bert_large_izsak");
+    CHECK(z.adamw.lr == 2e-3f);
+    CHECK(z.adamw.eps == 1e-6f);
+    CHECK(z.adamw.beta2 == 0.98f);
+    CHECK(z.adamw.weight_decay == 0.01f);
+    CHECK(z.adamw.clip_norm == 0.0f);
+    CHECK(z.batch_target == 4096);
+    CHECK(z.mask_fraction == 0.15f);
+    CHECK(z.dropout == 0.1f);
+    // 6% warm-up, then linear to 0 at the budget: hand values
+    CHECK(z.schedule.name() == "linear");
+    CHECK(z.schedule(0.03) == doctest::Approx(0.5));
+    CHECK(z.schedule(0.06) == doctest::Approx(1.0));
+    CHECK(z.schedule(0.53) == doctest::Approx(0.5));  // (1 - 0.53) / 0.94
+    CHECK(z.schedule(1.0) == doctest::Approx(0.0));
+
+    const std::string msg = error_of([] { find_recipe("roberta"); });
+    CHECK(msg.find("'roberta'") != std::string::npos);
+    CHECK(msg.find("crammed, bert-original, izsak") != std::string::npos);
+}
+
 TEST_CASE("schedule names: parse gives each shape its defaults; unknown names list the choices") {
     CHECK(lr_schedule{}.name() == "budget-triangle2");  // the recipe's default
     for (const auto name : lr_schedule::names) CHECK(lr_schedule::parse(name).name() == name);
@@ -137,7 +221,7 @@ TEST_CASE("schedule names: parse gives each shape its defaults; unknown names li
     CHECK(lr_schedule::cosine(0.2).parameters() == std::vector<std::pair<std::string, double>>{{"warmup", 0.2}});
     const std::string msg = error_of([] { lr_schedule::parse("step"); });
     CHECK(msg.find("'step'") != std::string::npos);
-    CHECK(msg.find("budget-triangle2, one-cycle, linear, cosine") != std::string::npos);
+    CHECK(msg.find("budget-triangle2, one-cycle, linear, cosine, polynomial-decay") != std::string::npos);
 }
 
 TEST_CASE("batch ramp: whole micro-batches, 8192 at p = 0.6") {

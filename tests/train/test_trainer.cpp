@@ -282,3 +282,40 @@ TEST_CASE("bad inputs give messages that say what to change") {
               std::string::npos);
     }
 }
+
+TEST_CASE("recipes in the trainer: polynomial-decay reads the sequences before each step; dropout is on") {
+    // warm-up over 64 sequences at a fixed batch of 16 (ramp_end 0): step k (0-based) has 16 k sequences behind
+    // it, so its factor is 16 k / 64 until the warm-up ends, then (1 - (16 k - 64) / (640 - 64))
+    auto run = [](float dropout, int steps) {
+        auto data = make_source();
+        step_clock sc;
+        budget_clock clock(1000, sc.source());
+        auto o = base_options({});
+        o.ramp = {4, 16, 0.0};
+        o.max_steps = steps;
+        o.adamw.lr = 1e-3f;
+        o.dropout = dropout;
+        o.attention_dropout = dropout;
+        trainer_observers obs;
+        obs.after_micro_step = [&] { sc.tick(); };
+        std::vector<step_record> records;
+        obs.on_step = [&](const step_record& r) { records.push_back(r); };
+        cpu_backend::context ctx;
+        train_mlm<small, cpu_backend>(ctx, data, o, clock, lr_schedule::polynomial_decay(64, 640, 1.0), nullptr, obs);
+        return records;
+    };
+    const auto plain = run(0.0f, 8);
+    REQUIRE(plain.size() == 8);
+    for (int k = 0; k < 8; ++k) {
+        INFO("step " << k);
+        CHECK(plain[std::size_t(k)].batch == 16);
+        const double factor = k < 4 ? 16.0 * k / 64 : 1.0 - (16.0 * k - 64) / (640 - 64);
+        CHECK(plain[std::size_t(k)].lr == doctest::Approx(1e-3 * factor).epsilon(1e-6));
+    }
+    // dropout in pretraining (bert-original, izsak): the same data and seed give other losses, and the same
+    // ones again on a second run (the masks are keyed by seed and micro-step)
+    const auto dropped = run(0.1f, 3), again = run(0.1f, 3);
+    CHECK(dropped[1].loss != plain[1].loss);
+    CHECK(dropped[1].loss == again[1].loss);
+    CHECK(dropped[2].loss == again[2].loss);
+}

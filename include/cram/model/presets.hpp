@@ -29,6 +29,19 @@ inline constexpr bert_config bert_base{
     .token_types = 2, .embedding_norm = true, .final_norm = false, .head_transform = true,
     .tied_decoder = true, .sparse_prediction = false, .norm_eps = 1e-12f};
 
+// The model of Izsak et al. 2021 ("How to train BERT with an academic budget") as the cramming code's
+// arch/crammed-large-izsak.yaml gives it: BERT-large's size (24 layers, 1024 wide, 16 heads, 4096
+// intermediate) with pre-norm blocks, GELU, learned positions, biases on every linear and on the decoder,
+// LayerNorm eps 1e-6, the MLM head's transform, a tied decoder and sparse prediction. One deviation: that
+// config has no final LayerNorm (its head transform normalises the MLM path); cram's pre-norm blocks require
+// one (validate_config), as Izsak et al.'s own pre-LN encoder has, so the GLUE head reads normalised states.
+inline constexpr bert_config bert_large_izsak{
+    .vocab = 32768, .hidden = 1024, .heads = 16, .layers = 24, .intermediate = 4096, .max_seq = 128,
+    .norm = norm_placement::pre, .ffn = ffn_kind::gelu, .positions = position_kind::learned,
+    .qkv_bias = true, .attn_out_bias = true, .ffn_bias = true, .decoder_bias = true,
+    .token_types = 0, .embedding_norm = true, .final_norm = true, .head_transform = true,
+    .tied_decoder = true, .sparse_prediction = true, .norm_eps = 1e-6f};
+
 // The crammed architecture scaled down (4 layers, 256 wide): trains on a CPU in minutes.
 inline constexpr bert_config crammed_mini = with(crammed_bert, [](bert_config& c) {
     c.hidden = 256; c.heads = 4; c.layers = 4; c.intermediate = 1024;
@@ -36,6 +49,15 @@ inline constexpr bert_config crammed_mini = with(crammed_bert, [](bert_config& c
 
 // Smallest useful model for CPU demos on a small vocabulary.
 inline constexpr bert_config crammed_tiny = with(crammed_bert, [](bert_config& c) {
+    c.vocab = 8192; c.hidden = 128; c.heads = 2; c.layers = 2; c.intermediate = 512;
+});
+
+// The compared architectures at crammed_tiny's size and vocabulary: the recipes `bert-original` and `izsak`
+// (cram/train/recipe.hpp) end to end on a CPU in seconds, on the same dataset as crammed_tiny.
+inline constexpr bert_config bert_tiny = with(bert_base, [](bert_config& c) {
+    c.vocab = 8192; c.hidden = 128; c.heads = 2; c.layers = 2; c.intermediate = 512; c.max_seq = 128;
+});
+inline constexpr bert_config izsak_tiny = with(bert_large_izsak, [](bert_config& c) {
     c.vocab = 8192; c.hidden = 128; c.heads = 2; c.layers = 2; c.intermediate = 512;
 });
 
@@ -56,6 +78,9 @@ inline constexpr model_options crammed_bert_options{};
 inline constexpr model_options bert_base_options{};
 inline constexpr model_options crammed_mini_options{.classifier_hidden = 256};
 inline constexpr model_options crammed_tiny_options{.classifier_hidden = 128};
+inline constexpr model_options bert_large_izsak_options{.classifier_hidden = 1024};  // the config's head: hidden wide
+inline constexpr model_options bert_tiny_options{.classifier_hidden = 128};
+inline constexpr model_options izsak_tiny_options{.classifier_hidden = 128};
 inline constexpr model_options test_pre_glu_options{.classifier_hidden = 6};
 inline constexpr model_options test_post_biases_options{.classifier_hidden = 6};
 

@@ -260,7 +260,10 @@ inline run_plan plan_run(const plan_inputs& in) {
     out.passes = in.dataset_sequences > 0 ? double(out.sequences) / double(in.dataset_sequences) : 0;
     for (int i = 0; i <= 10; ++i) {
         const double p = i / 10.0;
-        out.curve.push_back({p, p * in.budget_s, double(lr) * in.schedule(p), ramp.sequences(p)});
+        // the sequences trained by p at the constant throughput (what a sequence-counting schedule reads)
+        const double trained = std::min(double(out.sequences), std::max(0.0, p * in.budget_s - in.startup_s) / dt *
+                                                                    in.micro_batch);
+        out.curve.push_back({p, p * in.budget_s, double(lr) * in.schedule(p, trained), ramp.sequences(p)});
     }
     return out;
 }

@@ -58,6 +58,8 @@ struct trainer_options {
     batch_ramp ramp{};             // micro-batch, target batch, ramp end
     adamw_options adamw{};         // the recipe's AdamW (lr is the peak the schedule scales)
     std::uint64_t seed = 0;        // parameter init, masking, dropout
+    float dropout = 0.0f;            // hidden dropout in pretraining (0 in the crammed recipe; recipe.hpp)
+    float attention_dropout = 0.0f;  // dropout on the attention probabilities in pretraining
     model_options model{};         // initialisation scale and padding id (the preset's <name>_options)
     std::filesystem::path out;     // run directory (checkpoints/, metrics.jsonl, loss.svg); empty: no files
     double checkpoint_every = 30 * 60;  // seconds of budget between periodic checkpoints; <= 0: end only
@@ -153,6 +155,9 @@ nlohmann::json training_config(const trainer_options& o, const lr_schedule& sche
                        {"clip_norm", o.adamw.clip_norm}}},
                      {"seed", o.seed},
                      {"data", {{"sequences", data.num_sequences()}, {"vocab_size", data.vocab_size()}}}};
+    // recorded only when on, so that checkpoints of runs without dropout keep their fingerprints
+    if (o.dropout > 0 || o.attention_dropout > 0)
+        j["dropout"] = {{"hidden", o.dropout}, {"attention", o.attention_dropout}};
     for (const auto& [k, v] : o.run_config.items()) j[k] = v;
     return j;
 }
@@ -447,6 +452,10 @@ private:
 
     void check_settings() const {
         o_.ramp.validate();
+        schedule_.validate();
+        CRAM_CHECK(o_.dropout >= 0 && o_.dropout < 1 && o_.attention_dropout >= 0 && o_.attention_dropout < 1,
+                   "dropout rates must be in [0, 1), got ", o_.dropout, " (hidden) and ", o_.attention_dropout,
+                   " (attention)");
         CRAM_CHECK(seq_ > 0 && seq_ <= C.max_seq, "the dataset's sequences have ", seq_,
                    " tokens but this model supports at most ", C.max_seq, " (re-run prepare with --seq-len ",
                    C.max_seq, ")");
@@ -554,7 +563,8 @@ private:
     void micro_step(int accumulation, std::int64_t index) {
         const host_mlm_batch hb = data_.next_batch(ramp_.micro_batch, o_.seed);
         const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(index + 1));
-        model_->mlm_forward_backward(upload_(hb), forward_options{0.0f, dropout_seed}, 1.0f / float(accumulation));
+        model_->mlm_forward_backward(upload_(hb), forward_options{o_.dropout, dropout_seed, o_.attention_dropout},
+                                     1.0f / float(accumulation));
         if (observers_.after_micro_step) observers_.after_micro_step();
     }
 
@@ -564,7 +574,9 @@ private:
         r.progress = clock_.progress_at(r.elapsed);
         r.loss = a.loss;
         r.grad_norm = norm;
-        r.lr = double(peak_lr_) * schedule_(a.partial() ? clock_.progress_at(boundary_elapsed_) : r.progress);
+        // the sequences trained before this step: what a sequence-counting schedule (polynomial-decay) reads
+        const double before = double(n_.sequences - std::int64_t(a.micro_batches) * ramp_.micro_batch);
+        r.lr = double(peak_lr_) * schedule_(a.partial() ? clock_.progress_at(boundary_elapsed_) : r.progress, before);
         r.batch = a.micro_batches * ramp_.micro_batch;
         r.accumulation = a.micro_batches;
         r.partial_step = a.partial();
