@@ -58,6 +58,10 @@ struct step_record {
     // wait included), and the spread between the busiest and the least busy rank's compute (stragglers)
     int ranks = 1;
     double allreduce_s = 0, rank_spread_s = 0;
+    // fp16 (precision.hpp): the loss scale the step ran with (0: no loss scaling), and whether its gradients
+    // overflowed (the step is then skipped and the scale backs off)
+    double loss_scale = 0;
+    bool overflow = false;
 
     nlohmann::json to_json() const {
         nlohmann::json j{{"step", step},
@@ -78,6 +82,8 @@ struct step_record {
         if (mfu >= 0) j["mfu"] = mfu;
         if (skipped_step) j["skipped"] = true;
         if (partial_step) j["partial"] = true;
+        if (loss_scale > 0) j["loss_scale"] = loss_scale;
+        if (overflow) j["overflow"] = true;
         if (ranks > 1) {
             j["ranks"] = ranks;
             j["allreduce_s"] = allreduce_s;

@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -48,6 +49,7 @@
 #include "cram/train/metrics.hpp"
 #include "cram/train/optimizer.hpp"
 #include "cram/train/plan.hpp"
+#include "cram/train/precision.hpp"
 #include "cram/train/run_checkpoints.hpp"
 #include "cram/train/schedule.hpp"
 #include "cram/train/training_state.hpp"
@@ -87,6 +89,10 @@ struct trainer_options {
     dist::communicator* comm = nullptr;
     // How micro-batches add up (grad_accumulation.hpp); unset: pairwise with several ranks, else in place.
     std::optional<grad_accumulation> accumulation;
+    // fp16 training (precision.hpp): dynamic loss scaling with these settings; unset: none (fp32, bf16).
+    std::optional<loss_scaler_options> loss_scaling;
+    // fp16 emulated on a host backend: the gradients pass through fp16 after every micro-step.
+    bool emulate_fp16_gradients = false;
 };
 
 // Who wants to hear about progress besides the metrics file: after every micro-step (a simulated clock
@@ -104,6 +110,7 @@ struct train_result {
     int signal = 0;           // the signal that stopped the run (0: none); the app exits with 128 + signal
     std::filesystem::path checkpoint, metrics, plot;
     nlohmann::json recipe;  // the batch target and peak lr the run used, and whether they were derived
+    nlohmann::json loss_scaler;  // fp16: the final scale, clean steps and overflows (null without loss scaling)
     bool resumed = false;
     std::int64_t resumed_from_step = 0;
 
@@ -119,6 +126,7 @@ struct train_result {
         if (signal) j["signal"] = signal;
         if (mfu >= 0) j["mfu"] = mfu;
         if (!recipe.is_null()) j["recipe"] = recipe;
+        if (!loss_scaler.is_null()) j["loss_scaler"] = loss_scaler;
         return j;
     }
 };
@@ -158,6 +166,10 @@ nlohmann::json training_config(const trainer_options& o, const lr_schedule& sche
     // recorded only when on, so that checkpoints of runs without dropout keep their fingerprints
     if (o.dropout > 0 || o.attention_dropout > 0)
         j["dropout"] = {{"hidden", o.dropout}, {"attention", o.attention_dropout}};
+    // fp16 (likewise only when on): a run resumed in another precision would change what its steps compute
+    if (o.loss_scaling || o.emulate_fp16_gradients)
+        j["fp16"] = {{"loss_scaling", o.loss_scaling.has_value()}, {"emulated_gradients", o.emulate_fp16_gradients},
+                     {"growth_interval", o.loss_scaling ? o.loss_scaling->growth_interval : 0}};
     for (const auto& [k, v] : o.run_config.items()) j[k] = v;
     return j;
 }
@@ -200,7 +212,8 @@ public:
           checkpoints_(out_, training_config<C>(o, schedule, clock.budget(), seq_, data), o.checkpoint_every,
                        o.keep),
           upload_(ctx), ramp_(o.ramp), peak_lr_(o.adamw.lr),
-          accumulation_(o.accumulation.value_or(ranks_ > 1 ? grad_accumulation::pairwise : grad_accumulation::in_place)) {
+          accumulation_(o.accumulation.value_or(ranks_ > 1 ? grad_accumulation::pairwise : grad_accumulation::in_place)),
+          scaling_(o.loss_scaling.has_value()), scaler_(o.loss_scaling.value_or(loss_scaler_options{})) {
         // one process per run directory, from before its checkpoints are read until the last is written
         // (rank 0's: the only one that writes; the condition is the same on every rank, as on_root needs)
         if (!o_.out.empty()) dist::on_root(*comm_, [&] { run_lock_ = dir_lock(out_, "run directory", "cram trainer"); });
@@ -290,6 +303,7 @@ public:
         while (done < rounds) {
             const double t0 = cram::steady_seconds();
             micro_step(planned, n_.micro_steps + first + done);
+            if (o_.emulate_fp16_gradients) round_grads_to_fp16();
             if (pairwise_) pairwise_->after_micro_batch();
             if (ranks_ > 1) Backend::synchronize(ctx_);  // a device's queue included in this rank's busy time
             busy += cram::steady_seconds() - t0;
@@ -327,15 +341,25 @@ public:
     // schedule is at 0.
     step_outcome apply(const accumulated& a) {
         const double rescale = a.partial() ? double(a.planned) / a.micro_batches : 1.0;
-        const double norm = state_->grad_norm() * rescale;
+        const double loss_scale = scaling_ ? scaler_.scale() : 1.0;  // the gradients hold loss_scale x their value
+        const double norm = state_->grad_norm() * rescale / loss_scale;
         step_record r = record(a, norm);
+        if (scaling_) r.loss_scale = loss_scale;
         if (!std::isfinite(a.loss) || !std::isfinite(norm)) {
+            // with a finite loss, non-finite gradients are fp16's overflow: the scale backs off, the run goes on,
+            // until the scale is at its minimum and it can no longer be the scale's fault
+            if (scaling_ && std::isfinite(a.loss) && !scaler_.at_minimum()) {
+                overflow(r);
+                return step_outcome::skipped;
+            }
+            if (scaling_) scaler_.update(false);
             skip(r, a.loss);
             return step_outcome::skipped;
         }
         bad_streak_ = 0;
+        if (scaling_) scaler_.update(true);
         const float scale = clip_scale(norm, o_.adamw.clip_norm);
-        state_->adamw_step(o_.adamw, float(r.lr), long(n_.step + 1), float(scale * rescale));
+        state_->adamw_step(o_.adamw, float(r.lr), long(n_.step + 1), float(scale * rescale / loss_scale));
         ++n_.step;
         n_.last_loss = a.loss;
         if (!std::isfinite(res_.first_loss)) res_.first_loss = a.loss;
@@ -372,6 +396,7 @@ public:
         if (!derived_) used = derive_recipe(o_.scaling, 0, ramp_.micro_batch, ramp_.target, peak_lr_);
         res_.recipe = used.to_json();
         if (!derived_) res_.recipe["not_derived"] = "the budget ended inside the warm-up";
+        if (scaling_) res_.loss_scaler = scaler_.to_json();
         if (res_.this_process > 0 && res_.tokens_per_s == 0)
             res_.tokens_per_s = double(n_.sequences - start_sequences_) * seq_ / res_.this_process;
         res_.checkpoint = save(res_.elapsed);
@@ -406,6 +431,13 @@ private:
         agreed_signal_ = int(v[1]);
     }
     int stop_signal() const { return ranks_ > 1 ? agreed_signal_ : cram::stop_requested(); }
+
+    void round_grads_to_fp16() {
+        if constexpr (std::is_same_v<typename Backend::memory_space, host_memory>)
+            state_->round_grads_to_fp16();
+        else
+            CRAM_THROW("fp16 gradient emulation is for the CPU backend; a GPU trains in fp16 itself");
+    }
 
     // The step's gradients and loss totals summed over the ranks, the time the gradient sum took, and the
     // spread of the ranks' compute times (`busy`: this rank's micro-steps alone, without the waits).
@@ -505,6 +537,7 @@ private:
         data_.seek(f.integer("data_position", 0));
         clock_.add_spent(f.number("elapsed_s"));
         restore_recipe(loaded.state, file);
+        if (scaling_ && loaded.state.contains("loss_scaler")) scaler_.restore(loaded.state["loss_scaler"], file.string());
         res_.resumed = true;
         res_.resumed_from_step = n_.step;
         progress_.message("train: resumed " + loaded.dir.string() + " at step " + std::to_string(n_.step) + ", " +
@@ -563,8 +596,9 @@ private:
     void micro_step(int accumulation, std::int64_t index) {
         const host_mlm_batch hb = data_.next_batch(ramp_.micro_batch, o_.seed);
         const std::uint64_t dropout_seed = o_.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(index + 1));
+        const double loss_scale = scaling_ ? scaler_.scale() : 1.0;
         model_->mlm_forward_backward(upload_(hb), forward_options{o_.dropout, dropout_seed, o_.attention_dropout},
-                                     1.0f / float(accumulation));
+                                     float(loss_scale / accumulation));
         if (observers_.after_micro_step) observers_.after_micro_step();
     }
 
@@ -614,6 +648,29 @@ private:
         }
     }
 
+    // A step whose scaled gradients overflowed fp16 (a finite loss): skipped, the scale backs off. Not a bad
+    // step: the streak that stops a diverging run is left as it was.
+    void overflow(step_record& r) {
+        ++n_.skipped;
+        scaler_.update(false);
+        r.step = n_.step;
+        r.skipped = n_.skipped;
+        r.skipped_step = true;
+        r.overflow = true;
+        publish(r);
+        constexpr std::int64_t told = 5;  // the first few on the terminal; every one in metrics.jsonl
+        if (scaler_.overflows() <= told)
+            progress_.message("train: step " + std::to_string(n_.step + 1) + " skipped: the gradients overflowed fp16 at "
+                              "loss scale " + format_scale(r.loss_scale) + "; the scale is now " +
+                              format_scale(scaler_.scale()) +
+                              (scaler_.overflows() == told ? " (further overflows: metrics.jsonl only)" : ""));
+    }
+    static std::string format_scale(double s) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", s);
+        return buf;
+    }
+
     void publish(const step_record& r) {
         metrics_->write(r.to_json());
         if (observers_.on_step) observers_.on_step(r);
@@ -645,6 +702,7 @@ private:
                               {"ranks", ranks_},
                               {"grad_accumulation", to_string(accumulation_)}};
         if (derived_ && (o_.derive_batch_target || o_.derive_lr)) j["recipe"] = recipe_.to_json();
+        if (scaling_) j["loss_scaler"] = scaler_.to_json();
         return j;
     }
 
@@ -721,6 +779,8 @@ private:
     bool stopped_ = false;
     grad_accumulation accumulation_;
     std::unique_ptr<pairwise_accumulator<Backend>> pairwise_;  // with pairwise accumulation
+    bool scaling_;                          // fp16: dynamic loss scaling
+    loss_scaler scaler_;
     int agreed_signal_ = 0;                 // data-parallel: the stop signal any rank received
     double allreduce_s_ = 0, rank_spread_s_ = 0;  // data-parallel: the last step's
 };

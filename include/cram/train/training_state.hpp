@@ -8,11 +8,15 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "cram/core/error.hpp"
+#include "cram/core/fp16.hpp"
+#include "cram/core/memory_space.hpp"
 #include "cram/core/platform.hpp"
+#include "cram/core/thread_pool.hpp"
 #include "cram/model/parameters.hpp"
 #include "cram/ops/backend.hpp"
 #include "cram/train/optimizer.hpp"
@@ -59,6 +63,17 @@ public:
         if constexpr (!Backend::weights_alias_params)
             Backend::params_to_weights(ctx_, weights_.data(), params_.data(), index_t(n()));
     }
+    // fp16 emulation on a host backend (precision.hpp): every gradient through fp16 and back, so values beyond
+    // its range become infinite and tiny ones vanish as they would in fp16 storage.
+    void round_grads_to_fp16() {
+        static_assert(std::is_same_v<typename Backend::memory_space, host_memory>,
+                      "fp16 gradient emulation is for host backends (a GPU computes in fp16 itself)");
+        param_t* g = grads_.data();
+        cram::parallel_for(std::ptrdiff_t(n()), 1.0, [g](std::ptrdiff_t b, std::ptrdiff_t e) {
+            for (std::ptrdiff_t i = b; i < e; ++i) g[i] = param_t(cram::round_to_fp16(float(g[i])));
+        });
+    }
+
     // Global L2 norm of the gradients (synchronises a device backend: the clip decision is made on the host).
     double grad_norm() { return std::sqrt(Backend::sum_squares(ctx_, grads_.data(), index_t(n()))); }
 
