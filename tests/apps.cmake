@@ -44,3 +44,12 @@ if(TARGET cram_bert_24h AND CRAM_HAS_MPI)
                    ${CMAKE_CURRENT_BINARY_DIR}/app_distributed)
   set_tests_properties(app_distributed PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()
+
+# The compared recipes (crammed, bert-original, izsak) on their small presets, fp16 loss scaling emulated on the
+# CPU and forced to overflow, and the comparison report (tests/apps/recipes.sh); skipped (77) without the shared data.
+if(TARGET cram_bert_24h)
+  add_test(NAME app_recipes
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/apps/recipes.sh $<TARGET_FILE:cram_bert_24h> ${CRAM_SHARED_DATA}
+                   ${CMAKE_CURRENT_BINARY_DIR}/app_recipes)
+  set_tests_properties(app_recipes PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()

@@ -3,6 +3,7 @@
 // and cuda_train.cu include the trainer itself (app_train_run.hpp), so each backend compiles it once.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include "cram/dist/communicator.hpp"
 #include "cram/train/budget.hpp"
 #include "cram/train/grad_accumulation.hpp"
+#include "cram/train/precision.hpp"
 #include "cram/train/recipe.hpp"
 #include "cram/train/schedule.hpp"
 
@@ -44,6 +46,8 @@ struct train_settings {
     std::int64_t max_steps = 0;
     int val_batches = 8;
     bool quiet = false;
+    std::string precision = "auto";     // auto, bf16, fp16 or fp32 (cram/train/precision.hpp)
+    double loss_scale = 65536;          // fp16: the dynamic loss scale's starting value
     std::string grad_accumulation = "auto";  // in-place, pairwise, or auto (pairwise with several ranks)
     std::string rank_timeout = "10m";        // data-parallel: how long a rank waits for the others
     dist::communicator* ranks = nullptr;     // data-parallel ranks (the MPI job), or null: one process
@@ -156,6 +160,9 @@ inline void validate_settings(const train_settings& s) {
     CRAM_CHECK(s.keep >= 1, "--keep must be at least 1, got ", s.keep);
     grad_accumulation_setting(s);
     train::parse_duration(s.rank_timeout);
+    if (s.precision != "auto") train::parse_precision(s.precision);
+    CRAM_CHECK(std::isfinite(s.loss_scale) && s.loss_scale >= 1, "--loss-scale must be a number of at least 1, got ",
+               s.loss_scale);
 }
 
 // Data-parallel training (app_ranks.cpp): joins the job when an MPI launcher started several ranks (null

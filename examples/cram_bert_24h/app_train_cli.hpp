@@ -56,6 +56,12 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
     cmd->add_option("--max-steps", s.max_steps, "Also stop after this many optimizer steps (0: budget only)")->capture_default_str();
     cmd->add_option("--val-batches", s.val_batches, "Validation micro-batches evaluated at the end (0: none)")->capture_default_str();
     cmd->add_flag("--quiet", s.quiet, "No progress lines and no summary");
+    cmd->add_option("--precision", s.precision,
+                    "16-bit format of the GPU's matmuls: auto (bf16 on sm_80+, fp16 on sm_70/75, fp32 on the CPU), bf16, "
+                    "fp16 (dynamic loss scaling; on the CPU emulated: gradients through fp16), or fp32")
+        ->check(CLI::IsMember({"auto", "bf16", "fp16", "fp32"}))->capture_default_str();
+    cmd->add_option("--loss-scale", s.loss_scale, "fp16: the dynamic loss scale's starting value (halved on overflow, "
+                    "doubled after 2000 clean steps)")->capture_default_str();
     cmd->add_option("--grad-accumulation", s.grad_accumulation,
                     "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "
                     "data-parallel ranks reproduce bit for bit), or auto (pairwise under mpirun)")

@@ -50,6 +50,9 @@ inline void print_summary(const train::train_result& r, const train_settings& s)
     if (r.mfu >= 0) std::printf("MFU              %.1f%%\n", 100 * r.mfu);
     std::printf("MLM loss         first step %.4f -> last step %.4f\n", r.first_loss, r.final_loss);
     if (std::isfinite(r.val_loss)) std::printf("validation loss  %.4f\n", r.val_loss);
+    if (!r.loss_scaler.is_null())
+        std::printf("loss scale       %g at the end, %lld overflow steps skipped\n", r.loss_scaler["scale"].get<double>(),
+                    static_cast<long long>(r.loss_scaler["overflows"].get<std::int64_t>()));
     if (!r.checkpoint.empty()) std::printf("checkpoint       %s\n", r.checkpoint.string().c_str());
     if (!r.metrics.empty()) std::printf("metrics          %s\n", r.metrics.string().c_str());
     if (!r.plot.empty()) std::printf("loss plot        %s\n", r.plot.string().c_str());
@@ -99,6 +102,30 @@ plan_report start_plan(const train_settings& s, const std::string& dataset, std:
     return make_plan(job, c, rate);
 }
 
+// --precision on this backend: what the run computes in, and the trainer options that go with it. The CPU
+// computes in fp32 and emulates fp16 (gradients through fp16, with the loss scaling a GPU's fp16 needs); the
+// CUDA backend computes in bf16 (sm_80+). Anything else is refused with what to use instead.
+template <class Backend>
+train::precision resolve_precision(const train_settings& s, train::trainer_options& o) {
+    using train::precision;
+    if constexpr (is_cpu<Backend>) {
+        const precision p = s.precision == "auto" ? precision::fp32 : train::parse_precision(s.precision);
+        CRAM_CHECK(p != precision::bf16, "--precision bf16: the CPU backend computes in fp32 (bf16 is the GPU's, sm_80 "
+                   "and newer); use --precision fp32, or fp16 to emulate fp16 training's loss scaling");
+        if (p == precision::fp16) {
+            o.loss_scaling = train::loss_scaler_options{.init_scale = s.loss_scale};
+            o.emulate_fp16_gradients = true;
+        }
+        return p;
+    } else {
+        const precision p = s.precision == "auto" ? precision::bf16 : train::parse_precision(s.precision);
+        CRAM_CHECK(p == precision::bf16, "--precision ", s.precision, ": the CUDA backend computes in bf16 (sm_80 and "
+                   "newer); its fp16 path for sm_70/75 (the RTX 2080 Ti) is not written yet (docs/cuda.md). Use "
+                   "--precision bf16 or auto, or --device cpu --precision fp16 for the emulated loss scaling");
+        return p;
+    }
+}
+
 template <bert_config C, class Backend>
 train::train_result run_with(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock,
                              const train::lr_schedule& schedule, train::trainer_observers observers) {
@@ -143,6 +170,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.peak_flops = s.peak_flops;
     o.comm = s.ranks;
     o.accumulation = grad_accumulation_setting(s);
+    const train::precision precision = resolve_precision<Backend>(s, o);
     // the vocabulary's content is part of what a checkpoint must match (resume, glue): same size, other
     // tokens would silently mean other ids
     o.run_config = {{"preset", s.preset}, {"vocab_xxh64", train_data.source().vocab_xxh64()}};
@@ -150,7 +178,9 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     if (recipe.name != train::recipes::crammed.name)
         o.run_config.update({{"recipe", std::string(recipe.name)}, {"mask_fraction", recipe.mask_fraction}});
     // where the vocabulary lives, for `glue` on this run's checkpoints
-    o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()}};
+    o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()},
+                  {"recipe", s.recipe},
+                  {"precision", std::string(to_string(precision)) + (o.emulate_fp16_gradients ? " (emulated)" : "")}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
     o.plan = plan.to_json();
     if (speaks(s)) {
@@ -158,6 +188,9 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                      bert<C, Backend>::parameter_count(), Backend::name,
                      static_cast<long long>(train_data.num_sequences()), seq);
         if (!s.resume) print_plan(stderr, plan);
+        if (o.emulate_fp16_gradients)
+            std::fprintf(stderr, "train: fp16 emulated on the CPU: the gradients pass through fp16 after every "
+                         "micro-step, with dynamic loss scaling from %g (the matmuls still compute in fp32)\n", s.loss_scale);
     }
     return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get(), std::move(observers));
 }
