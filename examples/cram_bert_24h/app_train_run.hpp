@@ -19,6 +19,7 @@
 #include "app_presets.hpp"
 #include "app_train.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/fp16.hpp"
 #include "cram/core/signals.hpp"
 #include "cram/core/thread_pool.hpp"
 #include "cram/model/memory_plan.hpp"
@@ -103,8 +104,9 @@ plan_report start_plan(const train_settings& s, const std::string& dataset, std:
 }
 
 // --precision on this backend: what the run computes in, and the trainer options that go with it. The CPU
-// computes in fp32 and emulates fp16 (gradients through fp16, with the loss scaling a GPU's fp16 needs); the
-// CUDA backend computes in bf16 (sm_80+). Anything else is refused with what to use instead.
+// computes in fp32 and emulates fp16 (gradients through fp16, with the loss scaling a GPU's fp16 needs); a GPU
+// backend computes in its act_t (bf16, or fp16 with dynamic loss scaling). The caller (cuda_train.cu) picked
+// the backend from the same setting; anything this backend cannot do is refused with what to use instead.
 template <class Backend>
 train::precision resolve_precision(const train_settings& s, train::trainer_options& o) {
     using train::precision;
@@ -118,10 +120,11 @@ train::precision resolve_precision(const train_settings& s, train::trainer_optio
         }
         return p;
     } else {
-        const precision p = s.precision == "auto" ? precision::bf16 : train::parse_precision(s.precision);
-        CRAM_CHECK(p == precision::bf16, "--precision ", s.precision, ": the CUDA backend computes in bf16 (sm_80 and "
-                   "newer); its fp16 path for sm_70/75 (the RTX 2080 Ti) is not written yet (docs/cuda.md). Use "
-                   "--precision bf16 or auto, or --device cpu --precision fp16 for the emulated loss scaling");
+        constexpr precision mine = std::is_same_v<typename Backend::act_t, cram::fp16> ? precision::fp16 : precision::bf16;
+        const precision p = s.precision == "auto" ? mine : train::parse_precision(s.precision);
+        CRAM_CHECK(p == mine, "--precision ", s.precision, ": this GPU backend computes in ", train::to_string(mine),
+                   " (bf16 needs sm_80 or newer, fp16 sm_70 or newer; fp32 is the CPU's)");
+        if (p == precision::fp16) o.loss_scaling = train::loss_scaler_options{.init_scale = s.loss_scale};
         return p;
     }
 }
