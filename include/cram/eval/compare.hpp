@@ -36,7 +36,7 @@ struct compare_run {
     std::filesystem::path state_file, metrics_file, report_file;
 
     // pretraining, from the newest checkpoint's state.json
-    std::string recipe = "crammed";  // config.recipe; not recorded: crammed, the only recipe before recipes had names
+    std::string recipe = "crammed";  // config.recipe; not recorded: crammed (the default, and the only recipe before others)
     bool recipe_recorded = false;
     std::string preset;                // config.preset; empty: not recorded
     std::string backend;               // "cpu" or "cuda"
@@ -131,9 +131,7 @@ inline compare_run compare_run_from_json(std::string label, const nlohmann::json
     } else {
         r.precision = detail::default_precision(r.backend);
     }
-    if (!r.recipe_recorded) r.notes.push_back("recipe not recorded in state.json: crammed (the only recipe before recipes had names)");
-    if (!r.precision_recorded)
-        r.notes.push_back("precision not recorded in state.json: " + r.precision + ", the " + r.backend + " backend's");
+    // an absent recipe or precision is the default by design (the trainer records only the others), so no note
     if (r.preset.empty()) r.notes.push_back("preset not recorded in state.json");
 
     const train::json_fields sm(summary, metrics_file);
@@ -389,7 +387,9 @@ inline std::string compare_markdown(const std::vector<compare_run>& runs) {
           "the rest accuracy, each the median over seeds of the last epoch. **avg** is the mean of the 9 columns "
           "(MNLI-m and MNLI-mm count separately), given only when a run has all 9; otherwise it shows how many it has. "
           "Hours are wall-clock budget spent times processes: GPU-hours on cuda, CPU-hours (processes, not cores) on the "
-          "CPU. The published rows are CRAMMING.md's (24 h on one A6000 for the crammed rows); their protocol is the "
+          "CPU. Recipe and precision are what the newest checkpoint's state.json records (config.recipe, "
+          "config.precision); where it records none, the defaults: the crammed recipe, fp32 on the CPU and bf16 on "
+          "cuda. The published rows are CRAMMING.md's (24 h on one A6000 for the crammed rows); their protocol is the "
           "one glue_protocol.hpp pairs them with (docs/glue.md says which pairing is stated and which inferred).\n\n";
     md << "| run | recipe | preset | device | budget | elapsed | tokens | " << hours << " | MLM loss (final / val) |";
     for (const auto& c : cramming_columns) md << ' ' << c.label << " |";
