@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `compare` through the real binary: two tiny runs (a `run` output directory, and a `train` + `glue
-# --protocol article` pair), `compare` over both, and every cell of compare.json and of the markdown table
+# `compare` through the real binary: two tiny runs (a `run --glue-protocol article` output directory, and a
+# `train` + `glue` pair under the default, released protocol), `compare` over both, and every cell of compare.json and of the markdown table
 # checked against the runs' own state.json, metrics.jsonl and report.json, read here independently. Then the
 # refusals: a missing directory, an unfinished run, a malformed report.json, two runs with one label, an
 # unknown protocol, and a --resume under another protocol. About 20 s on 2 cores.
@@ -25,20 +25,24 @@ expect_fail() {  # expect_fail "message fragment" command...: must exit non-zero
 }
 tiny=(--preset crammed_tiny --device cpu --micro-batch 4 --batch-target 8 --quiet)
 
-step "run A: prepare 150 articles, train 5 s, GLUE RTE + MRPC (released protocol, capped)"
+step "run A: prepare 150 articles, train 5 s, GLUE RTE + MRPC under the article protocol (capped)"
+# an unknown protocol fails when the command line is read, before anything is prepared
+expect_fail "the protocols are released, article" "$app" run --corpus "$wiki" --out "$work/a-bad" "${tiny[@]}" \
+  --budget 5s --glue-dir "$data/glue" --glue-protocol paper
+[ ! -e "$work/a-bad" ] || { echo "FAIL: run with an unknown protocol wrote $work/a-bad"; exit 1; }
 "$app" run --corpus "$wiki" --out "$work/a" --max-docs 150 --budget 5s "${tiny[@]}" --glue-dir "$data/glue" \
-  --glue-tasks RTE,MRPC --glue-seeds 1 --glue-epochs 1 --glue-max-train 32 > "$work/a.log" 2>&1 \
+  --glue-protocol article --glue-tasks RTE,MRPC --glue-seeds 1 --glue-epochs 1 --glue-max-train 32 > "$work/a.log" 2>&1 \
   || { cat "$work/a.log"; exit 1; }
 
-step "run B: train 4 s on A's dataset, then GLUE RTE + STS-B under the article protocol"
+step "run B: train 4 s on A's dataset, then GLUE RTE + STS-B under the default (released) protocol"
 "$app" train --data "$work/a/data" --out "$work/b/train" --budget 4s "${tiny[@]}"
 expect_fail "the protocols are released, article" "$app" glue --checkpoint "$work/b/train" --glue-dir "$data/glue" \
   --out "$work/b/nope" --protocol paper
 gargs=(--checkpoint "$work/b/train" --glue-dir "$data/glue" --out "$work/b/glue" --tasks RTE,STS-B --seeds 1 --epochs 1
        --max-train 32 --device cpu --quiet)
-"$app" glue "${gargs[@]}" --protocol article > /dev/null
+"$app" glue "${gargs[@]}" > /dev/null
 # the same evaluation under the other protocol's name is not taken for this one
-expect_fail 'protocol (recorded "article", now "released")' "$app" glue "${gargs[@]}" --protocol released --resume
+expect_fail 'protocol (recorded "released", now "article")' "$app" glue "${gargs[@]}" --protocol article --resume
 
 step "compare: both runs, then every cell against the runs' own files"
 "$app" compare --out "$work/cmp" "tiny-a=$work/a" "$work/b/train:$work/b/glue" --quiet
@@ -63,8 +67,8 @@ def fmt_duration(s):  # train::format_duration below a minute
 
 runs = {r["label"]: r for r in cmp["runs"]}
 assert list(runs) == ["tiny-a", "train"], list(runs)
-for label, train, glue, protocol in [("tiny-a", f"{work}/a/run", f"{work}/a/glue", "released"),
-                                     ("train", f"{work}/b/train", f"{work}/b/glue", "article")]:
+for label, train, glue, protocol in [("tiny-a", f"{work}/a/run", f"{work}/a/glue", "article"),
+                                     ("train", f"{work}/b/train", f"{work}/b/glue", "released")]:
     r, st, sm = runs[label], newest_state(train), last_summary(train)
     rep = json.load(open(os.path.join(glue, "report.json")))
     cfg = st["config"]
@@ -96,8 +100,12 @@ for label, train, glue, protocol in [("tiny-a", f"{work}/a/run", f"{work}/a/glue
         assert y is None or x == y, f"{label} column {i}: table has {x!r}, the files give {y!r}"
     print(f"{label}: step {st['step']}, {st['tokens']} tokens, {hours:.3g} CPU-h, protocol {protocol}, "
           f"RTE {want['RTE']}, every cell matches")
-# the deviations the article protocol's run shows are its caps, not its batch or learning rate
-assert not any(d.startswith(("batch", "learning rate")) for d in runs["train"]["glue"]["deviations"]), runs["train"]
+# the deviations each run shows are its caps, not the batch or learning rate of its own protocol
+for r in runs.values():
+    assert not any(d.startswith(("batch", "learning rate")) for d in r["glue"]["deviations"]), r["glue"]
+# run --glue-protocol reached the evaluation: the article's batch and learning rate were used
+fa = json.load(open(os.path.join(work, "a", "glue", "report.json")))["settings"]["finetune"]
+assert (fa["batch"], fa["lr"]) == (32, 2e-05), fa
 assert "| CPU-hours |" in md, "the hours column of CPU runs is not called CPU-hours"
 assert not any("GPU" in l for l in md.splitlines() if l.startswith("| **")), "a CPU run shown as a GPU run"
 pub = {p["name"]: p for p in cmp["published"]}

@@ -147,6 +147,10 @@ TEST_CASE("compare: markdown and JSON") {
           std::string::npos);
     CHECK(md.find("given only when a run has all 9") != std::string::npos);
 
+    // a '|' in a label would end its cell
+    compare_run piped = cpu_run();
+    piped.label = "a|b";
+    CHECK(compare_markdown({piped}).find("| **a\\|b** |") != std::string::npos);
     // only GPU runs: the header says GPU-hours
     CHECK(compare_markdown({gpu_run()}).find("| GPU-hours |") != std::string::npos);
     CHECK(compare_markdown({cpu_run()}).find("| CPU-hours |") != std::string::npos);
@@ -297,6 +301,10 @@ TEST_CASE("compare: how a run is named on the command line") {
     CHECK(error_of([&] { parse_compare_source((dir / "nope").string()); }).find((dir / "nope").string() + " does not exist") !=
           std::string::npos);
     CHECK(error_of([&] { parse_compare_source((dir / "half").string()); }).find("glue/ is missing") != std::string::npos);
+    std::filesystem::create_directories(dir / "train" / "checkpoints");  // a `train --out` directory given alone
+    CHECK(error_of([&] { parse_compare_source((dir / "train").string()); })
+              .find("is a training run directory: give it with its GLUE report as " + (dir / "train").string() +
+                    ":GLUE_DIR") != std::string::npos);
     CHECK(error_of([&] { parse_compare_source((dir / "train").string() + ":" + (dir / "nog").string()); })
               .find("the GLUE directory '" + (dir / "nog").string() + "'") != std::string::npos);
     CHECK(error_of([&] { parse_compare_source((dir / "notrain").string() + ":" + (dir / "g").string()); })

@@ -272,6 +272,8 @@ inline compare_source parse_compare_source(const std::string& arg) {
     CRAM_CHECK(!rest.empty(), "compare: '", arg, "' names no run (RUN_OUT or TRAIN_DIR:GLUE_DIR, optionally LABEL=...)");
     if (fs::is_directory(rest, ec)) {
         const fs::path out(rest);
+        CRAM_CHECK(!fs::is_directory(out / "checkpoints", ec), "compare: ", rest, " is a training run directory: "
+                   "give it with its GLUE report as ", rest, ":GLUE_DIR (the `glue --out` directory that evaluated it)");
         CRAM_CHECK(fs::is_directory(out / "run", ec) && fs::is_directory(out / "glue", ec), "compare: ", rest,
                    " is not the output of `cram_bert_24h run` (it needs both run/ and glue/; ",
                    fs::is_directory(out / "run", ec) ? "glue/ is missing: evaluate it with `cram_bert_24h glue --checkpoint " +
@@ -331,6 +333,16 @@ inline void check_unique_labels(const std::vector<compare_run>& runs) {
 }
 
 namespace detail {
+
+// Text in a markdown table cell: a '|' would end the cell.
+inline std::string cell_text(const std::string& s) {
+    std::string out;
+    for (const char c : s) {
+        if (c == '|') out += '\\';
+        out += c;
+    }
+    return out;
+}
 
 inline std::string fixed(double v, int decimals) {
     if (!std::isfinite(v)) return "–";
@@ -397,15 +409,16 @@ inline std::string compare_markdown(const std::vector<compare_run>& runs) {
     for (int i = 0; i < 9 + 9 + 3; ++i) md << "---|";
     md << "\n";
     for (const auto& r : runs) {
-        md << "| **" << r.label << "** | " << r.recipe << " | " << (r.preset.empty() ? "–" : r.preset) << " | " << r.backend
-           << ", " << r.precision << ", " << r.ranks << (r.ranks == 1 ? " rank" : " ranks") << " | "
+        md << "| **" << detail::cell_text(r.label) << "** | " << detail::cell_text(r.recipe) << " | "
+           << (r.preset.empty() ? "–" : detail::cell_text(r.preset)) << " | " << detail::cell_text(r.backend) << ", "
+           << detail::cell_text(r.precision) << ", " << r.ranks << (r.ranks == 1 ? " rank" : " ranks") << " | "
            << train::format_duration(r.budget_s) << " | " << train::format_duration(r.elapsed_s) << " | "
            << detail::token_count(r.tokens) << " | " << detail::hours_cell(r) << " | " << detail::fixed(r.final_loss, 3)
            << " / " << detail::fixed(r.val_loss, 3) << " |";
         for (const auto& c : r.columns) md << ' ' << (c ? detail::fixed(*c, 1) : std::string("–")) << " |";
         const auto avg = r.average();
         md << ' ' << (avg ? "**" + detail::fixed(*avg, 1) + "**" : "– (" + std::to_string(r.columns_present()) + " of 9)")
-           << " | " << r.protocol << " | "
+           << " | " << detail::cell_text(r.protocol) << " | "
            << (r.glue_deviations.empty() ? std::string("none") : std::to_string(r.glue_deviations.size()) + " (notes)")
            << " |\n";
     }
