@@ -6,6 +6,15 @@ if(TARGET cram_bert_24h)
   set_tests_properties(app_end_to_end PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()
 
+# `compare` over two tiny runs, every cell checked against the runs' own files (tests/apps/compare.sh,
+# docs/glue.md); skipped (77) without the shared data.
+if(TARGET cram_bert_24h)
+  add_test(NAME app_compare
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/apps/compare.sh $<TARGET_FILE:cram_bert_24h> ${CRAM_SHARED_DATA}
+                   ${CMAKE_CURRENT_BINARY_DIR}/app_compare)
+  set_tests_properties(app_compare PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()
+
 # Signals, a SIGKILL soak, concurrent use, damaged checkpoints and command-line mistakes through the
 # binary (tests/apps/reliability.sh, docs/reliability.md); skipped (77) without the shared data.
 if(TARGET cram_bert_24h)

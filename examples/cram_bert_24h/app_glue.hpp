@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace cram::app {
@@ -17,9 +18,11 @@ struct glue_settings {
     std::string preset;  // empty: the checkpoint's
     std::string device = "auto";
     int seeds = 5;
-    int epochs = 5;
-    int batch = 16;
-    float lr = 4e-5f;
+    // the fine-tuning protocol by name (cram/eval/glue_protocol.hpp); epochs, batch and lr default to its
+    // values, and one set here overrides it (the report lists it as a deviation)
+    std::string protocol = "released";
+    std::optional<int> epochs, batch;
+    std::optional<float> lr;
     float clip = 0.0f;
     std::size_t max_train = 0;
     std::int64_t max_steps = 0;

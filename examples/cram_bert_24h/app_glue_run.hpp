@@ -78,9 +78,11 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
     for (const auto& t : o.tasks) (void)eval::glue_task(t);  // unknown names fail before anything runs
     o.seeds = s.seeds;
     o.first_seed = s.seed;
-    o.finetune.epochs = s.epochs;
-    o.finetune.batch = s.batch;
-    o.finetune.lr = s.lr;
+    o.protocol = eval::find_glue_protocol(s.protocol);
+    o.finetune = eval::finetune_options_for(o.protocol);
+    if (s.epochs) o.finetune.epochs = *s.epochs;
+    if (s.batch) o.finetune.batch = *s.batch;
+    if (s.lr) o.finetune.lr = *s.lr;
     o.finetune.clip_norm = s.clip;
     o.finetune.max_train = s.max_train;
     o.finetune.max_steps = s.max_steps;
@@ -124,6 +126,7 @@ int run_glue(glue_settings s, typename Backend::context& ctx) {
     // SIGINT, SIGTERM, SIGHUP: the evaluation stops after the current optimizer step and writes a partial report
     const stop_on_signals stop_guard;
     CRAM_CHECK(!s.glue_dir.empty() && !s.out.empty(), "glue needs --glue-dir and --out");
+    (void)eval::find_glue_protocol(s.protocol);  // an unknown name fails before the checkpoint is read
     fs::path ckpt;
     if (!s.checkpoint.empty()) {
         const train::checkpoint_info info = eval::find_checkpoint(s.checkpoint);

@@ -18,9 +18,12 @@ void add_glue_command(CLI::App& app) {
     cmd->add_option("--tasks", s->tasks, "Comma-separated tasks (default: the 8 of the GLUE average; WNLI on request)");
     cmd->add_option("--seeds", s->seeds, "Fine-tuning seeds per task; the median is reported")->capture_default_str();
     cmd->add_option("--seed", s->seed, "First seed")->check(non_negative_integer())->capture_default_str();
-    cmd->add_option("--epochs", s->epochs, "Epochs per run (protocol: 5)")->capture_default_str();
-    cmd->add_option("--batch", s->batch, "Batch size (protocol: 16)")->capture_default_str();
-    cmd->add_option("--lr", s->lr, "Peak learning rate (protocol: 4e-5)")->capture_default_str();
+    cmd->add_option("--protocol", s->protocol, "Fine-tuning protocol: released (the released code's GLUE config: "
+                    "batch 16, lr 4e-5, 5 epochs) or article (the paper's text: batch 32, lr 2e-5, 5 epochs); "
+                    "docs/glue.md")->check(glue_protocol_name())->capture_default_str();
+    cmd->add_option("--epochs", s->epochs, "Epochs per run (default: the protocol's; another value is a deviation)");
+    cmd->add_option("--batch", s->batch, "Batch size (default: the protocol's; another value is a deviation)");
+    cmd->add_option("--lr", s->lr, "Peak learning rate (default: the protocol's; another value is a deviation)");
     cmd->add_option("--clip", s->clip, "Clip the global gradient norm here (protocol: none = 0)")->capture_default_str();
     cmd->add_option("--max-train", s->max_train, "Use a fixed subset of N training examples per task (0: all; a "
                     "protocol deviation, stated in the report)")->capture_default_str();

@@ -29,7 +29,7 @@ void add_run_command(CLI::App& app) {
         std::int64_t max_docs = 0;
         std::size_t max_line_bytes = cram::data::reader_options{}.max_line_bytes;
         // the --glue-* protocol knobs (0 / empty: the `glue` command's defaults)
-        std::string glue_tasks;
+        std::string glue_tasks, glue_protocol = "released";
         int glue_seeds = 0, glue_epochs = 0;
         std::size_t glue_max_train = 0;
     };
@@ -46,8 +46,10 @@ void add_run_command(CLI::App& app) {
     cmd->add_option("--max-line-bytes", a->max_line_bytes, "Longest corpus line in bytes (as prepare's)")->capture_default_str();
     cmd->add_option("--glue-dir", a->glue_dir, "GLUE data directory: evaluate the trained model when given");
     cmd->add_option("--glue-tasks", a->glue_tasks, "GLUE tasks, comma-separated (default: the 8 of the average)");
+    cmd->add_option("--glue-protocol", a->glue_protocol, "GLUE fine-tuning protocol: released or article (as glue --protocol)")
+        ->check(glue_protocol_name())->capture_default_str();
     cmd->add_option("--glue-seeds", a->glue_seeds, "GLUE fine-tuning seeds per task (0: the protocol's 5)")->capture_default_str();
-    cmd->add_option("--glue-epochs", a->glue_epochs, "GLUE epochs per task (0: the protocol's 5)")->capture_default_str();
+    cmd->add_option("--glue-epochs", a->glue_epochs, "GLUE epochs per task (0: the protocol's)")->capture_default_str();
     cmd->add_option("--glue-max-train", a->glue_max_train,
                     "Fine-tune on at most this many training examples per task (0: all; a deviation, flagged in the report)")
         ->capture_default_str();
@@ -104,6 +106,7 @@ void add_run_command(CLI::App& app) {
             g.seed = s.seed;
             if (!a->glue_tasks.empty()) g.tasks = a->glue_tasks;
             if (a->glue_seeds > 0) g.seeds = a->glue_seeds;
+            g.protocol = a->glue_protocol;
             if (a->glue_epochs > 0) g.epochs = a->glue_epochs;
             g.max_train = a->glue_max_train;
             g.resume = s.resume;  // a resumed run continues its evaluation too

@@ -7,6 +7,9 @@
 
 #include <string>
 
+#include "cram/core/error.hpp"
+#include "cram/eval/glue_protocol.hpp"
+
 namespace cram::app {
 
 // Validators whose messages name the option's allowed values plainly (CLI11's range checks print the
@@ -31,6 +34,20 @@ inline CLI::Validator thread_count(int max_threads) {
         "0.." + std::to_string(max_threads));
 }
 
+// A GLUE protocol name (cram/eval/glue_protocol.hpp); an unknown one is the library's message listing the names.
+inline CLI::Validator glue_protocol_name() {
+    return CLI::Validator(
+        [](std::string& v) -> std::string {
+            try {
+                (void)cram::eval::find_glue_protocol(v);
+                return {};
+            } catch (const cram::error& e) {
+                return e.what();
+            }
+        },
+        "PROTOCOL");
+}
+
 void add_prepare_command(CLI::App& app);   // cmd_prepare.cpp
 void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp
 void add_train_command(CLI::App& app);     // cmd_train.cpp
@@ -40,5 +57,6 @@ void add_run_command(CLI::App& app);       // cmd_run.cpp
 void add_device_command(CLI::App& app);    // cmd_device.cpp
 void add_export_command(CLI::App& app);    // cmd_interop.cpp
 void add_import_command(CLI::App& app);    // cmd_interop.cpp
+void add_compare_command(CLI::App& app);   // cmd_compare.cpp
 
 }  // namespace cram::app

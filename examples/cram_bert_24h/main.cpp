@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
     cram::app::add_train_command(app);
     cram::app::add_glue_command(app);
     cram::app::add_run_command(app);
+    cram::app::add_compare_command(app);
     cram::app::add_device_command(app);
     cram::app::add_export_command(app);
     cram::app::add_import_command(app);

@@ -48,12 +48,16 @@
 #include "cram/train/trainer.hpp"
 #include "cram/train/training_state.hpp"
 #include "cram/data.hpp"
+#include "cram/eval/checkpoint_lookup.hpp"
+#include "cram/eval/compare.hpp"
 #include "cram/eval/finetune.hpp"
 #include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue.hpp"
 #include "cram/eval/glue_inputs.hpp"
+#include "cram/eval/glue_protocol.hpp"
 #include "cram/eval/glue_tasks.hpp"
 #include "cram/eval/metrics.hpp"
+#include "cram/eval/published.hpp"
 #include "cram/eval/report.hpp"
 
 #if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)

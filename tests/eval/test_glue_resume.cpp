@@ -321,3 +321,40 @@ TEST_CASE("finetune: should_stop ends the run after the step it answers true, ma
     CHECK(polled.epochs.back().dev == plain.epochs.back().dev);
     CHECK(polled.epochs.back().train_loss == plain.epochs.back().train_loss);
 }
+
+TEST_CASE("glue resume: another protocol is refused by name; a record from before protocols had names is the released one's") {
+    const auto dir = cram::test::scratch_dir("glue_resume_protocol");
+    const auto glue = write_tiny_glue(dir);
+    auto o = tiny_options(glue, dir / "out");  // the released protocol, its numbers overridden
+    o.tasks = {"STS-B"};
+    o.seeds = 1;
+    REQUIRE(evaluate(o, false, 2).interrupted());
+    CHECK(read_lines(o.out / "glue_metrics.jsonl").front()["settings"]["protocol"] == "released");
+
+    // the same numbers under the article protocol's name: not silently continued
+    auto article = o;
+    article.protocol = glue_protocols::article;
+    const std::string err = error_of([&] { evaluate(article, true, 0); });
+    CHECK(err.find("protocol (recorded \"released\", now \"article\")") != std::string::npos);
+    CHECK(err.find("finetune.") == std::string::npos);  // the numbers agree: only the name differs
+
+    // a settings line written before protocols had names: the released protocol was the only one
+    const auto old = dir / "old";
+    std::filesystem::create_directories(old);
+    {
+        auto lines = read_lines(o.out / "glue_metrics.jsonl");
+        lines.front()["settings"].erase("protocol");
+        std::ofstream f(old / "glue_metrics.jsonl");
+        for (const auto& l : lines) f << l.dump() << "\n";
+    }
+    auto old_article = article;
+    old_article.out = old;
+    CHECK(error_of([&] { evaluate(old_article, true, 0); }).find("protocol (recorded \"released\", now \"article\")") !=
+          std::string::npos);
+    auto old_released = o;
+    old_released.out = old;
+    const glue_report done = evaluate(old_released, true, 0);
+    CHECK_FALSE(done.interrupted());
+    CHECK(done.tasks.size() == 1);
+    CHECK(report_json(done)["protocol"]["name"] == "released");
+}

@@ -1,8 +1,9 @@
 // GLUE fine-tuning of one task with one seed, per CRAMMING.md's protocol, generic over the backend: a fresh
 // GLUE head on the pretrained encoder (or a random one: the no-pretraining baseline), AdamW lr 4e-5, betas
-// (0.9, 0.98), eps 1e-6, no weight decay, no clipping, batch 16, 5 epochs, cosine decay after a 10% linear
-// warm-up, dropout 0.1 (hidden, head and attention probabilities); every dev split scored after every epoch
-// (the last epoch is the reported one).
+// (0.9, 0.98), eps 1e-6, no weight decay, no clipping, batch 16, 5 epochs (the released protocol; the
+// article's is batch 32, lr 2e-5: glue_protocol.hpp), cosine decay after a 10% linear warm-up, dropout 0.1
+// (hidden, head and attention probabilities); every dev split scored after every epoch (the last epoch is the
+// reported one).
 #pragma once
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "cram/core/error.hpp"
 #include "cram/eval/finetune_schedule.hpp"
 #include "cram/eval/glue_inputs.hpp"
+#include "cram/eval/glue_protocol.hpp"
 #include "cram/eval/glue_tasks.hpp"
 #include "cram/eval/metrics.hpp"
 #include "cram/model/bert.hpp"
@@ -31,13 +33,15 @@
 namespace cram::eval {
 
 struct finetune_options {
-    int epochs = 5;
-    int batch = 16;
-    float lr = 4e-5f;
+    // the released protocol's values (glue_protocol.hpp); finetune_options_for sets another protocol's
+    int epochs = glue_protocols::released.epochs;
+    int batch = glue_protocols::released.batch;
+    float lr = float(glue_protocols::released.lr);
     float beta1 = 0.9f, beta2 = 0.98f, eps = 1e-6f, weight_decay = 0.0f;
     // CRAMMING.md's protocol names no clipping; > 0 clips the global gradient norm (encoder + head) there.
     float clip_norm = 0.0f;
-    double warmup_fraction = 0.1;  // linear warm-up over ceil(fraction * total steps), then cosine to 0
+    // linear warm-up over ceil(fraction * total steps), then cosine to 0
+    double warmup_fraction = glue_protocols::released.warmup_fraction;
     float dropout = 0.1f;          // the encoder's hidden dropout and the head's dropout
     // dropout on the attention probabilities: the original cramming GLUE runs keep all of the model's dropout
     // layers on in fine-tuning (eval_in_train_mode), attention probabilities included (arch attention.dropout_prob)
@@ -53,6 +57,17 @@ struct finetune_options {
     std::int64_t max_steps = 0;
     int loss_every = 25;  // steps between loss reads (each one synchronises a device backend)
 };
+
+// Fine-tuning options that follow `protocol` (its batch, learning rate, epochs and warm-up; everything
+// else as the defaults above, which both protocols share).
+inline finetune_options finetune_options_for(const glue_protocol& protocol) {
+    finetune_options o;
+    o.batch = protocol.batch;
+    o.lr = float(protocol.lr);
+    o.epochs = protocol.epochs;
+    o.warmup_fraction = protocol.warmup_fraction;
+    return o;
+}
 
 // One dev split, tokenized, with an order by length so evaluation batches carry little padding.
 struct dev_data {

@@ -24,6 +24,7 @@
 #include "cram/core/file_io.hpp"
 #include "cram/core/signals.hpp"
 #include "cram/core/status_line.hpp"
+#include "cram/eval/checkpoint_lookup.hpp"
 #include "cram/eval/finetune.hpp"
 #include "cram/eval/report.hpp"
 #include "cram/train/budget.hpp"
@@ -35,27 +36,6 @@ namespace cram::eval {
 // The tasks of the GLUE average, in CRAMMING.md's order (WNLI runs only when asked for).
 inline std::vector<std::string> default_glue_tasks() {
     return {"MNLI", "SST-2", "STS-B", "RTE", "QNLI", "QQP", "MRPC", "CoLA"};
-}
-
-// The checkpoint a path names, its state.json checked (checkpoint.hpp): a checkpoint directory as given,
-// or the newest checkpoint of a trainer run directory (RUN/checkpoints/step-*) whose state verifies (a
-// damaged newer one is skipped with a warning; a reader never moves a run's files).
-inline train::checkpoint_info find_checkpoint(const std::filesystem::path& path) {
-    namespace fs = std::filesystem;
-    if (fs::exists(path / train::checkpoint_paths::state)) return train::read_checkpoint_info(path);
-    const auto list = train::list_checkpoints(path / "checkpoints");
-    CRAM_CHECK(!list.empty(), "checkpoint ", path.string(), ": neither a checkpoint directory (with ",
-               train::checkpoint_paths::state, ") nor a run directory with complete checkpoints under ",
-               (path / "checkpoints").string());
-    for (const auto& c : list) {
-        try {
-            return train::read_checkpoint_info(c);
-        } catch (const train::checkpoint_damaged& e) {
-            std::fprintf(stderr, "warning: skipping damaged checkpoint %s: %s\n", c.string().c_str(), e.what());
-        }
-    }
-    CRAM_THROW("none of the ", list.size(), " checkpoints under ", (path / "checkpoints").string(),
-               " is usable (see the warnings above)");
 }
 
 template <class T>
@@ -112,6 +92,9 @@ struct glue_eval_options {
     std::vector<std::string> tasks = default_glue_tasks();
     int seeds = 5;
     std::uint64_t first_seed = 0;
+    // The protocol this evaluation follows: what the report names, and what its deviations are measured
+    // against. `finetune` holds the settings actually used (finetune_options_for(protocol), then overrides).
+    glue_protocol protocol = glue_protocols::released;
     finetune_options finetune;
     std::vector<std::string> notes;  // checkpoint, preset, backend: shown at the top of the report
     nlohmann::json settings = nlohmann::json::object();
@@ -125,10 +108,13 @@ struct glue_eval_options {
     std::function<void(const finetune_progress&)> on_step;  // after every optimizer step (tests, embedders)
 };
 
-// What differs from CRAMMING.md's GLUE protocol in these options (empty: the protocol).
+// What differs from the evaluation's protocol (o.protocol) and from CRAMMING.md's common settings in these
+// options (empty: the protocol). Compared by value: an option set to the protocol's own value is no deviation.
 inline std::vector<std::string> protocol_deviations(const glue_eval_options& o) {
     std::vector<std::string> d;
     const auto& f = o.finetune;
+    const glue_protocol& p = o.protocol;
+    const std::string of = " (protocol " + std::string(p.name) + ": ";
     auto num = [](double v) {
         char b[32];
         std::snprintf(b, sizeof b, "%g", v);
@@ -136,10 +122,12 @@ inline std::vector<std::string> protocol_deviations(const glue_eval_options& o) 
     };
     if (f.max_train > 0) d.push_back("training sets capped at " + std::to_string(f.max_train) + " examples per task");
     if (f.max_steps > 0) d.push_back("at most " + std::to_string(f.max_steps) + " optimizer steps per run");
-    if (f.epochs != 5) d.push_back(std::to_string(f.epochs) + " epoch(s) (protocol: 5)");
+    if (f.epochs != p.epochs) d.push_back(std::to_string(f.epochs) + " epoch(s)" + of + std::to_string(p.epochs) + ")");
     if (o.seeds != 5) d.push_back(std::to_string(o.seeds) + " seed(s) (protocol: median of 5)");
-    if (f.batch != 16) d.push_back("batch " + std::to_string(f.batch) + " (protocol: 16)");
-    if (std::abs(f.lr - 4e-5f) > 1e-9f) d.push_back("learning rate " + num(f.lr) + " (protocol: 4e-5)");
+    if (f.batch != p.batch) d.push_back("batch " + std::to_string(f.batch) + of + std::to_string(p.batch) + ")");
+    if (f.lr != float(p.lr)) d.push_back("learning rate " + num(f.lr) + of + num(p.lr) + ")");
+    if (std::abs(f.warmup_fraction - p.warmup_fraction) > 1e-12)
+        d.push_back("warm-up fraction " + num(f.warmup_fraction) + of + num(p.warmup_fraction) + ")");
     if (f.clip_norm > 0) d.push_back("gradient clipping at norm " + num(f.clip_norm) + " (protocol: none)");
     if (std::abs(f.dropout - 0.1f) > 1e-9f) d.push_back("dropout " + num(f.dropout) + " (protocol: 0.1)");
     if (std::abs(f.attention_dropout - 0.1f) > 1e-9f)
@@ -185,6 +173,8 @@ inline nlohmann::json glue_fingerprint(const glue_eval_options& o) {
     fp.erase("seeds");
     fp.erase("first_seed");
     fp["finetune"] = detail::finetune_settings(o.finetune);
+    // by name too: runs of one protocol are not silently taken for another's, even with equal numbers
+    fp["protocol"] = std::string(o.protocol.name);
     return nlohmann::json::parse(fp.dump());
 }
 
@@ -271,6 +261,9 @@ inline glue_record read_glue_record(const std::filesystem::path& file) {
         const std::string event = j.is_object() ? j.value("event", std::string()) : std::string();
         if (event == "settings" && !rec.settings) {
             rec.settings = j.value("settings", nlohmann::json::object());
+            // recorded before protocols had names: the released one was the only one, so that is what ran
+            if (rec.settings->is_object() && !rec.settings->contains("protocol"))
+                (*rec.settings)["protocol"] = std::string(glue_protocols::released.name);
         } else if (event == "summary") {
             rec.complete = true;
         } else if (event == "run") {
@@ -378,6 +371,7 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
     CRAM_CHECK(fs::is_directory(opts.glue_dir), "GLUE directory ", opts.glue_dir.string(),
                " does not exist (it holds <task>/train.tsv and dev.tsv in the official layout; see docs/glue.md)");
     glue_report report;
+    report.protocol = opts.protocol;
     report.deviations = protocol_deviations(opts);
     report.notes = opts.notes;
     report.settings = opts.settings;
@@ -385,6 +379,7 @@ glue_report evaluate_glue(typename Backend::context& ctx, const std::vector<type
     report.settings["seeds"] = opts.seeds;
     report.settings["first_seed"] = opts.first_seed;
     report.settings["finetune"] = detail::finetune_settings(f);
+    report.settings["protocol"] = std::string(opts.protocol.name);
     report.title = f.from_scratch ? "GLUE dev report (no pretraining: random encoder)" : "GLUE dev report";
 
     // one evaluation per output directory; what an earlier one left there is reused or refused

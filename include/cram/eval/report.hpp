@@ -17,6 +17,7 @@
 
 #include "cram/core/error.hpp"
 #include "cram/eval/finetune.hpp"
+#include "cram/eval/published.hpp"
 
 namespace cram::eval {
 
@@ -97,33 +98,6 @@ inline finetune_run run_from_json(const nlohmann::json& j) {
     return r;
 }
 
-// The cramming table's nine columns in CRAMMING.md's order.
-struct report_column {
-    const char* label;
-    const char* task;
-    const char* split;
-    const char* metric;
-};
-inline constexpr report_column cramming_columns[9] = {
-    {"MNLI-m", "MNLI", "dev_matched", "accuracy"}, {"MNLI-mm", "MNLI", "dev_mismatched", "accuracy"},
-    {"SST-2", "SST-2", "dev", "accuracy"},         {"STS-B", "STS-B", "dev", "pearson"},
-    {"RTE", "RTE", "dev", "accuracy"},             {"QNLI", "QNLI", "dev", "accuracy"},
-    {"QQP", "QQP", "dev", "f1"},                   {"MRPC", "MRPC", "dev", "f1"},
-    {"CoLA", "CoLA", "dev", "mcc"}};
-
-struct published_row {
-    const char* name;
-    double values[9];  // percent, cramming_columns order
-    double average;    // as published
-};
-// CRAMMING.md, "Published results (GLUE dev)".
-inline constexpr published_row published_rows[4] = {
-    {"BERT-base, fully trained", {83.2, 83.4, 91.9, 86.7, 59.2, 90.6, 87.7, 89.3, 56.5}, 80.9},
-    {"BERT-base, no pretraining", {34.1, 34.1, 79.9, 17.8, 47.3, 50.0, 68.6, 77.9, 0.0}, 45.5},
-    {"crammed BERT, 24 h A6000 (paper v1)", {83.9, 84.1, 92.2, 84.6, 53.8, 89.5, 87.3, 87.5, 44.5}, 78.6},
-    {"crammed BERT, 24 h A6000 (released model)", {84.1, 84.6, 92.0, 87.4, 58.5, 90.2, 87.5, 88.9, 53.3}, 80.7},
-};
-
 // A task not every seed of which ran (the evaluation was interrupted): the runs that completed, no median.
 struct incomplete_task {
     std::string task;
@@ -146,7 +120,8 @@ struct glue_report {
     glue_interruption interruption;
     bool interrupted() const { return interruption.signal != 0; }
     std::vector<std::pair<std::string, std::string>> missing;  // task -> why it was not run
-    std::vector<std::string> deviations;                       // from CRAMMING.md's protocol
+    glue_protocol protocol = glue_protocols::released;           // the protocol the evaluation followed
+    std::vector<std::string> deviations;                       // from that protocol
     std::vector<std::string> notes;                            // checkpoint, preset, backend, times
     nlohmann::json settings = nlohmann::json::object();
 };
@@ -257,9 +232,11 @@ inline std::string report_markdown(const glue_report& r) {
            << r.interruption.runs_total << " runs complete; continue with " << r.interruption.resume
            << ".** Tasks whose seeds did not all run have no median, and no GLUE average is given until every "
               "run is done.\n\n";
+    md << "- GLUE protocol `" << r.protocol.name << "`: " << describe_glue_protocol(r.protocol) << "; from "
+       << r.protocol.source << ". Its published row: " << r.protocol.published_row << ".\n";
     for (const auto& n : r.notes) md << "- " << n << "\n";
     if (!r.deviations.empty()) {
-        md << "\n**Deviations from the cramming GLUE protocol** (CRAMMING.md): these numbers are not comparable "
+        md << "\n**Deviations from the `" << r.protocol.name << "` GLUE protocol**: these numbers are not comparable "
               "with the published ones.\n\n";
         for (const auto& d : r.deviations) md << "- " << d << "\n";
     }
@@ -308,7 +285,7 @@ inline std::string report_markdown(const glue_report& r) {
     md << ' ' << (averages ? detail::average_cell(ca) : std::string("– (interrupted)")) << " |"
        << (same_columns ? " " + percent(ca.value) + " |" : "") << "\n";
     for (const auto& p : published_rows) {
-        md << "| " << p.name << " |";
+        md << "| " << p.name << (r.protocol.published_row == p.name ? " (this protocol's row)" : "") << " |";
         double same = 0;
         for (int i = 0; i < 9; ++i) {
             md << ' ' << percent(p.values[i]) << " |";
@@ -356,11 +333,24 @@ inline std::string report_markdown(const glue_report& r) {
     return md.str();
 }
 
+// A protocol as report.json records it (`name` is what compare and readers key on).
+inline nlohmann::json glue_protocol_json(const glue_protocol& p) {
+    return {{"name", p.name},
+            {"batch", p.batch},
+            {"lr", p.lr},
+            {"epochs", p.epochs},
+            {"warmup_fraction", p.warmup_fraction},
+            {"schedule", p.schedule},
+            {"published_row", p.published_row},
+            {"source", p.source}};
+}
+
 inline nlohmann::json report_json(const glue_report& r) {
     nlohmann::json j;
     j["title"] = r.title;
     j["settings"] = r.settings;
     j["notes"] = r.notes;
+    j["protocol"] = glue_protocol_json(r.protocol);
     j["deviations"] = r.deviations;
     j["protocol_followed"] = r.deviations.empty();
     j["missing"] = nlohmann::json::object();
