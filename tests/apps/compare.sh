@@ -73,9 +73,9 @@ for label, train, glue, protocol in [("tiny-a", f"{work}/a/run", f"{work}/a/glue
     rep = json.load(open(os.path.join(glue, "report.json")))
     cfg = st["config"]
     ranks = st.get("ranks", 1)
-    assert r["recipe"] == cfg.get("recipe", "crammed") and r["preset"] == cfg["preset"] == "crammed_tiny", r
+    assert r["recipe"] == st["run"]["recipe"] == "crammed" and r["preset"] == cfg["preset"] == "crammed_tiny", r
     assert r["backend"] == st["backend"] == "cpu" and r["ranks"] == ranks == 1, r
-    assert r["precision"] == cfg.get("precision", "fp32"), r
+    assert r["precision"] == st["run"]["precision"] == "fp32", r
     assert r["step"] == st["step"] == sm["steps"] and r["tokens"] == st["tokens"], (r["step"], st["step"], sm["steps"])
     assert r["budget_s"] == st["budget_s"] and r["elapsed_s"] == st["elapsed_s"], r
     hours = st["elapsed_s"] * ranks / 3600

@@ -121,6 +121,33 @@ if [key(r) for r in split] != [key(r) for r in s]:
 print("ok: the resumed fp16 run matches the unbroken one step for step (scaler state restored)")
 PY
 
+step "GLUE (RTE, a few steps) on each recipe's run, then the comparison report over the three"
+for r in crammed bert-original izsak; do
+  "$app" glue --checkpoint "$work/run-$r" --glue-dir "$data/glue" --out "$work/glue-$r" --tasks RTE --seeds 1 \
+    --epochs 1 --max-train 32 --quiet > /dev/null
+done
+"$app" compare --out "$work/cmp" "crammed=$work/run-crammed:$work/glue-crammed" \
+  "bert-original=$work/run-bert-original:$work/glue-bert-original" "izsak=$work/run-izsak:$work/glue-izsak" --quiet
+python3 - "$work" <<'PY'
+import json, sys, glob, os
+work = sys.argv[1]
+cmp = json.load(open(f"{work}/cmp/compare.json"))
+runs = {r["label"]: r for r in cmp["runs"]}
+assert list(runs) == ["crammed", "bert-original", "izsak"], list(runs)
+for label, preset in [("crammed", "crammed_tiny"), ("bert-original", "bert_tiny"), ("izsak", "izsak_tiny")]:
+    r = runs[label]
+    ck = sorted(glob.glob(f"{work}/run-{label}/checkpoints/step-*"))[-1]
+    st = json.load(open(os.path.join(ck, "state.json")))
+    rep = json.load(open(f"{work}/glue-{label}/report.json"))
+    assert r["recipe"] == label and r["preset"] == preset and r["precision"] == "fp32", r
+    assert r["tokens"] == st["tokens"] and r["step"] == st["step"], (r, st["step"])
+    assert r["glue"]["columns"]["RTE"] == rep["cramming"]["columns"]["RTE"], (r["glue"], rep["cramming"])
+md = open(f"{work}/cmp/compare.md").read()
+for label in runs:
+    assert f"| **{label}** | {label} |" in md, label
+print("ok: the comparison report lists the three recipes with their tokens and RTE scores")
+PY
+
 step "refusals"
 expect_fail "computes in fp32" "$app" train --preset crammed_tiny --data "$work/data" --out "$work/bad" --budget 2s --precision bf16
 expect_fail "roberta not in {crammed,bert-original,izsak}" "$app" train --recipe roberta --data "$work/data" --out "$work/bad" --budget 2s

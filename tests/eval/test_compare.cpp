@@ -35,11 +35,13 @@ json gpu_report() {
                 {"QNLI", 88.0}, {"QQP", 86.0}, {"MRPC", 87.0}, {"CoLA", 40.0}}}}}};
 }
 
-// A 90-second CPU run of the izsak recipe in fp32 (both recorded), no `ranks` field (before data parallelism).
+// A 90-second CPU run of the izsak recipe in emulated fp16 (both recorded where the trainer puts them: the recipe
+// in the fingerprinted config and the run info, the precision in the run info), no `ranks` field.
 json cpu_state() {
     return {{"step", 7},          {"tokens", 7168},     {"elapsed_s", 90.0},
             {"budget_s", 90.0},   {"backend", "cpu"},
-            {"config", {{"preset", "izsak_tiny"}, {"recipe", "izsak"}, {"precision", "fp32"}}}};
+            {"config", {{"preset", "izsak_tiny"}, {"recipe", "izsak"}}},
+            {"run", {{"recipe", "izsak"}, {"precision", "fp16 (emulated)"}}}};
 }
 json cpu_summary() {
     return {{"event", "summary"}, {"steps", 7}, {"final_loss", 7.25}, {"val_loss", nullptr}, {"stop_reason", "max_steps"}};
@@ -109,7 +111,7 @@ TEST_CASE("compare: the cells of a row, by hand") {
 
     const compare_run b = cpu_run();
     CHECK(b.recipe == "izsak");
-    CHECK(b.precision == "fp32");
+    CHECK(b.precision == "fp16 (emulated)");
     CHECK(b.ranks == 1);                                  // no `ranks`: one process
     CHECK(b.device_hours() == doctest::Approx(0.025));    // 90 s / 3600
     CHECK(b.hours_unit() == "CPU-hours");                 // never a GPU run
@@ -136,7 +138,7 @@ TEST_CASE("compare: markdown and JSON") {
     CHECK(md.find("| **A** | crammed | crammed_bert | cuda, bf16, 4 ranks | 2:00:00 | 2:00:00 | 1.97M | 8 GPU-h | "
                   "2.500 / 2.625 | 80.0 | 81.0 | 90.0 | 85.0 | 60.0 | 88.0 | 86.0 | 87.0 | 40.0 | **77.4** | article | none |") !=
           std::string::npos);
-    CHECK(md.find("| **B** | izsak | izsak_tiny | cpu, fp32, 1 rank | 1:30 | 1:30 | 7.17K | 0.025 CPU-h | 7.250 / – | "
+    CHECK(md.find("| **B** | izsak | izsak_tiny | cpu, fp16 (emulated), 1 rank | 1:30 | 1:30 | 7.17K | 0.025 CPU-h | 7.250 / – | "
                   "– | – | 71.4 | 6.2 | 47.3 | – | – | 81.2 | 0.0 | – (5 of 9) | released | 2 (notes) |") != std::string::npos);
     // the published rows, each with the protocol glue_protocol.hpp pairs it with
     CHECK(md.find("| crammed BERT, 24 h A6000 (paper v1) (published) | – | – | – | – | – | – | – | – | 83.9 | 84.1 | 92.2 | "

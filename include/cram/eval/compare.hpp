@@ -36,11 +36,14 @@ struct compare_run {
     std::filesystem::path state_file, metrics_file, report_file;
 
     // pretraining, from the newest checkpoint's state.json
-    std::string recipe = "crammed";  // config.recipe; not recorded: crammed (the default, and the only recipe before others)
+    // run.recipe (every run since the recipes; config.recipe too for the compared ones); not recorded: crammed (the
+    // only recipe before the others existed)
+    std::string recipe = "crammed";
     bool recipe_recorded = false;
     std::string preset;                // config.preset; empty: not recorded
     std::string backend;               // "cpu" or "cuda"
-    std::string precision;             // config.precision; not recorded: the backend's (fp32 on cpu, bf16 on cuda)
+    // run.precision ("fp32", "bf16", "fp16", "fp16 (emulated)"); not recorded: the backend's (fp32 on cpu, bf16 on cuda)
+    std::string precision;
     bool precision_recorded = false;
     int ranks = 1;                     // data-parallel processes (not recorded before data parallelism: 1)
     double budget_s = 0, elapsed_s = 0;
@@ -121,15 +124,22 @@ inline compare_run compare_run_from_json(std::string label, const nlohmann::json
     r.budget_s = st.number("budget_s");
     r.backend = st.string("backend");
     r.ranks = int(st.integer_or("ranks", 1, 1));
+    r.precision = detail::default_precision(r.backend);
     if (st.has("config")) {
         const train::json_fields config = st.sub("config");
         r.preset = config.string_or("preset", "");
         r.recipe_recorded = config.has("recipe");
         if (r.recipe_recorded) r.recipe = config.string("recipe");
-        r.precision_recorded = config.has("precision");
-        r.precision = r.precision_recorded ? config.string("precision") : detail::default_precision(r.backend);
-    } else {
-        r.precision = detail::default_precision(r.backend);
+    }
+    // the run info (not fingerprinted) records both for every run since the recipes and precisions exist
+    if (st.has("run")) {
+        const train::json_fields run = st.sub("run");
+        if (run.has("recipe")) {
+            r.recipe = run.string("recipe");
+            r.recipe_recorded = true;
+        }
+        r.precision_recorded = run.has("precision");
+        if (r.precision_recorded) r.precision = run.string("precision");
     }
     // an absent recipe or precision is the default by design (the trainer records only the others), so no note
     if (r.preset.empty()) r.notes.push_back("preset not recorded in state.json");
@@ -399,8 +409,8 @@ inline std::string compare_markdown(const std::vector<compare_run>& runs) {
           "the rest accuracy, each the median over seeds of the last epoch. **avg** is the mean of the 9 columns "
           "(MNLI-m and MNLI-mm count separately), given only when a run has all 9; otherwise it shows how many it has. "
           "Hours are wall-clock budget spent times processes: GPU-hours on cuda, CPU-hours (processes, not cores) on the "
-          "CPU. Recipe and precision are what the newest checkpoint's state.json records (config.recipe, "
-          "config.precision); where it records none, the defaults: the crammed recipe, fp32 on the CPU and bf16 on "
+          "CPU. Recipe and precision are what the newest checkpoint's state.json records (run.recipe, "
+          "run.precision); where it records none, the defaults: the crammed recipe, fp32 on the CPU and bf16 on "
           "cuda. The published rows are CRAMMING.md's (24 h on one A6000 for the crammed rows); their protocol is the "
           "one glue_protocol.hpp pairs them with (docs/glue.md says which pairing is stated and which inferred).\n\n";
     md << "| run | recipe | preset | device | budget | elapsed | tokens | " << hours << " | MLM loss (final / val) |";
