@@ -11,6 +11,10 @@
 // that of the last step boundary (elapsed budget included), so a resume continues exactly as if the run had
 // not been interrupted. The run directory is locked (cram/core/dir_lock.hpp) for the trainer's lifetime.
 //
+// fp16 (trainer_options::loss_scaling, precision.hpp): the backward pass runs on the loss times the scaler's
+// scale S, the norm and the update divide S out (folded into the clip's gradient scale), and a step whose
+// gradients overflow while its loss is finite is skipped and halves S without counting as a bad step.
+//
 // Data parallelism (trainer_options::comm, cram/dist/): N ranks run one optimizer step's micro-batches
 // between them, rank r the r-th block of consecutive ones (its data read from the global position and
 // masked by global sequence index, its dropout keyed by the global micro-step), with the batch counted in
