@@ -16,13 +16,7 @@ for need in "$wiki" "$data/glue/RTE/train.tsv" "$data/glue/MRPC/train.tsv" "$dat
   fi
 done
 rm -rf "$work" && mkdir -p "$work"
-step() { echo; echo "=== $*"; }
-expect_fail() {  # expect_fail "message fragment" command...: must exit non-zero and say the fragment
-  local want=$1; shift
-  if "$@" > "$work/out.txt" 2>&1; then echo "FAIL: expected an error from: $*"; cat "$work/out.txt"; exit 1; fi
-  grep -qF -- "$want" "$work/out.txt" || { echo "FAIL: error from '$*' lacks '$want':"; cat "$work/out.txt"; exit 1; }
-  echo "ok: '$*' -> $(head -c 300 "$work/out.txt" | tr '\n' ' ')"
-}
+source "$(dirname "$0")/lib.sh"
 tiny=(--preset crammed_tiny --device cpu --micro-batch 4 --batch-target 8 --quiet)
 
 step "run A: prepare 150 articles, train 5 s, GLUE RTE + MRPC under the article protocol (capped)"

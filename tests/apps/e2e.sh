@@ -11,13 +11,7 @@ if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
   exit 77
 fi
 rm -rf "$work" && mkdir -p "$work"
-step() { echo; echo "=== $*"; }
-expect_fail() {  # expect_fail "message fragment" command...: must exit non-zero and say the fragment
-  local want=$1; shift
-  if "$@" > "$work/out.txt" 2>&1; then echo "FAIL: expected an error from: $*"; cat "$work/out.txt"; exit 1; fi
-  grep -qF -- "$want" "$work/out.txt" || { echo "FAIL: error from '$*' lacks '$want':"; cat "$work/out.txt"; exit 1; }
-  echo "ok: '$*' -> $(head -c 300 "$work/out.txt" | tr '\n' ' ')"
-}
+source "$(dirname "$0")/lib.sh"
 
 step "prepare: 400 Wikipedia articles -> 8192-token vocabulary + shards"
 "$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 400 --vocab-size 8192 --quiet

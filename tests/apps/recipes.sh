@@ -13,13 +13,7 @@ if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
   exit 77
 fi
 rm -rf "$work" && mkdir -p "$work"
-step() { echo; echo "=== $*"; }
-expect_fail() {  # expect_fail "message fragment" command...
-  local want=$1; shift
-  if "$@" > "$work/out.txt" 2>&1; then echo "FAIL: expected an error from: $*"; cat "$work/out.txt"; exit 1; fi
-  grep -qF -- "$want" "$work/out.txt" || { echo "FAIL: error from '$*' lacks '$want':"; cat "$work/out.txt"; exit 1; }
-  echo "ok: '$*' -> $(head -c 300 "$work/out.txt" | tr '\n' ' ')"
-}
+source "$(dirname "$0")/lib.sh"
 # the test clock: 0.05 s of budget per micro-step, so runs are short and repeat exactly
 export CRAM_TEST_SECONDS_PER_MICRO_STEP=0.05
 

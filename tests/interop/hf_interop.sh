@@ -12,13 +12,7 @@ if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
   exit 77
 fi
 rm -rf "$work" && mkdir -p "$work"
-step() { echo; echo "=== $*"; }
-expect_fail() {  # expect_fail "message fragment" command...
-  local want=$1; shift
-  if "$@" > "$work/out.txt" 2>&1; then echo "FAIL: expected an error from: $*"; cat "$work/out.txt"; exit 1; fi
-  grep -qF -- "$want" "$work/out.txt" || { echo "FAIL: error from '$*' lacks '$want':"; cat "$work/out.txt"; exit 1; }
-  echo "ok: refused: $(head -c 300 "$work/out.txt" | tr '\n' ' ')"
-}
+source "$(dirname "$0")/../apps/lib.sh"
 
 step "prepare + a short crammed_tiny run"
 "$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 300 --vocab-size 8192 --quiet

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
 #include "cram/core/platform.hpp"
 
@@ -17,26 +16,14 @@ struct bf16 {
     CRAM_HOST_DEVICE explicit operator float() const { return to_float(bits); }
 
     CRAM_HOST_DEVICE static std::uint16_t from_float(float f) {
-        std::uint32_t u = bit_cast_u32(f);
+        std::uint32_t u = float_bits(f);
         if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // quiet NaN
         // round to nearest, ties to even: add 0x7fff plus the lowest kept bit
         u += 0x7fffu + ((u >> 16) & 1u);
         return static_cast<std::uint16_t>(u >> 16);
     }
     CRAM_HOST_DEVICE static float to_float(std::uint16_t b) {
-        return bit_cast_f32(static_cast<std::uint32_t>(b) << 16);
-    }
-
-private:
-    CRAM_HOST_DEVICE static std::uint32_t bit_cast_u32(float f) {
-        std::uint32_t u;
-        std::memcpy(&u, &f, sizeof u);
-        return u;
-    }
-    CRAM_HOST_DEVICE static float bit_cast_f32(std::uint32_t u) {
-        float f;
-        std::memcpy(&f, &u, sizeof f);
-        return f;
+        return float_from_bits(static_cast<std::uint32_t>(b) << 16);
     }
 };
 static_assert(sizeof(bf16) == 2, "bf16 must be exactly 16 bits for checkpoint and device layouts");

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
 #include "cram/core/platform.hpp"
 
@@ -22,7 +21,7 @@ struct fp16 {
     static constexpr float max_finite = 65504.0f;
 
     CRAM_HOST_DEVICE static std::uint16_t from_float(float f) {
-        const std::uint32_t x = bit_cast_u32(f);
+        const std::uint32_t x = float_bits(f);
         const std::uint32_t sign = (x >> 16) & 0x8000u;
         const std::uint32_t a = x & 0x7fffffffu;
         if (a > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);  // quiet NaN
@@ -47,24 +46,12 @@ struct fp16 {
     CRAM_HOST_DEVICE static float to_float(std::uint16_t h) {
         const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
         const std::uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-        if (e == 0x1f) return bit_cast_f32(sign | 0x7f800000u | (m << 13));  // infinity, NaN
+        if (e == 0x1f) return float_from_bits(sign | 0x7f800000u | (m << 13));  // infinity, NaN
         if (e == 0) {                                                          // zero, subnormal: m 2^-24
             const float v = static_cast<float>(m) * 5.9604644775390625e-8f;
             return sign ? -v : v;
         }
-        return bit_cast_f32(sign | ((e + 112) << 23) | (m << 13));
-    }
-
-private:
-    CRAM_HOST_DEVICE static std::uint32_t bit_cast_u32(float f) {
-        std::uint32_t u;
-        std::memcpy(&u, &f, sizeof u);
-        return u;
-    }
-    CRAM_HOST_DEVICE static float bit_cast_f32(std::uint32_t u) {
-        float f;
-        std::memcpy(&f, &u, sizeof f);
-        return f;
+        return float_from_bits(sign | ((e + 112) << 23) | (m << 13));
     }
 };
 static_assert(sizeof(fp16) == 2, "fp16 must be exactly 16 bits for checkpoint and device layouts");
