@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The whole GPU run of cram's CUDA backend, in one call on the device machine (see docs/cuda.md):
 #   configure + build (sm_90, -j16) -> cram_tests_cuda (parity suite) -> compute-sanitizer memcheck and
-#   racecheck on a small test subset -> bench_cuda_kernels + bench_cuda_train -> the PyTorch peer
-#   (benchmarks/pytorch/crammed_bert.py) on the same GPU -> a results log and JSON summary.
+#   racecheck on a small test subset -> bench_cuda_kernels + bench_cuda_train -> the app's own training of
+#   crammed_bert in bf16 and in fp16 with loss scaling (when a prepared dataset was carried: gpu-data/) ->
+#   the PyTorch peer (benchmarks/pytorch/crammed_bert.py) on the same GPU -> a results log and JSON summary.
 # Writes full logs to $OUT (default ./gpu-run-out) and benchmarks/results/<date>-<gpu>.{log,json}.
 #
 #   usage (device tool, carry [".deps"]):  bash benchmarks/run_gpu.sh
 #   env: CRAM_ARCH (default 90), CRAM_JOBS (16), CRAM_SKIP_TORCH=1, CRAM_BENCH_MIN_TIME (seconds, 1),
-#        CRAM_STAGES (default "build tests sanitize bench torch"; a device command is limited to 10 minutes,
+#        CRAM_STAGES (default "build tests sanitize bench app torch"; a device command is limited to 10 minutes,
 #        so split the run over two calls on a warm machine, e.g. "build tests sanitize" then "build bench
-#        torch": the build directory stays on the machine between calls and the second build is a no-op)
+#        app torch": the build directory stays on the machine between calls and the second build is a no-op),
+#        CRAM_GPU_DATA (default gpu-data: a 32768-token dataset prepared here and carried, see docs/cuda.md),
+#        CRAM_APP_BUDGET (each app run's budget, default 60s)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -45,7 +48,7 @@ date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 { nvidia-smi; echo "gpu=$gpu_name driver=$driver cuda=$cuda_version commit=$commit dirty_files=$dirty date=$date_utc"; } \
     2>&1 | tee -a "$log"
 
-stages=" ${CRAM_STAGES:-build tests sanitize bench torch} "
+stages=" ${CRAM_STAGES:-build tests sanitize bench app torch} "
 want() { [[ "$stages" == *" $1 "* ]]; }
 build_s=0; tests_rc=-1; tests_s=0
 
@@ -96,6 +99,42 @@ step "training-step benchmarks (crammed_bert)"
 run "$build/benchmarks/bench_cuda_train" --benchmark_out="$OUT/bench_train.json" --benchmark_out_format=json
 fi
 
+if want app; then
+step "the app: crammed_bert trained in bf16, then in fp16 with dynamic loss scaling"
+data_dir=${CRAM_GPU_DATA:-$root/gpu-data}
+if [ -f "$data_dir/summary.json" ]; then
+    run cmake --build "$build" -j"$jobs" --target cram_bert_24h
+    runs=$root/gpu-app-runs  # checkpoints stay on the machine: $OUT brings back at most 8 files
+    rm -rf "$runs"
+    for p in bf16 fp16; do
+        run "$build/examples/cram_bert_24h/cram_bert_24h" train --data "$data_dir" --out "$runs/$p" \
+            --budget "${CRAM_APP_BUDGET:-60s}" --preset crammed_bert --device cuda --precision "$p" \
+            --checkpoint-every 0 --val-batches 8
+    done
+    python3 - "$runs" "$OUT/app.json" <<'PY' 2>&1 | tee -a "$log"
+import json, sys
+runs, dest = sys.argv[1:]
+out = {}
+for p in ("bf16", "fp16"):
+    try:
+        lines = [json.loads(l) for l in open(f"{runs}/{p}/metrics.jsonl")]
+    except OSError as e:
+        out[p] = {"error": str(e)}
+        continue
+    steps = [l for l in lines if "event" not in l]
+    s = ([l for l in lines if l.get("event") == "summary"] or [{}])[-1]
+    out[p] = {k: s.get(k) for k in ("steps", "skipped_steps", "tokens", "tokens_per_s", "mfu", "first_loss",
+                                     "final_loss", "val_loss", "loss_scaler")}
+    out[p]["overflow_steps"] = sum(1 for l in steps if l.get("overflow"))
+json.dump(out, open(dest, "w"), indent=2)
+for p, r in out.items():
+    print(p, json.dumps(r))
+PY
+else
+    echo "no dataset at $data_dir: prepare one here and carry it (docs/cuda.md, 'The GPU run')" | tee -a "$log"
+fi
+fi
+
 if want torch && [ "${CRAM_SKIP_TORCH:-0}" != 1 ]; then
     step "PyTorch peer (bf16 autocast, torch.compile, SDPA)"
     python3 "$root/benchmarks/pytorch/crammed_bert.py" --micro-batches 64 128 256 512 --steps 20 \
@@ -122,9 +161,10 @@ def load(name):
     except Exception as e:
         return {"error": str(e)}
 kern, train, torch_ = load("bench_kernels.json"), load("bench_train.json"), load("pytorch.json")
+app = load("app.json")
 summary = {"gpu": gpu, "driver": driver, "cuda": cuda, "commit": commit, "date": date,
            "build_seconds": int(build_s), "cuda_tests_exit_code": int(tests_rc), "cuda_tests_seconds": int(tests_s),
-           "cram_train": [], "cram_kernels_us": {}, "pytorch": torch_}
+           "cram_train": [], "cram_kernels_us": {}, "pytorch": torch_, "app_bf16_vs_fp16": app}
 for b in train.get("benchmarks", []):
     if "micro_step" in b.get("name", "") and "tokens/s" in b:
         summary["cram_train"].append({"name": b["name"], "micro_batch": b.get("micro_batch"),
