@@ -10,8 +10,9 @@ if(NOT CRAM_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      # No GPU to detect on build machines: name the targets (A100 and H100 class).
-      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+      # No GPU to detect on build machines: name the targets: Turing (sm_75, the cramming paper's RTX 2080 Ti,
+      # fp16), Ampere and Hopper (bf16). sm_70 (Volta) needs a CUDA 12 toolkit: CUDA 13 dropped it.
+      set(CMAKE_CUDA_ARCHITECTURES 75 80 90)
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)

@@ -8,7 +8,7 @@ build=${1:-build}
 bash scripts/install_deps.sh
 cuda_args=()
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
-  cuda_args=(-DCRAM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=80;90")
+  cuda_args=(-DCRAM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=75;80;90")
 else
   echo "no nvcc found: building the CPU backend only"
   cuda_args=(-DCRAM_CUDA=OFF)

@@ -18,6 +18,10 @@ cuda_device_info cuda_probe() {
     return cuda_device_info{p.usable, p.name, p.major, p.minor, p.free_bytes, p.total_bytes, p.reason};
 }
 
+// bf16 and fp16 activations take the same bytes (the memory model counts sizeof(act_t)), so one backend's count
+// serves both precisions.
+static_assert(sizeof(cuda::backend::act_t) == sizeof(cuda::fp16_backend::act_t));
+
 int cuda_pick_micro_batch(const std::string& preset, int seq) {
     cuda::context ctx(0, std::size_t(1) << 20);
     return with_preset(preset, [&]<bert_config C>() {

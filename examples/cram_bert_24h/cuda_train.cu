@@ -1,20 +1,56 @@
 // The GPU trainer of `cram_bert_24h train` and `run` (compiled only when CMake found nvcc; no_cuda.cpp
-// stands in otherwise): the same run_training as the CPU, instantiated with cram::cuda::backend, behind
-// the plain declaration in app_train.hpp. MFU is shown when the device's peak is known by name.
-// Data-parallel ranks (mpirun) take the GPU of their local rank and sum gradients with NCCL; a build
-// without NCCL refuses them (not yet run on GPUs: docs/distributed.md).
+// stands in otherwise): the same run_training as the CPU, instantiated with the CUDA backend of the run's
+// precision, behind the plain declaration in app_train.hpp. --precision auto trains in bf16 on sm_80 and newer
+// and in fp16 (with dynamic loss scaling) on sm_70/sm_75, where there is no bf16; --precision fp16 takes the fp16
+// path on any GPU (how an sm_80+ machine tests it). This file holds the bf16 instantiation; the fp16 one is
+// cuda_train_fp16.cu, its own translation unit, so the two compile in parallel. MFU is shown when the device's
+// peak is known by name. Data-parallel ranks (mpirun) take the GPU of their local rank and sum gradients with
+// NCCL; a build without NCCL refuses them (not yet run on GPUs: docs/distributed.md).
+#include <cstdio>
 #include <memory>
+#include <string>
 
 #include "app_train.hpp"
 #include "app_train_run.hpp"
 #include "cram/cuda/backend.hpp"
 #include "cram/cuda/context.hpp"
 #include "cram/train/metrics.hpp"
+#include "cram/train/precision.hpp"
+#include "device_dispatch.hpp"
 #if CRAM_WITH_NCCL
 #include "cram/dist/nccl.hpp"
 #endif
 
 namespace cram::app {
+
+namespace {
+
+// --precision on this GPU: auto is bf16 where the tensor cores have it (sm_80+) and fp16 below; fp16 runs on any
+// usable GPU; bf16 below sm_80 and fp32 (the CPU's) are refused, saying what to use instead.
+train::precision gpu_precision(const std::string& requested, const cuda::device_probe& p) {
+    if (requested == "auto") return train::auto_precision(p.major);
+    const train::precision asked = train::parse_precision(requested);
+    CRAM_CHECK(asked != train::precision::fp32, "--precision fp32: the GPU computes in bf16 or fp16 (fp32 is the CPU "
+               "backend's: --device cpu); use --precision auto, bf16 or fp16");
+    if (asked == train::precision::bf16) {
+        const std::string problem = cuda::activation_type_problem<cram::bf16>(p);
+        CRAM_CHECK(problem.empty(), "--precision bf16: ", problem);
+    }
+    return asked;
+}
+
+// One line before the plan: the GPU, the precision it computes in, and the micro-batch (the planner's pick
+// unless --micro-batch set it), so a log says what ran where.
+void announce(const train_settings& s, const cuda::device_probe& p, train::precision precision) {
+    if (!detail::speaks(s)) return;
+    std::fprintf(stderr, "train: GPU %d: %s (%s, %zu MiB free of %zu MiB), %s%s, micro-batch %d sequences\n", p.device,
+                 p.name.c_str(), cuda::sm_name(p.major, p.minor).c_str(), p.free_bytes >> 20, p.total_bytes >> 20,
+                 std::string(train::to_string(precision)).c_str(),
+                 precision == train::precision::fp16 ? " activations with dynamic loss scaling" : " activations",
+                 s.micro_batch);
+}
+
+}  // namespace
 
 int cuda_train(const train_settings& s) {
     train_settings settings = s;
@@ -25,6 +61,8 @@ int cuda_train(const train_settings& s) {
         device = s.ranks->local_rank() % first.count;
     }
     const cuda::device_probe p = cuda::probe_device(device);
+    CRAM_CHECK(p.usable, "--device cuda: ", p.reason);
+    const train::precision precision = gpu_precision(s.precision, p);
     settings.peak_flops = train::known_peak_flops(p.name);
     cuda::context ctx(device);
     std::unique_ptr<dist::communicator> gpu_ranks;
@@ -37,11 +75,19 @@ int cuda_train(const train_settings& s) {
                    "CUDA toolkit's, or Debian's libnccl-dev); rebuild, or train with --device cpu");
 #endif
     }
+    announce(settings, p, precision);
+    if (precision == train::precision::fp16) return cuda_train_fp16(settings, ctx);
+    cuda::backend::require_device_support(ctx);
     return run_training<cuda::backend>(settings, ctx);
 }
 
 measured_rate cuda_measure(const train_settings& s, int steps) {
+    const cuda::device_probe p = cuda::probe_device(0);
+    CRAM_CHECK(p.usable, "--device cuda: ", p.reason);
+    const train::precision precision = gpu_precision(s.precision, p);
     cuda::context ctx(0);
+    if (precision == train::precision::fp16) return cuda_measure_fp16(s, ctx, steps);
+    cuda::backend::require_device_support(ctx);
     return measure_rate<cuda::backend>(s, ctx, steps);
 }
 

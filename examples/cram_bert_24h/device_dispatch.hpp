@@ -9,6 +9,10 @@
 
 #include "cram/core/error.hpp"
 
+namespace cram::cuda {
+class context;
+}
+
 namespace cram::app {
 
 struct cuda_device_info {
@@ -21,11 +25,20 @@ struct cuda_device_info {
 
 // Whether this build has the CUDA backend (false: no_cuda.cpp was linked, and nothing below may run).
 bool cuda_compiled();
-// The first GPU, or why it cannot train (no device, too old, driver missing).
+// The first GPU, or why it cannot train (no device, older than sm_70, no code for it in this build, driver
+// missing). major/minor say which precision it trains in: bf16 from sm_80, fp16 on sm_70/sm_75.
 cuda_device_info cuda_probe();
 // The micro-batch that fills the GPU for a preset (a name of app_presets.hpp) at a sequence length, a
 // power of two (it divides the 8192-sequence batch); throws cram::error when not even one sequence fits.
+// bf16 and fp16 activations take the same bytes, so the pick holds for both.
 int cuda_pick_micro_batch(const std::string& preset, int seq);
+
+struct train_settings;
+struct measured_rate;
+// The fp16 trainer (cuda_train_fp16.cu: run_training / measure_rate with cuda::fp16_backend, its own translation
+// unit), which cuda_train / cuda_measure (cuda_train.cu) call once they chose fp16 for the run. CUDA builds only.
+int cuda_train_fp16(const train_settings& s, cuda::context& ctx);
+measured_rate cuda_measure_fp16(const train_settings& s, cuda::context& ctx, int steps);
 
 // The memory a micro-batch takes (cram/model/memory_plan.hpp): bytes per sequence, and the bytes that do not
 // depend on the batch. The CPU's (cpu_train.cpp) and the GPU's (cuda_device.cu, host arithmetic only).
@@ -37,7 +50,8 @@ memory_need cuda_memory_need(const std::string& preset, int seq);
 
 enum class device_kind { cpu, cuda };
 
-// --device cpu | cuda | auto. auto takes the GPU when this build has CUDA and a usable device (sm_80+).
+// --device cpu | cuda | auto. auto takes the GPU when this build has CUDA and a usable device (sm_70+; the
+// precision is chosen afterwards: bf16 from sm_80, fp16 below).
 inline device_kind resolve_device(const std::string& requested) {
     if (requested == "cpu") return device_kind::cpu;
     CRAM_CHECK(requested == "cuda" || requested == "auto", "--device must be cpu, cuda or auto, got '", requested, "'");

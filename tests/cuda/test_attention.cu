@@ -1,7 +1,8 @@
 // cram/cuda/attention.hpp against the CPU oracle (cram/ops/attention.hpp): probabilities, outputs and the
 // q, k, v gradients, crammed shape and odd shapes with key lengths, GEMM and fused paths, with and without
-// attention-probability dropout (which takes the GEMM path even when the fused one is enabled). Skips
-// visibly without a GPU.
+// attention-probability dropout (which takes the GEMM path even when the fused one is enabled), for bf16 and
+// fp16 storage (fp16 always takes the GEMM path: the fused kernels are bf16 WMMA, and asking for them must not
+// change that). Skips visibly without a GPU.
 #include <cstdint>
 #include <vector>
 
@@ -13,8 +14,10 @@ using namespace cram::cuda_test;
 namespace ops = cram::ops;
 namespace cu = cram::cuda;
 
-TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with key lengths; GEMM and fused paths)") {
+TEST_CASE_TEMPLATE("cuda attention forward and backward (crammed shape; odd shapes with key lengths; GEMM and fused paths)",
+                   T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
+    using B = gpu_backend<T>;
     struct shape { index_t batch, seq, heads, hd; bool lengths; };
     struct restore_flag {
         cu::context& c;
@@ -29,7 +32,8 @@ TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with k
         INFO("batch " << s.batch << " seq " << s.seq << " heads " << s.heads << " head_dim " << s.hd << " fused "
                       << fused << " attention dropout " << drop);
         const index_t h = s.heads * s.hd, rows = s.batch * s.seq;
-        const auto qkv = random_vec(static_cast<std::size_t>(rows * 3 * h), 50, 1.5f), dout = random_vec(static_cast<std::size_t>(rows * h), 51);
+        const auto qkv = random_vec_as<T>(static_cast<std::size_t>(rows * 3 * h), 50, 1.5f),
+                   dout = random_vec_as<T>(static_cast<std::size_t>(rows * h), 51);
         std::vector<std::int32_t> len;
         if (s.lengths) len = {37, 20, 1};
         const std::int32_t* lp = s.lengths ? len.data() : nullptr;
@@ -37,18 +41,18 @@ TEST_CASE("cuda attention forward and backward (crammed shape; odd shapes with k
             dqkv(qkv.size());
         ops::attention_forward(out.data(), probs.data(), qkv.data(), lp, s.batch, s.seq, s.heads, s.hd, drop, seed,
                                stream);
-        auto gqkv = upload(ctx, to_bf16(qkv)), gdout = upload(ctx, to_bf16(dout));
+        auto gqkv = upload(ctx, to_storage<T>(qkv)), gdout = upload(ctx, to_storage<T>(dout));
         device_buffer<std::int32_t> glen;
         if (s.lengths) glen = upload(ctx, len);
-        auto gout = poisoned<bf16>(ctx, out.size()), gprobs = poisoned<bf16>(ctx, probs.size()),
-             gdqkv = poisoned<bf16>(ctx, dqkv.size());
-        cu::backend::attention_forward(ctx, gout.data(), gprobs.data(), gqkv.data(), glen.data(), s.batch, s.seq,
+        auto gout = poisoned<T>(ctx, out.size()), gprobs = poisoned<T>(ctx, probs.size()),
+             gdqkv = poisoned<T>(ctx, dqkv.size());
+        B::attention_forward(ctx, gout.data(), gprobs.data(), gqkv.data(), glen.data(), s.batch, s.seq,
                                        s.heads, s.hd, drop, seed, stream);
         const auto got_probs = download_f(ctx, gprobs.data(), probs.size());
-        // backward against the CPU fed with the GPU's (bf16) probabilities, as the GPU itself is
+        // backward against the CPU fed with the GPU's (16-bit) probabilities, as the GPU itself is
         ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), got_probs.data(), lp, s.batch, s.seq, s.heads,
                                 s.hd, drop, seed, stream);
-        cu::backend::attention_backward(ctx, gdqkv.data(), gdout.data(), gqkv.data(), gprobs.data(), glen.data(),
+        B::attention_backward(ctx, gdqkv.data(), gdout.data(), gqkv.data(), gprobs.data(), glen.data(),
                                         s.batch, s.seq, s.heads, s.hd, drop, seed, stream);
         check_close("attention probs", got_probs, probs, 2e-3, 1e-2);
         check_close("attention out", download_f(ctx, gout.data(), out.size()), out, 1e-2, 1e-2);

@@ -1,7 +1,9 @@
 // The CUDA backend's host-side logic, testable without a GPU: error macros and their messages, the
-// device probe and the context's refusal without a usable device, and the micro-batch planner's
-// arithmetic (against hand-derived numbers). The model types instantiate here as a compile check.
+// device probe and the context's refusal without a usable device, the bf16-below-sm_80 refusal, and the
+// micro-batch planner's arithmetic (against hand-derived numbers), with the memory table of docs/cuda.md for
+// 11 to 80 GB cards. The model types instantiate here as a compile check, on both backends.
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "cram/cram.hpp"
@@ -12,6 +14,9 @@ template class cram::bert<cram::presets::crammed_bert, cram::cuda::backend>;
 template class cram::bert_classifier<cram::presets::crammed_bert, cram::cuda::backend>;
 template class cram::bert<cram::presets::test_post_biases, cram::cuda::backend>;
 template class cram::bert_classifier<cram::presets::test_post_biases, cram::cuda::backend>;
+// fp16: the same model code on the other storage type (every kernel it uses instantiates for cram::fp16)
+template class cram::bert<cram::presets::test_post_biases, cram::cuda::fp16_backend>;
+template class cram::bert_classifier<cram::presets::test_post_biases, cram::cuda::fp16_backend>;
 
 namespace {
 
@@ -39,7 +44,7 @@ TEST_CASE("CRAM_CUDA_CHECK and CRAM_CUBLAS_CHECK throw with the call, the error 
 TEST_CASE("device probe: a usable device, or a reason that says what to do") {
     const auto p = cu::probe_device(0);
     if (p.usable) {
-        CHECK(p.major >= 8);
+        CHECK(p.major >= 7);  // sm_70 and newer run (fp16); bf16 needs sm_80 (below)
         CHECK(!p.name.empty());
         CHECK(p.total_bytes > 0);
     } else {
@@ -51,6 +56,26 @@ TEST_CASE("device probe: a usable device, or a reason that says what to do") {
     const auto bad = cu::probe_device(1000);
     CHECK_FALSE(bad.usable);
     CHECK(!bad.reason.empty());
+}
+
+TEST_CASE("bf16 on a GPU below sm_80 is refused, naming the card and suggesting fp16; fp16 runs from sm_70") {
+    cu::device_probe turing;
+    turing.usable = true;
+    turing.name = "NVIDIA GeForce RTX 2080 Ti";
+    turing.major = 7;
+    turing.minor = 5;
+    const std::string why = cu::activation_type_problem<cram::bf16>(turing);
+    CHECK(why.find("RTX 2080 Ti") != std::string::npos);
+    CHECK(why.find("sm_75") != std::string::npos);
+    CHECK(why.find("fp16") != std::string::npos);
+    CHECK(cu::activation_type_problem<cram::fp16>(turing).empty());
+    cu::device_probe hopper = turing;
+    hopper.name = "NVIDIA H200";
+    hopper.major = 9;
+    hopper.minor = 0;
+    CHECK(cu::activation_type_problem<cram::bf16>(hopper).empty());
+    CHECK(cu::activation_type_problem<cram::fp16>(hopper).empty());
+    CHECK(cu::sm_name(7, 5) == "sm_75");
 }
 
 TEST_CASE("micro-batch planner: hand-derived sizes, multiples of the granularity, clear failure") {
@@ -141,6 +166,40 @@ TEST_CASE("the row-major -> cuBLASLt column-major mapping computes the CPU oracl
         CHECK(key.ldc >= key.m);
         lt_reference(key, alpha, b.data(), a.data(), beta, got.data());  // cuBLASLt's A is our B
         for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(std::abs(got[i] - ref[i]) <= 1e-5f);
+    }
+}
+
+// The table in docs/cuda.md ("Memory and the micro-batch"): crammed_bert at 128 tokens on cards of 11 to 80 GiB,
+// computed by the project's memory model (model/memory_plan.hpp) exactly as the app plans (`cram_bert_24h plan
+// --gpu ...`: free = the card's memory; the app asks for a power of two). Printed, and pinned to the numbers the
+// document shows, so the two cannot drift apart. bf16 and fp16 activations take the same bytes.
+TEST_CASE("memory table of docs/cuda.md: crammed_bert, seq 128, on 11/16/24/48/80 GiB cards") {
+    constexpr auto C = cram::presets::crammed_bert;
+    using bf16_gpu = cram::cuda::backend;
+    using fp16_gpu = cram::cuda::fp16_backend;
+    const std::size_t per_sequence = cram::bytes_per_sequence<C, bf16_gpu>(128), fixed = cram::fixed_bytes<C, bf16_gpu>();
+    CHECK(cram::bytes_per_sequence<C, fp16_gpu>(128) == per_sequence);
+    CHECK(cram::fixed_bytes<C, fp16_gpu>() == fixed);
+    const std::size_t mib = std::size_t(1) << 20;
+    std::printf("crammed_bert, seq 128: %.1f MiB per sequence, %.0f MiB fixed (training state %.0f MiB)\n",
+                double(per_sequence) / double(mib), double(fixed) / double(mib),
+                double(cram::bert_layout<C>().buffer_size() * (4 * sizeof(float) + 2)) / double(mib));
+    std::printf("| card | usable (92%%) | sequences that fit | micro-batch picked (power of two) | memory it takes | "
+                "free memory it needs |\n");
+    struct row { int gib, fits, micro_batch; };
+    const row expected[] = {{11, 134, 128}, {16, 220, 128}, {24, 358, 256}, {48, 772, 512}, {80, 1324, 1024}};
+    for (const row& r : expected) {
+        const std::size_t total = std::size_t(r.gib) << 30;
+        const auto any = cram::pick_micro_batch(total, total, per_sequence, fixed, 1, 1 << 20, 0.92, false);
+        const auto pow2 = cram::pick_micro_batch<C, bf16_gpu>(total, total, 128, 8, 4096, true);
+        const double used = double(fixed) + double(per_sequence) * pow2.micro_batch, gib = double(std::size_t(1) << 30);
+        std::printf("| %d GiB | %.2f GiB | %d | %d | %.2f GiB | %.2f GiB |\n", r.gib, 0.92 * r.gib, any.micro_batch,
+                    pow2.micro_batch, used / gib, used / 0.92 / gib);
+        CAPTURE(r.gib);
+        CHECK(any.micro_batch == r.fits);
+        CHECK(pow2.micro_batch == r.micro_batch);
+        CHECK(pow2.micro_batch == cram::pick_micro_batch<C, fp16_gpu>(total, total, 128, 8, 4096, true).micro_batch);
+        CHECK(used <= 0.92 * double(total));
     }
 }
 

@@ -1,10 +1,12 @@
 // Whole-model parity: one full training step (forward, sparse MLM loss, backward, global-norm clip, AdamW,
-// weight refresh) of cram::bert<C, cuda::backend> against cram::bert<C, cpu::backend<float>> from the same
-// bf16-representable parameters and the same masked batch; also the GLUE head, and dropout (same Philox
-// masks). Gradients are compared per tensor by relative L2 error (bf16 activations make single tiny
-// elements noisy), losses by relative error. Skips visibly without a GPU.
+// weight refresh) of cram::bert<C, cuda::backend> (bf16) and of cram::bert<C, cuda::fp16_backend> (fp16, with a
+// loss scale as fp16 training uses) against cram::bert<C, cpu::backend<float>> from the same parameters
+// (representable in the storage type) and the same masked batch; also the GLUE head (bf16: fine-tuning does not
+// run in fp16), and dropout (same Philox masks). Gradients are compared per tensor by relative L2 error (16-bit
+// activations make single tiny elements noisy), losses by relative error. Skips visibly without a GPU.
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cram/cram.hpp"
@@ -15,13 +17,14 @@ namespace {
 using namespace cram::cuda_test;
 using cram::bert_config;
 
-template <bert_config C>
-std::vector<float> bf16_params(std::uint64_t seed) {
+// Initial parameters representable in the storage type T, so both sides start from the same weights.
+template <bert_config C, class T = bf16>
+std::vector<float> representable_params(std::uint64_t seed) {
     const auto& layout = cram::bert_layout<C>();
     std::vector<float> host(layout.buffer_size(), 0.0f);
     const cram::model_options o{};  // every preset's init scale and padding id
     cram::init_parameters(host.data(), layout, seed, o.init_std, C.hidden, o.pad_id);
-    for (auto& x : host) x = cram::round_to_bf16(x);
+    for (auto& x : host) x = round_to<T>(x);
     return host;
 }
 
@@ -65,7 +68,10 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
     CHECK(relative_error(all_got, all_ref) <= tol);
 }
 
-template <bert_config C>
+// One training step on both sides. T: the GPU's activation type. fp16 backpropagates a loss scaled by 2^10 on
+// both sides (fp16 training's loss scale: without it the gradients of small tensors underflow) and unscales for
+// the clip and the optimizer, as the trainer does; bf16 runs unscaled.
+template <bert_config C, class T = bf16>
 void training_step_parity(int batch, int seq, float dropout, double grad_tol, bool fused_attention = false) {
     CRAM_REQUIRE_GPU();
     struct restore_flag {
@@ -74,24 +80,25 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol, bo
     } restore{ctx};
     ctx.fused_attention = fused_attention;
     using cpu_backend = cram::cpu::backend<float>;
-    using gpu_backend = cram::cuda::backend;
+    using gpu = gpu_backend<T>;
     cpu_backend::context cctx;
     const auto& layout = cram::bert_layout<C>();
     cram::train::training_state<cpu_backend> sc(cctx, layout);
-    cram::train::training_state<gpu_backend> sg(ctx, layout);
+    cram::train::training_state<gpu> sg(ctx, layout);
     cram::bert<C, cpu_backend> cm(cctx, cram::bind_bert<C, cpu_backend>(sc), batch, seq);
-    cram::bert<C, gpu_backend> gm(ctx, cram::bind_bert<C, gpu_backend>(sg), batch, seq);
-    const auto params = bf16_params<C>(42);
+    cram::bert<C, gpu> gm(ctx, cram::bind_bert<C, gpu>(sg), batch, seq);
+    const auto params = representable_params<C, T>(42);
     sc.load_params(params.data());
     sg.load_params(params.data());
     const auto hb = random_batch<C>(batch, seq, 9);
-    cram::batch_upload<gpu_backend> upload(ctx);
+    cram::batch_upload<gpu> upload(ctx);
     const auto db = upload(hb);
     // with dropout, the attention probabilities are dropped too (as in fine-tuning): the GEMM attention path
     const cram::forward_options opt{dropout, 77, dropout};
+    const double loss_scale = std::is_same_v<T, fp16> ? 1024.0 : 1.0;  // a power of two: undone exactly
 
-    cm.mlm_forward_backward(hb.view(), opt, 0.5f);
-    gm.mlm_forward_backward(db, opt, 0.5f);
+    cm.mlm_forward_backward(hb.view(), opt, float(0.5 * loss_scale));
+    gm.mlm_forward_backward(db, opt, float(0.5 * loss_scale));
     const double lc = cm.take_mlm_loss(), lg = gm.take_mlm_loss();
     INFO("MLM loss cpu " << lc << " gpu " << lg);
     CHECK(lc > 0);
@@ -108,8 +115,11 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol, bo
     const double ng = sg.grad_norm();
     INFO("gradient norm cpu " << nc << " gpu " << ng);
     CHECK(std::abs(ng - nc) <= 2e-2 * nc);
-    sc.adamw_step(ao, 1e-3f, 1, cram::train::clip_scale(nc, ao.clip_norm));
-    sg.adamw_step(ao, 1e-3f, 1, cram::train::clip_scale(ng, ao.clip_norm));
+    const auto unscaled_step = [&](double norm) {
+        return float(cram::train::clip_scale(norm / loss_scale, ao.clip_norm) / loss_scale);
+    };
+    sc.adamw_step(ao, 1e-3f, 1, unscaled_step(nc));
+    sg.adamw_step(ao, 1e-3f, 1, unscaled_step(ng));
     const std::vector<float> pc(sc.params(), sc.params() + n);
     const auto pg = download(ctx, sg.params(), n);
     std::size_t moved = 0, agree = 0;
@@ -122,14 +132,14 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol, bo
     }
     INFO("first AdamW step: " << agree << " of " << moved << " updates agree in sign");
     CHECK(moved > n / 10);
-    // bf16 noise can flip the sign of near-zero gradients (Adam's first step is ~lr * sign(g)); a sign or
+    // 16-bit noise can flip the sign of near-zero gradients (Adam's first step is ~lr * sign(g)); a sign or
     // scale error anywhere flips far more than this
     CHECK(double(agree) >= 0.95 * double(moved));
     const double perr = relative_error(pg, pc);
     INFO("parameters after one step: relative L2 error " << perr);
     CHECK(perr <= 3e-2);
 
-    // the refreshed bf16 weights are used: a second forward agrees again
+    // the refreshed 16-bit weights are used: a second forward agrees again
     cm.mlm_forward(hb.view());
     gm.mlm_forward(db);
     const double lc2 = cm.take_mlm_loss(), lg2 = gm.take_mlm_loss();
@@ -150,27 +160,35 @@ TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.
 TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
     training_step_parity<cram::presets::crammed_bert>(2, 128, 0.0f, 5e-2);
 }
+TEST_CASE("cuda fp16 training step parity: crammed_tiny (asking for the fused kernels still takes the GEMM path)") {
+    training_step_parity<cram::presets::crammed_tiny, fp16>(8, 128, 0.0f, 3e-2, true);
+}
+TEST_CASE("cuda fp16 training step parity: bert_base-like test preset with dropout 0.1") {
+    training_step_parity<cram::presets::test_post_biases, fp16>(3, 8, 0.1f, 3e-2);
+}
+TEST_CASE("cuda fp16 training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
+    training_step_parity<cram::presets::crammed_bert, fp16>(2, 128, 0.0f, 5e-2);
+}
 
 template <bert_config C>
 void classifier_parity(int labels, const cram::model_options& options) {
     CRAM_REQUIRE_GPU();
     using cpu_backend = cram::cpu::backend<float>;
-    using gpu_backend = cram::cuda::backend;
+    using gpu = cram::cuda::backend;
     const int batch = 6, seq = 32;
     cpu_backend::context cctx;
     const cram::param_layout layout = cram::bert_with_classifier_layout<C>(labels, options.classifier_hidden);
     const std::size_t head_first = cram::bert_layout<C>().tensors().size();
     cram::train::training_state<cpu_backend> sc(cctx, layout);
-    cram::train::training_state<gpu_backend> sg(ctx, layout);
+    cram::train::training_state<gpu> sg(ctx, layout);
     cram::bert<C, cpu_backend> ce(cctx, cram::bind_bert<C, cpu_backend>(sc), batch, seq);
-    cram::bert<C, gpu_backend> ge(ctx, cram::bind_bert<C, gpu_backend>(sg), batch, seq);
+    cram::bert<C, gpu> ge(ctx, cram::bind_bert<C, gpu>(sg), batch, seq);
     cram::bert_classifier<C, cpu_backend> ch(ce, cram::bind_classifier_head<cpu_backend>(sc, head_first), labels,
                                              options);
-    cram::bert_classifier<C, gpu_backend> gh(ge, cram::bind_classifier_head<gpu_backend>(sg, head_first), labels,
-                                             options);
+    cram::bert_classifier<C, gpu> gh(ge, cram::bind_classifier_head<gpu>(sg, head_first), labels, options);
     // encoder from the bf16-representable MLM parameters, head drawn on its own, all bf16-representable
     std::vector<float> params(layout.buffer_size());
-    const auto encoder = bf16_params<C>(5);
+    const auto encoder = representable_params<C>(5);
     cram::copy_tensors(cram::bert_layout<C>(), encoder.data(), layout, params.data());
     cram::init_parameters(params.data(), layout, 6, options.init_std, C.hidden, -1, head_first,
                           head_first + cram::classifier_tensor_count);
@@ -190,7 +208,7 @@ void classifier_parity(int labels, const cram::model_options& options) {
         else
             lb.targets.push_back(0.5f * static_cast<float>(b));
     }
-    cram::batch_upload<gpu_backend> upload(ctx);
+    cram::batch_upload<gpu> upload(ctx);
     ch.forward_backward(lb.view(), {}, 1.0f);
     gh.forward_backward(upload(lb), {}, 1.0f);
     const double lc = ch.take_loss(), lg = gh.take_loss();

@@ -1,6 +1,7 @@
-// cram/cuda/gemm.hpp against the CPU oracle (cram/ops/gemm.hpp, fp32) on bf16-representable inputs: the
-// cuBLASLt GEMM for all transposes, bf16 and fp32 outputs, beta 0 and 1, and the linear layer forward (bias
-// epilogue) and backward. Outputs are poisoned with NaN first; skips visibly without a GPU.
+// cram/cuda/gemm.hpp against the CPU oracle (cram/ops/gemm.hpp, fp32) on inputs representable in the storage
+// type: the cuBLASLt GEMM for all transposes, bf16 and fp16 inputs with 16-bit and fp32 outputs, beta 0 and 1,
+// and the linear layer forward (bias epilogue in the output's type) and backward. Outputs are poisoned with NaN
+// first; skips visibly without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -19,12 +20,13 @@ struct gemm_case {
     index_t m, n, k;
 };
 
-template <class Out>
+template <class In, class Out>
 void run_gemm(cu::context& ctx, const gemm_case& g, float beta) {
     const index_t lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
-    const auto a = random_vec(static_cast<std::size_t>(g.m * g.k), 1), b = random_vec(static_cast<std::size_t>(g.k * g.n), 2);
-    auto c0 = random_vec(static_cast<std::size_t>(g.m * g.n), 3);
-    auto da = upload(ctx, to_bf16(a)), db = upload(ctx, to_bf16(b));
+    const auto a = random_vec_as<In>(static_cast<std::size_t>(g.m * g.k), 1),
+               b = random_vec_as<In>(static_cast<std::size_t>(g.k * g.n), 2);
+    auto c0 = random_vec_as<Out>(static_cast<std::size_t>(g.m * g.n), 3);
+    auto da = upload(ctx, to_storage<In>(a)), db = upload(ctx, to_storage<In>(b));
     std::vector<float> ref = c0;
     ops::gemm<float>(g.ta, g.tb, g.m, g.n, g.k, 1.0f, a.data(), lda, b.data(), ldb, beta, ref.data(), g.n);
     device_buffer<Out> dc(static_cast<std::size_t>(g.m * g.n));
@@ -34,43 +36,47 @@ void run_gemm(cu::context& ctx, const gemm_case& g, float beta) {
         if constexpr (std::is_same_v<Out, float>)
             dc = upload(ctx, c0);
         else
-            dc = upload(ctx, to_bf16(c0));
+            dc = upload(ctx, to_storage<Out>(c0));
     }
-    cu::gemm<bf16, Out>(ctx, g.ta, g.tb, g.m, g.n, g.k, 1.0f, da.data(), lda, db.data(), ldb, beta, dc.data(), g.n);
+    cu::gemm<In, Out>(ctx, g.ta, g.tb, g.m, g.n, g.k, 1.0f, da.data(), lda, db.data(), ldb, beta, dc.data(), g.n);
     const double rtol = std::is_same_v<Out, float> ? 2e-3 : 1e-2;
     INFO("gemm ta=" << g.ta << " tb=" << g.tb << " m=" << g.m << " n=" << g.n << " k=" << g.k << " beta=" << beta);
     check_close("gemm", download_f(ctx, dc.data(), dc.size()), ref, 2e-2 * std::sqrt(double(g.k)) / 8, rtol);
 }
 
-TEST_CASE("cuda gemm: all transposes, bf16 and fp32 outputs, beta 0 and 1, aligned and odd sizes") {
+TEST_CASE_TEMPLATE("cuda gemm: all transposes, 16-bit and fp32 outputs, beta 0 and 1, aligned and odd sizes", T, bf16,
+                   fp16) {
     CRAM_REQUIRE_GPU();
     for (bool ta : {false, true})
         for (bool tb : {false, true})
             for (const auto& s : {gemm_case{ta, tb, 256, 768, 768}, gemm_case{ta, tb, 37, 29, 19}}) {
-                run_gemm<float>(ctx, s, 0.0f);
-                run_gemm<float>(ctx, s, 1.0f);
-                run_gemm<bf16>(ctx, s, 0.0f);
+                run_gemm<T, float>(ctx, s, 0.0f);
+                run_gemm<T, float>(ctx, s, 1.0f);
+                run_gemm<T, T>(ctx, s, 0.0f);
             }
 }
 
-TEST_CASE("cuda linear forward (bias epilogue) and backward (din, fp32 dw/dbias accumulate)") {
+TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue) and backward (din, fp32 dw/dbias accumulate)", T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
+    using B = gpu_backend<T>;
     struct shape { index_t rows, in_f, out_f; };
     for (const auto s : {shape{512, 768, 2304}, shape{33, 24, 40}}) {
         INFO("rows " << s.rows << " in " << s.in_f << " out " << s.out_f);
-        const auto x = random_vec(static_cast<std::size_t>(s.rows * s.in_f), 10), w = random_vec(static_cast<std::size_t>(s.out_f * s.in_f), 11, 0.1f);
-        const auto bias = random_vec(static_cast<std::size_t>(s.out_f), 12), dy = random_vec(static_cast<std::size_t>(s.rows * s.out_f), 13);
+        const auto x = random_vec_as<T>(static_cast<std::size_t>(s.rows * s.in_f), 10),
+                   w = random_vec_as<T>(static_cast<std::size_t>(s.out_f * s.in_f), 11, 0.1f);
+        const auto bias = random_vec_as<T>(static_cast<std::size_t>(s.out_f), 12),
+                   dy = random_vec_as<T>(static_cast<std::size_t>(s.rows * s.out_f), 13);
         const auto dw0 = random_vec(w.size(), 14), db0 = random_vec(bias.size(), 15);
         std::vector<float> y(static_cast<std::size_t>(s.rows * s.out_f)), dx(x.size()), dw = dw0, db = db0;
         ops::linear_forward(y.data(), x.data(), w.data(), bias.data(), s.rows, s.in_f, s.out_f);
         ops::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s.rows, s.in_f, s.out_f);
-        auto dx_ = upload(ctx, to_bf16(x)), dw_ = upload(ctx, to_bf16(w)), dbias = upload(ctx, to_bf16(bias)),
-             ddy = upload(ctx, to_bf16(dy));
-        auto gy = poisoned<bf16>(ctx, y.size()), gdx = poisoned<bf16>(ctx, x.size());
+        auto dx_ = upload(ctx, to_storage<T>(x)), dw_ = upload(ctx, to_storage<T>(w)),
+             dbias = upload(ctx, to_storage<T>(bias)), ddy = upload(ctx, to_storage<T>(dy));
+        auto gy = poisoned<T>(ctx, y.size()), gdx = poisoned<T>(ctx, x.size());
         auto gdw = upload(ctx, dw0), gdb = upload(ctx, db0);
-        cu::backend::linear_forward(ctx, gy.data(), dx_.data(), dw_.data(), dbias.data(), s.rows, s.in_f, s.out_f);
-        cu::backend::linear_backward(ctx, gdx.data(), gdw.data(), gdb.data(), ddy.data(), dx_.data(), dw_.data(), s.rows,
-                                     s.in_f, s.out_f);
+        B::linear_forward(ctx, gy.data(), dx_.data(), dw_.data(), dbias.data(), s.rows, s.in_f, s.out_f);
+        B::linear_backward(ctx, gdx.data(), gdw.data(), gdb.data(), ddy.data(), dx_.data(), dw_.data(), s.rows, s.in_f,
+                           s.out_f);
         check_close("linear y", download_f(ctx, gy.data(), y.size()), y, 2e-2, 1e-2);
         check_close("linear dx", download_f(ctx, gdx.data(), dx.size()), dx, 2e-2, 1e-2);
         check_close("linear dw", download_f(ctx, gdw.data(), dw.size()), dw, 1e-2, 2e-3);

@@ -1,6 +1,6 @@
 // Activation kernels (GELU, the fused GELU-GLU, tanh), forward and backward, then their launchers: the
 // CUDA twin of cram/ops/activation.hpp, evaluating its scalar rules (ops::gelu, ops::gelu_grad,
-// ops::tanh_grad_from_output). Memory-bound: grid-stride loops, fp32 arithmetic on bf16 storage, 16-byte
+// ops::tanh_grad_from_output). Memory-bound: grid-stride loops, fp32 arithmetic on 16-bit storage, 16-byte
 // vector accesses for GELU-GLU when widths and pointers allow (always, in crammed BERT).
 #pragma once
 
@@ -53,7 +53,7 @@ __global__ void glu_backward_kernel(T* __restrict__ din, const T* __restrict__ d
     }
 }
 
-// 16-byte vector variants (8 bf16 per access) for the aligned, divisible case the model always hits.
+// 16-byte vector variants (8 16-bit elements per access) for the aligned, divisible case the model always hits.
 template <class T>
 __global__ void glu_forward_vec_kernel(T* __restrict__ out, const T* __restrict__ in, index_t rows, index_t inner) {
     constexpr int W = vec16<T>::n;

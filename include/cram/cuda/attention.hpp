@@ -4,7 +4,9 @@
 // (forward) and its backward are one warp per row. The probabilities are stored in bf16 (the model's
 // probs buffer) for the backward pass. A fused forward that keeps the scores on chip (tensor-core WMMA,
 // seq <= 128, head_dim 64) and a fused backward (one CTA per sequence and head) are selected by
-// context::fused_attention. The CUDA twin of cram/ops/attention.hpp (score scale and softmax backward rule,
+// context::fused_attention where they can run: bf16 storage on an sm_80+ device (bf16 WMMA is Ampere's; their
+// device code is compiled to a trap for older targets, so an sm_75 build still compiles). fp16, and bf16 below
+// sm_80, always take the reference path. The CUDA twin of cram/ops/attention.hpp (score scale and softmax backward rule,
 // and the attention-dropout keep rule). Attention dropout (p > 0) runs on the reference path only: the value
 // product reads a dropped copy of the probabilities (cuda::dropout_forward over the whole probs tensor, the
 // mask ops::attention_keep describes), the saved probs stay undropped, and backward applies the same mask to
@@ -26,9 +28,22 @@
 
 namespace cram::cuda {
 
+// bf16 WMMA fragments exist from sm_80 (mma.h declares them for the host pass and for sm_80+ device passes).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define CRAM_CUDA_BF16_MMA 1
+#else
+#define CRAM_CUDA_BF16_MMA 0
+#endif
+
 namespace detail {
 constexpr int attention_max_seq = 512;
 constexpr int softmax_per_lane = attention_max_seq / 32;
+
+// Whether the fused kernels may run on this device: they are bf16 tensor-core code (sm_80+) and need more
+// shared memory per block than the device may have (smem bytes, opt-in).
+inline bool fused_attention_runs_on(const context& ctx, std::size_t smem) {
+    return ctx.props().major >= 8 && ctx.props().sharedMemPerBlockOptin >= smem;
+}
 
 // One warp: out[16][16 n_tiles] (fp32, row-major, leading dimension ldo) = A[16][16 k_tiles] B[16 k_tiles][16 n_tiles]
 // with bf16 tensor-core tiles and fp32 accumulation. A's tile kt is read at a + kt * a_k_step and B's tile
@@ -37,6 +52,7 @@ constexpr int softmax_per_lane = attention_max_seq / 32;
 template <class LA, class LB>
 __device__ inline void warp_mma_16xn(float* out, int ldo, int n_tiles, int k_tiles, const __nv_bfloat16* a, int lda,
                                      int a_k_step, const __nv_bfloat16* b, int ldb, int b_k_step, int b_n_step) {
+#if CRAM_CUDA_BF16_MMA
     namespace w = nvcuda::wmma;
     for (int nt = 0; nt < n_tiles; ++nt) {
         w::fragment<w::accumulator, 16, 16, 16, float> acc;
@@ -50,6 +66,9 @@ __device__ inline void warp_mma_16xn(float* out, int ldo, int n_tiles, int k_til
         }
         w::store_matrix_sync(out + nt * 16, acc, ldo, w::mem_row_major);
     }
+#else
+    __trap();  // not reached: the launchers select the fused kernels on sm_80+ only
+#endif
 }
 
 // One warp: rows first_row..first_row+15 of a fp32 tile [16][ld_tile] (D columns) to bf16 rows
@@ -91,6 +110,9 @@ __global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16
                                                                       const std::int32_t* __restrict__ lengths,
                                                                       int heads, int seq, float scale) {
     static_assert(D % 16 == 0 && SMAX % 32 == 0 && D <= SMAX, "fused attention tile shapes");
+#if !CRAM_CUDA_BF16_MMA
+    __trap();  // bf16 WMMA needs sm_80; attention_forward never launches this below it
+#else
     namespace w = nvcuda::wmma;
     using bf = __nv_bfloat16;
     constexpr int QB = 64;  // queries per CTA, 16 per warp
@@ -167,6 +189,7 @@ __global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16
     __syncwarp();
     detail::warp_store_rows<D>(reinterpret_cast<bf*>(out) + static_cast<index_t>(b) * seq * H + h * D, H, my_s, SMAX,
                                q0 + r0, seq, lane);
+#endif
 }
 
 // Fused backward for seq <= SMAX (128) and head_dim D (64): one CTA of SMAX/16 warps per (sequence, head),
@@ -182,6 +205,9 @@ __global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram
                                                                            const cram::bf16* __restrict__ probs,
                                                                            int heads, int seq, float scale) {
     static_assert(D % 16 == 0 && SMAX % 32 == 0 && D <= SMAX && SMAX <= 2 * D, "fused attention tile shapes");
+#if !CRAM_CUDA_BF16_MMA
+    __trap();  // bf16 WMMA needs sm_80; attention_backward never launches this below it
+#else
     namespace w = nvcuda::wmma;
     using bf = __nv_bfloat16;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -265,6 +291,7 @@ __global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram
                                                       16 * D, 16);
     __syncwarp();
     detail::warp_store_rows<D>(gdq + H, row, my_f, SMAX, r0, seq, lane);
+#endif
 }
 
 // The inverse: dst[(b*seq + s)*ld + h*head_dim + d] = src[b, h, s, d]
@@ -282,7 +309,8 @@ __global__ void merge_heads_kernel(T* __restrict__ dst, const T* __restrict__ sr
     }
 }
 
-// One warp per score row: probs = softmax over the first lengths[b] keys (zero beyond), fp32 throughout.
+// One warp per score row: probs = softmax over the first lengths[b] keys (zero beyond), fp32 throughout; only
+// the stored probabilities are rounded to the storage type (bf16 or fp16: both hold [0, 1] well).
 template <class T>
 __global__ void attention_softmax_kernel(T* __restrict__ probs, const float* __restrict__ scores,
                                          const std::int32_t* __restrict__ lengths, index_t batch, index_t heads,
@@ -391,7 +419,7 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
         constexpr int D = 64, SMAX = 128;
         constexpr std::size_t smem = (64 * D + 2 * SMAX * D) * 2 + 4 * 16 * SMAX * (4 + 2);
         if (ctx.fused_attention && dropout <= 0.0f && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
-            ctx.props().sharedMemPerBlockOptin >= smem) {
+            detail::fused_attention_runs_on(ctx, smem)) {
             static bool configured = false;  // per process; the attribute is per device function
             if (!configured) {
                 CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_fused_kernel<D, SMAX>,
@@ -449,7 +477,7 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
         constexpr int D = 64, SMAX = 128;
         constexpr std::size_t smem = (4 * SMAX * D + SMAX * SMAX) * 2 + (SMAX / 16) * 16 * SMAX * 4;
         if (ctx.fused_attention && dropout <= 0.0f && head_dim == D && seq <= SMAX && hidden % 8 == 0 &&
-            aligned16(qkv) && aligned16(dout) && aligned16(dqkv) && ctx.props().sharedMemPerBlockOptin >= smem) {  // 160 KiB
+            aligned16(qkv) && aligned16(dout) && aligned16(dqkv) && detail::fused_attention_runs_on(ctx, smem)) {  // 160 KiB
             static bool configured = false;
             if (!configured) {
                 CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_backward_fused_kernel<D, SMAX>,

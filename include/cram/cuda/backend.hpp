@@ -1,16 +1,21 @@
-// The CUDA backend as a type, the twin of the CPU backend (cpu/backend.hpp); both satisfy ops::backend. Master
-// parameters, gradients and AdamW state are fp32; activations and the weight copy the matmuls read are bf16
-// (refreshed by params_to_weights after each optimizer step); LayerNorm statistics and every reduction are
-// fp32. Every operation is enqueued on the context's stream: nothing here synchronises except to_host,
-// sum_squares and synchronize.
+// The CUDA backend as a type, the twin of the CPU backend (cpu/backend.hpp); both satisfy ops::backend. It is a
+// template over the 16-bit type of the activations and of the weight copy the matmuls read: cuda::backend
+// (bf16, sm_80+, what every existing user gets) and cuda::fp16_backend (fp16, sm_70+: Turing's RTX 2080 Ti has
+// no bf16; the trainer adds dynamic loss scaling, train/precision.hpp). Master parameters, gradients and AdamW
+// state are fp32 in both, the weight copy is refreshed by params_to_weights after each optimizer step, and
+// LayerNorm statistics, softmax, losses and every reduction are fp32. Every operation is enqueued on the
+// context's stream: nothing here synchronises except to_host, sum_squares and synchronize.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
 #include <cuda_runtime.h>
 
 #include "cram/core/bf16.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/fp16.hpp"
 #include "cram/cuda/activation.hpp"
 #include "cram/cuda/adamw.hpp"
 #include "cram/cuda/attention.hpp"
@@ -28,12 +33,25 @@
 
 namespace cram::cuda {
 
-struct backend {
-    using param_t = float;      // master parameters, gradients, optimizer state
-    using act_t = cram::bf16;   // activations and the weights the matmuls read
-    using stat_t = float;       // LayerNorm statistics
-    static constexpr bool weights_alias_params = false;  // a bf16 copy of the fp32 master weights
+template <class Act>
+struct basic_backend {
+    static_assert(std::is_same_v<Act, cram::bf16> || std::is_same_v<Act, cram::fp16>,
+                  "cram::cuda: activations are cram::bf16 (sm_80+) or cram::fp16 (sm_70+)");
+    using param_t = float;  // master parameters, gradients, optimizer state
+    using act_t = Act;      // activations and the weights the matmuls read
+    using stat_t = float;   // LayerNorm statistics
+    static constexpr bool weights_alias_params = false;  // a 16-bit copy of the fp32 master weights
     static constexpr const char* name = "cuda";
+
+    // Throws, saying what to use instead, when the context's device cannot compute in act_t (bf16 below sm_80).
+    static void require_device_support(const cuda::context& ctx) {
+        device_probe p;
+        p.name = ctx.props().name;
+        p.major = ctx.props().major;
+        p.minor = ctx.props().minor;
+        const std::string problem = activation_type_problem<act_t>(p);
+        if (!problem.empty()) CRAM_THROW(problem);
+    }
     using memory_space = device_memory;  // batches arrive through batch_upload, staged in pinned memory
     using staging_buffer = cuda::staging_buffer;
 
@@ -84,7 +102,8 @@ struct backend {
     }
     static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
     static void add_params(context& ctx, param_t* acc, const param_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
-    // The bf16 weights the matmuls read, from the fp32 master parameters.
+    // The 16-bit weights the matmuls read, from the fp32 master parameters (rounded to nearest even; fp16 keeps
+    // weights up to 65504, far above any this model holds).
     static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) { cuda::convert(ctx, w, p, n); }
 
     // ---- activation.hpp ------------------------------------------------------------------------
@@ -198,7 +217,7 @@ struct backend {
 
     // Device memory the operations take beyond the model's buffers (for the micro-batch planner,
     // model/memory_plan.hpp): the largest per-sequence scratch (attention backward: Q, K, V, dO, dQ, dK, dV
-    // in bf16, the probabilities in fp32 and bf16, and with attention dropout their dropped copy in bf16),
+    // in act_t, the probabilities in fp32 and act_t, and with attention dropout their dropped copy in act_t),
     // and fixed workspaces (cuBLASLt, the decoder's logits chunk, and a reserve for the CUDA context and
     // allocator slack).
     static std::size_t scratch_bytes_per_sequence(index_t seq, index_t hidden, index_t heads) {
@@ -221,6 +240,11 @@ struct backend {
     }
 };
 
+// The bf16 backend (sm_80+), unchanged for every existing user, and the fp16 one (sm_70+, with loss scaling).
+using backend = basic_backend<cram::bf16>;
+using fp16_backend = basic_backend<cram::fp16>;
+
 static_assert(ops::backend<backend>, "cuda::backend must implement every op of ops/backend.hpp");
+static_assert(ops::backend<fp16_backend>, "cuda::fp16_backend must implement every op of ops/backend.hpp");
 
 }  // namespace cram::cuda

@@ -1,5 +1,6 @@
 // Device-side helpers shared by the kernel files: fp32 <-> storage conversions (cram::bf16 is read as
-// __nv_bfloat16, arithmetic is always fp32), cuBLAS type tags, 16-byte vector access and grid sizing.
+// __nv_bfloat16, cram::fp16 as __half; arithmetic is always fp32), cuBLAS type tags, 16-byte vector access,
+// the 16-bit atomic add, and grid sizing.
 #pragma once
 
 #include <algorithm>
@@ -8,10 +9,12 @@
 #include <type_traits>
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <library_types.h>
 
 #include "cram/core/bf16.hpp"
+#include "cram/core/fp16.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/cuda/context.hpp"
 
@@ -23,33 +26,73 @@ using opt_ptr = std::type_identity_t<T>*;
 
 using cram::index_t;
 
+// The element types kernels store: fp32, and the two 16-bit formats the activations may use (precision.hpp).
 template <class T>
-inline constexpr bool is_storage_type_v = std::is_same_v<T, float> || std::is_same_v<T, cram::bf16>;
+inline constexpr bool is_half_storage_v = std::is_same_v<T, cram::bf16> || std::is_same_v<T, cram::fp16>;
+template <class T>
+inline constexpr bool is_storage_type_v = std::is_same_v<T, float> || is_half_storage_v<T>;
 
-// fp32 view of a stored element, and back (round to nearest even, as cram::bf16 does on the host).
+// fp32 view of a stored element, and back (round to nearest even, as cram::bf16 and cram::fp16 do on the
+// host: fp16 values from 65520 up become infinity, which is what dynamic loss scaling watches for).
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(cram::bf16 x) { return __bfloat162float(__ushort_as_bfloat16(x.bits)); }
+__device__ __forceinline__ float to_f32(cram::fp16 x) { return __half2float(__ushort_as_half(x.bits)); }
 template <class T>
 __device__ __forceinline__ T from_f32(float x) {
+    static_assert(is_storage_type_v<T>, "cram::cuda: storage types are float, cram::bf16 and cram::fp16");
     if constexpr (std::is_same_v<T, float>) {
         return x;
-    } else {
+    } else if constexpr (std::is_same_v<T, cram::bf16>) {
         T r;
         r.bits = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+        return r;
+    } else {
+        T r;
+        r.bits = __half_as_ushort(__float2half_rn(x));
         return r;
     }
 }
 
 template <class T>
 constexpr cudaDataType_t cuda_type() {
-    static_assert(is_storage_type_v<T>, "cram::cuda: storage types are float and cram::bf16");
+    static_assert(is_storage_type_v<T>, "cram::cuda: storage types are float, cram::bf16 and cram::fp16");
     if constexpr (std::is_same_v<T, float>)
         return CUDA_R_32F;
-    else
+    else if constexpr (std::is_same_v<T, cram::bf16>)
         return CUDA_R_16BF;
+    else
+        return CUDA_R_16F;
 }
 
-// Eight bf16 (or four fp32) in one 16-byte load; valid when the pointer and count are 16-byte aligned.
+// *p += v in the element's own format (rows of a 16-bit tensor that several threads add to).
+__device__ __forceinline__ void atomic_add_f(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add_f(cram::fp16* p, float v) {
+    atomicAdd(reinterpret_cast<__half*>(p), __float2half_rn(v));  // native from sm_70
+}
+__device__ __forceinline__ void atomic_add_f(cram::bf16* p, float v) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __float2bfloat16_rn(v));
+#else
+    // Below sm_80 there is no bf16 atomic in every toolkit: a compare-and-swap loop on the aligned 32-bit word
+    // that holds the element (32-bit CAS exists everywhere), adding as the sm_80 path does: v rounded to bf16,
+    // the sum rounded to nearest even.
+    const auto addr = reinterpret_cast<std::uintptr_t>(p);
+    unsigned* word = reinterpret_cast<unsigned*>(addr & ~std::uintptr_t(3));
+    const unsigned shift = (addr & 2u) ? 16u : 0u;
+    const float add = __bfloat162float(__float2bfloat16_rn(v));
+    unsigned old = *word, assumed;
+    do {
+        assumed = old;
+        const unsigned short cur = static_cast<unsigned short>((assumed >> shift) & 0xffffu);
+        const float sum = __bfloat162float(__ushort_as_bfloat16(cur)) + add;
+        const unsigned short next = __bfloat16_as_ushort(__float2bfloat16_rn(sum));
+        const unsigned updated = (assumed & ~(0xffffu << shift)) | (static_cast<unsigned>(next) << shift);
+        old = atomicCAS(word, assumed, updated);
+    } while (assumed != old);
+#endif
+}
+
+// Eight 16-bit elements (or four fp32) in one 16-byte load; valid when the pointer and count are 16-byte aligned.
 template <class T>
 struct alignas(16) vec16 {
     static constexpr int n = 16 / sizeof(T);

@@ -9,12 +9,15 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include "cram/core/bf16.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/fp16.hpp"
 #include "cram/cuda/error.hpp"
 #include "cram/cuda/memory.hpp"
 
@@ -27,7 +30,16 @@ enum device_error : unsigned {
     error_label = 4u,       // a class label outside [0, classes) (ignore_label excepted)
 };
 
-// What the machine offers, without throwing: for --device auto and clear messages.
+// The oldest GPUs the backend runs on: fp16 tensor cores arrived with sm_70 (Volta), bf16 ones with sm_80
+// (Ampere). Turing (sm_75: the RTX 2080 Ti of the cramming paper) therefore trains in fp16.
+inline constexpr int min_compute_major = 7;
+inline constexpr int min_bf16_compute_major = 8;
+
+inline std::string sm_name(int major, int minor) { return "sm_" + std::to_string(major) + std::to_string(minor); }
+
+// What the machine offers, without throwing: for --device auto and clear messages. usable means the backend can
+// run there in some precision (sm_70 or newer, and this build has GPU code for it); major and minor tell the
+// caller which (bf16 needs major >= 8: activation_type_problem).
 struct device_probe {
     bool usable = false;
     int device = -1;
@@ -37,6 +49,12 @@ struct device_probe {
     std::size_t free_bytes = 0, total_bytes = 0;
     std::string reason;  // why not usable
 };
+
+namespace detail {
+// The smallest kernel there is: whether it loads tells whether this binary holds code the device can run.
+template <int = 0>
+__global__ void probe_kernel() {}
+}  // namespace detail
 
 inline device_probe probe_device(int device = 0) {
     device_probe p;
@@ -63,15 +81,35 @@ inline device_probe probe_device(int device = 0) {
     p.name = prop.name;
     p.major = prop.major;
     p.minor = prop.minor;
-    if (prop.major < 8) {
-        p.reason = "GPU " + p.name + " is sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
-                   "; cram's CUDA backend needs sm_80 or newer (bf16 tensor cores): use --device cpu";
+    if (prop.major < min_compute_major) {
+        p.reason = "GPU " + p.name + " is " + sm_name(prop.major, prop.minor) +
+                   "; cram's CUDA backend needs sm_70 or newer (fp16 tensor cores; bf16 from sm_80): use --device cpu";
         return p;
     }
     if (cudaSetDevice(device) == cudaSuccess) cudaMemGetInfo(&p.free_bytes, &p.total_bytes);
     cudaGetLastError();
+    cudaFuncAttributes attributes{};
+    if (cudaFuncGetAttributes(&attributes, detail::probe_kernel<>) != cudaSuccess) {
+        cudaGetLastError();
+        p.reason = "this build has no GPU code for " + p.name + " (" + sm_name(prop.major, prop.minor) +
+                   "): rebuild with -DCMAKE_CUDA_ARCHITECTURES including " + std::to_string(prop.major) +
+                   std::to_string(prop.minor) + " (docs/building.md; sm_70 needs a CUDA 12 toolkit), or use --device cpu";
+        return p;
+    }
     p.usable = true;
     return p;
+}
+
+// Why a usable device cannot compute with activations stored as Act (cram::bf16, cram::fp16), or "" when it can.
+template <class Act>
+std::string activation_type_problem(const device_probe& p) {
+    static_assert(std::is_same_v<Act, cram::bf16> || std::is_same_v<Act, cram::fp16>,
+                  "cram::cuda: activations are cram::bf16 or cram::fp16");
+    if (std::is_same_v<Act, cram::bf16> && p.major < min_bf16_compute_major)
+        return "GPU " + p.name + " is " + sm_name(p.major, p.minor) +
+               ", which has no bf16 tensor cores (they need sm_80 or newer: A100, RTX 30xx, H100); train in fp16 "
+               "instead (cram_bert_24h: --precision fp16, or auto, which picks it there; in code: cram::cuda::fp16_backend)";
+    return {};
 }
 
 namespace detail {
@@ -160,8 +198,9 @@ public:
     }
     std::size_t scratch_size() const { return scratch_.size(); }
 
-    // Use the fused on-chip attention forward (attention.hpp) where it applies (bf16, head_dim 64,
-    // seq <= 128). Off by default until the parity suite has run it on a GPU (docs/cuda.md).
+    // Use the fused on-chip attention kernels (attention.hpp) where they apply (bf16 on sm_80+, head_dim 64,
+    // seq <= 128; fp16 and older GPUs always take the GEMM path). Off by default until the parity suite has
+    // run them on a GPU (docs/cuda.md).
     bool fused_attention = false;
 
     // Waits for the stream, then reports any error a kernel recorded (bad ids, labels) or the runtime raised.

@@ -1,4 +1,4 @@
-// Elementwise kernels on activations (the residual add, in place or not) and the fp32 -> bf16 conversion
+// Elementwise kernels on activations (the residual add, in place or not) and the fp32 -> bf16/fp16 conversion
 // that refreshes the weights the matmuls read, then their launchers: the CUDA twin of
 // cram/ops/elementwise.hpp. Memory-bound: grid-stride loops, 16-byte vector accesses for add when widths
 // and pointers allow (always, in crammed BERT).
@@ -15,7 +15,7 @@ template <class T>
 __global__ void add_kernel(T* out, const T* a, const T* b, index_t n) {
     for (index_t i = global_thread(); i < n; i += grid_threads()) out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
-// 8 bf16 (or 4 fp32) per access, for the aligned, divisible case.
+// 8 bf16 or fp16 (or 4 fp32) per access, for the aligned, divisible case.
 template <class T>
 __global__ void add_vec_kernel(T* out, const T* a, const T* b, index_t nvec) {
     constexpr int W = vec16<T>::n;
@@ -57,7 +57,7 @@ template <class T>
 void add_inplace(context& ctx, T* acc, const T* x, index_t n) {
     add(ctx, acc, acc, x, n);
 }
-// out = in converted (fp32 master weights -> the bf16 copy the matmuls read), rounded to nearest even.
+// out = in converted (fp32 master weights -> the bf16 or fp16 copy the matmuls read), rounded to nearest even.
 template <class D, class S>
 void convert(context& ctx, D* out, const S* in, index_t n) {
     if (n <= 0) return;

@@ -19,11 +19,6 @@
 
 namespace cram::cuda {
 
-__device__ __forceinline__ void atomic_add_f(float* p, float v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_add_f(cram::bf16* p, float v) {
-    atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __float2bfloat16_rn(v));
-}
-
 template <class T>
 __global__ void embedding_forward_kernel(T* __restrict__ out, const std::int32_t* __restrict__ ids,
                                          const std::int32_t* __restrict__ type_ids, const T* __restrict__ word,

@@ -1,7 +1,9 @@
 // The one cuBLASLt wrapper every matmul goes through, and the linear layer built on it. The interface
 // is the CPU oracle's row-major gemm (C[m,n] = alpha op(A) op(B) + beta C) plus strided batches and a
-// bias epilogue; it maps to cuBLASLt's column-major view by computing C^T = op(B)^T op(A)^T. bf16 (or
-// fp32) inputs, fp32 accumulation, output bf16 or fp32 (weight gradients accumulate in fp32, beta = 1).
+// bias epilogue; it maps to cuBLASLt's column-major view by computing C^T = op(B)^T op(A)^T. bf16, fp16 (or
+// fp32) inputs, fp32 accumulation (CUBLAS_COMPUTE_32F, fp32 alpha and beta), output in the inputs' 16-bit type
+// or fp32 (weight gradients accumulate in fp32, beta = 1); the bias has the output's type, as cuBLASLt requires
+// (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE).
 // Plans (descriptors, layouts, the heuristic's algorithm) are cached per shape in the context. The CUDA
 // twin of cram/ops/gemm.hpp.
 #pragma once
@@ -127,13 +129,15 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
 }  // namespace detail
 
 // Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C (+ bias[n] broadcast over rows), over
-// `batch` matrices at the given element strides. AB: float or cram::bf16; CD: float or cram::bf16.
+// `batch` matrices at the given element strides. AB: float, cram::bf16 or cram::fp16; CD: float or AB.
 template <class AB, class CD, class Bias = CD>
 void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const AB* a,
           index_t lda, index_t stride_a, const AB* b, index_t ldb, index_t stride_b, float beta, CD* c, index_t ldc,
           index_t stride_c, int batch = 1, const Bias* bias = nullptr) {
     static_assert(is_storage_type_v<AB> && is_storage_type_v<CD> && is_storage_type_v<Bias>,
-                  "cram::cuda::gemm: element types are float or cram::bf16");
+                  "cram::cuda::gemm: element types are float, cram::bf16 or cram::fp16");
+    static_assert(std::is_same_v<CD, float> || std::is_same_v<CD, AB>,
+                  "cram::cuda::gemm: the output is fp32 or the inputs' type (cuBLASLt has no bf16 x bf16 -> fp16)");
     if (m <= 0 || n <= 0 || batch <= 0) return;
     CRAM_CHECK(k > 0, "gemm with k = ", k, ": an empty inner dimension is not supported");
     CRAM_CHECK(a && b && c, "gemm: null matrix pointer (m=", m, " n=", n, " k=", k, ")");

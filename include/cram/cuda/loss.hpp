@@ -145,9 +145,10 @@ inline void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const
     }
 }
 
-// Rows of logits held at once by the fused decoder: fp32 logits + bf16 gradient per row.
+// Rows of logits held at once by the fused decoder: fp32 logits + a 16-bit (bf16 or fp16) gradient per row.
 inline index_t decoder_chunk_rows(index_t n, index_t vocab) {
     constexpr std::size_t budget = std::size_t(192) << 20;
+    static_assert(sizeof(cram::bf16) == sizeof(cram::fp16), "one chunk size serves both 16-bit formats");
     const index_t per_row = vocab * index_t(sizeof(float) + sizeof(cram::bf16));
     index_t rows = std::max<index_t>(8, static_cast<index_t>(budget) / per_row / 8 * 8);
     return std::min(rows, n);
