@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README and CI): installs dependencies, configures (CUDA targets too when nvcc is
-# present: architectures 80 and 90, since there is no GPU to detect), builds everything and runs ctest.
+# present: architectures 75, 80 and 90, since there is no GPU to detect), builds everything and runs ctest.
 #   usage: bash scripts/test.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -238,7 +238,7 @@ inline plan_report make_plan(const train_settings& s, const plan_context& c, con
     r.dataset_sequences = c.dataset_sequences;
     r.seq_len = c.seq_len;
     r.rate = rate;
-    r.flops_per_token = train::flops_per_token(find_preset(s.preset).config, c.seq_len);
+    r.flops_per_token = train::flops_per_token(find_preset(s.preset).config, c.seq_len, recipe_of(s).mask_fraction);
     r.bytes_per_sequence = c.bytes_per_sequence;
     r.fixed_bytes = c.fixed_bytes;
     r.memory_note = c.memory_note;

@@ -157,6 +157,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     o.ramp = {s.micro_batch, target.value_or(s.micro_batch), ramp_end_setting(s)};
     o.adamw = recipe.adamw;
     o.adamw.lr = lr.value_or(o.scaling.reference_lr);
+    o.mask_fraction = recipe.mask_fraction;
     o.dropout = recipe.dropout;
     o.attention_dropout = recipe.attention_dropout;
     o.derive_batch_target = !target;
@@ -218,6 +219,7 @@ measured_rate measure_rate(const train_settings& s, typename Backend::context& c
         train::trainer_options o;
         o.ramp = {s.micro_batch, s.micro_batch, 0.6};
         o.model = find_preset(s.preset).options;
+        detail::resolve_precision<Backend>(s, o);  // fp16 times its loss scaling (and, on the CPU, the emulation) too
         o.quiet = true;
         o.val_batches = 0;
         o.max_steps = steps + 1;

@@ -34,7 +34,8 @@ inline double flops_per_token(const bert_config& c, int seq, double mask_fractio
     return 6 * n_matmul + 12.0 * c.layers * d * seq + 6 * d * c.vocab * decoded;
 }
 
-// Dense bf16 tensor-core peak (FLOP/s) for GPUs we know by name; 0 when unknown (no MFU shown).
+// Dense 16-bit tensor-core peak with fp32 accumulation (FLOP/s: bf16 from Ampere on, fp16 on Turing, which has no
+// bf16) for GPUs we know by name; 0 when unknown (no MFU shown).
 inline double known_peak_flops(const std::string& device_name) {
     auto has = [&](const char* s) { return device_name.find(s) != std::string::npos; };
     if (has("H100") && has("PCIe")) return 756e12;
@@ -43,6 +44,9 @@ inline double known_peak_flops(const std::string& device_name) {
     if (has("L40S")) return 362e12;
     if (has("A6000")) return 154.8e12;
     if (has("4090")) return 165.2e12;
+    if (has("A4000")) return 76.7e12;       // the paper's other card
+    if (has("2080 Ti")) return 53.8e12;     // the paper's headline card (fp16; GeForce halves fp32 accumulation)
+    if (has("Tesla T4")) return 65e12;
     return 0;
 }
 

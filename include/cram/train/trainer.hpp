@@ -74,6 +74,7 @@ struct trainer_options {
     std::int64_t max_steps = 0;    // stop after this many optimizer steps (0: the budget alone decides)
     int max_bad_steps = 5;         // consecutive non-finite steps that stop the run
     double peak_flops = 0;         // device peak for MFU (0: unknown, not shown)
+    float mask_fraction = 0.25f;   // the data's masking rate: the decoder's FLOPs per token with sparse prediction
     bool quiet = false;            // no progress lines
     double plain_progress_every = 10;  // seconds between plain progress lines when stderr is not a terminal
     int val_batches = 8;           // micro-batches of the validation split evaluated at the end (0: none)
@@ -624,7 +625,8 @@ private:
         r.data_position = data_.position();
         const double dt = clock_.this_process() - start_this_;
         r.tokens_per_s = dt > 0 ? double(n_.sequences - start_sequences_) * seq_ / dt : 0;
-        if (o_.peak_flops > 0) r.mfu = r.tokens_per_s * flops_per_token(C, seq_) / (o_.peak_flops * ranks_);
+        if (o_.peak_flops > 0) r.mfu = r.tokens_per_s * flops_per_token(C, seq_, o_.mask_fraction) /
+                                           (o_.peak_flops * ranks_);
         r.ranks = ranks_;
         r.allreduce_s = allreduce_s_;
         r.rank_spread_s = rank_spread_s_;
