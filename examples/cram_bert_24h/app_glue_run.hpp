@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -14,10 +15,12 @@
 #include "app_glue.hpp"
 #include "app_presets.hpp"
 #include "cram/core/error.hpp"
+#include "cram/core/fp16.hpp"
 #include "cram/core/signals.hpp"
 #include "cram/data/wordpiece.hpp"
 #include "cram/eval/glue.hpp"
 #include "cram/train/checkpoint.hpp"
+#include "cram/train/precision.hpp"
 
 namespace cram::app {
 
@@ -88,6 +91,8 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
     o.finetune.max_steps = s.max_steps;
     o.finetune.from_scratch = s.from_scratch;
     o.finetune.model = find_preset(s.preset).options;  // the preset's GLUE head width, init scale, padding id
+    constexpr bool fp16 = std::is_same_v<typename Backend::act_t, cram::fp16>;
+    if constexpr (fp16) o.finetune.loss_scaling = train::loss_scaler_options{};
     o.quiet = s.quiet;
     o.resume = s.resume;
     o.resume_command = s.resume_command;
@@ -102,6 +107,10 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
                   {"vocab", absolute(s.vocab)},
                   {"backend", Backend::name},
                   {"glue_dir", s.glue_dir.string()}};
+    if constexpr (fp16) {  // recorded for fp16 only: bf16 and fp32 evaluations keep their fingerprints
+        o.settings["precision"] = "fp16";
+        o.notes.push_back("fp16 activations with dynamic loss scaling (a GPU without bf16)");
+    }
     const eval::glue_report rep = eval::evaluate_glue<C, Backend>(ctx, s.from_scratch ? nullptr : &params, tok, o);
     if (rep.interrupted()) {
         const auto& i = rep.interruption;

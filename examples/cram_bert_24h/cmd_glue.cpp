@@ -35,6 +35,9 @@ void add_glue_command(CLI::App& app) {
     cmd->add_option("--vocab", s->vocab, "vocab.txt of the pretraining dataset (default: found from the run)");
     cmd->add_option("--device", s->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
         ->capture_default_str();
+    cmd->add_option("--precision", s->precision, "On the GPU: auto (bf16 on sm_80+, fp16 with dynamic loss scaling "
+                    "below), bf16 or fp16; the CPU fine-tunes in fp32")
+        ->check(CLI::IsMember({"auto", "bf16", "fp16", "fp32"}))->capture_default_str();
     cmd->add_option("--threads", s->threads, "CPU threads (0: all cores; at most 4x the hardware threads)")
         ->check(thread_count(cram::max_cpu_threads()))->capture_default_str();
     cmd->add_flag("--quiet", s->quiet, "No progress lines; the report is still written");

@@ -102,9 +102,7 @@ void add_run_command(CLI::App& app) {
             g.out = out / "glue";
             g.vocab = data_dir / "vocab.txt";
             g.preset = s.preset;
-            // GLUE on the GPU needs bf16 (sm_80+: fine-tuning has no loss scaling); on an fp16-only card `auto`
-            // fine-tunes on the CPU and says so, where `cuda` would refuse after the whole training
-            g.device = s.device == "cuda" ? "auto" : s.device;
+            g.device = s.device;
             g.seed = s.seed;
             if (!a->glue_tasks.empty()) g.tasks = a->glue_tasks;
             if (a->glue_seeds > 0) g.seeds = a->glue_seeds;

@@ -11,6 +11,8 @@ namespace cram::app {
 
 int glue_on_device(const glue_settings& s) {
     if (resolve_device(s.device) == device_kind::cuda) return cuda_glue(s);
+    CRAM_CHECK(s.precision == "auto" || s.precision == "fp32", "glue --precision ", s.precision, ": the CPU fine-tunes "
+               "in fp32 (bf16 and fp16 are the GPU's: --device cuda); use --precision auto or fp32");
     if (s.threads > 0) cram::set_cpu_threads(s.threads);
     cpu::backend<float>::context ctx{s.threads};
     return run_glue<cpu::backend<float>>(s, ctx);

@@ -16,6 +16,7 @@
 #include "cram/cuda/context.hpp"
 #include "cram/train/metrics.hpp"
 #include "cram/train/precision.hpp"
+#include "cuda_precision.hpp"
 #include "device_dispatch.hpp"
 #if CRAM_WITH_NCCL
 #include "cram/dist/nccl.hpp"
@@ -24,20 +25,6 @@
 namespace cram::app {
 
 namespace {
-
-// --precision on this GPU: auto is bf16 where the tensor cores have it (sm_80+) and fp16 below; fp16 runs on any
-// usable GPU; bf16 below sm_80 and fp32 (the CPU's) are refused, saying what to use instead.
-train::precision gpu_precision(const std::string& requested, const cuda::device_probe& p) {
-    if (requested == "auto") return train::auto_precision(p.major);
-    const train::precision asked = train::parse_precision(requested);
-    CRAM_CHECK(asked != train::precision::fp32, "--precision fp32: the GPU computes in bf16 or fp16 (fp32 is the CPU "
-               "backend's: --device cpu); use --precision auto, bf16 or fp16");
-    if (asked == train::precision::bf16) {
-        const std::string problem = cuda::activation_type_problem<cram::bf16>(p);
-        CRAM_CHECK(problem.empty(), "--precision bf16: ", problem);
-    }
-    return asked;
-}
 
 // One line before the plan: the GPU, the precision it computes in, and the micro-batch (the planner's pick
 // unless --micro-batch set it), so a log says what ran where.

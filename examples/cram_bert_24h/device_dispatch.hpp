@@ -39,6 +39,10 @@ struct measured_rate;
 // unit), which cuda_train / cuda_measure (cuda_train.cu) call once they chose fp16 for the run. CUDA builds only.
 int cuda_train_fp16(const train_settings& s, cuda::context& ctx);
 measured_rate cuda_measure_fp16(const train_settings& s, cuda::context& ctx, int steps);
+struct glue_settings;
+// The fp16 GLUE evaluation (cuda_glue_fp16.cu: run_glue with cuda::fp16_backend and loss scaling), which cuda_glue
+// (cuda_glue.cu) calls once it chose fp16. CUDA builds only.
+int cuda_glue_fp16(const glue_settings& s, cuda::context& ctx);
 
 // The memory a micro-batch takes (cram/model/memory_plan.hpp): bytes per sequence, and the bytes that do not
 // depend on the batch. The CPU's (cpu_train.cpp) and the GPU's (cuda_device.cu, host arithmetic only).

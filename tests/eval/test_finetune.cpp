@@ -3,7 +3,9 @@
 // beat the majority class on the dev set (from scratch: no pretraining needed at this scale, see docs/glue.md).
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "cram/cpu/backend.hpp"
@@ -58,12 +60,12 @@ TEST_CASE("scoring: argmax of logits, regression outputs as predictions") {
     CHECK_THROWS_AS(score_outputs(glue_task("MRPC"), {0.f, 1.f}, d), cram::error);
 }
 
-TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class on dev") {
-    if (!cram::test::have_shared_data("glue/SST-2/train.tsv")) return;
-    const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+// SST-2 tokenized with a 2048-token vocabulary from a third of its own training text (no pretraining anywhere).
+task_data sst2_task() {
     const auto glue = cram::test::shared_data() / "glue";
     const auto& info = glue_task("SST-2");
-    // a vocabulary from a third of the task's own training text (no pretraining anywhere)
     const auto train = read_glue_split(glue, info, "train");
     cram::data::word_counter counter;
     for (std::size_t i = 0; i < train.examples.size(); i += 3) counter.add_text(train.examples[i].a);
@@ -73,13 +75,24 @@ TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class
     const auto dir = cram::test::scratch_dir("sst2_vocab");
     cram::data::write_vocab_files(dir, vocab, cram::data::normalizer_options{}, 128);
     const auto tok = cram::data::wordpiece::load(dir / "vocab.txt");
-    const task_data task = load_task(tok, glue, info, 128);
+    return load_task(tok, glue, info, 128);
+}
+
+constexpr cram::bert_config sst2_model{.vocab = 2048, .hidden = 64, .heads = 2, .layers = 2, .intermediate = 256,
+                                       .max_seq = 128, .norm = cram::norm_placement::pre,
+                                       .ffn = cram::ffn_kind::gelu_glu,
+                                       .positions = cram::position_kind::scaled_sinusoidal};
+
+}  // namespace
+
+TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class on dev") {
+    if (!cram::test::have_shared_data("glue/SST-2/train.tsv")) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    const task_data task = sst2_task();
     REQUIRE(task.dev.size() == 1);
     REQUIRE(task.dev[0].examples.size() == 872);
 
-    constexpr cram::bert_config C{.vocab = 2048, .hidden = 64, .heads = 2, .layers = 2, .intermediate = 256,
-                                  .max_seq = 128, .norm = cram::norm_placement::pre, .ffn = cram::ffn_kind::gelu_glu,
-                                  .positions = cram::position_kind::scaled_sinusoidal};
+    constexpr cram::bert_config C = sst2_model;
     using backend = cram::cpu::backend<float>;
     backend::context ctx;
     finetune_options o;
@@ -146,4 +159,42 @@ TEST_CASE("STS-B head: the loss is the mean squared error and its gradient 2 (pr
     const auto* bias = m.state.layout().find("classifier.out.bias");
     REQUIRE(bias);
     CHECK(m.state.grads()[bias->offset] == doctest::Approx(want_dbias).epsilon(1e-5));
+}
+
+TEST_CASE("fine-tuning with fp16's loss scaling: a power-of-two scale is undone exactly; overflows skip and back off") {
+    if (!cram::test::have_shared_data("glue/SST-2/train.tsv")) return;
+    const task_data task = sst2_task();
+    using backend = cram::cpu::backend<float>;
+    auto run = [&](std::optional<cram::train::loss_scaler_options> scaling) {
+        backend::context ctx;
+        finetune_options o;
+        o.model.classifier_hidden = 64;
+        o.from_scratch = true;
+        o.epochs = 1;
+        o.max_train = 256;
+        o.lr = 1e-3f;
+        o.loss_every = 1;
+        o.loss_scaling = scaling;
+        std::vector<double> losses;
+        finetune_callbacks cb;
+        cb.on_step = [&](const finetune_progress& p) { losses.push_back(p.loss); };
+        const auto r = finetune<sst2_model, backend>(ctx, nullptr, task, o, cb);
+        return std::pair{r, losses};
+    };
+    const auto [plain, plain_losses] = run(std::nullopt);
+    const auto [scaled, scaled_losses] = run(cram::train::loss_scaler_options{.init_scale = 1024});
+    REQUIRE(plain_losses.size() == 16);  // 256 examples in batches of 16
+    CHECK(scaled_losses == plain_losses);  // every step's loss, bit for bit
+    CHECK(scaled.epochs.back().dev.at("dev").at("accuracy") == plain.epochs.back().dev.at("dev").at("accuracy"));
+    CHECK(scaled.overflow_steps == 0);
+    // a scale of 2^135 is beyond fp32 itself (its largest power of two is 2^127): the gradients of the first steps
+    // are not finite, each is skipped and halves the scale, 2^135 ... 2^128 (eight steps), and from 2^127 on they
+    // fit (a run that starts at 2^127 has no overflow at all); the schedule still spans the run, and training
+    // ends with finite numbers
+    const auto [forced, forced_losses] = run(cram::train::loss_scaler_options{.init_scale = 0x1p135});
+    CHECK(forced.overflow_steps >= 8);
+    CHECK(forced.overflow_steps < 16);
+    CHECK(forced.total_steps == plain.total_steps);
+    CHECK(std::isfinite(forced.epochs.back().train_loss));
+    CHECK(std::isfinite(forced.epochs.back().dev.at("dev").at("accuracy")));
 }

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "cram/model/classifier.hpp"
 #include "cram/model/batch_upload.hpp"
 #include "cram/train/optimizer.hpp"
+#include "cram/train/precision.hpp"
 #include "cram/train/training_state.hpp"
 
 namespace cram::eval {
@@ -56,6 +58,9 @@ struct finetune_options {
     std::size_t max_train = 0;
     std::int64_t max_steps = 0;
     int loss_every = 25;  // steps between loss reads (each one synchronises a device backend)
+    // fp16 (train/precision.hpp): dynamic loss scaling, as in pretraining: a step whose gradients overflow is
+    // skipped (the schedule moves on) and the scale backs off; unset: none (fp32, bf16).
+    std::optional<train::loss_scaler_options> loss_scaling;
 };
 
 // Fine-tuning options that follow `protocol` (its batch, learning rate, epochs and warm-up; everything
@@ -165,6 +170,7 @@ struct finetune_run {
     std::int64_t total_steps = 0;
     bool from_scratch = false;
     std::vector<epoch_score> epochs;  // the last one is the reported score
+    std::int64_t overflow_steps = 0;  // fp16: steps skipped because their scaled gradients overflowed
     // Stopped early by finetune_callbacks::should_stop: not a result (its last epoch may be partial or
     // missing); the caller discards it. Runs that complete never look at this.
     bool stopped = false;
@@ -285,7 +291,9 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
     run.total_steps = total;
     run.from_scratch = opts.from_scratch;
     host_labeled_batch hb;
-    std::int64_t step = 0;
+    std::int64_t step = 0, applied = 0;  // schedule steps, and the optimizer steps taken (AdamW's bias correction)
+    std::optional<train::loss_scaler> scaler;
+    if (opts.loss_scaling) scaler.emplace(*opts.loss_scaling);
     for (int epoch = 1; epoch <= epochs; ++epoch) {
         const stopwatch run_clock;
         batches.shuffle(epoch - 1);
@@ -313,14 +321,27 @@ finetune_run finetune(typename Backend::context& ctx, const std::vector<typename
                     hb.labels.push_back(task.train_labels[i]);
             }
             model.state.zero_grads();
+            const double loss_scale = scaler ? scaler->scale() : 1.0;
             model.head.forward_backward(upload(hb),
                                         forward_options{opts.dropout, splitmix64(seed_key + 1000 + std::uint64_t(step)),
-                                                        opts.attention_dropout});
+                                                        opts.attention_dropout},
+                                        float(loss_scale));
             pending += count;
-            const float scale = opts.clip_norm > 0 ? train::clip_scale(model.state.grad_norm(), opts.clip_norm) : 1.0f;
+            // the norm is read only where something needs it (it synchronises a device backend)
+            bool finite = true;
+            float scale = 1.0f;
+            if (scaler || opts.clip_norm > 0) {
+                const double norm = model.state.grad_norm() / loss_scale;
+                finite = std::isfinite(norm);
+                if (scaler) scaler->update(finite);
+                if (opts.clip_norm > 0) scale = train::clip_scale(norm, opts.clip_norm);
+            }
             const double lr = double(opts.lr) * warmup_cosine_factor(step, total, warmup);
             ++step;
-            model.state.adamw_step(ao, float(lr), long(step), scale);
+            if (finite || !scaler)
+                model.state.adamw_step(ao, float(lr), long(++applied), float(scale / loss_scale));
+            else
+                ++run.overflow_steps;
             if (opts.loss_every > 0 && step % opts.loss_every == 0) read_loss();
             if (cb.on_step) cb.on_step({run.task, opts.seed, epoch, epochs, step, total, last_loss, lr});
             if (cb.should_stop && cb.should_stop()) {

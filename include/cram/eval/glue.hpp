@@ -151,14 +151,28 @@ inline double decimal(float v) {
 
 // The fine-tuning protocol settings, as report.json lists them and the fingerprint compares them.
 inline nlohmann::json finetune_settings(const finetune_options& f) {
-    return {{"epochs", f.epochs}, {"batch", f.batch}, {"lr", decimal(f.lr)}, {"betas", {decimal(f.beta1), decimal(f.beta2)}},
-            {"eps", decimal(f.eps)}, {"weight_decay", decimal(f.weight_decay)}, {"clip_norm", decimal(f.clip_norm)},
-            {"warmup_fraction", f.warmup_fraction}, {"schedule", "linear warm-up, cosine to 0"},
-            {"dropout", decimal(f.dropout)}, {"attention_dropout", decimal(f.attention_dropout)},
-            {"max_len", f.max_len}, {"eval_batch", f.eval_batch},
-            {"max_train", f.max_train}, {"max_steps", f.max_steps}, {"from_scratch", f.from_scratch},
-            {"head", {{"classifier_hidden", f.model.classifier_hidden}, {"init_std", decimal(f.model.init_std)},
-                      {"pad_id", f.model.pad_id}}}};
+    nlohmann::json j{{"epochs", f.epochs},
+                     {"batch", f.batch},
+                     {"lr", decimal(f.lr)},
+                     {"betas", {decimal(f.beta1), decimal(f.beta2)}},
+                     {"eps", decimal(f.eps)},
+                     {"weight_decay", decimal(f.weight_decay)},
+                     {"clip_norm", decimal(f.clip_norm)},
+                     {"warmup_fraction", f.warmup_fraction},
+                     {"schedule", "linear warm-up, cosine to 0"},
+                     {"dropout", decimal(f.dropout)},
+                     {"attention_dropout", decimal(f.attention_dropout)},
+                     {"max_len", f.max_len},
+                     {"eval_batch", f.eval_batch},
+                     {"max_train", f.max_train},
+                     {"max_steps", f.max_steps},
+                     {"from_scratch", f.from_scratch},
+                     {"head", {{"classifier_hidden", f.model.classifier_hidden}, {"init_std", decimal(f.model.init_std)},
+                               {"pad_id", f.model.pad_id}}}};
+    // fp16 only (so bf16 and fp32 evaluations keep their fingerprints): dynamic loss scaling's settings
+    if (f.loss_scaling)
+        j["loss_scaling"] = {{"init_scale", f.loss_scaling->init_scale}, {"growth_interval", f.loss_scaling->growth_interval}};
+    return j;
 }
 
 }  // namespace detail

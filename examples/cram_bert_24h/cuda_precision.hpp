@@ -1,0 +1,27 @@
+// --precision on a GPU, shared by the trainer (cuda_train.cu) and GLUE (cuda_glue.cu): auto is bf16 where the
+// tensor cores have it (sm_80+) and fp16 below; fp16 runs on any usable GPU (sm_70+); bf16 below sm_80 and fp32
+// (the CPU's) are refused, saying what to use instead.
+#pragma once
+
+#include <string>
+
+#include "cram/core/bf16.hpp"
+#include "cram/core/error.hpp"
+#include "cram/cuda/context.hpp"
+#include "cram/train/precision.hpp"
+
+namespace cram::app {
+
+inline train::precision gpu_precision(const std::string& requested, const cuda::device_probe& p) {
+    if (requested == "auto") return train::auto_precision(p.major);
+    const train::precision asked = train::parse_precision(requested);
+    CRAM_CHECK(asked != train::precision::fp32, "--precision fp32: the GPU computes in bf16 or fp16 (fp32 is the CPU "
+               "backend's: --device cpu); use --precision auto, bf16 or fp16");
+    if (asked == train::precision::bf16) {
+        const std::string problem = cuda::activation_type_problem<cram::bf16>(p);
+        CRAM_CHECK(problem.empty(), "--precision bf16: ", problem);
+    }
+    return asked;
+}
+
+}  // namespace cram::app
