@@ -10,7 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "cram/core/error.hpp"
+
 namespace cram::test {
+
+// The message of the cram::error that f() throws, or "" when it throws none: for tests of what a user reads.
+inline std::string error_of(auto&& f) {
+    try {
+        f();
+    } catch (const cram::error& e) {
+        return e.what();
+    }
+    return "";
+}
 
 inline std::filesystem::path shared_data() { return CRAM_SHARED_DATA; }
 

@@ -64,14 +64,7 @@ compare_run cpu_run() {
                                  "b/report.json");
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const cram::error& e) {
-        return e.what();
-    }
-    return "";
-}
+using cram::test::error_of;
 
 bool has_note(const compare_run& r, const std::string& fragment) {
     for (const auto& n : r.notes)

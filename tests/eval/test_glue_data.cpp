@@ -23,14 +23,7 @@ std::filesystem::path write_file(const std::filesystem::path& dir, const std::st
     return p;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const cram::error& e) {
-        return e.what();
-    }
-    return "";
-}
+using cram::test::error_of;
 
 std::set<int> label_set(const glue_split& s) {
     std::set<int> out;

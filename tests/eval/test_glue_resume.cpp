@@ -107,14 +107,7 @@ int count_events(const std::vector<nlohmann::json>& lines, const std::string& ev
     return n;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const cram::error& e) {
-        return e.what();
-    }
-    return "";
-}
+using cram::test::error_of;
 
 }  // namespace
 

@@ -27,14 +27,7 @@ namespace {
 constexpr bert_config small = test::small_model;
 using cpu_backend = cpu::backend<float>;
 
-std::string error_of(auto&& f) {
-    try {
-        f();
-    } catch (const cram::error& e) {
-        return e.what();
-    }
-    return "";
-}
+using cram::test::error_of;
 
 struct run_log {
     std::vector<step_record> steps;

@@ -11,18 +11,12 @@
 #include "cram/train/budget.hpp"
 #include "cram/train/recipe.hpp"
 #include "cram/train/schedule.hpp"
+#include "test_support.hpp"
 
 using namespace cram::train;
 
 namespace {
-std::string error_of(auto&& f) {
-    try {
-        f();
-    } catch (const cram::error& e) {
-        return e.what();
-    }
-    return "";
-}
+using cram::test::error_of;
 }  // namespace
 
 TEST_CASE("durations parse as written") {

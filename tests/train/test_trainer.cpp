@@ -45,14 +45,7 @@ trainer_options base_options(const fs::path& out) {
 
 using test::step_clock;
 
-std::string error_of(auto&& f) {
-    try {
-        f();
-    } catch (const cram::error& e) {
-        return e.what();
-    }
-    return "";
-}
+using cram::test::error_of;
 
 }  // namespace
 
