@@ -109,6 +109,7 @@ void add_run_command(CLI::App& app) {
             g.protocol = a->glue_protocol;
             if (a->glue_epochs > 0) g.epochs = a->glue_epochs;
             g.max_train = a->glue_max_train;
+            g.quiet = s.quiet;    // --quiet: no progress and no report on stdout (it is written to OUT/glue)
             g.resume = s.resume;  // a resumed run continues its evaluation too
             g.resume_command = "`cram_bert_24h run ... --resume` (the same options)";
             const int grc = glue_on_device(g);
