@@ -24,8 +24,9 @@
 
 namespace cram::app {
 
-// The recipe's values are the defaults of preset, schedule, batch_target, ramp_end and lr (empty or unset:
-// the recipe's; resolve_recipe fills them in), and the only source of the optimizer's betas, eps, weight decay
+// The recipe's values are the defaults of preset, schedule, batch_target, ramp_end and lr (empty or unset: the
+// recipe's, which the *_setting functions below return; resolve_recipe fills in the preset, which many places
+// read by name), and the only source of the optimizer's betas, eps, weight decay
 // and clipping, the masking rate and the dropout (cram/train/recipe.hpp).
 struct train_settings {
     std::string data, out;
@@ -60,18 +61,9 @@ struct train_settings {
 
 inline const train::pretraining_recipe& recipe_of(const train_settings& s) { return train::find_recipe(s.recipe); }
 
-// Fills what the command line left to the recipe (an unknown recipe throws, listing the recipes). Idempotent.
+// The recipe's preset when the command line named none (an unknown recipe throws, listing the recipes).
 inline void resolve_recipe(train_settings& s) {
-    const auto& r = recipe_of(s);
-    if (s.preset.empty()) s.preset = std::string(r.preset);
-    if (s.schedule.empty()) s.schedule = std::string(r.schedule.name());
-    if (s.batch_target.empty()) s.batch_target = r.batch_target ? std::to_string(*r.batch_target) : "auto";
-    if (!s.ramp_end) s.ramp_end = r.ramp_end;
-    if (s.lr.empty()) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%g", double(r.adamw.lr));
-        s.lr = r.lr_from_budget ? std::string("auto") : std::string(buf);
-    }
+    if (s.preset.empty()) s.preset = std::string(recipe_of(s).preset);
 }
 
 // The learning-rate schedule: the recipe's own (its parameters included) under its name, else the named

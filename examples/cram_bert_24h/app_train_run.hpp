@@ -105,8 +105,8 @@ plan_report start_plan(const train_settings& s, const std::string& dataset, std:
 
 // --precision on this backend: what the run computes in, and the trainer options that go with it. The CPU
 // computes in fp32 and emulates fp16 (gradients through fp16, with the loss scaling a GPU's fp16 needs); a GPU
-// backend computes in its act_t (bf16, or fp16 with dynamic loss scaling). The caller (cuda_train.cu) picked
-// the backend from the same setting; anything this backend cannot do is refused with what to use instead.
+// backend computes in its act_t (bf16, or fp16 with dynamic loss scaling): cuda_train.cu picked it from the same
+// setting and refused what the GPU cannot do (cuda_precision.hpp).
 template <class Backend>
 train::precision resolve_precision(const train_settings& s, train::trainer_options& o) {
     using train::precision;
@@ -120,12 +120,12 @@ train::precision resolve_precision(const train_settings& s, train::trainer_optio
         }
         return p;
     } else {
-        constexpr precision mine = std::is_same_v<typename Backend::act_t, cram::fp16> ? precision::fp16 : precision::bf16;
-        const precision p = s.precision == "auto" ? mine : train::parse_precision(s.precision);
-        CRAM_CHECK(p == mine, "--precision ", s.precision, ": this GPU backend computes in ", train::to_string(mine),
-                   " (bf16 needs sm_80 or newer, fp16 sm_70 or newer; fp32 is the CPU's)");
-        if (p == precision::fp16) o.loss_scaling = train::loss_scaler_options{.init_scale = s.loss_scale};
-        return p;
+        if constexpr (std::is_same_v<typename Backend::act_t, cram::fp16>) {
+            o.loss_scaling = train::loss_scaler_options{.init_scale = s.loss_scale};
+            return precision::fp16;
+        } else {
+            return precision::bf16;
+        }
     }
 }
 

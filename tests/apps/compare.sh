@@ -9,14 +9,9 @@
 set -euo pipefail
 app=$1 data=$2 work=$3
 wiki=$data/wiki/wiki-00.jsonl.zst
-for need in "$wiki" "$data/glue/RTE/train.tsv" "$data/glue/MRPC/train.tsv" "$data/glue/STS-B/train.tsv"; do
-  if [ ! -f "$need" ]; then
-    echo "SKIPPED: shared data missing ($need)"
-    exit 77
-  fi
-done
-rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/lib.sh"
+need_shared_data "$wiki" "$data/glue/RTE/train.tsv" "$data/glue/MRPC/train.tsv" "$data/glue/STS-B/train.tsv"
+rm -rf "$work" && mkdir -p "$work"
 tiny=(--preset crammed_tiny --device cpu --micro-batch 4 --batch-target 8 --quiet)
 
 step "run A: prepare 150 articles, train 5 s, GLUE RTE + MRPC under the article protocol (capped)"

@@ -6,12 +6,9 @@
 set -euo pipefail
 app=$1 data=$2 work=$3
 wiki=$data/wiki/wiki-00.jsonl.zst
-if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
-  echo "SKIPPED: shared data missing ($wiki or $data/glue/RTE)"
-  exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/lib.sh"
+need_shared_data "$wiki" "$data/glue/RTE"
+rm -rf "$work" && mkdir -p "$work"
 
 step "prepare: 400 Wikipedia articles -> 8192-token vocabulary + shards"
 "$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 400 --vocab-size 8192 --quiet

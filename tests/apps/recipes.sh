@@ -8,12 +8,9 @@
 set -euo pipefail
 app=$1 data=$2 work=$3
 wiki=$data/wiki/wiki-00.jsonl.zst
-if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
-  echo "SKIPPED: shared data missing ($wiki or $data/glue/RTE)"
-  exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/lib.sh"
+need_shared_data "$wiki" "$data/glue/RTE"
+rm -rf "$work" && mkdir -p "$work"
 # the test clock: 0.05 s of budget per micro-step, so runs are short and repeat exactly
 export CRAM_TEST_SECONDS_PER_MICRO_STEP=0.05
 

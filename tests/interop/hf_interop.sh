@@ -7,12 +7,9 @@
 set -euo pipefail
 app=$1 data=$2 work=$3
 wiki=$data/wiki/wiki-00.jsonl.zst
-if [ ! -f "$wiki" ] || [ ! -d "$data/glue/RTE" ]; then
-  echo "SKIPPED: shared data missing ($wiki or $data/glue/RTE)"
-  exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/../apps/lib.sh"
+need_shared_data "$wiki" "$data/glue/RTE"
+rm -rf "$work" && mkdir -p "$work"
 
 step "prepare + a short crammed_tiny run"
 "$app" prepare --corpus "$wiki" --out "$work/data" --max-docs 300 --vocab-size 8192 --quiet

@@ -15,6 +15,7 @@
 #include "cram/model/presets.hpp"
 #include "cram/train/precision.hpp"
 #include "cram/train/trainer.hpp"
+#include "loss_scaling_checks.hpp"
 #include "test_support.hpp"
 #include "train_fixtures.hpp"
 
@@ -121,29 +122,7 @@ TEST_CASE("fp16-emulated gradients at a scale forced past fp16's range: skip, ba
     // until the scaled gradients fit; far more than max_bad_steps (5) overflows in a row, and the run goes on
     // (a later step near the edge may overflow again: the same rule applies)
     const auto log = train_steps(loss_scaler_options{.init_scale = 0x1p40, .growth_interval = 1000}, true, 8);
-    int overflows = 0, first_applied = -1;
-    double expected_scale = 0x1p40;
-    for (std::size_t i = 0; i < log.steps.size(); ++i) {
-        const auto& r = log.steps[i];
-        CAPTURE(i);
-        CHECK(r.loss_scale == expected_scale);  // each record carries the scale its step ran with
-        if (r.overflow) {
-            CHECK(r.skipped_step);
-            ++overflows;
-            expected_scale /= 2;  // no growth within 1000 clean steps
-        } else {
-            if (first_applied < 0) first_applied = int(i);
-            CHECK(std::isfinite(r.loss));
-            CHECK(std::isfinite(r.grad_norm));
-        }
-    }
-    CHECK(first_applied > 5);  // the opening streak of overflows, all survived
-    CHECK(log.result.steps == 8);  // eight applied steps: max_steps counts applied ones
-    CHECK(log.result.skipped == overflows);
-    CHECK(log.result.loss_scaler["overflows"] == overflows);
-    CHECK(log.result.loss_scaler["scale"] == expected_scale);
-    CHECK(std::isfinite(log.result.final_loss));
-    CHECK(log.result.final_loss < log.steps[std::size_t(first_applied)].loss);  // and it learns
+    test::check_forced_overflow_run(log.steps, log.result, 0x1p40, 8);
 }
 
 TEST_CASE("an fp16 run interrupted and resumed continues with the scaler's state exactly") {
