@@ -136,16 +136,21 @@ void BM_glu_forward_backward(benchmark::State& state) {
 }
 BENCHMARK(BM_glu_forward_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// Second argument: 0 = the GEMM path (the reference, split heads + batched GEMMs + softmax kernels), 1 = the flash
+// kernels (cram/cuda/flash_attention.hpp), side by side on the same shapes.
+cu::attention_kernel attention_path(const benchmark::State& state) {
+    return state.range(1) != 0 ? cu::attention_kernel::flash : cu::attention_kernel::gemm;
+}
 void BM_attention_forward(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();
     const index_t batch = state.range(0), rows = batch * seq;
     auto qkv = filled<bf16>(ctx, static_cast<std::size_t>(rows * 3 * hidden));
     device_buffer<bf16> out(static_cast<std::size_t>(rows * hidden)), probs(static_cast<std::size_t>(batch * heads * seq * seq));
-    ctx.fused_attention = state.range(1) != 0;
+    ctx.attention = attention_path(state);
     timed(state, ctx, [&] {
         cu::attention_forward(ctx, out.data(), probs.data(), qkv.data(), nullptr, batch, seq, heads, head_dim);
     });
-    ctx.fused_attention = false;
+    ctx.attention = cu::attention_kernel::flash;
     set_flops(state, 4.0 * batch * heads * seq * seq * head_dim);
 }
 void BM_attention_backward(benchmark::State& state) {
@@ -154,17 +159,18 @@ void BM_attention_backward(benchmark::State& state) {
     auto qkv = filled<bf16>(ctx, static_cast<std::size_t>(rows * 3 * hidden)), dout = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden));
     device_buffer<bf16> dqkv(static_cast<std::size_t>(rows * 3 * hidden)), out(static_cast<std::size_t>(rows * hidden)),
         probs(static_cast<std::size_t>(batch * heads * seq * seq));
+    ctx.attention = attention_path(state);  // the backward reads what the same path's forward saved
     cu::attention_forward(ctx, out.data(), probs.data(), qkv.data(), nullptr, batch, seq, heads, head_dim);
-    ctx.fused_attention = state.range(1) != 0;
     timed(state, ctx, [&] {
-        cu::attention_backward(ctx, dqkv.data(), dout.data(), qkv.data(), probs.data(), nullptr, batch, seq, heads,
-                               head_dim);
+        cu::attention_backward(ctx, dqkv.data(), dout.data(), qkv.data(), out.data(), probs.data(), nullptr, batch, seq,
+                               heads, head_dim);
     });
-    ctx.fused_attention = false;
+    ctx.attention = cu::attention_kernel::flash;
+    // the flash backward recomputes QK^T: 10 products' worth of work, counted as the 8 the GEMM path does
     set_flops(state, 8.0 * batch * heads * seq * seq * head_dim);
 }
-BENCHMARK(BM_attention_forward)->Args({128, 0})->Args({128, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_attention_backward)->Args({128, 0})->Args({128, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_forward)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_backward)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_decoder_cross_entropy(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();

@@ -1,10 +1,11 @@
 // Crammed-BERT training throughput on the GPU: one micro-step (forward, sparse MLM loss, backward) at
-// several micro-batches, plus the optimizer step (grad norm, clip, AdamW, bf16 weight refresh) that runs
+// several micro-batches and both attention paths, its time per op (BM_crammed_bert_phases), plus the optimizer step (grad norm, clip, AdamW, bf16 weight refresh) that runs
 // once per accumulated batch. Reports tokens/s and MFU by CRAMMING.md's cost model (0.623 GFLOP per token,
-// H100 SXM dense bf16 peak 989 TFLOP/s). Arg 0 = the micro-batch pick_micro_batch chooses for this GPU.
+// the H100/H200 SXM dense bf16 peak 989 TFLOP/s). Arg 0 = the micro-batch pick_micro_batch chooses for this GPU.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -58,23 +59,65 @@ int resolve_micro(cu::context& ctx, int arg) {
     return cram::pick_micro_batch<C, cu::backend>(free_b, total_b, seq, 8, 1024).micro_batch;
 }
 
-void BM_crammed_bert_micro_step(benchmark::State& state) {
+// The per-op table of BM_crammed_bert_phases: milliseconds per micro-step, share of the step, calls per step.
+void print_phases(benchmark::State& state, const std::vector<cu::phase_timer::total>& totals, long steps,
+                  double step_ms, int micro) {
+    double attributed = 0;
+    for (const auto& t : totals) attributed += t.ms / double(steps);
+    std::printf("\ncrammed_bert micro-step, micro-batch %d, %s attention: %.3f ms per micro-step\n", micro,
+                state.range(1) != 0 ? "flash" : "GEMM-path", step_ms);
+    std::printf("  %-34s %10s %7s %6s\n", "op", "ms/step", "share", "calls");
+    for (const auto& t : totals) {
+        const double ms = t.ms / double(steps);
+        std::printf("  %-34s %10.3f %6.1f%% %6ld\n", t.phase.c_str(), ms, 100.0 * ms / step_ms, t.calls / steps);
+        state.counters["ms " + t.phase] = ms;
+    }
+    std::printf("  %-34s %10.3f %6.1f%%\n", "(between ops: launches, host)", step_ms - attributed,
+                100.0 * (step_ms - attributed) / step_ms);
+    state.counters["ms between ops"] = step_ms - attributed;
+    // the GEMM shapes of the step: each one's algorithm choice and, when timed (context::gemm_choice), its rate
+    std::printf("  GEMM plans (timed once each when chosen; compare with bench_cuda_kernels' BM_gemm ceiling):\n");
+    for (const auto& g : cu::gemm_report(*shared_context())) {
+        if (g.ms > 0) {
+            std::printf("    %-56s %8.3f ms %7.1f TFLOP/s  (candidate %d of %d)\n", g.shape.c_str(), g.ms, g.tflops,
+                        g.chosen + 1, g.candidates);
+            state.counters["TFLOP/s " + g.shape] = g.tflops;
+        } else {
+            std::printf("    %-56s   heuristic's first pick (%d offered)\n", g.shape.c_str(), g.candidates);
+        }
+    }
+}
+
+// Times micro-steps (forward, sparse MLM loss, backward) with CUDA events on the stream, at the micro-batch
+// and attention path of the benchmark's arguments; with `phases`, the per-op timer (cuda/phase_timer.hpp) is on
+// and its table is printed and kept as counters. Returns the micro-batch, or 0 after SkipWithError.
+int timed_micro_steps(benchmark::State& state, bool phases) {
     cu::context* ctxp = shared_context();
     if (!ctxp) {
         state.SkipWithError("SKIPPED: no usable CUDA device");
-        return;
+        return 0;
     }
     cu::context& ctx = *ctxp;
+    struct restore_defaults {
+        cu::context& c;
+        ~restore_defaults() {
+            c.attention = cu::attention_kernel::flash;
+            c.phases.enable(false);
+        }
+    } restore{ctx};
     int micro = 0;
     try {
         micro = resolve_micro(ctx, int(state.range(0)));
-        ctx.fused_attention = state.range(1) != 0;
+        ctx.attention = state.range(1) != 0 ? cu::attention_kernel::flash : cu::attention_kernel::gemm;
         auto& s = get_setup(ctx, micro);
         s.model->mlm_forward_backward(cram::mlm_view(s.batch));  // warm-up: plans, scratch growth
         ctx.synchronize();
+        ctx.phases.enable(phases);
         cudaEvent_t a, b;
         CRAM_CUDA_CHECK(cudaEventCreate(&a));
         CRAM_CUDA_CHECK(cudaEventCreate(&b));
+        long steps = 0;
+        double total_ms = 0;
         for (auto _ : state) {
             CRAM_CUDA_CHECK(cudaEventRecord(a, ctx.stream()));
             s.model->mlm_forward_backward(cram::mlm_view(s.batch));
@@ -83,26 +126,43 @@ void BM_crammed_bert_micro_step(benchmark::State& state) {
             float ms = 0;
             CRAM_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
             state.SetIterationTime(ms / 1e3);
+            total_ms += ms;
+            ++steps;
         }
         cudaEventDestroy(a);
         cudaEventDestroy(b);
         state.counters["loss"] = s.model->take_mlm_loss();
-        ctx.fused_attention = false;
+        if (phases && steps > 0) print_phases(state, ctx.phases.report(), steps, total_ms / double(steps), micro);
     } catch (const std::exception& e) {
-        ctx.fused_attention = false;
         state.SkipWithError(e.what());
-        return;
+        return 0;
     }
+    return micro;
+}
+
+void BM_crammed_bert_micro_step(benchmark::State& state) {
+    const int micro = timed_micro_steps(state, false);
+    if (micro == 0) return;
     const double tokens = double(micro) * seq;
     state.counters["micro_batch"] = micro;
     state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["MFU"] =
         benchmark::Counter(tokens * flops_per_token / peak_flops, benchmark::Counter::kIsIterationInvariantRate);
 }
-// args: (micro-batch, fused attention)
+// args: (micro-batch, attention path: 0 = GEMM, 1 = flash); micro-batch 0 = the planner's pick
 BENCHMARK(BM_crammed_bert_micro_step)->Args({64, 0})->Args({128, 0})->Args({256, 0})->Args({512, 0})->Args({0, 0})
     ->Args({256, 1})->Args({512, 1})->Args({0, 1})->UseManualTime()
     ->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+// Where a micro-step's time goes: a few micro-steps with every backend op timed by CUDA events; the table
+// (largest first, and the gaps between ops) is printed, and each op's milliseconds per micro-step is a counter
+// ("ms <op>") in the JSON output. The events add a little to the step: compare totals with the plain case.
+void BM_crammed_bert_phases(benchmark::State& state) {
+    const int micro = timed_micro_steps(state, true);
+    if (micro > 0) state.counters["micro_batch"] = micro;
+}
+BENCHMARK(BM_crammed_bert_phases)->Args({512, 0})->Args({512, 1})->UseManualTime()->Iterations(5)
+    ->Unit(benchmark::kMillisecond);
 
 void BM_crammed_bert_optimizer_step(benchmark::State& state) {
     cu::context* ctxp = shared_context();

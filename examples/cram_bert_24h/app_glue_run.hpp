@@ -100,6 +100,7 @@ int glue_with_preset(const glue_settings& s, typename Backend::context& ctx, con
                                      : "checkpoint: `" + used.string() + "`");
     o.notes.push_back("preset " + s.preset + " (" + std::to_string(bert<C, Backend>::parameter_count()) +
                       " encoder parameters), vocabulary `" + s.vocab.string() + "`, backend " + Backend::name);
+    o.notes.push_back("attention: " + Backend::attention_kernels(ctx, C.max_seq, C.heads, C.head_dim()));
     // absolute paths: --resume compares them, and a relative path names the same file from another directory
     auto absolute = [](const std::filesystem::path& p) { return std::filesystem::weakly_canonical(std::filesystem::absolute(p)).string(); };
     o.settings = {{"checkpoint", s.from_scratch ? std::string() : absolute(used)},

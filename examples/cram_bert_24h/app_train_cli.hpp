@@ -62,6 +62,14 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
         ->check(CLI::IsMember({"auto", "bf16", "fp16", "fp32"}))->capture_default_str();
     cmd->add_option("--loss-scale", s.loss_scale, "fp16: the dynamic loss scale's starting value (halved on overflow, "
                     "doubled after 2000 clean steps)")->capture_default_str();
+    cmd->add_option("--attention", s.attention,
+                    "GPU attention kernels: flash (scores kept on chip; where the shape allows, else the GEMM path) "
+                    "or gemm (the reference path: batched GEMMs and softmax kernels); the CPU has one path")
+        ->check(CLI::IsMember({"flash", "gemm"}))->capture_default_str();
+    cmd->add_option("--gemm-algorithms", s.gemm_algorithms,
+                    "GPU: timed (each matmul shape's cuBLASLt candidates timed once, the fastest kept) or heuristic "
+                    "(cuBLASLt's first pick)")
+        ->check(CLI::IsMember({"timed", "heuristic"}))->capture_default_str();
     cmd->add_option("--grad-accumulation", s.grad_accumulation,
                     "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "
                     "data-parallel ranks reproduce bit for bit), or auto (pairwise under mpirun)")

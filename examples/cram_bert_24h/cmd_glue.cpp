@@ -38,6 +38,12 @@ void add_glue_command(CLI::App& app) {
     cmd->add_option("--precision", s->precision, "On the GPU: auto (bf16 on sm_80+, fp16 with dynamic loss scaling "
                     "below), bf16 or fp16; the CPU fine-tunes in fp32")
         ->check(CLI::IsMember({"auto", "bf16", "fp16", "fp32"}))->capture_default_str();
+    cmd->add_option("--attention", s->attention, "GPU attention kernels: flash (where the shape allows, else the GEMM "
+                    "path) or gemm (the reference path)")
+        ->check(CLI::IsMember({"flash", "gemm"}))->capture_default_str();
+    cmd->add_option("--gemm-algorithms", s->gemm_algorithms, "GPU: timed (each matmul shape's cuBLASLt candidates "
+                    "timed once, the fastest kept) or heuristic (cuBLASLt's first pick)")
+        ->check(CLI::IsMember({"timed", "heuristic"}))->capture_default_str();
     cmd->add_option("--threads", s->threads, "CPU threads (0: all cores; at most 4x the hardware threads)")
         ->check(thread_count(cram::max_cpu_threads()))->capture_default_str();
     cmd->add_flag("--quiet", s->quiet, "No progress lines; the report is still written");

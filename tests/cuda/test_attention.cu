@@ -1,8 +1,10 @@
-// cram/cuda/attention.hpp against the CPU oracle (cram/ops/attention.hpp): probabilities, outputs and the
-// q, k, v gradients, crammed shape and odd shapes with key lengths, GEMM and fused paths, with and without
-// attention-probability dropout (which takes the GEMM path even when the fused one is enabled), for bf16 and
-// fp16 storage (fp16 always takes the GEMM path: the fused kernels are bf16 WMMA, and asking for them must not
-// change that). Skips visibly without a GPU.
+// cram/cuda/attention.hpp against the CPU oracle (cram/ops/attention.hpp): outputs and the q, k, v
+// gradients on both paths (flash and GEMM), the GEMM path's saved probabilities and the flash path's saved
+// log-sum-exp rows (against a double-precision sum computed here), for the crammed shape, shapes with key
+// lengths (one of them longer than one 64-key block, not a multiple of 16), a head size only the GEMM path
+// takes, with and without attention-probability dropout, for bf16 and fp16 storage. Which path ran is
+// checked, so a silent fallback cannot pass as a flash result. Skips visibly without a GPU.
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -14,47 +16,85 @@ using namespace cram::cuda_test;
 namespace ops = cram::ops;
 namespace cu = cram::cuda;
 
-TEST_CASE_TEMPLATE("cuda attention forward and backward (crammed shape; odd shapes with key lengths; GEMM and fused paths)",
-                   T, bf16, fp16) {
+// log sum_j<len exp(scale q.k_j) per (sequence, head, query) from the fused qkv, in double.
+std::vector<float> reference_lse(const std::vector<float>& qkv, const std::int32_t* lengths, index_t batch,
+                                 index_t seq, index_t heads, index_t hd) {
+    const index_t hidden = heads * hd, row = 3 * hidden;
+    const double scale = 1.0 / std::sqrt(double(hd));
+    std::vector<float> lse;
+    for (index_t b = 0; b < batch; ++b)
+        for (index_t h = 0; h < heads; ++h)
+            for (index_t q = 0; q < seq; ++q) {
+                const index_t len = lengths ? lengths[b] : seq;
+                std::vector<double> s;
+                for (index_t k = 0; k < len; ++k) {
+                    double dot = 0;
+                    for (index_t d = 0; d < hd; ++d)
+                        dot += double(qkv[std::size_t((b * seq + q) * row + h * hd + d)]) *
+                               qkv[std::size_t((b * seq + k) * row + hidden + h * hd + d)];
+                    s.push_back(dot * scale);
+                }
+                double mx = -INFINITY, sum = 0;
+                for (double x : s) mx = std::max(mx, x);
+                for (double x : s) sum += std::exp(x - mx);
+                lse.push_back(float(mx + std::log(sum)));
+            }
+    return lse;
+}
+
+TEST_CASE_TEMPLATE("cuda attention forward and backward (flash and GEMM paths; key lengths; dropout)", T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<T>;
     struct shape { index_t batch, seq, heads, hd; bool lengths; };
-    struct restore_flag {
+    struct restore_default {
         cu::context& c;
-        ~restore_flag() { c.fused_attention = false; }
+        ~restore_default() { c.attention = cu::attention_kernel::flash; }
     } restore{ctx};
     const std::uint64_t seed = 99;
     const std::uint32_t stream = 5;
+    const bool tensor_cores = std::is_same_v<T, fp16> || ctx.props().major >= 8;
     for (const float drop : {0.0f, 0.1f})
-    for (const bool fused : {false, true})
-    for (const auto s : {shape{4, 128, 12, 64, false}, shape{3, 37, 3, 16, true}, shape{3, 37, 2, 64, true}}) {
-        ctx.fused_attention = fused;
-        INFO("batch " << s.batch << " seq " << s.seq << " heads " << s.heads << " head_dim " << s.hd << " fused "
-                      << fused << " attention dropout " << drop);
+    for (const auto path : {cu::attention_kernel::gemm, cu::attention_kernel::flash})
+    for (const auto s : {shape{4, 128, 12, 64, false}, shape{3, 128, 4, 64, true}, shape{3, 37, 2, 64, true},
+                         shape{3, 200, 2, 64, true}, shape{3, 37, 3, 16, true}}) {
+        ctx.attention = path;
+        const bool flash = cu::attention_route_for<T>(ctx, s.seq, s.heads, s.hd).flash;
+        INFO("batch " << s.batch << " seq " << s.seq << " heads " << s.heads << " head_dim " << s.hd << " path "
+                      << (flash ? "flash" : "gemm") << " attention dropout " << drop);
+        CHECK(flash == (path == cu::attention_kernel::flash && s.hd == 64 && tensor_cores));
         const index_t h = s.heads * s.hd, rows = s.batch * s.seq;
         const auto qkv = random_vec_as<T>(static_cast<std::size_t>(rows * 3 * h), 50, 1.5f),
                    dout = random_vec_as<T>(static_cast<std::size_t>(rows * h), 51);
         std::vector<std::int32_t> len;
-        if (s.lengths) len = {37, 20, 1};
+        if (s.lengths) len = {std::int32_t(s.seq), std::int32_t(s.seq / 2 + 3), 1};
         const std::int32_t* lp = s.lengths ? len.data() : nullptr;
-        std::vector<float> out(static_cast<std::size_t>(rows * h)), probs(static_cast<std::size_t>(s.batch * s.heads * s.seq * s.seq)),
-            dqkv(qkv.size());
+        const std::size_t n_probs = static_cast<std::size_t>(s.batch * s.heads * s.seq * s.seq);
+        std::vector<float> out(static_cast<std::size_t>(rows * h)), probs(n_probs), dqkv(qkv.size());
         ops::attention_forward(out.data(), probs.data(), qkv.data(), lp, s.batch, s.seq, s.heads, s.hd, drop, seed,
                                stream);
         auto gqkv = upload(ctx, to_storage<T>(qkv)), gdout = upload(ctx, to_storage<T>(dout));
         device_buffer<std::int32_t> glen;
         if (s.lengths) glen = upload(ctx, len);
-        auto gout = poisoned<T>(ctx, out.size()), gprobs = poisoned<T>(ctx, probs.size()),
+        auto gout = poisoned<T>(ctx, out.size()), gprobs = poisoned<T>(ctx, n_probs),
              gdqkv = poisoned<T>(ctx, dqkv.size());
-        B::attention_forward(ctx, gout.data(), gprobs.data(), gqkv.data(), glen.data(), s.batch, s.seq,
-                                       s.heads, s.hd, drop, seed, stream);
-        const auto got_probs = download_f(ctx, gprobs.data(), probs.size());
-        // backward against the CPU fed with the GPU's (16-bit) probabilities, as the GPU itself is
-        ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), got_probs.data(), lp, s.batch, s.seq, s.heads,
-                                s.hd, drop, seed, stream);
-        B::attention_backward(ctx, gdqkv.data(), gdout.data(), gqkv.data(), gprobs.data(), glen.data(),
-                                        s.batch, s.seq, s.heads, s.hd, drop, seed, stream);
-        check_close("attention probs", got_probs, probs, 2e-3, 1e-2);
+        B::attention_forward(ctx, gout.data(), gprobs.data(), gqkv.data(), glen.data(), s.batch, s.seq, s.heads,
+                             s.hd, drop, seed, stream);
+        if (flash) {
+            // the saved buffer starts with the fp32 log-sum-exp rows; the backward recomputes P from them
+            const auto lse = download(ctx, cu::attention_lse(gprobs.data()),
+                                      static_cast<std::size_t>(s.batch * s.heads * s.seq));
+            check_close("attention lse", lse, reference_lse(qkv, lp, s.batch, s.seq, s.heads, s.hd), 2e-3, 1e-3);
+            ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), lp, s.batch, s.seq, s.heads,
+                                    s.hd, drop, seed, stream);
+        } else {
+            const auto got_probs = download_f(ctx, gprobs.data(), n_probs);
+            check_close("attention probs", got_probs, probs, 2e-3, 1e-2);
+            // backward against the CPU fed with the GPU's (16-bit) probabilities, as the GPU itself is
+            ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), got_probs.data(), lp, s.batch, s.seq,
+                                    s.heads, s.hd, drop, seed, stream);
+        }
+        B::attention_backward(ctx, gdqkv.data(), gdout.data(), gqkv.data(), gout.data(), gprobs.data(), glen.data(),
+                              s.batch, s.seq, s.heads, s.hd, drop, seed, stream);
         check_close("attention out", download_f(ctx, gout.data(), out.size()), out, 1e-2, 1e-2);
         // q, k and v parts separately, each against its own scale (dQ and dK are ~100x smaller than dV)
         const auto got_d = download_f(ctx, gdqkv.data(), dqkv.size());
@@ -70,6 +110,41 @@ TEST_CASE_TEMPLATE("cuda attention forward and backward (crammed shape; odd shap
             check_close_scaled(names[part], g, r, 2e-2, 2e-2);
         }
     }
+}
+
+// A key block wholly past a sequence's length (seq 200, length 3: blocks 1-3 hold no valid key) must come
+// back with exactly zero dK and dV, and padded query rows still attend over the valid keys.
+TEST_CASE_TEMPLATE("cuda flash attention: keys past the length get exactly zero gradients", T, bf16, fp16) {
+    CRAM_REQUIRE_GPU();
+    using B = gpu_backend<T>;
+    const index_t batch = 1, seq = 200, heads = 2, hd = 64, h = heads * hd;
+    if (!cu::attention_route_for<T>(ctx, seq, heads, hd).flash) {
+        MESSAGE("SKIPPED: flash attention does not run for this type on this GPU");
+        return;
+    }
+    const auto qkv = random_vec_as<T>(static_cast<std::size_t>(batch * seq * 3 * h), 60),
+               dout = random_vec_as<T>(static_cast<std::size_t>(batch * seq * h), 61);
+    const std::vector<std::int32_t> len{3};
+    auto gqkv = upload(ctx, to_storage<T>(qkv)), gdout = upload(ctx, to_storage<T>(dout));
+    auto glen = upload(ctx, len);
+    auto gout = poisoned<T>(ctx, static_cast<std::size_t>(batch * seq * h)),
+         gprobs = poisoned<T>(ctx, static_cast<std::size_t>(batch * heads * seq * seq)),
+         gdqkv = poisoned<T>(ctx, qkv.size());
+    B::attention_forward(ctx, gout.data(), gprobs.data(), gqkv.data(), glen.data(), batch, seq, heads, hd, 0.0f, 0, 0);
+    B::attention_backward(ctx, gdqkv.data(), gdout.data(), gqkv.data(), gout.data(), gprobs.data(), glen.data(),
+                          batch, seq, heads, hd, 0.0f, 0, 0);
+    const auto d = download_f(ctx, gdqkv.data(), qkv.size());
+    std::size_t nonzero_past = 0, nonzero_valid = 0;
+    for (index_t row = 0; row < seq; ++row)
+        for (index_t c = h; c < 3 * h; ++c) {  // the k and v parts
+            const float x = d[static_cast<std::size_t>(row * 3 * h + c)];
+            if (row >= len[0]) nonzero_past += x != 0.0f;  // NaN counts too
+            else nonzero_valid += x != 0.0f;
+        }
+    CHECK(nonzero_past == 0);
+    CHECK(nonzero_valid > 0);
+    const auto out = download_f(ctx, gout.data(), static_cast<std::size_t>(seq * h));
+    for (float x : out) REQUIRE(std::isfinite(x));
 }
 
 }  // namespace

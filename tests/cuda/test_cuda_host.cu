@@ -78,6 +78,39 @@ TEST_CASE("bf16 on a GPU below sm_80 is refused, naming the card and suggesting 
     CHECK(cu::sm_name(7, 5) == "sm_75");
 }
 
+TEST_CASE("attention route: flash where its kernels can run (head_dim 64, tensor cores, shared memory), else the GEMM path with the reason") {
+    using cu::attention_kernel;
+    cudaDeviceProp hopper{}, turing{}, small{};
+    hopper.major = 9;
+    hopper.sharedMemPerBlockOptin = 227 * 1024;
+    turing.major = 7;
+    turing.minor = 5;
+    turing.sharedMemPerBlockOptin = 64 * 1024;  // the RTX 2080 Ti's opt-in limit
+    small = hopper;
+    small.sharedMemPerBlockOptin = 48 * 1024;
+    const auto flash = attention_kernel::flash;
+    // crammed_bert's shape (seq 128, 12 heads of 64) and GLUE's longer ones
+    CHECK(cu::attention_route_for<cram::bf16>(flash, hopper, 128, 12, 64).flash);
+    CHECK(cu::attention_route_for<cram::fp16>(flash, hopper, 128, 12, 64).flash);
+    CHECK(cu::attention_route_for<cram::bf16>(flash, hopper, 512, 16, 64).flash);
+    CHECK(cu::attention_route_for<cram::fp16>(flash, turing, 128, 12, 64).flash);  // the paper's card, in fp16
+    const auto why = [](cu::attention_route r) {
+        CHECK_FALSE(r.flash);
+        return std::string(r.why);
+    };
+    CHECK(why(cu::attention_route_for<cram::bf16>(attention_kernel::gemm, hopper, 128, 12, 64)).find("GEMM") !=
+          std::string::npos);
+    CHECK(why(cu::attention_route_for<cram::bf16>(flash, turing, 128, 12, 64)).find("sm_80") != std::string::npos);
+    CHECK(why(cu::attention_route_for<float>(flash, hopper, 128, 12, 64)).find("fp32") != std::string::npos);
+    CHECK(why(cu::attention_route_for<cram::bf16>(flash, hopper, 128, 4, 32)).find("head_dim") != std::string::npos);
+    CHECK(why(cu::attention_route_for<cram::bf16>(flash, hopper, 1, 12, 64)).find("one-token") != std::string::npos);
+    CHECK(why(cu::attention_route_for<cram::bf16>(flash, small, 128, 12, 64)).find("shared memory") !=
+          std::string::npos);
+    // the tiles fit Turing's 64 KiB per block, and an H200 SM (228 KiB) holds three of the largest
+    CHECK(cu::flash::max_smem <= 64 * 1024);
+    CHECK(3 * cu::flash::max_smem <= 228 * 1024);
+}
+
 TEST_CASE("micro-batch planner: hand-derived sizes, multiples of the granularity, clear failure") {
     // 80 GiB free, 1 GiB fixed, 50 MiB per sequence: floor((0.92*80 GiB - 1 GiB) / 50 MiB) = 1486 -> 1480
     const std::size_t gib = std::size_t(1) << 30, mib = std::size_t(1) << 20;

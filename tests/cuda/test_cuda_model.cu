@@ -5,6 +5,7 @@
 // run in fp16), and dropout (same Philox masks). Gradients are compared per tensor by relative L2 error (16-bit
 // activations make single tiny elements noisy), losses by relative error. Skips visibly without a GPU.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -72,13 +73,16 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
 // both sides (fp16 training's loss scale: without it the gradients of small tensors underflow) and unscales for
 // the clip and the optimizer, as the trainer does; bf16 runs unscaled.
 template <bert_config C, class T = bf16>
-void training_step_parity(int batch, int seq, float dropout, double grad_tol, bool fused_attention = false) {
+void training_step_parity(int batch, int seq, float dropout, double grad_tol,
+                          cram::cuda::attention_kernel attention = cram::cuda::attention_kernel::flash) {
     CRAM_REQUIRE_GPU();
-    struct restore_flag {
+    struct restore_default {
         cram::cuda::context& c;
-        ~restore_flag() { c.fused_attention = false; }
+        ~restore_default() { c.attention = cram::cuda::attention_kernel::flash; }
     } restore{ctx};
-    ctx.fused_attention = fused_attention;
+    ctx.attention = attention;
+    const auto route = cram::cuda::attention_route_for<T>(ctx, seq, C.heads, C.hidden / C.heads);
+    INFO("attention: " << (route.flash ? "flash" : "GEMM path: ") << route.why);
     using cpu_backend = cram::cpu::backend<float>;
     using gpu = gpu_backend<T>;
     cpu_backend::context cctx;
@@ -93,7 +97,7 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol, bo
     const auto hb = random_batch<C>(batch, seq, 9);
     cram::batch_upload<gpu> upload(ctx);
     const auto db = upload(hb);
-    // with dropout, the attention probabilities are dropped too (as in fine-tuning): the GEMM attention path
+    // with dropout, the attention probabilities are dropped too (as in fine-tuning), on either attention path
     const cram::forward_options opt{dropout, 77, dropout};
     const double loss_scale = std::is_same_v<T, fp16> ? 1024.0 : 1.0;  // a power of two: undone exactly
 
@@ -148,11 +152,16 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol, bo
     CHECK(lc2 != lc);
 }
 
-TEST_CASE("cuda training step parity: crammed_tiny (2 layers, 128 wide)") {
+// crammed_tiny and crammed_bert (head_dim 64) take the flash attention kernels by default, test_post_biases
+// (head_dim 4) the GEMM path; crammed_tiny also runs on the GEMM path and with attention dropout.
+TEST_CASE("cuda training step parity: crammed_tiny (2 layers, 128 wide; flash attention)") {
     training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2);
 }
-TEST_CASE("cuda training step parity: crammed_tiny with the fused attention kernels") {
-    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2, true);
+TEST_CASE("cuda training step parity: crammed_tiny on the GEMM attention path") {
+    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2, cram::cuda::attention_kernel::gemm);
+}
+TEST_CASE("cuda training step parity: crammed_tiny with dropout 0.1 on the flash attention path") {
+    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.1f, 3e-2);
 }
 TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.1 (post-norm, biases, dense head)") {
     training_step_parity<cram::presets::test_post_biases>(3, 8, 0.1f, 3e-2);
@@ -160,14 +169,69 @@ TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.
 TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
     training_step_parity<cram::presets::crammed_bert>(2, 128, 0.0f, 5e-2);
 }
-TEST_CASE("cuda fp16 training step parity: crammed_tiny (asking for the fused kernels still takes the GEMM path)") {
-    training_step_parity<cram::presets::crammed_tiny, fp16>(8, 128, 0.0f, 3e-2, true);
+TEST_CASE("cuda fp16 training step parity: crammed_tiny (flash attention)") {
+    training_step_parity<cram::presets::crammed_tiny, fp16>(8, 128, 0.0f, 3e-2);
+}
+TEST_CASE("cuda fp16 training step parity: crammed_tiny on the GEMM attention path") {
+    training_step_parity<cram::presets::crammed_tiny, fp16>(8, 128, 0.0f, 3e-2, cram::cuda::attention_kernel::gemm);
 }
 TEST_CASE("cuda fp16 training step parity: bert_base-like test preset with dropout 0.1") {
     training_step_parity<cram::presets::test_post_biases, fp16>(3, 8, 0.1f, 3e-2);
 }
 TEST_CASE("cuda fp16 training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
     training_step_parity<cram::presets::crammed_bert, fp16>(2, 128, 0.0f, 5e-2);
+}
+
+// The per-op timer (cuda/phase_timer.hpp) over one crammed_tiny training micro-step: the op counts a forward and
+// backward must make (hand-counted from bert.hpp: per layer one QKV projection 128 -> 384, one attention forward
+// and backward), times that are positive and add up to no more than the step measured around them, and nothing
+// recorded while the timer is off.
+TEST_CASE("cuda phase timer: per-op GPU time of a crammed_tiny micro-step") {
+    CRAM_REQUIRE_GPU();
+    constexpr auto C = cram::presets::crammed_tiny;
+    using gpu = gpu_backend<bf16>;
+    struct restore_default {
+        cram::cuda::context& c;
+        ~restore_default() { c.phases.enable(false); }
+    } restore{ctx};
+    const auto& layout = cram::bert_layout<C>();
+    cram::train::training_state<gpu> sg(ctx, layout);
+    cram::bert<C, gpu> gm(ctx, cram::bind_bert<C, gpu>(sg), 8, 128);
+    sg.load_params(representable_params<C>(42).data());
+    cram::batch_upload<gpu> upload(ctx);
+    const auto hb = random_batch<C>(8, 128, 9);
+    const auto db = upload(hb);
+    gm.mlm_forward_backward(db);  // warm-up, untimed
+    ctx.synchronize();
+    CHECK(ctx.phases.report().empty());
+    ctx.phases.enable(true);
+    cudaEvent_t a, b;
+    REQUIRE(cudaEventCreate(&a) == cudaSuccess);
+    REQUIRE(cudaEventCreate(&b) == cudaSuccess);
+    REQUIRE(cudaEventRecord(a, ctx.stream()) == cudaSuccess);
+    gm.mlm_forward_backward(db);
+    REQUIRE(cudaEventRecord(b, ctx.stream()) == cudaSuccess);
+    const auto totals = ctx.phases.report();
+    ctx.phases.enable(false);
+    float step_ms = 0;
+    REQUIRE(cudaEventElapsedTime(&step_ms, a, b) == cudaSuccess);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    std::map<std::string, long> calls;
+    double sum = 0;
+    for (const auto& t : totals) {
+        INFO(t.phase << ": " << t.calls << " calls, " << t.ms << " ms");
+        CHECK(t.ms > 0);
+        calls[t.phase] = t.calls;
+        sum += t.ms;
+    }
+    CHECK(calls["attention_forward"] == C.layers);
+    CHECK(calls["attention_backward"] == C.layers);
+    CHECK(calls["linear_forward 128x384"] == C.layers);
+    CHECK(calls["linear_backward 128x384"] == C.layers);
+    CHECK(calls["decoder_cross_entropy"] == 1);
+    INFO("sum of ops " << sum << " ms, step " << step_ms << " ms");
+    CHECK(sum <= step_ms * 1.01 + 0.01);
 }
 
 template <bert_config C>

@@ -1,6 +1,7 @@
 // cram/cuda/gemm.hpp against the CPU oracle (cram/ops/gemm.hpp, fp32) on inputs representable in the storage
 // type: the cuBLASLt GEMM for all transposes, bf16 and fp16 inputs with 16-bit and fp32 outputs, beta 0 and 1,
-// and the linear layer forward (bias epilogue in the output's type) and backward. Outputs are poisoned with NaN
+// the algorithm choice (timed, heuristic), and the linear layer forward (bias epilogue in the output's type; with
+// the residual as the GEMM's C operand) and backward. Outputs are poisoned with NaN
 // first; skips visibly without a GPU.
 #include <cmath>
 #include <cstdint>
@@ -56,7 +57,45 @@ TEST_CASE_TEMPLATE("cuda gemm: all transposes, 16-bit and fp32 outputs, beta 0 a
             }
 }
 
-TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue) and backward (din, fp32 dw/dbias accumulate)", T, bf16, fp16) {
+// The algorithm choice (context::gemm_choice): a shape first met under `heuristic` keeps cuBLASLt's first pick
+// (not timed), one first met under `timed` reports a measured time and rate whenever the heuristic offered more
+// than one candidate; both give the oracle's result (the beta = 1 case proves the timing did not add into C).
+TEST_CASE("cuda gemm: timed and heuristic algorithm choice, same results, the timed rate reported") {
+    CRAM_REQUIRE_GPU();
+    struct restore_default {
+        cu::context& c;
+        ~restore_default() { c.gemm_choice = cu::gemm_algorithms::timed; }
+    } restore{ctx};
+    ctx.gemm_choice = cu::gemm_algorithms::heuristic;
+    run_gemm<bf16, float>(ctx, gemm_case{false, true, 520, 776, 264}, 1.0f);
+    ctx.gemm_choice = cu::gemm_algorithms::timed;
+    run_gemm<bf16, float>(ctx, gemm_case{false, true, 1032, 776, 264}, 1.0f);
+    run_gemm<bf16, bf16>(ctx, gemm_case{false, true, 1032, 776, 264}, 0.0f);
+    int heuristic_seen = 0, timed_seen = 0;
+    for (const auto& g : cu::gemm_report(ctx)) {
+        INFO(g.shape << ": candidate " << g.chosen << " of " << g.candidates << ", " << g.ms << " ms, " << g.tflops
+                     << " TFLOP/s");
+        if (g.shape.rfind("520x776x264", 0) == 0) {
+            ++heuristic_seen;
+            CHECK(g.ms == 0);
+            CHECK(g.candidates == 1);
+        }
+        if (g.shape.rfind("1032x776x264", 0) == 0) {
+            ++timed_seen;
+            CHECK(g.candidates >= 1);
+            if (g.candidates > 1) {
+                CHECK(g.ms > 0);
+                CHECK(g.tflops > 0);
+                CHECK(g.chosen < g.candidates);
+            }
+        }
+    }
+    CHECK(heuristic_seen == 1);
+    CHECK(timed_seen == 2);  // fp32 += and bf16 outputs are two plans
+}
+
+TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue; with the residual as C) and backward (din, fp32 dw/dbias accumulate)",
+                   T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<T>;
     struct shape { index_t rows, in_f, out_f; };
@@ -81,6 +120,17 @@ TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue) and backward (din, fp32 
         check_close("linear dx", download_f(ctx, gdx.data(), dx.size()), dx, 2e-2, 1e-2);
         check_close("linear dw", download_f(ctx, gdw.data(), dw.size()), dw, 1e-2, 2e-3);
         check_close("linear dbias", download_f(ctx, gdb.data(), db.size()), db, 1e-2, 2e-3);
+        // the forward with the residual as the GEMM's C operand (C != D): out = residual + linear(x); the
+        // residual's buffer must come back unchanged
+        const auto res = random_vec_as<T>(y.size(), 16, 2.0f);
+        std::vector<float> yr(y.size());
+        ops::linear_residual_forward(yr.data(), x.data(), w.data(), bias.data(), res.data(), s.rows, s.in_f, s.out_f);
+        auto gres = upload(ctx, to_storage<T>(res));
+        auto gyr = poisoned<T>(ctx, y.size());
+        B::linear_residual_forward(ctx, gyr.data(), dx_.data(), dw_.data(), dbias.data(), gres.data(), s.rows, s.in_f,
+                                   s.out_f);
+        check_close("linear + residual y", download_f(ctx, gyr.data(), yr.size()), yr, 2e-2, 1e-2);
+        CHECK(download_f(ctx, gres.data(), res.size()) == res);
     }
 }
 

@@ -190,7 +190,7 @@ TEST_CASE("fp32 gemm: model-sized shapes match the reference, bit for bit on any
 }
 
 // ---- linear --------------------------------------------------------------------------------------
-TEST_CASE("linear forward/backward, with and without bias") {
+TEST_CASE("linear forward/backward, with and without bias; the forward with a residual added") {
     const int rows = 4, in_f = 5, out_f = 3;
     for (const bool with_bias : {true, false}) {
         CAPTURE(with_bias);
@@ -202,13 +202,18 @@ TEST_CASE("linear forward/backward, with and without bias") {
                                               in_f, out_f);
             return out;
         };
-        // value: out[r][o] = sum_i x[r][i] w[o][i] + b[o]
+        // value: out[r][o] = sum_i x[r][i] w[o][i] + b[o]; with a residual, res[r][o] + that
         const vec out = forward();
+        const vec residual = random_vec(rows * out_f, 14);
+        vec with_residual(rows * out_f, nan_v);
+        cram::ops::linear_residual_forward<double>(with_residual.data(), x.data(), w.data(),
+                                                   with_bias ? bias.data() : nullptr, residual.data(), rows, in_f, out_f);
         for (int rr = 0; rr < rows; ++rr)
             for (int o = 0; o < out_f; ++o) {
                 double s = with_bias ? bias[o] : 0.0;
                 for (int i = 0; i < in_f; ++i) s += x[rr * in_f + i] * w[o * in_f + i];
                 CHECK(out[rr * out_f + o] == doctest::Approx(s).epsilon(1e-13));
+                CHECK(with_residual[rr * out_f + o] == doctest::Approx(residual[rr * out_f + o] + s).epsilon(1e-13));
             }
         auto loss = [&] { return dot(r, forward()); };
         const double prefill = 0.25;

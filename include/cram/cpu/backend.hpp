@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cram/core/memory_space.hpp"
@@ -55,6 +56,10 @@ struct backend {
     static void linear_forward(context&, T* out, const T* in, const T* w, const T* bias, index_t rows, index_t in_f,
                                index_t out_f) {
         ops::linear_forward(out, in, w, bias, rows, in_f, out_f);
+    }
+    static void linear_residual_forward(context&, T* out, const T* in, const T* w, const T* bias, const T* residual,
+                                        index_t rows, index_t in_f, index_t out_f) {
+        ops::linear_residual_forward(out, in, w, bias, residual, rows, in_f, out_f);
     }
     static void linear_backward(context&, T* din, T* dw, T* dbias, const T* dout, const T* in, const T* w,
                                 index_t rows, index_t in_f, index_t out_f) {
@@ -113,8 +118,11 @@ struct backend {
                                   std::uint64_t seed, std::uint32_t stream) {
         ops::attention_forward(out, probs, qkv, lengths, batch, seq, heads, head_dim, dropout, seed, stream);
     }
-    static void attention_backward(context&, T* dqkv, const T* dout, const T* qkv, const T* probs,
-                                   const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
+    static std::string attention_kernels(const context&, index_t, index_t, index_t) {
+        return "per (sequence, head) GEMMs in cache (cram/ops/attention.hpp)";
+    }
+    static void attention_backward(context&, T* dqkv, const T* dout, const T* qkv, const T* /*out*/,
+                                   const T* probs, const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
                                    index_t head_dim, float dropout, std::uint64_t seed, std::uint32_t stream) {
         ops::attention_backward(dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim, dropout, seed, stream);
     }

@@ -1,88 +1,36 @@
-// Multi-head attention for short sequences (seq <= 512; crammed BERT uses 128), forward and backward.
-// The reference path: heads are split into [batch, heads, seq, head_dim] copies, the score and value
-// products are strided-batched cuBLASLt GEMMs (bf16 in, fp32 accumulate, fp32 scores), and softmax
-// (forward) and its backward are one warp per row. The probabilities are stored in bf16 (the model's
-// probs buffer) for the backward pass. A fused forward that keeps the scores on chip (tensor-core WMMA,
-// seq <= 128, head_dim 64) and a fused backward (one CTA per sequence and head) are selected by
-// context::fused_attention where they can run: bf16 storage on an sm_80+ device (bf16 WMMA is Ampere's; their
-// device code is compiled to a trap for older targets, so an sm_75 build still compiles). fp16, and bf16 below
-// sm_80, always take the reference path. The CUDA twin of cram/ops/attention.hpp (score scale and softmax backward rule,
-// and the attention-dropout keep rule). Attention dropout (p > 0) runs on the reference path only: the value
-// product reads a dropped copy of the probabilities (cuda::dropout_forward over the whole probs tensor, the
-// mask ops::attention_keep describes), the saved probs stay undropped, and backward applies the same mask to
-// dP before the softmax backward; the fused kernels are not used when p > 0.
+// Multi-head attention for short sequences (seq <= 512; crammed BERT uses 128), forward and backward: the
+// CUDA twin of cram/ops/attention.hpp (score scale, softmax backward rule, attention-dropout keep rule).
+// Two paths, chosen per call by attention_route_for:
+// - flash (flash_attention.hpp; the default where it applies: head_dim 64, 16-bit storage with tensor-core
+//   MMA on the device, enough shared memory): scores stay on chip, the forward saves one fp32 log-sum-exp
+//   per query row at the start of the saved buffer
+//   `probs`, the backward recomputes the probabilities from it;
+// - the reference (GEMM) path: heads are split into [batch, heads, seq, head_dim] copies, the score and
+//   value products are strided-batched cuBLASLt GEMMs (16-bit in, fp32 accumulate, fp32 scores), softmax
+//   and its backward are one warp per row, and `probs` holds the probabilities (16-bit) for the backward.
+// Both drop the same attention probabilities (dropout p > 0: the values are weighted by the dropped
+// probabilities, the softmax backward uses the undropped ones and the same mask on dP). The backward must
+// take the path the forward took: the same context::attention setting and shapes.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
-
-#include <mma.h>
 
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
 #include "cram/cuda/dropout.hpp"
 #include "cram/cuda/error.hpp"
+#include "cram/cuda/flash_attention.hpp"
 #include "cram/cuda/gemm.hpp"
 #include "cram/ops/attention.hpp"
 
 namespace cram::cuda {
 
-// bf16 WMMA fragments exist from sm_80 (mma.h declares them for the host pass and for sm_80+ device passes).
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-#define CRAM_CUDA_BF16_MMA 1
-#else
-#define CRAM_CUDA_BF16_MMA 0
-#endif
-
 namespace detail {
 constexpr int attention_max_seq = 512;
 constexpr int softmax_per_lane = attention_max_seq / 32;
-
-// Whether the fused kernels may run on this device: they are bf16 tensor-core code (sm_80+) and need more
-// shared memory per block than the device may have (smem bytes, opt-in).
-inline bool fused_attention_runs_on(const context& ctx, std::size_t smem) {
-    return ctx.props().major >= 8 && ctx.props().sharedMemPerBlockOptin >= smem;
-}
-
-// One warp: out[16][16 n_tiles] (fp32, row-major, leading dimension ldo) = A[16][16 k_tiles] B[16 k_tiles][16 n_tiles]
-// with bf16 tensor-core tiles and fp32 accumulation. A's tile kt is read at a + kt * a_k_step and B's tile
-// (kt, nt) at b + kt * b_k_step + nt * b_n_step, in the WMMA layouts LA and LB: a transposed operand is
-// the same shared-memory tile read in the other layout.
-template <class LA, class LB>
-__device__ inline void warp_mma_16xn(float* out, int ldo, int n_tiles, int k_tiles, const __nv_bfloat16* a, int lda,
-                                     int a_k_step, const __nv_bfloat16* b, int ldb, int b_k_step, int b_n_step) {
-#if CRAM_CUDA_BF16_MMA
-    namespace w = nvcuda::wmma;
-    for (int nt = 0; nt < n_tiles; ++nt) {
-        w::fragment<w::accumulator, 16, 16, 16, float> acc;
-        w::fill_fragment(acc, 0.0f);
-        for (int kt = 0; kt < k_tiles; ++kt) {
-            w::fragment<w::matrix_a, 16, 16, 16, __nv_bfloat16, LA> fa;
-            w::fragment<w::matrix_b, 16, 16, 16, __nv_bfloat16, LB> fb;
-            w::load_matrix_sync(fa, a + kt * a_k_step, lda);
-            w::load_matrix_sync(fb, b + kt * b_k_step + nt * b_n_step, ldb);
-            w::mma_sync(acc, fa, fb, acc);
-        }
-        w::store_matrix_sync(out + nt * 16, acc, ldo, w::mem_row_major);
-    }
-#else
-    __trap();  // not reached: the launchers select the fused kernels on sm_80+ only
-#endif
-}
-
-// One warp: rows first_row..first_row+15 of a fp32 tile [16][ld_tile] (D columns) to bf16 rows
-// dst[r * ld_dst .. + D), skipping rows >= rows (padding past the sequence).
-template <int D>
-__device__ inline void warp_store_rows(__nv_bfloat16* dst, index_t ld_dst, const float* tile, int ld_tile,
-                                       int first_row, int rows, int lane) {
-    for (int i = lane; i < 16 * D; i += 32) {
-        const int m = i / D, d = i % D;
-        if (first_row + m < rows)
-            dst[static_cast<index_t>(first_row + m) * ld_dst + d] = __float2bfloat16_rn(tile[m * ld_tile + d]);
-    }
-}
-
 }  // namespace detail
 
 // dst[b, h, s, d] = src[(b*seq + s)*ld + h*head_dim + d]
@@ -99,201 +47,6 @@ __global__ void split_heads_kernel(T* __restrict__ dst, const T* __restrict__ sr
         dst[i] = src[(b * seq + s) * ld + h * head_dim + d];
     }
 }
-// Fused forward for seq <= SMAX (128) and head_dim D (64): one CTA of 4 warps per (sequence, head, 64
-// queries). K, V and the query block are staged in shared memory; each warp computes its 16 x seq score
-// tile with bf16 tensor-core MMAs (fp32 accumulate), the softmax in fp32 (probabilities stored to global
-// in bf16 for the backward pass, exactly what the GEMM path stores), then P V. Scores never leave the SM.
-template <int D, int SMAX>
-__global__ void __launch_bounds__(128) attention_forward_fused_kernel(cram::bf16* __restrict__ out,
-                                                                      cram::bf16* __restrict__ probs,
-                                                                      const cram::bf16* __restrict__ qkv,
-                                                                      const std::int32_t* __restrict__ lengths,
-                                                                      int heads, int seq, float scale) {
-    static_assert(D % 16 == 0 && SMAX % 32 == 0 && D <= SMAX, "fused attention tile shapes");
-#if !CRAM_CUDA_BF16_MMA
-    __trap();  // bf16 WMMA needs sm_80; attention_forward never launches this below it
-#else
-    namespace w = nvcuda::wmma;
-    using bf = __nv_bfloat16;
-    constexpr int QB = 64;  // queries per CTA, 16 per warp
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf* sq = reinterpret_cast<bf*>(smem_raw);     // [QB][D]
-    bf* sk = sq + QB * D;                         // [SMAX][D]
-    bf* sv = sk + SMAX * D;                       // [SMAX][D]
-    float* ss = reinterpret_cast<float*>(sv + SMAX * D);  // [4][16][SMAX] scores, then the output tile
-    bf* sp = reinterpret_cast<bf*>(ss + 4 * 16 * SMAX);   // [4][16][SMAX] probabilities
-    const int bh = blockIdx.x, b = bh / heads, h = bh % heads;
-    const int q0 = blockIdx.y * QB;
-    const int H = heads * D, row = 3 * H;
-    const int s_pad = (seq + 15) / 16 * 16;
-    const bf* base = reinterpret_cast<const bf*>(qkv) + static_cast<index_t>(b) * seq * row;
-    constexpr int V8 = D / 8;  // 16-byte chunks per head row
-    for (int i = threadIdx.x; i < s_pad * V8; i += blockDim.x) {
-        const int r = i / V8, c = (i % V8) * 8;
-        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-        if (r < seq) {
-            kv = *reinterpret_cast<const uint4*>(base + static_cast<index_t>(r) * row + H + h * D + c);
-            vv = *reinterpret_cast<const uint4*>(base + static_cast<index_t>(r) * row + 2 * H + h * D + c);
-        }
-        *reinterpret_cast<uint4*>(sk + r * D + c) = kv;
-        *reinterpret_cast<uint4*>(sv + r * D + c) = vv;
-    }
-    for (int i = threadIdx.x; i < QB * V8; i += blockDim.x) {
-        const int r = i / V8, c = (i % V8) * 8;
-        uint4 qv = make_uint4(0, 0, 0, 0);
-        if (q0 + r < seq) qv = *reinterpret_cast<const uint4*>(base + static_cast<index_t>(q0 + r) * row + h * D + c);
-        *reinterpret_cast<uint4*>(sq + r * D + c) = qv;
-    }
-    __syncthreads();
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = warp * 16;
-    if (q0 + r0 >= seq) return;  // no barrier follows: idle warps may leave
-    float* my_s = ss + warp * 16 * SMAX;
-    bf* my_p = sp + warp * 16 * SMAX;
-    // scores = Q K^T (unscaled), fp32; K read column-major is K^T: (d, key) = K[key][d]
-    detail::warp_mma_16xn<w::row_major, w::col_major>(my_s, SMAX, s_pad / 16, D / 16, sq + r0 * D, D, 16, sk, D, 16,
-                                                      16 * D);
-    __syncwarp();
-    const int len = lengths ? min(static_cast<int>(lengths[b]), seq) : seq;
-    constexpr int PL = SMAX / 32;
-    for (int m = 0; m < 16; ++m) {
-        const int qi = q0 + r0 + m;
-        float v[PL];
-        float mx = -INFINITY;
-#pragma unroll
-        for (int t = 0; t < PL; ++t) {
-            const int j = lane + 32 * t;
-            v[t] = j < len ? my_s[m * SMAX + j] * scale : -INFINITY;
-            mx = fmaxf(mx, v[t]);
-        }
-        mx = warp_max(mx);
-        float sum = 0.0f;
-#pragma unroll
-        for (int t = 0; t < PL; ++t) {
-            const int j = lane + 32 * t;
-            v[t] = j < len ? __expf(v[t] - mx) : 0.0f;
-            sum += v[t];
-        }
-        sum = warp_sum(sum);
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-#pragma unroll
-        for (int t = 0; t < PL; ++t) {
-            const int j = lane + 32 * t;
-            const bf p = __float2bfloat16_rn(v[t] * inv);
-            if (j < s_pad) my_p[m * SMAX + j] = p;
-            if (qi < seq && j < seq) reinterpret_cast<bf*>(probs)[(static_cast<index_t>(bh) * seq + qi) * seq + j] = p;
-        }
-    }
-    __syncwarp();
-    // out = P V, staged through my_s (the scores are consumed)
-    detail::warp_mma_16xn<w::row_major, w::row_major>(my_s, SMAX, D / 16, s_pad / 16, my_p, SMAX, 16, sv, D, 16 * D, 16);
-    __syncwarp();
-    detail::warp_store_rows<D>(reinterpret_cast<bf*>(out) + static_cast<index_t>(b) * seq * H + h * D, H, my_s, SMAX,
-                               q0 + r0, seq, lane);
-#endif
-}
-
-// Fused backward for seq <= SMAX (128) and head_dim D (64): one CTA of SMAX/16 warps per (sequence, head),
-// so dK and dV (sums over all queries) need no atomics. Q, K, V, dO and the saved probabilities P are
-// staged in shared memory (160 KiB: fits sm_80's 163 KiB and sm_90's 227 KiB opt-in). Warp w owns key rows
-// 16w.. for dV = P^T dO and dK = dS^T Q, and query rows 16w.. for dP = dO V^T, dS = P (dP - rowsum(P dP))
-// / sqrt(D) and dQ = dS K. bf16 WMMA tiles with fp32 accumulation; dS is rounded to bf16 for its two
-// products, as the GEMM path does.
-template <int D, int SMAX>
-__global__ void __launch_bounds__(SMAX * 2) attention_backward_fused_kernel(cram::bf16* __restrict__ dqkv,
-                                                                           const cram::bf16* __restrict__ dout,
-                                                                           const cram::bf16* __restrict__ qkv,
-                                                                           const cram::bf16* __restrict__ probs,
-                                                                           int heads, int seq, float scale) {
-    static_assert(D % 16 == 0 && SMAX % 32 == 0 && D <= SMAX && SMAX <= 2 * D, "fused attention tile shapes");
-#if !CRAM_CUDA_BF16_MMA
-    __trap();  // bf16 WMMA needs sm_80; attention_backward never launches this below it
-#else
-    namespace w = nvcuda::wmma;
-    using bf = __nv_bfloat16;
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    bf* sq = reinterpret_cast<bf*>(smem_raw);  // [SMAX][D]
-    bf* sk = sq + SMAX * D;                    // [SMAX][D]
-    bf* sv = sk + SMAX * D;                    // [SMAX][D]
-    bf* sdo = sv + SMAX * D;                   // [SMAX][D]
-    bf* sp = sdo + SMAX * D;                   // [SMAX][SMAX]
-    float* sf = reinterpret_cast<float*>(sp + SMAX * SMAX);  // [warps][16][SMAX] fp32 staging
-    bf* sds = sv;  // [SMAX][SMAX] dS, once V and dO are consumed (2 * SMAX * D >= SMAX * SMAX)
-    const int bh = blockIdx.x, b = bh / heads, h = bh % heads;
-    const int H = heads * D, row = 3 * H;
-    const int s_pad = (seq + 15) / 16 * 16;
-    const bf* base = reinterpret_cast<const bf*>(qkv) + static_cast<index_t>(b) * seq * row;
-    const bf* gdo = reinterpret_cast<const bf*>(dout) + static_cast<index_t>(b) * seq * H;
-    const bf* gp = reinterpret_cast<const bf*>(probs) + static_cast<index_t>(bh) * seq * seq;
-    bf* gdq = reinterpret_cast<bf*>(dqkv) + static_cast<index_t>(b) * seq * row + h * D;
-    constexpr int V8 = D / 8;
-    for (int i = threadIdx.x; i < s_pad * V8; i += blockDim.x) {
-        const int r = i / V8, c = (i % V8) * 8;
-        uint4 q = make_uint4(0, 0, 0, 0), k = q, v = q, d = q;
-        if (r < seq) {
-            const bf* src = base + static_cast<index_t>(r) * row + h * D + c;
-            q = *reinterpret_cast<const uint4*>(src);
-            k = *reinterpret_cast<const uint4*>(src + H);
-            v = *reinterpret_cast<const uint4*>(src + 2 * H);
-            d = *reinterpret_cast<const uint4*>(gdo + static_cast<index_t>(r) * H + h * D + c);
-        }
-        *reinterpret_cast<uint4*>(sq + r * D + c) = q;
-        *reinterpret_cast<uint4*>(sk + r * D + c) = k;
-        *reinterpret_cast<uint4*>(sv + r * D + c) = v;
-        *reinterpret_cast<uint4*>(sdo + r * D + c) = d;
-    }
-    const bf zero = __float2bfloat16_rn(0.0f);
-    for (int i = threadIdx.x; i < s_pad * s_pad; i += blockDim.x) {
-        const int r = i / s_pad, c = i % s_pad;
-        sp[r * SMAX + c] = (r < seq && c < seq) ? gp[static_cast<index_t>(r) * seq + c] : zero;
-    }
-    __syncthreads();
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = warp * 16;
-    const bool active = r0 < s_pad;
-    float* my_f = sf + warp * 16 * SMAX;
-    if (active) {
-        // dV[keys r0..] = P^T dO; P read column-major is P^T: (key, query) = P[query][key]
-        detail::warp_mma_16xn<w::col_major, w::row_major>(my_f, SMAX, D / 16, s_pad / 16, sp + r0, SMAX, 16 * SMAX, sdo,
-                                                          D, 16 * D, 16);
-        __syncwarp();
-        detail::warp_store_rows<D>(gdq + 2 * H, row, my_f, SMAX, r0, seq, lane);
-        __syncwarp();
-        // dP[queries r0..] = dO V^T; V read column-major is V^T: (d, key) = V[key][d]
-        detail::warp_mma_16xn<w::row_major, w::col_major>(my_f, SMAX, s_pad / 16, D / 16, sdo + r0 * D, D, 16, sv, D, 16,
-                                                          16 * D);
-        __syncwarp();
-        // dS = P (dP - sum_j P dP) * scale, in place in the staging tile
-        for (int m = 0; m < 16; ++m) {
-            const bf* prow = sp + (r0 + m) * SMAX;
-            float* frow = my_f + m * SMAX;
-            float dot = 0.0f;
-            for (int j = lane; j < s_pad; j += 32) dot += __bfloat162float(prow[j]) * frow[j];
-            dot = warp_sum(dot);
-            for (int j = lane; j < s_pad; j += 32)
-                frow[j] = ops::softmax_backward(__bfloat162float(prow[j]), frow[j], dot, scale);
-        }
-    }
-    __syncthreads();  // every warp is done with V and dO: their space becomes dS
-    if (active)
-        for (int i = lane; i < 16 * s_pad; i += 32) {
-            const int m = i / s_pad, j = i % s_pad;
-            sds[(r0 + m) * SMAX + j] = __float2bfloat16_rn(my_f[m * SMAX + j]);
-        }
-    __syncthreads();
-    if (!active) return;
-    // dQ[queries r0..] = dS K
-    detail::warp_mma_16xn<w::row_major, w::row_major>(my_f, SMAX, D / 16, s_pad / 16, sds + r0 * SMAX, SMAX, 16, sk, D,
-                                                      16 * D, 16);
-    __syncwarp();
-    detail::warp_store_rows<D>(gdq, row, my_f, SMAX, r0, seq, lane);
-    __syncwarp();
-    // dK[keys r0..] = dS^T Q; dS read column-major is dS^T: (key, query) = dS[query][key]
-    detail::warp_mma_16xn<w::col_major, w::row_major>(my_f, SMAX, D / 16, s_pad / 16, sds + r0, SMAX, 16 * SMAX, sq, D,
-                                                      16 * D, 16);
-    __syncwarp();
-    detail::warp_store_rows<D>(gdq + H, row, my_f, SMAX, r0, seq, lane);
-#endif
-}
-
 // The inverse: dst[(b*seq + s)*ld + h*head_dim + d] = src[b, h, s, d]
 template <class T>
 __global__ void merge_heads_kernel(T* __restrict__ dst, const T* __restrict__ src, index_t ld, index_t batch,
@@ -404,7 +157,68 @@ inline unsigned warp_rows_grid(context& ctx, index_t rows) {
 }
 }  // namespace detail
 
-// out[batch*seq, hidden] and probs[batch, heads, seq, seq] from the fused qkv[batch*seq, 3*hidden].
+// Which path attention_forward and attention_backward take for a shape on this device, and why not flash
+// when they do not (for the run's log).
+struct attention_route {
+    bool flash = false;
+    const char* why = "";  // empty when flash
+};
+template <class T>
+attention_route attention_route_for(attention_kernel asked, const cudaDeviceProp& device, index_t seq, index_t heads,
+                                    index_t head_dim) {
+    if (asked == attention_kernel::gemm) return {false, "the GEMM path was asked for"};
+    if constexpr (!is_half_storage_v<T>) {
+        return {false, "fp32 storage (the flash kernels are 16-bit tensor-core code)"};
+    } else {
+        if (head_dim != flash::head_dim) return {false, "head_dim is not 64"};
+        if (seq < 2) return {false, "one-token sequences (no room for the log-sum-exp in the saved buffer)"};
+        if ((heads * head_dim) % 8 != 0) return {false, "the hidden size is not a multiple of 8"};
+        if (std::is_same_v<T, cram::bf16> && device.major < 8)
+            return {false, "bf16 tensor cores need sm_80 (fp16 activations take flash here)"};
+        if (device.major < 7) return {false, "fp16 tensor cores need sm_70"};
+        if (static_cast<std::size_t>(device.sharedMemPerBlockOptin) < flash::max_smem)
+            return {false, "the device's shared memory per block is too small"};
+        return {true, ""};
+    }
+}
+template <class T>
+attention_route attention_route_for(const context& ctx, index_t seq, index_t heads, index_t head_dim) {
+    return attention_route_for<T>(ctx.attention, ctx.props(), seq, heads, head_dim);
+}
+
+namespace detail {
+// Lets a kernel use more than the default 48 KiB of dynamic shared memory (once per process and kernel).
+template <class Kernel>
+void allow_smem(Kernel* kernel, std::size_t bytes, bool& done) {
+    if (done) return;
+    CRAM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    done = true;
+}
+inline flash_dropout flash_dropout_for(float p, std::uint64_t seed, std::uint32_t stream) {
+    if (p <= 0.0f) return {};
+    return {true, ops::dropout_threshold(p), ops::dropout_scale<float>(p), seed, stream};
+}
+// The flash kernels move 16-byte pieces. Refused rather than routed to the GEMM path: the backward must take
+// the forward's path, and it sees other buffers.
+inline void require_flash_aligned(std::initializer_list<const void*> ptrs) {
+    for (const void* p : ptrs)
+        CRAM_CHECK(aligned16(p), "flash attention needs 16-byte aligned buffers (got ", p,
+                   "); set context::attention = attention_kernel::gemm for this call");
+}
+}  // namespace detail
+
+// The fp32 log-sum-exp rows [batch, heads, seq] the flash forward leaves at the start of the saved `probs`.
+template <class T>
+float* attention_lse(T* probs) {
+    return reinterpret_cast<float*>(probs);
+}
+template <class T>
+const float* attention_lse(const T* probs) {
+    return reinterpret_cast<const float*>(probs);
+}
+
+// out[batch*seq, hidden] from the fused qkv[batch*seq, 3*hidden]; `probs` (batch*heads*seq*seq elements) keeps
+// what the backward needs: the probabilities (GEMM path) or the log-sum-exp rows (flash, attention_lse).
 template <class T>
 void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::int32_t* lengths, index_t batch,
                        index_t seq, index_t heads, index_t head_dim, float dropout = 0.0f, std::uint64_t seed = 0,
@@ -415,21 +229,15 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     if (batch <= 0) return;
     const index_t hidden = heads * head_dim, n = batch * seq * hidden, bh = batch * heads, ss = seq * seq,
                   sd = seq * head_dim;
-    if constexpr (std::is_same_v<T, cram::bf16>) {
-        constexpr int D = 64, SMAX = 128;
-        constexpr std::size_t smem = (64 * D + 2 * SMAX * D) * 2 + 4 * 16 * SMAX * (4 + 2);
-        if (ctx.fused_attention && dropout <= 0.0f && head_dim == D && seq <= SMAX && hidden % 8 == 0 && aligned16(qkv) &&
-            detail::fused_attention_runs_on(ctx, smem)) {
-            static bool configured = false;  // per process; the attribute is per device function
-            if (!configured) {
-                CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_fused_kernel<D, SMAX>,
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-                configured = true;
-            }
-            const dim3 grid(static_cast<unsigned>(bh), static_cast<unsigned>((seq + 63) / 64));
-            attention_forward_fused_kernel<D, SMAX><<<grid, 128, smem, ctx.stream()>>>(
-                out, probs, qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
-                ops::attention_scale<float>(head_dim));
+    if constexpr (is_half_storage_v<T>) {
+        if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
+            detail::require_flash_aligned({out, probs, qkv});
+            static bool configured = false;
+            detail::allow_smem(flash_attention_forward_kernel<T>, flash::forward_smem, configured);
+            const unsigned grid = flash::grid(bh, seq);
+            flash_attention_forward_kernel<T><<<grid, flash::threads, flash::forward_smem, ctx.stream()>>>(
+                out, attention_lse(probs), qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
+                ops::attention_scale<float>(head_dim), detail::flash_dropout_for(dropout, seed, stream));
             CRAM_CUDA_CHECK_LAUNCH();
             return;
         }
@@ -461,32 +269,34 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     detail::merge_heads(ctx, out, o, hidden, batch, seq, heads, head_dim);
 }
 
-// dqkv (overwritten) from dout[batch*seq, hidden], qkv and the saved probs.
+// dqkv (overwritten) from dout[batch*seq, hidden], the forward's qkv, out and saved `probs`.
 template <class T>
-void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, const T* probs,
+void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, const T* out, const T* probs,
                         const std::int32_t* lengths, index_t batch, index_t seq, index_t heads, index_t head_dim,
                         float dropout = 0.0f, std::uint64_t seed = 0, std::uint32_t stream = 0) {
     CRAM_CHECK(dropout >= 0.0f && dropout < 1.0f, "attention dropout ", dropout, " outside [0, 1)");
     CRAM_CHECK(seq > 0 && seq <= detail::attention_max_seq, "attention supports sequences of 1..",
                detail::attention_max_seq, " tokens, got ", seq);
-    (void)lengths;  // masked keys have zero probability, which zeroes their gradients
+    (void)lengths;  // the GEMM path needs no lengths: masked keys have zero probability, so zero gradients
     if (batch <= 0) return;
     const index_t hidden = heads * head_dim, n = batch * seq * hidden, bh = batch * heads, ss = seq * seq,
                   sd = seq * head_dim;
-    if constexpr (std::is_same_v<T, cram::bf16>) {
-        constexpr int D = 64, SMAX = 128;
-        constexpr std::size_t smem = (4 * SMAX * D + SMAX * SMAX) * 2 + (SMAX / 16) * 16 * SMAX * 4;
-        if (ctx.fused_attention && dropout <= 0.0f && head_dim == D && seq <= SMAX && hidden % 8 == 0 &&
-            aligned16(qkv) && aligned16(dout) && aligned16(dqkv) && detail::fused_attention_runs_on(ctx, smem)) {  // 160 KiB
-            static bool configured = false;
-            if (!configured) {
-                CRAM_CUDA_CHECK(cudaFuncSetAttribute(attention_backward_fused_kernel<D, SMAX>,
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-                configured = true;
-            }
-            attention_backward_fused_kernel<D, SMAX><<<static_cast<unsigned>(bh), SMAX * 2, smem, ctx.stream()>>>(
-                dqkv, dout, qkv, probs, static_cast<int>(heads), static_cast<int>(seq),
-                ops::attention_scale<float>(head_dim));
+    if constexpr (is_half_storage_v<T>) {
+        if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
+            detail::require_flash_aligned({dqkv, dout, out, qkv, probs});
+            static bool configured_dq = false, configured_dkdv = false;
+            detail::allow_smem(flash_attention_backward_dq_kernel<T>, flash::dq_smem, configured_dq);
+            detail::allow_smem(flash_attention_backward_dkdv_kernel<T>, flash::dkdv_smem, configured_dkdv);
+            float* delta = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(bh * seq) * sizeof(float)));
+            const float* lse = attention_lse(probs);
+            const unsigned grid = flash::grid(bh, seq);
+            const float scale = ops::attention_scale<float>(head_dim);
+            const flash_dropout drop = detail::flash_dropout_for(dropout, seed, stream);
+            flash_attention_backward_dq_kernel<T><<<grid, flash::threads, flash::dq_smem, ctx.stream()>>>(
+                dqkv, delta, dout, out, qkv, lse, lengths, static_cast<int>(heads), static_cast<int>(seq), scale, drop);
+            CRAM_CUDA_CHECK_LAUNCH();
+            flash_attention_backward_dkdv_kernel<T><<<grid, flash::threads, flash::dkdv_smem, ctx.stream()>>>(
+                dqkv, dout, qkv, lse, delta, lengths, static_cast<int>(heads), static_cast<int>(seq), scale, drop);
             CRAM_CUDA_CHECK_LAUNCH();
             return;
         }

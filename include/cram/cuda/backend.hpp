@@ -89,62 +89,89 @@ struct basic_backend {
     // ---- gemm.hpp ------------------------------------------------------------------------------
     static void linear_forward(context& ctx, act_t* out, const act_t* in, const act_t* w, const act_t* bias,
                                index_t rows, index_t in_f, index_t out_f) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "linear_forward", in_f, out_f);
         cuda::linear_forward(ctx, out, in, w, bias, rows, in_f, out_f);
+    }
+    static void linear_residual_forward(context& ctx, act_t* out, const act_t* in, const act_t* w, const act_t* bias,
+                                        const act_t* residual, index_t rows, index_t in_f, index_t out_f) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "linear_residual_forward", in_f, out_f);
+        cuda::linear_residual_forward(ctx, out, in, w, bias, residual, rows, in_f, out_f);
     }
     static void linear_backward(context& ctx, act_t* din, param_t* dw, param_t* dbias, const act_t* dout,
                                 const act_t* in, const act_t* w, index_t rows, index_t in_f, index_t out_f) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "linear_backward", in_f, out_f);
         cuda::linear_backward(ctx, din, dw, dbias, dout, in, w, rows, in_f, out_f);
     }
 
     // ---- elementwise.hpp -----------------------------------------------------------------------
     static void add(context& ctx, act_t* out, const act_t* a, const act_t* b, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "add");
         cuda::add(ctx, out, a, b, n);
     }
-    static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
-    static void add_params(context& ctx, param_t* acc, const param_t* x, index_t n) { cuda::add_inplace(ctx, acc, x, n); }
+    static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "add_inplace");
+        cuda::add_inplace(ctx, acc, x, n);
+    }
+    static void add_params(context& ctx, param_t* acc, const param_t* x, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "add_params");
+        cuda::add_inplace(ctx, acc, x, n);
+    }
     // The 16-bit weights the matmuls read, from the fp32 master parameters (rounded to nearest even; fp16 keeps
     // weights up to 65504, far above any this model holds).
-    static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) { cuda::convert(ctx, w, p, n); }
+    static void params_to_weights(context& ctx, act_t* w, const param_t* p, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "params_to_weights");
+        cuda::convert(ctx, w, p, n);
+    }
 
     // ---- activation.hpp ------------------------------------------------------------------------
     static void gelu_forward(context& ctx, act_t* out, const act_t* in, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "gelu_forward");
         cuda::gelu_forward(ctx, out, in, n);
     }
     static void gelu_backward(context& ctx, act_t* din, const act_t* dout, const act_t* in, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "gelu_backward");
         cuda::gelu_backward(ctx, din, dout, in, n);
     }
     static void glu_forward(context& ctx, act_t* out, const act_t* in, index_t rows, index_t inner) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "glu_forward");
         cuda::glu_forward(ctx, out, in, rows, inner);
     }
     static void glu_backward(context& ctx, act_t* din, const act_t* dout, const act_t* in, index_t rows,
                              index_t inner) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "glu_backward");
         cuda::glu_backward(ctx, din, dout, in, rows, inner);
     }
     static void tanh_forward(context& ctx, act_t* out, const act_t* in, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "tanh_forward");
         cuda::tanh_forward(ctx, out, in, n);
     }
     static void tanh_backward(context& ctx, act_t* din, const act_t* dout, const act_t* out, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "tanh_backward");
         cuda::tanh_backward(ctx, din, dout, out, n);
     }
 
     // ---- dropout.hpp ---------------------------------------------------------------------------
     static void dropout_forward(context& ctx, act_t* out, const act_t* in, index_t n, float p, std::uint64_t seed,
                                 std::uint32_t stream) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "dropout_forward");
         cuda::dropout_forward(ctx, out, in, n, p, seed, stream);
     }
     static void dropout_backward(context& ctx, act_t* din, const act_t* dout, index_t n, float p, std::uint64_t seed,
                                  std::uint32_t stream) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "dropout_backward");
         cuda::dropout_backward(ctx, din, dout, n, p, seed, stream);
     }
 
     // ---- layernorm.hpp -------------------------------------------------------------------------
     static void layernorm_forward(context& ctx, act_t* out, stat_t* mean, stat_t* rstd, const act_t* in,
                                   const act_t* w, const act_t* b, index_t rows, index_t cols, stat_t eps) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_forward");
         cuda::layernorm_forward(ctx, out, mean, rstd, in, w, b, rows, cols, eps);
     }
     static void layernorm_backward(context& ctx, act_t* din, param_t* dw, param_t* db, const act_t* dout,
                                    const act_t* in, const stat_t* mean, const stat_t* rstd, const act_t* w,
                                    index_t rows, index_t cols) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_backward");
         cuda::layernorm_backward(ctx, din, dw, db, dout, in, mean, rstd, w, rows, cols);
     }
 
@@ -152,13 +179,20 @@ struct basic_backend {
     static void attention_forward(context& ctx, act_t* out, act_t* probs, const act_t* qkv,
                                   const std::int32_t* lengths, index_t batch, index_t seq, index_t heads,
                                   index_t head_dim, float dropout, std::uint64_t seed, std::uint32_t stream) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "attention_forward");
         cuda::attention_forward(ctx, out, probs, qkv, lengths, batch, seq, heads, head_dim, dropout, seed, stream);
     }
+    static std::string attention_kernels(const context& ctx, index_t seq, index_t heads, index_t head_dim) {
+        const attention_route r = attention_route_for<act_t>(ctx, seq, heads, head_dim);
+        return r.flash ? std::string("flash kernels (cram/cuda/flash_attention.hpp)")
+                       : std::string("GEMM path (") + r.why + ")";
+    }
     static void attention_backward(context& ctx, act_t* dqkv, const act_t* dout, const act_t* qkv,
-                                   const act_t* probs, const std::int32_t* lengths, index_t batch, index_t seq,
-                                   index_t heads, index_t head_dim, float dropout, std::uint64_t seed,
+                                   const act_t* out, const act_t* probs, const std::int32_t* lengths, index_t batch,
+                                   index_t seq, index_t heads, index_t head_dim, float dropout, std::uint64_t seed,
                                    std::uint32_t stream) {
-        cuda::attention_backward(ctx, dqkv, dout, qkv, probs, lengths, batch, seq, heads, head_dim, dropout, seed,
+        const phase_scope timed(ctx.phases, ctx.stream(), "attention_backward");
+        cuda::attention_backward(ctx, dqkv, dout, qkv, out, probs, lengths, batch, seq, heads, head_dim, dropout, seed,
                                  stream);
     }
 
@@ -167,6 +201,7 @@ struct basic_backend {
                                   const act_t* word, const act_t* positions, const act_t* pos_scale,
                                   const act_t* type_table, index_t batch, index_t seq, index_t hidden, index_t vocab,
                                   index_t types) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "embedding_forward");
         cuda::embedding_forward(ctx, out, ids, type_ids, word, positions, pos_scale, type_table, batch, seq, hidden,
                                 vocab, types);
     }
@@ -174,46 +209,57 @@ struct basic_backend {
                                    param_t* dtype_table, const act_t* dout, const std::int32_t* ids,
                                    const std::int32_t* type_ids, const act_t* positions, const act_t* pos_scale,
                                    index_t batch, index_t seq, index_t hidden, index_t vocab, std::int32_t pad_id) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "embedding_backward");
         cuda::embedding_backward(ctx, dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions,
                                  pos_scale, batch, seq, hidden, vocab, pad_id);
     }
     static void gather_rows(context& ctx, act_t* out, const act_t* in, const std::int32_t* rows, index_t n,
                             index_t cols) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "gather_rows");
         cuda::gather_rows(ctx, out, in, rows, n, cols);
     }
     static void scatter_add_rows(context& ctx, act_t* dst, const act_t* src, const std::int32_t* rows, index_t n,
                                  index_t cols) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "scatter_add_rows");
         cuda::scatter_add_rows(ctx, dst, src, rows, n, cols);
     }
 
     // ---- loss.hpp ------------------------------------------------------------------------------
     static void cross_entropy(context& ctx, param_t* loss_sum, act_t* dlogits, const act_t* logits,
                               const std::int32_t* labels, index_t n, index_t classes, param_t dscale) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "cross_entropy");
         cuda::cross_entropy(ctx, loss_sum, dlogits, logits, labels, n, classes, dscale);
     }
     static void squared_error(context& ctx, param_t* loss_sum, act_t* dpred, const act_t* pred, const float* target,
                               index_t n, param_t dscale) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "squared_error");
         cuda::squared_error(ctx, loss_sum, dpred, pred, target, n, dscale);
     }
     static void decoder_cross_entropy(context& ctx, param_t* loss_sum, act_t* dhidden, param_t* dw, param_t* dbias,
                                       const act_t* hidden, const act_t* w, const act_t* bias,
                                       const std::int32_t* targets, index_t n, index_t h, index_t vocab,
                                       param_t dscale) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "decoder_cross_entropy");
         cuda::decoder_cross_entropy(ctx, loss_sum, dhidden, dw, dbias, hidden, w, bias, targets, n, h, vocab, dscale);
     }
     static void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const std::int32_t* positions,
                              const std::int32_t* targets, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "dense_labels");
         cuda::dense_labels(ctx, labels, rows, positions, targets, n);
     }
 
     // ---- adamw.hpp -----------------------------------------------------------------------------
     static void adamw_step(context& ctx, param_t* params, const param_t* grads, param_t* m, param_t* v, index_t n,
                            const ops::adamw_hparams& hp, param_t grad_scale) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "adamw_step");
         cuda::adamw_step(ctx, params, grads, m, v, n, hp, grad_scale);
     }
     // sum(x^2) as a host double (synchronises: the clip decision is made on the host).
     static double sum_squares(context& ctx, const param_t* x, index_t n) { return cuda::sum_squares(ctx, x, n); }
-    static void scale_inplace(context& ctx, param_t* x, param_t s, index_t n) { cuda::scale_inplace(ctx, x, s, n); }
+    static void scale_inplace(context& ctx, param_t* x, param_t s, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "scale_inplace");
+        cuda::scale_inplace(ctx, x, s, n);
+    }
 
     // Device memory the operations take beyond the model's buffers (for the micro-batch planner,
     // model/memory_plan.hpp): the largest per-sequence scratch (attention backward: Q, K, V, dO, dQ, dK, dV
@@ -236,6 +282,7 @@ struct basic_backend {
     static void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int seq,
                            const ops::masking_options& opt, std::uint64_t seed, std::uint64_t first_sequence,
                            std::int32_t* ids, std::int32_t* positions, std::int32_t* targets) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "mask_batch");
         cuda::mask_batch(ctx, tokens, batch, seq, opt, seed, first_sequence, ids, positions, targets);
     }
 };

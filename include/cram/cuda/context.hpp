@@ -20,8 +20,15 @@
 #include "cram/core/fp16.hpp"
 #include "cram/cuda/error.hpp"
 #include "cram/cuda/memory.hpp"
+#include "cram/cuda/phase_timer.hpp"
 
 namespace cram::cuda {
+
+// The attention implementations a context may select (context::attention; cram/cuda/attention.hpp).
+enum class attention_kernel { flash, gemm };
+// How a GEMM's cuBLASLt algorithm is chosen (context::gemm_choice; cram/cuda/gemm.hpp): the fastest of the
+// heuristic's candidates, timed once per shape, or the heuristic's first pick.
+enum class gemm_algorithms { timed, heuristic };
 
 // Bits of the device error word.
 enum device_error : unsigned {
@@ -135,6 +142,10 @@ struct gemm_plan {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
     bool has_algo = false;
+    // How the algorithm was chosen (gemm.hpp, time_candidates): how many the heuristic offered, which one won
+    // (0: its first), and its measured time per call (0 when not timed); flop = 2 m n k per call.
+    int candidates = 0, chosen = 0;
+    double ms = 0, flop = 0;
     void destroy() noexcept {
         if (desc) cublasLtMatmulDescDestroy(desc);
         if (a) cublasLtMatrixLayoutDestroy(a);
@@ -198,10 +209,17 @@ public:
     }
     std::size_t scratch_size() const { return scratch_.size(); }
 
-    // Use the fused on-chip attention kernels (attention.hpp) where they apply (bf16 on sm_80+, head_dim 64,
-    // seq <= 128; fp16 and older GPUs always take the GEMM path). Off by default until the parity suite has
-    // run them on a GPU (docs/cuda.md).
-    bool fused_attention = false;
+    // Which attention kernels attention.hpp uses where both apply: the flash kernels (flash_attention.hpp;
+    // head_dim 64, 16-bit activations, tensor cores) or the GEMM reference path. Flash by default; it has not
+    // yet run on a GPU (docs/cuda.md), so the GEMM path stays one switch away (cram_bert_24h --attention gemm).
+    attention_kernel attention = attention_kernel::flash;
+
+    // Time the heuristic's candidate algorithms for each new single-matrix GEMM shape and keep the fastest
+    // (gemm.hpp); heuristic: its first pick, as before. Not yet run on a GPU (docs/cuda.md).
+    gemm_algorithms gemm_choice = gemm_algorithms::timed;
+
+    // GPU time per backend op (phase_timer.hpp): off unless a profiler (bench_cuda_train) turns it on.
+    phase_timer phases;
 
     // Waits for the stream, then reports any error a kernel recorded (bad ids, labels) or the runtime raised.
     void synchronize() {

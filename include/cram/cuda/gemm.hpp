@@ -4,12 +4,17 @@
 // fp32) inputs, fp32 accumulation (CUBLAS_COMPUTE_32F, fp32 alpha and beta), output in the inputs' 16-bit type
 // or fp32 (weight gradients accumulate in fp32, beta = 1); the bias has the output's type, as cuBLASLt requires
 // (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE).
-// Plans (descriptors, layouts, the heuristic's algorithm) are cached per shape in the context. The CUDA
-// twin of cram/ops/gemm.hpp.
+// Plans (descriptors, layouts, the algorithm) are cached per shape in the context. The algorithm is the
+// fastest of up to 8 the cuBLASLt heuristic offers, each timed once on scratch operands of the shape
+// (context::gemm_choice = timed, the default; single-matrix GEMMs, the linear layers and the decoder), or the
+// heuristic's first pick (gemm_algorithms::heuristic, and always for batched GEMMs). gemm_report lists each
+// plan's measured time and TFLOP/s. The CUDA twin of cram/ops/gemm.hpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <cublasLt.h>
 
@@ -17,6 +22,7 @@
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
 #include "cram/cuda/error.hpp"
+#include "cram/cuda/memory.hpp"
 
 namespace cram::cuda {
 
@@ -60,8 +66,71 @@ inline stored_shapes stored_shapes_of(const gemm_key& key) {
     return {key.op_a ? key.k : key.m, key.op_a ? key.m : key.k, key.op_b ? key.n : key.k, key.op_b ? key.k : key.n};
 }
 
+constexpr int max_gemm_candidates = 8;
+
+// Times each algorithm the heuristic offered (a warm-up call, then three) on zero-filled scratch operands of the
+// plan's shape, and keeps the fastest in the plan. Values do not change a GEMM's time much; pointers into the
+// model's buffers cannot be used, because a beta = 1 GEMM would add into them. When the scratch does not fit in
+// the free memory, or no candidate runs, the plan keeps the heuristic's first pick. Synchronises the stream:
+// once per shape, in the first step.
+inline void time_candidates(context& ctx, const gemm_key& key, gemm_plan& plan,
+                            const cublasLtMatmulHeuristicResult_t* results, int found, std::size_t ab_size,
+                            std::size_t c_size, std::size_t bias_size) {
+    const stored_shapes sh = stored_shapes_of(key);
+    std::size_t bytes[4] = {std::size_t(key.lda) * std::size_t(sh.a_cols) * ab_size,
+                            std::size_t(key.ldb) * std::size_t(sh.b_cols) * ab_size,
+                            std::size_t(key.ldc) * std::size_t(key.n) * c_size,
+                            key.epilogue != int(CUBLASLT_EPILOGUE_DEFAULT) ? std::size_t(key.m) * bias_size : 0};
+    device_buffer<std::byte> buf[4];
+    try {
+        for (int i = 0; i < 4; ++i)
+            if (bytes[i] > 0) {
+                buf[i] = device_buffer<std::byte>(bytes[i]);
+                CRAM_CUDA_CHECK(cudaMemsetAsync(buf[i].data(), 0, bytes[i], ctx.stream()));
+            }
+    } catch (const cram::error&) {
+        cudaGetLastError();  // out of memory: keep the heuristic's pick
+        return;
+    }
+    if (bytes[3] > 0) {
+        const void* bp = buf[3].data();
+        CRAM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp));
+    }
+    const float alpha = 1.0f, beta = key.beta_zero ? 0.0f : 1.0f;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    CRAM_CUDA_CHECK(cudaEventCreate(&start));
+    CRAM_CUDA_CHECK(cudaEventCreate(&stop));
+    float best = 0;
+    for (int i = 0; i < found; ++i) {
+        if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        const auto call = [&] {
+            return cublasLtMatmul(ctx.lt(), plan.desc, &alpha, buf[0].data(), plan.a, buf[1].data(), plan.b, &beta,
+                                  buf[2].data(), plan.c, buf[2].data(), plan.c, &results[i].algo, ctx.workspace(),
+                                  ctx.workspace_size(), ctx.stream());
+        };
+        if (call() != CUBLAS_STATUS_SUCCESS) continue;
+        bool ran = true;
+        CRAM_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+        for (int r = 0; r < 3; ++r) ran = ran && call() == CUBLAS_STATUS_SUCCESS;
+        CRAM_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
+        CRAM_CUDA_CHECK(cudaEventSynchronize(stop));
+        float ms = 0;
+        CRAM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        ms /= 3.0f;
+        if (ran && (plan.ms == 0 || ms < best)) {
+            best = ms;
+            plan.algo = results[i].algo;
+            plan.chosen = i;
+            plan.ms = ms;
+        }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    CRAM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));  // before the scratch operands are freed
+}
+
 inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t type_ab, cudaDataType_t type_c,
-                            cudaDataType_t type_bias) {
+                            cudaDataType_t type_bias, std::size_t ab_size, std::size_t c_size, std::size_t bias_size) {
     auto& plans = ctx.gemm_plans();
     if (auto it = plans.find(key); it != plans.end()) return it->second;
     gemm_plan plan;
@@ -106,10 +175,11 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], sizeof al[1]);
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], sizeof al[2]);
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]);
-        cublasLtMatmulHeuristicResult_t result{};
+        cublasLtMatmulHeuristicResult_t results[max_gemm_candidates]{};
+        const int wanted = ctx.gemm_choice == gemm_algorithms::timed && key.batch == 1 ? max_gemm_candidates : 1;
         int found = 0;
-        const cublasStatus_t st =
-            cublasLtMatmulAlgoGetHeuristic(ctx.lt(), plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1, &result, &found);
+        const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.lt(), plan.desc, plan.a, plan.b, plan.c, plan.c,
+                                                                 pref, wanted, results, &found);
         cublasLtMatmulPreferenceDestroy(pref);
         if (st != CUBLAS_STATUS_SUCCESS || found == 0)
             CRAM_THROW("cuBLASLt found no algorithm for a GEMM (column-major m=", key.m, " n=", key.n, " k=", key.k,
@@ -117,8 +187,11 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
                        " op_b=", key.op_b, " epilogue=", key.epilogue, " alignments ", key.align_a, "/", key.align_b,
                        "/", key.align_c, "): ", cram::cuda::detail::cublas_status_name(st),
                        "; check the leading dimensions and pointer alignment");
-        plan.algo = result.algo;
+        plan.algo = results[0].algo;
         plan.has_algo = true;
+        plan.candidates = found;
+        plan.flop = 2.0 * double(key.m) * double(key.n) * double(key.k) * double(key.batch);
+        if (found > 1) time_candidates(ctx, key, plan, results, found, ab_size, c_size, bias_size);
     } catch (...) {
         plan.destroy();
         throw;
@@ -129,11 +202,13 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
 }  // namespace detail
 
 // Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C (+ bias[n] broadcast over rows), over
-// `batch` matrices at the given element strides. AB: float, cram::bf16 or cram::fp16; CD: float or AB.
+// `batch` matrices at the given element strides. AB: float, cram::bf16 or cram::fp16; CD: float or AB. With
+// `addend`, the beta term reads it instead of C (cuBLASLt's D = alpha A B + beta C with C != D; same layout as
+// the output), so C is written only.
 template <class AB, class CD, class Bias = CD>
 void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const AB* a,
           index_t lda, index_t stride_a, const AB* b, index_t ldb, index_t stride_b, float beta, CD* c, index_t ldc,
-          index_t stride_c, int batch = 1, const Bias* bias = nullptr) {
+          index_t stride_c, int batch = 1, const Bias* bias = nullptr, const CD* addend = nullptr) {
     static_assert(is_storage_type_v<AB> && is_storage_type_v<CD> && is_storage_type_v<Bias>,
                   "cram::cuda::gemm: element types are float, cram::bf16 or cram::fp16");
     static_assert(std::is_same_v<CD, float> || std::is_same_v<CD, AB>,
@@ -158,17 +233,19 @@ void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_
     };
     key.align_a = align(b, stride_b, sizeof(AB));
     key.align_b = align(a, stride_a, sizeof(AB));
-    key.align_c = align(c, stride_c, sizeof(CD));
+    const CD* beta_source = addend ? addend : c;
+    key.align_c = std::min(align(c, stride_c, sizeof(CD)), align(beta_source, stride_c, sizeof(CD)));
     key.align_bias = bias ? detail::pointer_alignment(bias) : 256;
     key.beta_zero = beta == 0.0f;
-    detail::gemm_plan& plan = detail::find_plan(ctx, key, cuda_type<AB>(), cuda_type<CD>(), cuda_type<Bias>());
+    detail::gemm_plan& plan = detail::find_plan(ctx, key, cuda_type<AB>(), cuda_type<CD>(), cuda_type<Bias>(), sizeof(AB),
+                                                sizeof(CD), sizeof(Bias));
     if (bias) {
         const void* bp = bias;
         CRAM_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp));
     }
-    CRAM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c, plan.c,
-                                     &plan.algo, ctx.workspace(), ctx.workspace_size(), ctx.stream()));
+    CRAM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), plan.desc, &alpha, b, plan.a, a, plan.b, &beta, beta_source, plan.c, c,
+                                     plan.c, &plan.algo, ctx.workspace(), ctx.workspace_size(), ctx.stream()));
 }
 
 // Single-matrix form with the CPU oracle's argument order.
@@ -176,6 +253,37 @@ template <class AB, class CD>
 void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha, const AB* a,
           index_t lda, const AB* b, index_t ldb, float beta, CD* c, index_t ldc) {
     gemm<AB, CD, CD>(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, nullptr);
+}
+
+// One line per GEMM plan the context holds: the row-major problem (C[m,n] = op(A)[m,k] op(B)[k,n], with op
+// flags, batch and output type), how its algorithm was chosen, and the measured time and rate of the timed ones
+// (single-matrix GEMMs under gemm_algorithms::timed), fastest rate first among them.
+struct gemm_timing {
+    std::string shape;  // e.g. "65536x2304x768 (A, B^T) bf16 -> bf16 +bias"
+    int candidates = 0, chosen = 0;
+    double ms = 0, tflops = 0;  // 0: not timed
+};
+inline std::vector<gemm_timing> gemm_report(context& ctx) {
+    const auto type_name = [](int t) {
+        return t == int(CUDA_R_16BF) ? "bf16" : t == int(CUDA_R_16F) ? "fp16" : t == int(CUDA_R_32F) ? "fp32" : "?";
+    };
+    std::vector<gemm_timing> out;
+    for (const auto& [key, plan] : ctx.gemm_plans()) {
+        gemm_timing t;
+        // back from cuBLASLt's column-major problem (column_major_problem) to the row-major one
+        t.shape = std::to_string(key.n) + "x" + std::to_string(key.m) + "x" + std::to_string(key.k) + " (" +
+                  (key.op_b ? "A^T" : "A") + ", " + (key.op_a ? "B^T" : "B") + ")" +
+                  (key.batch > 1 ? " batch " + std::to_string(key.batch) : std::string()) + " " +
+                  type_name(key.type_ab) + " -> " + type_name(key.type_c) +
+                  (key.epilogue != int(CUBLASLT_EPILOGUE_DEFAULT) ? " +bias" : "") + (key.beta_zero ? "" : " +=");
+        t.candidates = plan.candidates;
+        t.chosen = plan.chosen;
+        t.ms = plan.ms;
+        t.tflops = plan.ms > 0 ? plan.flop / (plan.ms * 1e-3) / 1e12 : 0;
+        out.push_back(std::move(t));
+    }
+    std::stable_sort(out.begin(), out.end(), [](const gemm_timing& a, const gemm_timing& b) { return a.tflops > b.tflops; });
+    return out;
 }
 
 // dbias[c] += sum_r x[r, c]: a 32-column tile per block, rows split over the block's 8 rows and the grid.
@@ -211,6 +319,16 @@ template <class T>
 void linear_forward(context& ctx, T* out, const T* in, const T* w, opt_ptr<const T> bias, index_t rows, index_t in_f,
                     index_t out_f) {
     gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 0.0f, out, out_f, 0, 1, bias);
+}
+
+// out = residual + in * w^T (+ bias): the residual is the GEMM's C operand (beta = 1, C != D), so the sum is
+// written once and no separate add kernel reads the branch back.
+template <class T>
+void linear_residual_forward(context& ctx, T* out, const T* in, const T* w, opt_ptr<const T> bias, const T* residual,
+                             index_t rows, index_t in_f, index_t out_f) {
+    CRAM_CHECK(residual && residual != out, "linear_residual_forward: the residual must be a separate buffer");
+    gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 1.0f, out, out_f, 0, 1, bias,
+                  residual);
 }
 
 // din = dout * w (overwrites; skipped when null); dw += dout^T * in in fp32 (beta = 1); dbias += column

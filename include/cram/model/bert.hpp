@@ -299,11 +299,16 @@ private:
         Backend::attention_forward(ctx_, a.att.data(), a.probs.data(), a.qkv.data(), b.lengths, index_t(b.batch),
                                    index_t(b.seq), index_t(C.heads), index_t(C.head_dim()), opt.attention_dropout,
                                    opt.seed, dropout_stream_attention(l));
-        act_t* branch = acts_.branch.data();  // the projected branch output, consumed by the residual add
-        Backend::linear_forward(ctx_, branch, a.att.data(), w.out_w, w.out_b, n, h, h);
-        if (opt.dropout > 0)
+        // sum1 = input + projection(att): one op without dropout (on a GPU the residual is the GEMM's C); with
+        // dropout the projected branch is dropped first, then added
+        act_t* branch = acts_.branch.data();
+        if (opt.dropout > 0) {
+            Backend::linear_forward(ctx_, branch, a.att.data(), w.out_w, w.out_b, n, h, h);
             Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, std::uint32_t(2 * l));
-        Backend::add(ctx_, a.sum1.data(), input, branch, n * h);
+            Backend::add(ctx_, a.sum1.data(), input, branch, n * h);
+        } else {
+            Backend::linear_residual_forward(ctx_, a.sum1.data(), a.att.data(), w.out_w, w.out_b, input, n, h, h);
+        }
         // FFN
         const act_t* ffn_in = a.sum1.data();
         if constexpr (C.norm == norm_placement::pre) {
@@ -321,13 +326,17 @@ private:
             Backend::glu_forward(ctx_, a.ffn_act.data(), a.ffn_pre.data(), n, index_t(C.ffn_inner()));
         else
             Backend::gelu_forward(ctx_, a.ffn_act.data(), a.ffn_pre.data(), n * C.intermediate);
-        Backend::linear_forward(ctx_, branch, a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b, n,
-                                index_t(C.ffn_inner()), h);
-        if (opt.dropout > 0)
-            Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, std::uint32_t(2 * l + 1));
         // the FFN's residual is its un-normalised input (pre) or the normalised one (post)
         const act_t* ffn_residual = C.norm == norm_placement::pre ? a.sum1.data() : a.ln1.data();
-        Backend::add(ctx_, a.sum2.data(), ffn_residual, branch, n * h);
+        if (opt.dropout > 0) {
+            Backend::linear_forward(ctx_, branch, a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b, n,
+                                    index_t(C.ffn_inner()), h);
+            Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, std::uint32_t(2 * l + 1));
+            Backend::add(ctx_, a.sum2.data(), ffn_residual, branch, n * h);
+        } else {
+            Backend::linear_residual_forward(ctx_, a.sum2.data(), a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b,
+                                             ffn_residual, n, index_t(C.ffn_inner()), h);
+        }
         if constexpr (C.norm == norm_placement::post)
             Backend::layernorm_forward(ctx_, a.ln2.data(), a.mean2.data(), a.rstd2.data(), a.sum2.data(), w.norm2_w,
                                        w.norm2_b, n, h, eps);
@@ -372,9 +381,9 @@ private:
             d_out = A.d_branch.data();
         }
         Backend::linear_backward(ctx_, A.d_att.data(), g.out_w, g.out_b, d_out, a.att.data(), w.out_w, n, h, h);
-        Backend::attention_backward(ctx_, A.d_qkv.data(), A.d_att.data(), a.qkv.data(), a.probs.data(), b.lengths,
-                                    index_t(b.batch), index_t(b.seq), index_t(C.heads), index_t(C.head_dim()),
-                                    opt.attention_dropout, opt.seed, dropout_stream_attention(l));
+        Backend::attention_backward(ctx_, A.d_qkv.data(), A.d_att.data(), a.qkv.data(), a.att.data(), a.probs.data(),
+                                    b.lengths, index_t(b.batch), index_t(b.seq), index_t(C.heads),
+                                    index_t(C.head_dim()), opt.attention_dropout, opt.seed, dropout_stream_attention(l));
         Backend::linear_backward(ctx_, A.d_ln.data(), g.qkv_w, g.qkv_b, A.d_qkv.data(), attn_in, w.qkv_w, n, h,
                                  3 * h);
     }

@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "cram/core/memory_space.hpp"
@@ -32,6 +33,9 @@ struct backend_signatures {
     // gemm.hpp
     using linear_forward = void(ctx, A* out, const A* in, const A* w, const A* bias, index_t rows, index_t in_f,
                                 index_t out_f);
+    // out = residual + linear(in) (out aliases neither); backward is linear_backward's (the add passes dout on)
+    using linear_residual_forward = void(ctx, A* out, const A* in, const A* w, const A* bias, const A* residual,
+                                         index_t rows, index_t in_f, index_t out_f);
     using linear_backward = void(ctx, A* din, P* dw, P* dbias, const A* dout, const A* in, const A* w, index_t rows,
                                  index_t in_f, index_t out_f);
     // elementwise.hpp (params_to_weights: the copy the matmuls read, from the master parameters)
@@ -58,13 +62,17 @@ struct backend_signatures {
     using layernorm_backward = void(ctx, A* din, P* dw, P* db, const A* dout, const A* in, const S* mean,
                                     const S* rstd, const A* w, index_t rows, index_t cols);
     // attention.hpp
-    // (dropout, seed, stream): dropout on the attention probabilities, 0 for none; backward takes the forward's
+    // (dropout, seed, stream): dropout on the attention probabilities, 0 for none; backward takes the forward's.
+    // probs (batch*heads*seq*seq elements) is the backend's to fill with what its backward needs (the
+    // probabilities, or the CUDA flash path's log-sum-exp rows); backward also reads the forward's out.
     using attention_forward = void(ctx, A* out, A* probs, const A* qkv, const i32* lengths, index_t batch,
                                    index_t seq, index_t heads, index_t head_dim, float dropout, std::uint64_t seed,
                                    std::uint32_t stream);
-    using attention_backward = void(ctx, A* dqkv, const A* dout, const A* qkv, const A* probs, const i32* lengths,
-                                    index_t batch, index_t seq, index_t heads, index_t head_dim, float dropout,
-                                    std::uint64_t seed, std::uint32_t stream);
+    using attention_backward = void(ctx, A* dqkv, const A* dout, const A* qkv, const A* out, const A* probs,
+                                    const i32* lengths, index_t batch, index_t seq, index_t heads, index_t head_dim,
+                                    float dropout, std::uint64_t seed, std::uint32_t stream);
+    // which implementation attention_forward/backward use for a shape, in words (for a run's log)
+    using attention_kernels = std::string(const typename B::context&, index_t seq, index_t heads, index_t head_dim);
     // embedding.hpp
     using embedding_forward = void(ctx, A* out, const i32* ids, const i32* type_ids, const A* word,
                                    const A* positions, const A* pos_scale, const A* type_table, index_t batch,
@@ -135,6 +143,7 @@ concept backend_memory = backend_memory_for<B, typename B::param_t> && backend_m
 template <class B, class S>
 concept backend_ops_with = requires {
     static_cast<typename S::linear_forward*>(&B::linear_forward);
+    static_cast<typename S::linear_residual_forward*>(&B::linear_residual_forward);
     static_cast<typename S::linear_backward*>(&B::linear_backward);
     static_cast<typename S::add*>(&B::add);
     static_cast<typename S::add_inplace*>(&B::add_inplace);
@@ -152,6 +161,7 @@ concept backend_ops_with = requires {
     static_cast<typename S::layernorm_backward*>(&B::layernorm_backward);
     static_cast<typename S::attention_forward*>(&B::attention_forward);
     static_cast<typename S::attention_backward*>(&B::attention_backward);
+    static_cast<typename S::attention_kernels*>(&B::attention_kernels);
     static_cast<typename S::embedding_forward*>(&B::embedding_forward);
     static_cast<typename S::embedding_backward*>(&B::embedding_backward);
     static_cast<typename S::gather_rows*>(&B::gather_rows);
