@@ -135,6 +135,7 @@ libdir=$BIN/lib
 if [ -f "$BIN/manifest.txt" ]; then
     carried=$(cat "$BIN/manifest.txt")
     { echo "--- $BIN/manifest.txt"; cat "$BIN/manifest.txt"; } >> "$log"
+    grep -q 'NOT PORTABLE' "$BIN/manifest.txt" && say "warning: $BIN was staged from a build that is not gpu-portable (manifest.txt)"
 fi
 if [ -f "$BIN/payload.tar.xz" ]; then  # packed to fit the 64 MiB carried: unpack here
     mkdir -p "$work/bin"
@@ -299,7 +300,7 @@ load_check() {  # ldd of every binary (libraries the loader cannot find are name
         echo "Illegal instruction ahead: this CPU lacks AVX2/FMA (x86-64-v3, the gpu-portable preset's host target)"
         rc=132
     fi
-    [ -x "$app_bin" ] && { "$app_bin" device || rc=$?; }
+    if [ -x "$app_bin" ] && ! "$app_bin" device && [ "$rc" -eq 0 ]; then rc=1; fi
     return "$rc"
 }
 peer() {  # one size per process: torch.compile's shapes stay static
@@ -347,13 +348,13 @@ run_step train 30 150 "$train_bin" --benchmark_filter='^BM_crammed_bert_micro_st
     --benchmark_out="$OUT/bench_train.json" --benchmark_out_format=json
 planner_micro=$(grep -A30 '"name": "BM_crammed_bert_micro_step/0/0' "$OUT/bench_train.json" 2>/dev/null |
                 grep -m1 '"micro_batch"' | grep -E -o '[0-9]+' | head -1)
-if [ -z "$planner_micro" ]; then
+if [ -z "$planner_micro" ] && selected peer; then
     planner_micro=512
     say "note: no planner micro-batch from bench_train.json; the peer runs at 512"
 fi
 
 # ---- 3: the PyTorch peer at the same micro-batch -------------------------------------------------------------
-run_step peer 60 200 peer "$planner_micro"
+run_step peer 60 200 peer "${planner_micro:-512}"
 
 # ---- 4: the kernels -----------------------------------------------------------------------------------------
 run_step kernels 15 90 "$kernels_bin" --benchmark_min_time=0.2 \
@@ -390,7 +391,7 @@ else
 fi
 
 # ---- 7: extra: the peer at 512 ------------------------------------------------------------------------------
-if [ "$planner_micro" != 512 ]; then
+if [ "${planner_micro:-512}" != 512 ]; then
     run_step peer_512 60 200 peer 512
 fi
 

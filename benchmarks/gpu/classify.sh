@@ -67,6 +67,12 @@ classify_output() {
         CLASS_DETAIL="the system's libraries are older than the build's: $line"
         return 0
     fi
+    line=$(_cls_first "$f" 'missing binary: ')
+    if [ -n "$line" ]; then
+        CLASS_KIND=load_error
+        CLASS_DETAIL="$line"
+        return 0
+    fi
     line=$(_cls_first "$f" 'cannot execute binary file|Exec format error|Permission denied|: No such file or directory$|command not found')
     if [ -n "$line" ] && { [ "$rc" -eq 126 ] || [ "$rc" -eq 127 ]; }; then
         CLASS_KIND=load_error

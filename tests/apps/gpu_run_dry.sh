@@ -143,6 +143,9 @@ EOF
 expect_class 132 load_error 'x86-64-v3' <<'EOF'
 Illegal instruction (core dumped)
 EOF
+expect_class 127 load_error 'missing binary' <<'EOF'
+missing binary: /tmp/x/bin/bench_cuda_train (stage it here with benchmarks/gpu/prepare_device_call.sh and carry .gpu-bin)
+EOF
 expect_class 2 failed 'exit code 2' <<'EOF'
 something else went wrong
 EOF
