@@ -230,3 +230,25 @@ BENCHMARK(BM_adamw_and_norm)->UseManualTime()->Unit(benchmark::kMicrosecond);
 }  // namespace
 
 BENCHMARK_MAIN();
+
+// The measured ceiling for the MFU of benchmarks/run_gpu.sh: one square bf16 GEMM through the backend's cuBLASLt
+// path (out = in * w^T, fp32 accumulation, no bias), 8192^3 on random operands (128 MiB each, past the L2), so
+// the training step's tokens/s can be set against what cuBLASLt itself reaches on this GPU as well as against the
+// datasheet peak. Appended after BENCHMARK_MAIN: registration is static, main() is above.
+namespace {
+void BM_gemm_ceiling(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    const index_t n = index_t(state.range(0));
+    const auto elems = static_cast<std::size_t>(n) * static_cast<std::size_t>(n);
+    try {
+        auto a = filled<bf16>(ctx, elems), w = filled<bf16>(ctx, elems, 0.02f);
+        device_buffer<bf16> c(elems);
+        timed(state, ctx, [&] { cu::linear_forward(ctx, c.data(), a.data(), w.data(), nullptr, n, n, n); });
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        return;
+    }
+    set_flops(state, 2.0 * double(n) * double(n) * double(n));
+}
+BENCHMARK(BM_gemm_ceiling)->Arg(8192)->UseManualTime()->Unit(benchmark::kMillisecond);
+}  // namespace

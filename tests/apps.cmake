@@ -40,3 +40,7 @@ endif()
 # The compared recipes (crammed, bert-original, izsak) on their small presets, fp16 loss scaling emulated on the
 # CPU and forced to overflow, and the comparison report (docs/training.md).
 cram_app_test(app_recipes apps/recipes.sh app_recipes 600)
+
+# The GPU run script (benchmarks/run_gpu.sh) with no GPU: exit 2 naming why, its failure classifier on canned
+# outputs, and its steps against a fake GPU and fake binaries (seconds; needs neither the app nor the data).
+cram_app_test(app_gpu_run_dry apps/gpu_run_dry.sh app_gpu_run_dry 120)

@@ -12,7 +12,8 @@ Three modes (the first is the default, so `crammed_bert.py --micro-batches ...` 
 
   bench   micro-step throughput (forward + loss + backward) like bench_cuda_train, one JSON object on stdout:
           crammed_bert.py [bench] --micro-batches 64 128 256 512 --steps 20 [--preset P] [--device auto|cpu|cuda]
-                              [--threads N]
+                              [--threads N] [--static-shapes]
+          (run_gpu.sh: one size per process, --static-shapes: torch.compile(dynamic=False), no recompiles)
   parity  load a cram checkpoint, mask one batch of a cram dataset (cram's Philox masking, ported), print the
           loss and gradient norms, write the batch for cram's peer_parity and compare with its gradients:
           crammed_bert.py parity --checkpoint RUN/checkpoints/step-N/model.safetensors --data DIR --preset P
@@ -192,14 +193,15 @@ def make_optimizer(model, lr, device):
 class Runner:
     """The forward (optionally compiled) under bf16 autocast on CUDA; plain fp32 on the CPU."""
 
-    def __init__(self, model, device, want_compile):
+    def __init__(self, model, device, want_compile, static_shapes=False):
         self.model, self.device = model, device
         self.autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.compiled = False
         self.fwd = model
         if want_compile and HAS_COMPILE and device.type == "cuda":
             try:
-                self.fwd = torch.compile(model)
+                # static_shapes: one graph for the one shape this process runs (no dynamic-shape recompile)
+                self.fwd = torch.compile(model, dynamic=False) if static_shapes else torch.compile(model)
                 self.compiled = True
             except Exception as e:  # noqa: BLE001 (any failure: run eagerly)
                 log(f"torch.compile failed ({e}); running eagerly")
@@ -430,7 +432,7 @@ def cmd_bench(args):
         torch.backends.cuda.matmul.allow_tf32 = True
     model = build_model(args.preset).to(device)
     opt, fused = make_optimizer(model, 1e-3, device)
-    runner = Runner(model, device, not args.no_compile)
+    runner = Runner(model, device, not args.no_compile, args.static_shapes)
     peak = peak_flops(device)
     fpt = model.flops_per_token()
 
@@ -473,7 +475,8 @@ def cmd_bench(args):
     sync(device)
     print(json.dumps({
         "impl": "pytorch", "torch": torch.__version__, "preset": args.preset, "device": device.type,
-        "compiled": runner.compiled, "sdpa": HAS_SDPA, "fused_adamw": fused, "bf16_autocast": runner.autocast,
+        "compiled": runner.compiled, "static_shapes": args.static_shapes, "sdpa": HAS_SDPA, "fused_adamw": fused,
+        "bf16_autocast": runner.autocast,
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None, "threads": torch.get_num_threads(),
         "peak_flops": peak, "flops_per_token": fpt, "parameters": sum(p.numel() for p in model.parameters()),
         "optimizer_step_seconds": (time.perf_counter() - t0) / 10, "micro_steps": results}), flush=True)
@@ -661,6 +664,8 @@ def main(argv=None):
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--no-compile", action="store_true")
+    b.add_argument("--static-shapes", action="store_true",
+                   help="torch.compile(dynamic=False): for one micro-batch size per process (run_gpu.sh's call)")
     b.add_argument("--preset", default="crammed_bert", choices=sorted(PRESETS))
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: CUDA, or print {\"skipped\": ...} without it")

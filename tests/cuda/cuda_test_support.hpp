@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -50,10 +51,15 @@ std::vector<float> rounded_to(std::vector<float> v) {
     return v;
 }
 
-// The shared context, or null after printing a SKIPPED line (once per test case that asks).
+// The shared context, or null after printing a SKIPPED line (once per test case that asks). With the
+// environment variable CRAM_REQUIRE_GPU set (and not "0"), as benchmarks/run_gpu.sh sets it on the GPU machine,
+// no usable GPU fails the test case instead, with the reason: a skipped case there would pass silently.
 inline cram::cuda::context* device_context() {
     static const cram::cuda::device_probe probe = cram::cuda::probe_device(0);
     if (!probe.usable) {
+        const char* require = std::getenv("CRAM_REQUIRE_GPU");
+        if (require && *require && std::string(require) != "0")
+            FAIL("no usable GPU and CRAM_REQUIRE_GPU=" << require << ": " << probe.reason);
         std::printf("SKIPPED: %s\n", probe.reason.c_str());
         MESSAGE("SKIPPED: " << probe.reason);
         return nullptr;

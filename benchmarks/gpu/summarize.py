@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The numbers of one GPU run (benchmarks/run_gpu.sh), gathered from the files its steps wrote.
+
+    summarize.py OUT WORK > results.json     # then prints a short table on stderr
+
+Reads (each optional): OUT/bench_train.json and WORK/bench_gemm.json (Google Benchmark JSON), OUT/peer.jsonl
+(one JSON object per PyTorch peer process), OUT/app_metrics.jsonl (the app's metrics; its "summary" line) and
+WORK/glue/glue_metrics.jsonl (the GLUE "task" lines). Writes one JSON object: tokens/s and MFU of every
+configuration against the H200's dense bf16 peak (989 TFLOP/s) and against the cuBLASLt bf16 GEMM ceiling
+measured in the same run (BM_gemm_ceiling), cram / PyTorch at equal micro-batch, the app's training summary
+and its RTE score. A benchmark that reported an error is listed with it, never with a rate.
+"""
+import json
+import os
+import re
+import sys
+
+FLOPS_PER_TOKEN = 0.623e9  # CRAMMING.md's cost model for crammed_bert at seq 128 (bench_cuda_train.cu)
+PEAK_FLOPS = 989e12        # H100/H200 SXM dense bf16, by the datasheet
+SEQ = 128
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def load_lines(path):
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def mfu(tokens_per_s, peak):
+    return tokens_per_s * FLOPS_PER_TOKEN / peak if tokens_per_s and peak else None
+
+
+def main():
+    out_dir, work = sys.argv[1], sys.argv[2]
+    res = {"flops_per_token": FLOPS_PER_TOKEN, "peak_bf16_tflops": PEAK_FLOPS / 1e12}
+
+    ceiling = None
+    gemm = load_json(os.path.join(work, "bench_gemm.json")) or {}
+    for b in gemm.get("benchmarks", []):
+        if b.get("name", "").startswith("BM_gemm_ceiling"):
+            if b.get("error_occurred"):
+                res["gemm_ceiling_error"] = b.get("error_message")
+            elif b.get("TFLOP/s"):
+                ceiling = float(b["TFLOP/s"]) * 1e12
+                res["gemm_ceiling"] = {"name": b["name"], "tflops": ceiling / 1e12, "ms": b.get("real_time")}
+    res["gemm_ceiling_tflops"] = ceiling / 1e12 if ceiling else None
+
+    train = []
+    for b in (load_json(os.path.join(out_dir, "bench_train.json")) or {}).get("benchmarks", []):
+        name = b.get("name", "")
+        m = re.match(r"BM_crammed_bert_micro_step/(\d+)/(\d+)", name)
+        if not m:
+            continue
+        row = {"name": name, "micro_batch_arg": int(m.group(1)), "attention": "flash" if m.group(2) != "0" else "gemm"}
+        if b.get("error_occurred"):
+            row["error"] = b.get("error_message", "error_occurred")
+        else:
+            tps = b.get("tokens/s")
+            row.update({"micro_batch": int(b.get("micro_batch", 0)) or None, "tokens_per_s": tps,
+                        "ms_per_micro_step": b.get("real_time"), "loss": b.get("loss"),
+                        "mfu_vs_peak": mfu(tps, PEAK_FLOPS), "mfu_vs_gemm_ceiling": mfu(tps, ceiling)})
+        train.append(row)
+    res["cram_train"] = train
+
+    peers = []
+    for p in load_lines(os.path.join(out_dir, "peer.jsonl")):
+        if p.get("impl") != "pytorch":
+            continue
+        for r in p.get("micro_steps", []):
+            row = {"micro_batch": r.get("micro_batch"), "torch": p.get("torch"), "gpu": p.get("gpu"),
+                   "device": p.get("device"), "compiled": p.get("compiled"), "static_shapes": p.get("static_shapes"),
+                   "sdpa": p.get("sdpa"), "bf16_autocast": p.get("bf16_autocast")}
+            if "error" in r:
+                row["error"] = r["error"]
+            else:
+                tps = r.get("tokens_per_s")
+                row.update({"tokens_per_s": tps, "ms_per_micro_step": 1e3 * r.get("seconds_per_micro_step", 0),
+                            "mfu_vs_peak": mfu(tps, PEAK_FLOPS), "mfu_vs_gemm_ceiling": mfu(tps, ceiling)})
+            peers.append(row)
+    res["pytorch"] = peers
+
+    ratios = []
+    for c in train:
+        for p in peers:
+            if c.get("tokens_per_s") and p.get("tokens_per_s") and c.get("micro_batch") == p.get("micro_batch"):
+                ratios.append({"micro_batch": c["micro_batch"], "cram_attention": c["attention"],
+                               "cram_over_pytorch": c["tokens_per_s"] / p["tokens_per_s"]})
+    res["cram_vs_pytorch"] = ratios
+
+    summ = [l for l in load_lines(os.path.join(out_dir, "app_metrics.jsonl")) if l.get("event") == "summary"]
+    if summ:
+        s = summ[-1]
+        res["app_train"] = {k: s.get(k) for k in ("steps", "tokens", "elapsed_s", "tokens_per_s", "mfu", "first_loss",
+                                                  "final_loss", "val_loss", "stop_reason")}
+    tasks = [l for l in load_lines(os.path.join(work, "glue", "glue_metrics.jsonl")) if l.get("event") == "task"]
+    if tasks:
+        res["glue"] = tasks
+    json.dump(res, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+    # the short table, last in the device tool's output
+    def pct(x):
+        return f"{100 * x:5.1f}%" if x is not None else "    -"
+    lines = [f"{'configuration':<46}{'tokens/s':>12}{'MFU/peak':>10}{'MFU/GEMM':>10}"]
+    for c in train:
+        label = f"cram {c['name'].split('/min_time')[0]} (mb {c.get('micro_batch') or '?'})"
+        if "error" in c:
+            lines.append(f"{label:<46}  ERROR: {c['error'][:60]}")
+        else:
+            lines.append(f"{label:<46}{c['tokens_per_s'] or 0:>12.0f}{pct(c['mfu_vs_peak']):>10}"
+                         f"{pct(c['mfu_vs_gemm_ceiling']):>10}")
+    for p in peers:
+        label = f"pytorch mb {p['micro_batch']} (compiled={p['compiled']})"
+        if "error" in p:
+            lines.append(f"{label:<46}  ERROR: {p['error'][:60]}")
+        else:
+            lines.append(f"{label:<46}{p['tokens_per_s'] or 0:>12.0f}{pct(p['mfu_vs_peak']):>10}"
+                         f"{pct(p['mfu_vs_gemm_ceiling']):>10}")
+    if ceiling:
+        lines.append(f"cuBLASLt bf16 GEMM ceiling: {ceiling / 1e12:.0f} TFLOP/s (peak {PEAK_FLOPS / 1e12:.0f})")
+    if "app_train" in res:
+        a = res["app_train"]
+        lines.append(f"app train: {a.get('steps')} steps, {a.get('tokens_per_s') or 0:.0f} tokens/s, "
+                     f"loss {a.get('first_loss')} -> {a.get('final_loss')}, val {a.get('val_loss')}")
+    for t in tasks:
+        lines.append("glue: " + json.dumps({k: v for k, v in t.items() if k != "event"})[:150])
+    print("\n".join(lines), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
