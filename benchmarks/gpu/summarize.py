@@ -63,9 +63,19 @@ def main():
                 res["gemm_ceiling"] = {"name": b["name"], "tflops": ceiling / 1e12, "ms": b.get("real_time")}
     res["gemm_ceiling_tflops"] = ceiling / 1e12 if ceiling else None
 
-    train = []
+    train, phases = [], []
     for b in (load_json(os.path.join(out_dir, "bench_train.json")) or {}).get("benchmarks", []):
         name = b.get("name", "")
+        if name.startswith("BM_crammed_bert_phases"):
+            # the per-op table: "ms <op>" counters (milliseconds per micro-step) and "TFLOP/s <GEMM shape>"
+            row = {"name": name, "ms_per_micro_step": b.get("real_time")}
+            if b.get("error_occurred"):
+                row["error"] = b.get("error_message", "error_occurred")
+            row["ms_per_op"] = dict(sorted(((k[3:], v) for k, v in b.items() if k.startswith("ms ")),
+                                           key=lambda kv: -kv[1]))
+            row["gemm_tflops"] = {k[8:]: v for k, v in b.items() if k.startswith("TFLOP/s ")}
+            phases.append(row)
+            continue
         m = re.match(r"BM_crammed_bert_micro_step/(\d+)/(\d+)", name)
         if not m:
             continue
@@ -79,6 +89,7 @@ def main():
                         "mfu_vs_peak": mfu(tps, PEAK_FLOPS), "mfu_vs_gemm_ceiling": mfu(tps, ceiling)})
         train.append(row)
     res["cram_train"] = train
+    res["cram_phases"] = phases
 
     peers = []
     for p in load_lines(os.path.join(out_dir, "peer.jsonl")):
