@@ -4,7 +4,8 @@
 // no bf16; the trainer adds dynamic loss scaling, train/precision.hpp). Master parameters, gradients and AdamW
 // state are fp32 in both, the weight copy is refreshed by params_to_weights after each optimizer step, and
 // LayerNorm statistics, softmax, losses and every reduction are fp32. Every operation is enqueued on the
-// context's stream: nothing here synchronises except to_host, sum_squares and synchronize.
+// context's stream: nothing here synchronises except to_host, sum_squares and synchronize. Each op is a
+// phase_scope: with context::phases on (a profiler: bench_cuda_train), its GPU time is recorded per op.
 #pragma once
 
 #include <cstdint>
