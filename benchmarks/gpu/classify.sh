@@ -28,6 +28,16 @@ set -uo pipefail
 # first_match FILE ERE: the first line of FILE matching ERE, trimmed to 300 characters
 _cls_first() { grep -m1 -E -- "$2" "$1" 2>/dev/null | cut -c1-300; }
 
+# _cls_rule FILE KIND ERE [PREFIX]: when a line of FILE matches ERE, the output is KIND, detailed by PREFIX and
+# that line (the caller returns); else false
+_cls_rule() {
+    local line
+    line=$(_cls_first "$1" "$3")
+    [ -n "$line" ] || return 1
+    CLASS_KIND=$2
+    CLASS_DETAIL="${4:-}$line"
+}
+
 # signal_name N: the signal's name of an exit status 128+N
 _cls_signal() {
     local n=$(( $1 - 128 )) name
@@ -61,18 +71,9 @@ classify_output() {
         fi
         return 0
     fi
-    line=$(_cls_first "$f" "version .(GLIBC|GLIBCXX|CXXABI|GCC)_[0-9.]+. not found")
-    if [ -n "$line" ]; then
-        CLASS_KIND=load_error
-        CLASS_DETAIL="the system's libraries are older than the build's: $line"
-        return 0
-    fi
-    line=$(_cls_first "$f" 'missing binary: ')
-    if [ -n "$line" ]; then
-        CLASS_KIND=load_error
-        CLASS_DETAIL="$line"
-        return 0
-    fi
+    _cls_rule "$f" load_error "version .(GLIBC|GLIBCXX|CXXABI|GCC)_[0-9.]+. not found" \
+        "the system's libraries are older than the build's: " && return 0
+    _cls_rule "$f" load_error 'missing binary: ' && return 0
     line=$(_cls_first "$f" 'cannot execute binary file|Exec format error|Permission denied|: No such file or directory$|command not found')
     if [ -n "$line" ] && { [ "$rc" -eq 126 ] || [ "$rc" -eq 127 ]; }; then
         CLASS_KIND=load_error
@@ -84,12 +85,8 @@ classify_output() {
         CLASS_DETAIL="illegal instruction (rc $rc): the host code needs a CPU feature this machine lacks (the gpu-portable preset builds for x86-64-v3: AVX2, FMA)"
         return 0
     fi
-    line=$(_cls_first "$f" 'no kernel image is available|cudaErrorNoKernelImageForDevice|CUDA driver version is insufficient|cudaErrorInsufficientDriver|cudaErrorUnsupportedPtxVersion')
-    if [ -n "$line" ]; then
-        CLASS_KIND=load_error
-        CLASS_DETAIL="the binary's GPU code does not load on this GPU/driver: $line"
-        return 0
-    fi
+    _cls_rule "$f" load_error 'no kernel image is available|cudaErrorNoKernelImageForDevice|CUDA driver version is insufficient|cudaErrorInsufficientDriver|cudaErrorUnsupportedPtxVersion' \
+        "the binary's GPU code does not load on this GPU/driver: " && return 0
 
     # compute-sanitizer: "========= ERROR SUMMARY: 3 errors"; racecheck: "RACECHECK SUMMARY: 2 hazards displayed (1 error, 1 warning)"
     n=$(grep -E -o 'ERROR SUMMARY: [0-9]+ error' "$f" 2>/dev/null | grep -E -o '[0-9]+' | awk '{s += $1} END {print s + 0}')
@@ -106,38 +103,15 @@ classify_output() {
         return 0
     fi
 
-    line=$(_cls_first "$f" 'compute-sanitizer not found|python3: (command )?not found|No module named .?torch')
-    if [ -n "$line" ]; then
-        CLASS_KIND=missing_tool
-        CLASS_DETAIL="$line"
-        return 0
-    fi
+    _cls_rule "$f" missing_tool 'compute-sanitizer not found|python3: (command )?not found|No module named .?torch' && return 0
 
-    line=$(_cls_first "$f" 'cuBLASLt found no algorithm|CUBLAS_STATUS_NOT_SUPPORTED')
-    if [ -n "$line" ]; then
-        CLASS_KIND=cublaslt_no_algorithm
-        CLASS_DETAIL="$line"
-        return 0
-    fi
-    line=$(_cls_first "$f" 'CUBLAS_STATUS_[A-Z_]+' | grep -v CUBLAS_STATUS_SUCCESS)
-    if [ -n "$line" ]; then
-        CLASS_KIND=cublas_error
-        CLASS_DETAIL="$line"
-        return 0
-    fi
-    line=$(_cls_first "$f" 'CUDA call failed|cudaError[A-Za-z]+|CUDA error|an illegal memory access')
-    if [ -n "$line" ]; then
-        CLASS_KIND=cuda_error
-        CLASS_DETAIL="$line"
-        return 0
-    fi
+    _cls_rule "$f" cublaslt_no_algorithm 'cuBLASLt found no algorithm|CUBLAS_STATUS_NOT_SUPPORTED' && return 0
+    # any other cuBLAS status but CUBLAS_STATUS_SUCCESS (the only one starting with S)
+    _cls_rule "$f" cublas_error 'CUBLAS_STATUS_[A-RT-Z][A-Z_]*' && return 0
+    _cls_rule "$f" cuda_error 'CUDA call failed|cudaError[A-Za-z]+|CUDA error|an illegal memory access' && return 0
 
-    line=$(_cls_first "$f" 'SKIPPED|CRAM_REQUIRE_GPU|no usable CUDA device|no CUDA device')
-    if [ -n "$line" ]; then
-        CLASS_KIND=gpu_skipped
-        CLASS_DETAIL="nothing ran on a GPU: $line"
-        return 0
-    fi
+    _cls_rule "$f" gpu_skipped 'SKIPPED|CRAM_REQUIRE_GPU|no usable CUDA device|no CUDA device' \
+        'nothing ran on a GPU: ' && return 0
 
     # doctest: "[doctest] test cases: 40 | 38 passed | 2 failed | 0 skipped" and, per failure,
     #   ====...
@@ -158,12 +132,7 @@ classify_output() {
         return 0
     fi
 
-    line=$(_cls_first "$f" 'ERROR OCCURRED|"error_occurred": *true')
-    if [ -n "$line" ]; then
-        CLASS_KIND=benchmark_error
-        CLASS_DETAIL="$line"
-        return 0
-    fi
+    _cls_rule "$f" benchmark_error 'ERROR OCCURRED|"error_occurred": *true' && return 0
 
     if [ "$rc" -gt 128 ]; then
         CLASS_KIND=crash

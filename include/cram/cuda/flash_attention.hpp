@@ -119,6 +119,43 @@ __device__ inline void store_half_row(T* dst, const float* src) {
     }
 }
 
+// One warp: out[16][rows] (fp32, row stride ldf) = A B^T, where A (16 x head_dim) is held as fragments and B is a
+// [rows][lds] tile of head_dim-wide rows, read column-major (that is B^T): Q K^T, dO V^T, K Q^T and V dO^T.
+template <class W, class AFrag>
+__device__ inline void warp_abt(float* out, const AFrag (&a)[head_dim / 16], const W* b) {
+    namespace w = nvcuda::wmma;
+#pragma unroll
+    for (int nt = 0; nt < rows / 16; ++nt) {
+        w::fragment<w::accumulator, 16, 16, 16, float> acc;
+        w::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int kt = 0; kt < head_dim / 16; ++kt) {
+            w::fragment<w::matrix_b, 16, 16, 16, W, w::col_major> bf;
+            w::load_matrix_sync(bf, b + nt * 16 * lds + kt * 16, lds);
+            w::mma_sync(acc, a[kt], bf, acc);
+        }
+        w::store_matrix_sync(out + nt * 16, acc, ldf, w::mem_row_major);
+    }
+}
+
+// One warp: acc += A B, A a 16 x rows tile of 16-bit values (row stride lds), B a [rows][lds] tile of
+// head_dim-wide rows: O += P V, dQ += dS K, dV += P^T dO and dK += dS^T Q.
+template <class W, class Acc>
+__device__ inline void warp_ab_accumulate(Acc (&acc)[head_dim / 16], const W* a, const W* b) {
+    namespace w = nvcuda::wmma;
+#pragma unroll
+    for (int kt = 0; kt < rows / 16; ++kt) {
+        w::fragment<w::matrix_a, 16, 16, 16, W, w::row_major> af;
+        w::load_matrix_sync(af, a + kt * 16, lds);
+#pragma unroll
+        for (int nt = 0; nt < head_dim / 16; ++nt) {
+            w::fragment<w::matrix_b, 16, 16, 16, W, w::row_major> bf;
+            w::load_matrix_sync(bf, b + kt * 16 * lds + nt * 16, lds);
+            w::mma_sync(acc[nt], af, bf, acc[nt]);
+        }
+    }
+}
+
 // The flat index of probability (query q, key k) of pair bh in [batch, heads, seq, seq]: dropout's element.
 __device__ __forceinline__ index_t prob_index(int bh, int seq, int q, int k) {
     return (static_cast<index_t>(bh) * seq + q) * seq + k;
@@ -181,19 +218,7 @@ __global__ void __launch_bounds__(flash::threads)
             stage(sv, base + 2 * hidden, ld, k0, seq);
             __syncthreads();
             if (!active) continue;
-            // S = Q K^T: K read column-major is K^T
-#pragma unroll
-            for (int nt = 0; nt < rows / 16; ++nt) {
-                w::fragment<w::accumulator, 16, 16, 16, float> acc;
-                w::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kt = 0; kt < D / 16; ++kt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::col_major> kf;
-                    w::load_matrix_sync(kf, reinterpret_cast<const W*>(sk + nt * 16 * lds + kt * 16), lds);
-                    w::mma_sync(acc, qf[kt], kf, acc);
-                }
-                w::store_matrix_sync(my_s + nt * 16, acc, ldf, w::mem_row_major);
-            }
+            warp_abt(my_s, qf, reinterpret_cast<const W*>(sk));  // S = Q K^T
             __syncwarp();
             float s[32];
             float block_max = -INFINITY;
@@ -216,21 +241,13 @@ __global__ void __launch_bounds__(flash::threads)
             l = l * alpha + sum + __shfl_xor_sync(0xffffffffu, sum, 1);
             m = m_new;
             __syncwarp();
-            // O += P V
+            // O += P V, through the rescaled accumulator in shared memory
+            w::fragment<w::accumulator, 16, 16, 16, float> o[D / 16];
 #pragma unroll
-            for (int nt = 0; nt < D / 16; ++nt) {
-                w::fragment<w::accumulator, 16, 16, 16, float> acc;
-                w::load_matrix_sync(acc, my_o + nt * 16, ldf, w::mem_row_major);
+            for (int nt = 0; nt < D / 16; ++nt) w::load_matrix_sync(o[nt], my_o + nt * 16, ldf, w::mem_row_major);
+            warp_ab_accumulate(o, reinterpret_cast<const W*>(my_p), reinterpret_cast<const W*>(sv));
 #pragma unroll
-                for (int kt = 0; kt < rows / 16; ++kt) {
-                    w::fragment<w::matrix_a, 16, 16, 16, W, w::row_major> pf;
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::row_major> vf;
-                    w::load_matrix_sync(pf, reinterpret_cast<const W*>(my_p + kt * 16), lds);
-                    w::load_matrix_sync(vf, reinterpret_cast<const W*>(sv + kt * 16 * lds + nt * 16), lds);
-                    w::mma_sync(acc, pf, vf, acc);
-                }
-                w::store_matrix_sync(my_o + nt * 16, acc, ldf, w::mem_row_major);
-            }
+            for (int nt = 0; nt < D / 16; ++nt) w::store_matrix_sync(my_o + nt * 16, o[nt], ldf, w::mem_row_major);
             __syncwarp();
         }
         if (!active || qi >= seq) return;  // no barrier follows
@@ -314,38 +331,14 @@ __global__ void __launch_bounds__(flash::threads)
             stage(sv, base + 2 * hidden, ld, k0, seq);
             __syncthreads();
             if (!active) continue;
-            // S = Q K^T, then P = exp(scale S - lse) in this lane's registers
-#pragma unroll
-            for (int nt = 0; nt < rows / 16; ++nt) {
-                w::fragment<w::accumulator, 16, 16, 16, float> acc;
-                w::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kt = 0; kt < D / 16; ++kt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::col_major> kf;
-                    w::load_matrix_sync(kf, reinterpret_cast<const W*>(sk + nt * 16 * lds + kt * 16), lds);
-                    w::mma_sync(acc, qf[kt], kf, acc);
-                }
-                w::store_matrix_sync(my_f + nt * 16, acc, ldf, w::mem_row_major);
-            }
+            warp_abt(my_f, qf, reinterpret_cast<const W*>(sk));  // S = Q K^T; then P in this lane's registers
             __syncwarp();
             float p[32];
 #pragma unroll
             for (int i = 0; i < 32; ++i)
                 p[i] = k0 + c0 + i < len ? __expf(my_f[r * ldf + c0 + i] * scale - row_lse) : 0.0f;
             __syncwarp();
-            // dP = dO V^T (V read column-major is V^T)
-#pragma unroll
-            for (int nt = 0; nt < rows / 16; ++nt) {
-                w::fragment<w::accumulator, 16, 16, 16, float> acc;
-                w::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kt = 0; kt < D / 16; ++kt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::col_major> vf;
-                    w::load_matrix_sync(vf, reinterpret_cast<const W*>(sv + nt * 16 * lds + kt * 16), lds);
-                    w::mma_sync(acc, gf[kt], vf, acc);
-                }
-                w::store_matrix_sync(my_f + nt * 16, acc, ldf, w::mem_row_major);
-            }
+            warp_abt(my_f, gf, reinterpret_cast<const W*>(sv));  // dP = dO V^T
             __syncwarp();
 #pragma unroll
             for (int i = 0; i < 32; ++i) {
@@ -355,18 +348,7 @@ __global__ void __launch_bounds__(flash::threads)
                 my_ds[r * lds + c0 + i] = from_f32<T>(ops::softmax_backward(p[i], dp, dl, scale));
             }
             __syncwarp();
-            // dQ += dS K
-#pragma unroll
-            for (int kt = 0; kt < rows / 16; ++kt) {
-                w::fragment<w::matrix_a, 16, 16, 16, W, w::row_major> sf_;
-                w::load_matrix_sync(sf_, reinterpret_cast<const W*>(my_ds + kt * 16), lds);
-#pragma unroll
-                for (int nt = 0; nt < D / 16; ++nt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::row_major> kf;
-                    w::load_matrix_sync(kf, reinterpret_cast<const W*>(sk + kt * 16 * lds + nt * 16), lds);
-                    w::mma_sync(dq[nt], sf_, kf, dq[nt]);
-                }
-            }
+            warp_ab_accumulate(dq, reinterpret_cast<const W*>(my_ds), reinterpret_cast<const W*>(sk));  // dQ += dS K
             __syncwarp();
         }
         if (!active) return;  // no barrier follows
@@ -444,19 +426,7 @@ __global__ void __launch_bounds__(flash::threads)
             }
             __syncthreads();
             if (!active) continue;
-            // S^T = K Q^T (Q read column-major is Q^T), then P^T in registers
-#pragma unroll
-            for (int nt = 0; nt < rows / 16; ++nt) {
-                w::fragment<w::accumulator, 16, 16, 16, float> acc;
-                w::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kt = 0; kt < D / 16; ++kt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::col_major> qf;
-                    w::load_matrix_sync(qf, reinterpret_cast<const W*>(sq + nt * 16 * lds + kt * 16), lds);
-                    w::mma_sync(acc, kf[kt], qf, acc);
-                }
-                w::store_matrix_sync(my_f + nt * 16, acc, ldf, w::mem_row_major);
-            }
+            warp_abt(my_f, kf, reinterpret_cast<const W*>(sq));  // S^T = K Q^T; then P^T in registers
             __syncwarp();
             float p[32];
 #pragma unroll
@@ -466,30 +436,8 @@ __global__ void __launch_bounds__(flash::threads)
                 my_t[r * lds + c0 + i] = from_f32<T>(q < seq ? dropped(drop, p[i], prob_index(bh, seq, q, kj)) : 0.0f);
             }
             __syncwarp();
-            // dV += drop(P)^T dO;  dP^T = V dO^T (dO read column-major is dO^T)
-#pragma unroll
-            for (int kt = 0; kt < rows / 16; ++kt) {
-                w::fragment<w::matrix_a, 16, 16, 16, W, w::row_major> pf;
-                w::load_matrix_sync(pf, reinterpret_cast<const W*>(my_t + kt * 16), lds);
-#pragma unroll
-                for (int nt = 0; nt < D / 16; ++nt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::row_major> gf;
-                    w::load_matrix_sync(gf, reinterpret_cast<const W*>(sdo + kt * 16 * lds + nt * 16), lds);
-                    w::mma_sync(dv[nt], pf, gf, dv[nt]);
-                }
-            }
-#pragma unroll
-            for (int nt = 0; nt < rows / 16; ++nt) {
-                w::fragment<w::accumulator, 16, 16, 16, float> acc;
-                w::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kt = 0; kt < D / 16; ++kt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::col_major> gf;
-                    w::load_matrix_sync(gf, reinterpret_cast<const W*>(sdo + nt * 16 * lds + kt * 16), lds);
-                    w::mma_sync(acc, vf[kt], gf, acc);
-                }
-                w::store_matrix_sync(my_f + nt * 16, acc, ldf, w::mem_row_major);
-            }
+            warp_ab_accumulate(dv, reinterpret_cast<const W*>(my_t), reinterpret_cast<const W*>(sdo));  // dV += drop(P)^T dO
+            warp_abt(my_f, vf, reinterpret_cast<const W*>(sdo));  // dP^T = V dO^T
             __syncwarp();  // the dV product is done reading P^T, and dP^T is in my_f
 #pragma unroll
             for (int i = 0; i < 32; ++i) {
@@ -499,18 +447,7 @@ __global__ void __launch_bounds__(flash::threads)
                 my_t[r * lds + c0 + i] = from_f32<T>(ops::softmax_backward(p[i], dp, s_delta[c0 + i], scale));
             }
             __syncwarp();
-            // dK += dS^T Q
-#pragma unroll
-            for (int kt = 0; kt < rows / 16; ++kt) {
-                w::fragment<w::matrix_a, 16, 16, 16, W, w::row_major> sf_;
-                w::load_matrix_sync(sf_, reinterpret_cast<const W*>(my_t + kt * 16), lds);
-#pragma unroll
-                for (int nt = 0; nt < D / 16; ++nt) {
-                    w::fragment<w::matrix_b, 16, 16, 16, W, w::row_major> qf;
-                    w::load_matrix_sync(qf, reinterpret_cast<const W*>(sq + kt * 16 * lds + nt * 16), lds);
-                    w::mma_sync(dk[nt], sf_, qf, dk[nt]);
-                }
-            }
+            warp_ab_accumulate(dk, reinterpret_cast<const W*>(my_t), reinterpret_cast<const W*>(sq));  // dK += dS^T Q
             __syncwarp();
         }
         if (!active) return;  // no barrier follows
