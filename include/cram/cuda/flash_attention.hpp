@@ -156,6 +156,38 @@ __device__ inline void warp_ab_accumulate(Acc (&acc)[head_dim / 16], const W* a,
     }
 }
 
+// Where a CTA and a lane work: the (sequence, head) pair and the first of the CTA's 64 rows (queries or keys),
+// from a grid whose row blocks of one pair are adjacent (the K and V, or Q and dO, they all read are still in L2
+// for the second); the head's row 0 in qkv/dqkv (row stride ld = 3 hidden) and in out/dout (stride hidden); the
+// sequence's valid keys; the lane's row (of its warp's 16) and 32 columns, and that row's index. Warps whose
+// rows are all past the sequence are not active (they still take part in the barriers).
+struct place {
+    int bh, b, h, first, hidden;
+    index_t ld, qkv_row0, head_row0;
+    int len, warp, lane, r, c0, row;
+    bool active;
+};
+__device__ inline place place_of(int heads, int seq, const std::int32_t* lengths) {
+    place p;
+    const int blocks = (seq + rows - 1) / rows;
+    p.bh = static_cast<int>(blockIdx.x) / blocks;
+    p.b = p.bh / heads;
+    p.h = p.bh % heads;
+    p.first = (static_cast<int>(blockIdx.x) % blocks) * rows;
+    p.hidden = heads * head_dim;
+    p.ld = 3 * static_cast<index_t>(p.hidden);
+    p.qkv_row0 = static_cast<index_t>(p.b) * seq * p.ld + p.h * head_dim;
+    p.head_row0 = static_cast<index_t>(p.b) * seq * p.hidden + p.h * head_dim;
+    p.len = lengths ? max(0, min(static_cast<int>(lengths[p.b]), seq)) : seq;
+    p.warp = static_cast<int>(threadIdx.x) / 32;
+    p.lane = static_cast<int>(threadIdx.x) % 32;
+    p.r = p.lane / 2;
+    p.c0 = (p.lane % 2) * 32;
+    p.row = p.first + p.warp * 16 + p.r;
+    p.active = p.first + p.warp * 16 < seq;
+    return p;
+}
+
 // The flat index of probability (query q, key k) of pair bh in [batch, heads, seq, seq]: dropout's element.
 __device__ __forceinline__ index_t prob_index(int bh, int seq, int q, int k) {
     return (static_cast<index_t>(bh) * seq + q) * seq + k;
@@ -186,18 +218,9 @@ __global__ void __launch_bounds__(flash::threads)
         T* sv = sk + rows * lds;
         float* ss = reinterpret_cast<float*>(sv + rows * lds);  // per warp: 16 x 64 scores
         float* so = ss + warps * 16 * ldf;                       // per warp: 16 x 64 output accumulator
-        // the row blocks of one (sequence, head) are adjacent in the grid: the K and V (or Q and dO) they
-        // all read are still in L2 for the second one
-        const int blocks = (seq + rows - 1) / rows;
-        const int bh = blockIdx.x / blocks, b = bh / heads, h = bh % heads, q0 = (blockIdx.x % blocks) * rows;
-        const int hidden = heads * D;
-        const index_t ld = 3 * static_cast<index_t>(hidden);
-        const T* base = qkv + static_cast<index_t>(b) * seq * ld + h * D;
-        const int len = lengths ? max(0, min(static_cast<int>(lengths[b]), seq)) : seq;
-        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-        const int r = lane / 2, c0 = (lane % 2) * 32;  // this lane's row of the warp's 16, and its 32 columns
-        const int qi = q0 + warp * 16 + r;
-        const bool active = q0 + warp * 16 < seq;  // idle warps still take part in the barriers
+        const auto [bh, b, h, q0, hidden, ld, qkv_row0, head_row0, len, warp, lane, r, c0, qi, active] =
+            place_of(heads, seq, lengths);
+        const T* base = qkv + qkv_row0;
 
         stage(sq, base, ld, q0, seq);
         __syncthreads();
@@ -255,7 +278,7 @@ __global__ void __launch_bounds__(flash::threads)
         float o[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i) o[i] = my_o[r * ldf + c0 + i] * inv;
-        store_half_row(out + (static_cast<index_t>(b) * seq + qi) * hidden + h * D + c0, o);
+        store_half_row(out + head_row0 + static_cast<index_t>(qi) * hidden + c0, o);
         if (lane % 2 == 0) lse[static_cast<index_t>(bh) * seq + qi] = l > 0.0f ? m + __logf(l) : -INFINITY;
     }
 }
@@ -281,19 +304,9 @@ __global__ void __launch_bounds__(flash::threads)
         T* sk = sdo + rows * lds;
         T* sv = sk + rows * lds;
         float* sf = reinterpret_cast<float*>(sv + rows * lds);  // per warp: 16 x 64 fp32
-        // the row blocks of one (sequence, head) are adjacent in the grid: the K and V (or Q and dO) they
-        // all read are still in L2 for the second one
-        const int blocks = (seq + rows - 1) / rows;
-        const int bh = blockIdx.x / blocks, b = bh / heads, h = bh % heads, q0 = (blockIdx.x % blocks) * rows;
-        const int hidden = heads * D;
-        const index_t ld = 3 * static_cast<index_t>(hidden);
-        const T* base = qkv + static_cast<index_t>(b) * seq * ld + h * D;
-        const index_t head_row0 = static_cast<index_t>(b) * seq * hidden + h * D;  // row 0 of the head in out, dout
-        const int len = lengths ? max(0, min(static_cast<int>(lengths[b]), seq)) : seq;
-        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-        const int r = lane / 2, c0 = (lane % 2) * 32;
-        const int qi = q0 + warp * 16 + r;
-        const bool active = q0 + warp * 16 < seq;
+        const auto [bh, b, h, q0, hidden, ld, qkv_row0, head_row0, len, warp, lane, r, c0, qi, active] =
+            place_of(heads, seq, lengths);
+        const T* base = qkv + qkv_row0;
 
         stage(sq, base, ld, q0, seq);
         stage(sdo, dout + head_row0, hidden, q0, seq);
@@ -355,7 +368,7 @@ __global__ void __launch_bounds__(flash::threads)
 #pragma unroll
         for (int nt = 0; nt < D / 16; ++nt) w::store_matrix_sync(my_f + nt * 16, dq[nt], ldf, w::mem_row_major);
         __syncwarp();
-        if (qi < seq) store_half_row(dqkv + (static_cast<index_t>(b) * seq + qi) * ld + h * D + c0, my_f + r * ldf + c0);
+        if (qi < seq) store_half_row(dqkv + qkv_row0 + static_cast<index_t>(qi) * ld + c0, my_f + r * ldf + c0);
     }
 }
 
@@ -382,19 +395,11 @@ __global__ void __launch_bounds__(flash::threads)
         float* sf = reinterpret_cast<float*>(sdo + rows * lds);  // per warp: 16 x 64 fp32
         float* s_lse = sf + warps * 16 * ldf;                     // the query block's lse and delta
         float* s_delta = s_lse + rows;
-        // the row blocks of one (sequence, head) are adjacent in the grid: the K and V (or Q and dO) they
-        // all read are still in L2 for the second one
-        const int blocks = (seq + rows - 1) / rows;
-        const int bh = blockIdx.x / blocks, b = bh / heads, h = bh % heads, k0 = (blockIdx.x % blocks) * rows;
-        const int hidden = heads * D;
-        const index_t ld = 3 * static_cast<index_t>(hidden);
-        const T* base = qkv + static_cast<index_t>(b) * seq * ld + h * D;
-        const T* gdo = dout + static_cast<index_t>(b) * seq * hidden + h * D;
-        const int len = lengths ? max(0, min(static_cast<int>(lengths[b]), seq)) : seq;
-        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-        const int r = lane / 2, c0 = (lane % 2) * 32;
-        const int kj = k0 + warp * 16 + r;  // this lane's key
-        const bool active = k0 + warp * 16 < seq;
+        // kj: this lane's key
+        const auto [bh, b, h, k0, hidden, ld, qkv_row0, head_row0, len, warp, lane, r, c0, kj, active] =
+            place_of(heads, seq, lengths);
+        const T* base = qkv + qkv_row0;
+        const T* gdo = dout + head_row0;
 
         stage(sk, base + hidden, ld, k0, seq);
         stage(sv, base + 2 * hidden, ld, k0, seq);
@@ -451,7 +456,7 @@ __global__ void __launch_bounds__(flash::threads)
             __syncwarp();
         }
         if (!active) return;  // no barrier follows
-        T* row = dqkv + (static_cast<index_t>(b) * seq + kj) * ld + h * D + c0;
+        T* row = dqkv + qkv_row0 + static_cast<index_t>(kj) * ld + c0;
 #pragma unroll
         for (int nt = 0; nt < D / 16; ++nt) w::store_matrix_sync(my_f + nt * 16, dk[nt], ldf, w::mem_row_major);
         __syncwarp();
