@@ -130,21 +130,13 @@ def main():
     # the short table, last in the device tool's output
     def pct(x):
         return f"{100 * x:5.1f}%" if x is not None else "    -"
+    def row(label, r):  # one configuration: its rate and MFU, or its error
+        if "error" in r:
+            return f"{label:<46}  ERROR: {r['error'][:60]}"
+        return f"{label:<46}{r['tokens_per_s'] or 0:>12.0f}{pct(r['mfu_vs_peak']):>10}{pct(r['mfu_vs_gemm_ceiling']):>10}"
     lines = [f"{'configuration':<46}{'tokens/s':>12}{'MFU/peak':>10}{'MFU/GEMM':>10}"]
-    for c in train:
-        label = f"cram {c['name'].split('/min_time')[0]} (mb {c.get('micro_batch') or '?'})"
-        if "error" in c:
-            lines.append(f"{label:<46}  ERROR: {c['error'][:60]}")
-        else:
-            lines.append(f"{label:<46}{c['tokens_per_s'] or 0:>12.0f}{pct(c['mfu_vs_peak']):>10}"
-                         f"{pct(c['mfu_vs_gemm_ceiling']):>10}")
-    for p in peers:
-        label = f"pytorch mb {p['micro_batch']} (compiled={p['compiled']})"
-        if "error" in p:
-            lines.append(f"{label:<46}  ERROR: {p['error'][:60]}")
-        else:
-            lines.append(f"{label:<46}{p['tokens_per_s'] or 0:>12.0f}{pct(p['mfu_vs_peak']):>10}"
-                         f"{pct(p['mfu_vs_gemm_ceiling']):>10}")
+    lines += [row(f"cram {c['name'].split('/min_time')[0]} (mb {c.get('micro_batch') or '?'})", c) for c in train]
+    lines += [row(f"pytorch mb {p['micro_batch']} (compiled={p['compiled']})", p) for p in peers]
     if ceiling:
         lines.append(f"cuBLASLt bf16 GEMM ceiling: {ceiling / 1e12:.0f} TFLOP/s (peak {PEAK_FLOPS / 1e12:.0f})")
     if "app_train" in res:

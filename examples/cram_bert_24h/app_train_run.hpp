@@ -181,18 +181,19 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     // recorded for the other recipes only, so that crammed checkpoints keep their fingerprints
     if (recipe.name != train::recipes::crammed.name)
         o.run_config.update({{"recipe", std::string(recipe.name)}, {"mask_fraction", recipe.mask_fraction}});
+    const std::string attention = Backend::attention_kernels(ctx, seq, C.heads, C.head_dim());
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()},
                   {"recipe", s.recipe},
                   {"precision", std::string(to_string(precision)) + (o.emulate_fp16_gradients ? " (emulated)" : "")},
-                  {"attention", Backend::attention_kernels(ctx, seq, C.heads, C.head_dim())}};
+                  {"attention", attention}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
     o.plan = plan.to_json();
     if (speaks(s)) {
         std::fprintf(stderr, "train: %s (%zu parameters) on %s, %lld training sequences of %d tokens\n", s.preset.c_str(),
                      bert<C, Backend>::parameter_count(), Backend::name,
                      static_cast<long long>(train_data.num_sequences()), seq);
-        std::fprintf(stderr, "train: attention: %s\n", Backend::attention_kernels(ctx, seq, C.heads, C.head_dim()).c_str());
+        std::fprintf(stderr, "train: attention: %s\n", attention.c_str());
         if (!s.resume) print_plan(stderr, plan);
         if (o.emulate_fp16_gradients)
             std::fprintf(stderr, "train: fp16 emulated on the CPU: the gradients pass through fp16 after every "

@@ -83,6 +83,17 @@ constexpr cram::bert_config sst2_model{.vocab = 2048, .hidden = 64, .heads = 2, 
                                        .ffn = cram::ffn_kind::gelu_glu,
                                        .positions = cram::position_kind::scaled_sinusoidal};
 
+// sst2_model from scratch with a 64-wide head at lr 1e-3 (a tiny model far from the protocol's pretrained 4e-5).
+finetune_options from_scratch_options(int epochs, std::size_t max_train) {
+    finetune_options o;
+    o.model.classifier_hidden = 64;
+    o.from_scratch = true;
+    o.epochs = epochs;
+    o.max_train = max_train;
+    o.lr = 1e-3f;
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class on dev") {
@@ -95,12 +106,7 @@ TEST_CASE("a small model fine-tuned on SST-2 on the CPU beats the majority class
     constexpr cram::bert_config C = sst2_model;
     using backend = cram::cpu::backend<float>;
     backend::context ctx;
-    finetune_options o;
-    o.model.classifier_hidden = 64;
-    o.from_scratch = true;
-    o.epochs = 2;
-    o.max_train = 4000;
-    o.lr = 1e-3f;  // from scratch a tiny model needs far more than the protocol's 4e-5 for pretrained ones
+    finetune_options o = from_scratch_options(2, 4000);
     int epochs_seen = 0;
     finetune_callbacks cb;
     cb.on_epoch = [&](const finetune_run&, const epoch_score&) { ++epochs_seen; };
@@ -167,12 +173,7 @@ TEST_CASE("fine-tuning with fp16's loss scaling: a power-of-two scale is undone 
     using backend = cram::cpu::backend<float>;
     auto run = [&](std::optional<cram::train::loss_scaler_options> scaling) {
         backend::context ctx;
-        finetune_options o;
-        o.model.classifier_hidden = 64;
-        o.from_scratch = true;
-        o.epochs = 1;
-        o.max_train = 256;
-        o.lr = 1e-3f;
+        finetune_options o = from_scratch_options(1, 256);
         o.loss_every = 1;
         o.loss_scaling = scaling;
         std::vector<double> losses;

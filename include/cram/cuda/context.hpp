@@ -143,9 +143,9 @@ struct gemm_plan {
     cublasLtMatmulAlgo_t algo{};
     bool has_algo = false;
     // How the algorithm was chosen (gemm.hpp, time_candidates): how many the heuristic offered, which one won
-    // (0: its first), and its measured time per call (0 when not timed); flop = 2 m n k per call.
+    // (0: its first), and its measured time per call (0 when not timed).
     int candidates = 0, chosen = 0;
-    double ms = 0, flop = 0;
+    double ms = 0;
     void destroy() noexcept {
         if (desc) cublasLtMatmulDescDestroy(desc);
         if (a) cublasLtMatrixLayoutDestroy(a);

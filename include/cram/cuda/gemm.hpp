@@ -100,7 +100,6 @@ inline void time_candidates(context& ctx, const gemm_key& key, gemm_plan& plan,
     cudaEvent_t start = nullptr, stop = nullptr;
     CRAM_CUDA_CHECK(cudaEventCreate(&start));
     CRAM_CUDA_CHECK(cudaEventCreate(&stop));
-    float best = 0;
     for (int i = 0; i < found; ++i) {
         if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
         const auto call = [&] {
@@ -117,8 +116,7 @@ inline void time_candidates(context& ctx, const gemm_key& key, gemm_plan& plan,
         float ms = 0;
         CRAM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
         ms /= 3.0f;
-        if (ran && (plan.ms == 0 || ms < best)) {
-            best = ms;
+        if (ran && (plan.ms == 0 || ms < plan.ms)) {
             plan.algo = results[i].algo;
             plan.chosen = i;
             plan.ms = ms;
@@ -190,7 +188,6 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
         plan.algo = results[0].algo;
         plan.has_algo = true;
         plan.candidates = found;
-        plan.flop = 2.0 * double(key.m) * double(key.n) * double(key.k) * double(key.batch);
         if (found > 1) time_candidates(ctx, key, plan, results, found, ab_size, c_size, bias_size);
     } catch (...) {
         plan.destroy();
@@ -279,7 +276,8 @@ inline std::vector<gemm_timing> gemm_report(context& ctx) {
         t.candidates = plan.candidates;
         t.chosen = plan.chosen;
         t.ms = plan.ms;
-        t.tflops = plan.ms > 0 ? plan.flop / (plan.ms * 1e-3) / 1e12 : 0;
+        const double flop = 2.0 * double(key.m) * double(key.n) * double(key.k) * double(key.batch);
+        t.tflops = plan.ms > 0 ? flop / (plan.ms * 1e-3) / 1e12 : 0;
         out.push_back(std::move(t));
     }
     std::stable_sort(out.begin(), out.end(), [](const gemm_timing& a, const gemm_timing& b) { return a.tflops > b.tflops; });

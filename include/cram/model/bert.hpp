@@ -281,6 +281,22 @@ private:
         }
     }
 
+    // out = residual + dropout(linear(in)), a branch's output projection and its residual add: one op without
+    // dropout (on a GPU the residual is the GEMM's C); with dropout the projection is dropped (mask stream
+    // `stream`) in the `branch` scratch, then added.
+    void project_add_residual(const forward_options& opt, act_t* out, const act_t* in, const act_t* w,
+                              const act_t* bias, const act_t* residual, index_t n, index_t in_f, std::uint32_t stream) {
+        const index_t h = hidden;
+        if (opt.dropout > 0) {
+            act_t* branch = acts_.branch.data();
+            Backend::linear_forward(ctx_, branch, in, w, bias, n, in_f, h);
+            Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, stream);
+            Backend::add(ctx_, out, residual, branch, n * h);
+        } else {
+            Backend::linear_residual_forward(ctx_, out, in, w, bias, residual, n, in_f, h);
+        }
+    }
+
     // x + f(LN(x)) (pre) or LN(x + f(x)) (post), for attention then FFN; the output is block_output(l).
     void block_forward(const token_batch<memory_space>& b, const forward_options& opt, int l) {
         auto& a = acts_.layers[std::size_t(l)];
@@ -299,16 +315,7 @@ private:
         Backend::attention_forward(ctx_, a.att.data(), a.probs.data(), a.qkv.data(), b.lengths, index_t(b.batch),
                                    index_t(b.seq), index_t(C.heads), index_t(C.head_dim()), opt.attention_dropout,
                                    opt.seed, dropout_stream_attention(l));
-        // sum1 = input + projection(att): one op without dropout (on a GPU the residual is the GEMM's C); with
-        // dropout the projected branch is dropped first, then added
-        act_t* branch = acts_.branch.data();
-        if (opt.dropout > 0) {
-            Backend::linear_forward(ctx_, branch, a.att.data(), w.out_w, w.out_b, n, h, h);
-            Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, std::uint32_t(2 * l));
-            Backend::add(ctx_, a.sum1.data(), input, branch, n * h);
-        } else {
-            Backend::linear_residual_forward(ctx_, a.sum1.data(), a.att.data(), w.out_w, w.out_b, input, n, h, h);
-        }
+        project_add_residual(opt, a.sum1.data(), a.att.data(), w.out_w, w.out_b, input, n, h, std::uint32_t(2 * l));
         // FFN
         const act_t* ffn_in = a.sum1.data();
         if constexpr (C.norm == norm_placement::pre) {
@@ -328,15 +335,8 @@ private:
             Backend::gelu_forward(ctx_, a.ffn_act.data(), a.ffn_pre.data(), n * C.intermediate);
         // the FFN's residual is its un-normalised input (pre) or the normalised one (post)
         const act_t* ffn_residual = C.norm == norm_placement::pre ? a.sum1.data() : a.ln1.data();
-        if (opt.dropout > 0) {
-            Backend::linear_forward(ctx_, branch, a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b, n,
-                                    index_t(C.ffn_inner()), h);
-            Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, std::uint32_t(2 * l + 1));
-            Backend::add(ctx_, a.sum2.data(), ffn_residual, branch, n * h);
-        } else {
-            Backend::linear_residual_forward(ctx_, a.sum2.data(), a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b,
-                                             ffn_residual, n, index_t(C.ffn_inner()), h);
-        }
+        project_add_residual(opt, a.sum2.data(), a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b, ffn_residual, n,
+                             index_t(C.ffn_inner()), std::uint32_t(2 * l + 1));
         if constexpr (C.norm == norm_placement::post)
             Backend::layernorm_forward(ctx_, a.ln2.data(), a.mean2.data(), a.rstd2.data(), a.sum2.data(), w.norm2_w,
                                        w.norm2_b, n, h, eps);

@@ -21,6 +21,7 @@
 
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
+#include "cram/ops/elementwise.hpp"
 
 #if defined(CRAM_WITH_BLAS)
 #include <cblas.h>
@@ -260,13 +261,12 @@ void linear_forward(T* out, const T* in, const T* w, const T* bias, index_t rows
 }
 
 // out = residual + linear(in): a sublayer's projection and its residual add in one op (the GPU adds the
-// residual as the GEMM's C operand). The same arithmetic as linear_forward followed by add(out, residual, out);
-// out must not alias residual or in.
+// residual as the GEMM's C operand); here linear_forward, then add. out must not alias residual or in.
 template <class T>
 void linear_residual_forward(T* out, const T* in, const T* w, const T* bias, const T* residual, index_t rows,
                              index_t in_f, index_t out_f) {
     linear_forward(out, in, w, bias, rows, in_f, out_f);
-    for (index_t i = 0; i < rows * out_f; ++i) out[i] = residual[i] + out[i];
+    add(out, residual, out, rows * out_f);
 }
 
 // din[rows, in_f] = dout * w (overwrites; skipped when din is null, e.g. the first layer);
