@@ -96,8 +96,15 @@ void BM_linear_backward(benchmark::State& state) {
 BENCHMARK(BM_linear_forward) CRAM_LINEAR_ARGS;
 BENCHMARK(BM_linear_backward) CRAM_LINEAR_ARGS;
 
+// Second argument: 0 = the block-per-row kernels (the predecessor), 1 = the warp-per-row ones (the default),
+// side by side. Bytes: what each must move at least (16-bit rows read and written; the row statistics and the
+// parameter vectors are small beside them).
+void use_layernorm_kernels(cu::context& ctx, const benchmark::State& state) {
+    ctx.layernorm = state.range(1) != 0 ? cu::layernorm_kernel::warp : cu::layernorm_kernel::block;
+}
 void BM_layernorm_forward(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();
+    use_layernorm_kernels(ctx, state);
     const index_t rows = state.range(0) * seq;
     auto x = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden)), w = filled<bf16>(ctx, hidden), b = filled<bf16>(ctx, hidden);
     device_buffer<bf16> y(static_cast<std::size_t>(rows * hidden));
@@ -106,9 +113,35 @@ void BM_layernorm_forward(benchmark::State& state) {
         cu::layernorm_forward(ctx, y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows, hidden, 1e-12f);
     });
     set_bytes(state, 2.0 * 2 * rows * hidden);
+    ctx.layernorm = cu::layernorm_kernel::warp;
+}
+// The residual add and the norm after it: fused (add_layernorm_forward) against add then norm, on each path.
+// Third argument: 0 = add, then layernorm_forward; 1 = add_layernorm_forward.
+void BM_add_layernorm_forward(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    use_layernorm_kernels(ctx, state);
+    const bool fused = state.range(2) != 0;
+    const index_t rows = state.range(0) * seq;
+    const auto n = static_cast<std::size_t>(rows * hidden);
+    auto a = filled<bf16>(ctx, n), r = filled<bf16>(ctx, n), w = filled<bf16>(ctx, hidden), b = filled<bf16>(ctx, hidden);
+    device_buffer<bf16> sum(n), y(n);
+    device_buffer<float> mean(static_cast<std::size_t>(rows)), rstd(static_cast<std::size_t>(rows));
+    timed(state, ctx, [&] {
+        if (fused) {
+            cu::add_layernorm_forward(ctx, sum.data(), y.data(), mean.data(), rstd.data(), a.data(), r.data(), w.data(),
+                                      b.data(), rows, hidden, 1e-12f);
+        } else {
+            cu::add(ctx, sum.data(), a.data(), r.data(), index_t(n));
+            cu::layernorm_forward(ctx, y.data(), mean.data(), rstd.data(), sum.data(), w.data(), b.data(), rows, hidden,
+                                  1e-12f);
+        }
+    });
+    set_bytes(state, 2.0 * 4 * rows * hidden);  // the fused minimum: read a and r, write sum and y
+    ctx.layernorm = cu::layernorm_kernel::warp;
 }
 void BM_layernorm_backward(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();
+    use_layernorm_kernels(ctx, state);
     const index_t rows = state.range(0) * seq;
     auto x = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden)), w = filled<bf16>(ctx, hidden);
     auto dy = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden)), dx = filled<bf16>(ctx, static_cast<std::size_t>(rows * hidden));
@@ -119,9 +152,11 @@ void BM_layernorm_backward(benchmark::State& state) {
                                w.data(), rows, hidden);
     });
     set_bytes(state, 2.0 * 4 * rows * hidden);
+    ctx.layernorm = cu::layernorm_kernel::warp;
 }
-BENCHMARK(BM_layernorm_forward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_layernorm_backward)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layernorm_forward)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_add_layernorm_forward)->Args({512, 0, 0})->Args({512, 1, 0})->Args({512, 1, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layernorm_backward)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_glu_forward_backward(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();

@@ -20,6 +20,7 @@ struct glue_settings {
     std::string precision = "auto";  // the GPU's 16-bit format: auto (bf16 on sm_80+, fp16 below), bf16 or fp16
     std::string attention = "flash";  // GPU: flash (where the shape allows) or gemm, the reference path
     std::string gemm_algorithms = "timed";  // GPU: timed (fastest cuBLASLt candidate per shape) or heuristic
+    std::string layernorm = "warp";         // GPU: warp (a warp per row) or block, the first kernels
     int seeds = 5;
     // the fine-tuning protocol by name (cram/eval/glue_protocol.hpp); epochs, batch and lr default to its
     // values, and one set here overrides it (the report lists it as a deviation)

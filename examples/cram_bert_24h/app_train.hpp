@@ -51,6 +51,7 @@ struct train_settings {
     double loss_scale = 65536;          // fp16: the dynamic loss scale's starting value
     std::string attention = "flash";    // GPU: flash (where the shape allows) or gemm, the reference path
     std::string gemm_algorithms = "timed";  // GPU: timed (fastest cuBLASLt candidate per shape) or heuristic
+    std::string layernorm = "warp";          // GPU: warp (a warp per row) or block, the first kernels
     std::string grad_accumulation = "auto";  // in-place, pairwise, or auto (pairwise with several ranks)
     std::string rank_timeout = "10m";        // data-parallel: how long a rank waits for the others
     dist::communicator* ranks = nullptr;     // data-parallel ranks (the MPI job), or null: one process

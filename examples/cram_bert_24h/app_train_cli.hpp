@@ -70,6 +70,10 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
                     "GPU: timed (each matmul shape's cuBLASLt candidates timed once, the fastest kept) or heuristic "
                     "(cuBLASLt's first pick)")
         ->check(CLI::IsMember({"timed", "heuristic"}))->capture_default_str();
+    cmd->add_option("--layernorm", s.layernorm,
+                    "GPU LayerNorm kernels: warp (a warp per row; under dropout the residual add is fused in; rows "
+                    "of up to 1024) or block (the first kernels: a thread block per row)")
+        ->check(CLI::IsMember({"warp", "block"}))->capture_default_str();
     cmd->add_option("--grad-accumulation", s.grad_accumulation,
                     "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "
                     "data-parallel ranks reproduce bit for bit), or auto (pairwise under mpirun)")

@@ -44,6 +44,9 @@ void add_glue_command(CLI::App& app) {
     cmd->add_option("--gemm-algorithms", s->gemm_algorithms, "GPU: timed (each matmul shape's cuBLASLt candidates "
                     "timed once, the fastest kept) or heuristic (cuBLASLt's first pick)")
         ->check(CLI::IsMember({"timed", "heuristic"}))->capture_default_str();
+    cmd->add_option("--layernorm", s->layernorm, "GPU LayerNorm kernels: warp (a warp per row; rows of up to 1024) "
+                    "or block (the first kernels: a thread block per row)")
+        ->check(CLI::IsMember({"warp", "block"}))->capture_default_str();
     cmd->add_option("--threads", s->threads, "CPU threads (0: all cores; at most 4x the hardware threads)")
         ->check(thread_count(cram::max_cpu_threads()))->capture_default_str();
     cmd->add_flag("--quiet", s->quiet, "No progress lines; the report is still written");

@@ -105,6 +105,7 @@ void add_run_command(CLI::App& app) {
             g.device = s.device;
             g.attention = s.attention;
             g.gemm_algorithms = s.gemm_algorithms;
+            g.layernorm = s.layernorm;
             g.seed = s.seed;
             if (!a->glue_tasks.empty()) g.tasks = a->glue_tasks;
             if (a->glue_seeds > 0) g.seeds = a->glue_seeds;

@@ -25,7 +25,7 @@ int cuda_glue(const glue_settings& s) {
                      precision == train::precision::fp16 ? "fp16 activations with dynamic loss scaling"
                                                          : "bf16 activations");
     cuda::context ctx(0);
-    configure_kernels(ctx, s.attention, s.gemm_algorithms);
+    configure_kernels(ctx, s.attention, s.gemm_algorithms, s.layernorm);
     if (precision == train::precision::fp16) return cuda_glue_fp16(s, ctx);
     cuda::backend::require_device_support(ctx);
     return run_glue<cuda::backend>(s, ctx);

@@ -1,4 +1,4 @@
-// --precision, --attention and --gemm-algorithms on a GPU, shared by the trainer (cuda_train.cu) and GLUE (cuda_glue.cu): auto is
+// --precision, --attention, --gemm-algorithms and --layernorm on a GPU, shared by the trainer (cuda_train.cu) and GLUE (cuda_glue.cu): auto is
 // bf16 where the tensor cores have it (sm_80+) and fp16 below; fp16 runs on any usable GPU (sm_70+); bf16 below
 // sm_80 and fp32 (the CPU's) are refused, saying what to use instead.
 #pragma once
@@ -25,11 +25,15 @@ inline train::precision gpu_precision(const std::string& requested, const cuda::
 }
 
 // --attention (flash, the default, which takes the GEMM path where the shape or the GPU does not allow it; or
-// gemm) and --gemm-algorithms (timed or heuristic) on a context.
-inline void configure_kernels(cuda::context& ctx, const std::string& attention, const std::string& gemm_algorithms) {
+// gemm), --gemm-algorithms (timed or heuristic) and --layernorm (warp, the default, which takes the block kernels
+// where the width does not allow it; or block) on a context.
+inline void configure_kernels(cuda::context& ctx, const std::string& attention, const std::string& gemm_algorithms,
+                              const std::string& layernorm) {
     CRAM_CHECK(attention == "flash" || attention == "gemm", "--attention must be flash or gemm, got '", attention, "'");
     CRAM_CHECK(gemm_algorithms == "timed" || gemm_algorithms == "heuristic",
                "--gemm-algorithms must be timed or heuristic, got '", gemm_algorithms, "'");
+    CRAM_CHECK(layernorm == "warp" || layernorm == "block", "--layernorm must be warp or block, got '", layernorm, "'");
+    ctx.layernorm = layernorm == "block" ? cuda::layernorm_kernel::block : cuda::layernorm_kernel::warp;
     ctx.attention = attention == "gemm" ? cuda::attention_kernel::gemm : cuda::attention_kernel::flash;
     ctx.gemm_choice = gemm_algorithms == "heuristic" ? cuda::gemm_algorithms::heuristic : cuda::gemm_algorithms::timed;
 }

@@ -74,13 +74,18 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
 // the clip and the optimizer, as the trainer does; bf16 runs unscaled.
 template <bert_config C, class T = bf16>
 void training_step_parity(int batch, int seq, float dropout, double grad_tol,
-                          cram::cuda::attention_kernel attention = cram::cuda::attention_kernel::flash) {
+                          cram::cuda::attention_kernel attention = cram::cuda::attention_kernel::flash,
+                          cram::cuda::layernorm_kernel layernorm = cram::cuda::layernorm_kernel::warp) {
     CRAM_REQUIRE_GPU();
     struct restore_default {
         cram::cuda::context& c;
-        ~restore_default() { c.attention = cram::cuda::attention_kernel::flash; }
+        ~restore_default() {
+            c.attention = cram::cuda::attention_kernel::flash;
+            c.layernorm = cram::cuda::layernorm_kernel::warp;
+        }
     } restore{ctx};
     ctx.attention = attention;
+    ctx.layernorm = layernorm;
     const auto route = cram::cuda::attention_route_for<T>(ctx, seq, C.heads, C.hidden / C.heads);
     INFO("attention: " << (route.flash ? "flash" : "GEMM path: ") << route.why);
     using cpu_backend = cram::cpu::backend<float>;
@@ -153,7 +158,10 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol,
 }
 
 // crammed_tiny and crammed_bert (head_dim 64) take the flash attention kernels by default, test_post_biases
-// (head_dim 4) the GEMM path; crammed_tiny also runs on the GEMM path and with attention dropout.
+// (head_dim 4) the GEMM path; crammed_tiny also runs on the GEMM path and with attention dropout. Every preset's
+// width takes the warp LayerNorm kernels; with dropout the residual adds before a norm go through
+// add_layernorm_forward (pre-norm: one per layer; post-norm: two), and crammed_tiny with dropout also runs on the
+// block LayerNorm kernels.
 TEST_CASE("cuda training step parity: crammed_tiny (2 layers, 128 wide; flash attention)") {
     training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.0f, 3e-2);
 }
@@ -162,6 +170,10 @@ TEST_CASE("cuda training step parity: crammed_tiny on the GEMM attention path") 
 }
 TEST_CASE("cuda training step parity: crammed_tiny with dropout 0.1 on the flash attention path") {
     training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.1f, 3e-2);
+}
+TEST_CASE("cuda training step parity: crammed_tiny with dropout 0.1 on the block LayerNorm kernels") {
+    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.1f, 3e-2, cram::cuda::attention_kernel::flash,
+                                                      cram::cuda::layernorm_kernel::block);
 }
 TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.1 (post-norm, biases, dense head)") {
     training_step_parity<cram::presets::test_post_biases>(3, 8, 0.1f, 3e-2);

@@ -1,6 +1,11 @@
-// cram/cuda/layernorm.hpp against the CPU oracle (cram/ops/layernorm.hpp): outputs, fp32 statistics and
-// all three gradients, on the vector and scalar paths, for bf16 and fp16 storage. Skips visibly without a GPU.
+// cram/cuda/layernorm.hpp against the CPU oracle (cram/ops/layernorm.hpp): outputs, fp32 statistics and all
+// three gradients, for bf16 and fp16 storage, on both kernel sets (context::layernorm: warp, block) and on
+// shapes that exercise each: rows of 1, 3 and 4 vectors per lane, a row that leaves lanes idle, rows past the
+// grid (grid-stride), and widths the warp kernels refuse (the fallback). The fused residual add
+// (add_layernorm_forward) against the CPU's add then norm, its sum bit for bit. The warp backward has no atomics:
+// two runs must give the same bits. Skips visibly without a GPU.
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "cuda_test_support.hpp"
@@ -11,27 +16,64 @@ using namespace cram::cuda_test;
 namespace ops = cram::ops;
 namespace cu = cram::cuda;
 
-TEST_CASE_TEMPLATE("cuda layernorm forward and backward (fp32 statistics, vector and scalar paths)", T, bf16, fp16) {
+struct ln_shape {
+    index_t rows, cols;
+};
+// 768: 3 vectors per lane (crammed BERT); 1024: 4, the most the warp kernels hold; 1000: 125 vectors, lanes
+// 29-31 idle in the last; 8: one vector, 31 lanes idle; 5000 rows: more than the grid's warps; 37 and 1032: the
+// block kernels (not a multiple of 8; wider than 1024).
+const ln_shape ln_shapes[] = {{1024, 768}, {5000, 1024}, {5, 1000}, {9, 8}, {7, 37}, {3, 1032}};
+
+// The path the launcher takes, worked out from its documented rule rather than asked of it.
+bool expect_warp(cu::layernorm_kernel asked, index_t cols) {
+    return asked == cu::layernorm_kernel::warp && cols % 8 == 0 && cols <= 1024;
+}
+
+const char* path_name(cu::layernorm_kernel k) { return k == cu::layernorm_kernel::warp ? "warp" : "block"; }
+
+// Restores the context's default kernels when a case ends (the context is shared by every suite).
+struct restore_layernorm {
+    cu::context& c;
+    ~restore_layernorm() { c.layernorm = cu::layernorm_kernel::warp; }
+};
+
+// f(kernel set, shape) for every shape on each kernel set, the context switched to it.
+template <class F>
+void on_both_kernel_sets(cu::context& ctx, F&& f) {
+    const restore_layernorm restore{ctx};
+    for (const auto path : {cu::layernorm_kernel::block, cu::layernorm_kernel::warp})
+        for (const auto s : ln_shapes) {
+            INFO(path_name(path) << " kernels, rows " << s.rows << " cols " << s.cols);
+            ctx.layernorm = path;
+            f(path, s);
+        }
+}
+
+TEST_CASE_TEMPLATE("cuda layernorm forward and backward: warp and block kernels against the CPU", T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<T>;
-    struct shape { index_t rows, cols; };
-    for (const auto s : {shape{1024, 768}, shape{7, 37}, shape{5, 1000}}) {
-        INFO("rows " << s.rows << " cols " << s.cols);
+    on_both_kernel_sets(ctx, [&](cu::layernorm_kernel path, ln_shape s) {
         const std::size_t n = static_cast<std::size_t>(s.rows * s.cols);
         auto x = random_vec_as<T>(n, 20, 3.0f);
         for (std::size_t i = 0; i < n; ++i) x[i] = round_to<T>(x[i] + 0.5f);  // a non-zero mean
         const auto w = random_vec_as<T>(static_cast<std::size_t>(s.cols), 21),
                    b = random_vec_as<T>(static_cast<std::size_t>(s.cols), 22);
         const auto dy = random_vec_as<T>(n, 23), din0 = random_vec_as<T>(n, 24);
-        std::vector<float> y(n), mean(static_cast<std::size_t>(s.rows)), rstd(mean.size()), din = din0, dw(w.size()), db(b.size());
-        ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), s.rows, s.cols, 1e-12f);
+        std::vector<float> y(n), mean(static_cast<std::size_t>(s.rows)), rstd(mean.size()), din = din0,
+                                 dw(w.size()), db(b.size());
+        ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), s.rows, s.cols,
+                               1e-12f);
         ops::layernorm_backward(din.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
                                 w.data(), s.rows, s.cols);
-        auto gx = upload(ctx, to_storage<T>(x)), gw = upload(ctx, to_storage<T>(w)), gb = upload(ctx, to_storage<T>(b)),
-             gdy = upload(ctx, to_storage<T>(dy)), gdin = upload(ctx, to_storage<T>(din0));
+        auto gx = upload(ctx, to_storage<T>(x)), gw = upload(ctx, to_storage<T>(w)),
+             gb = upload(ctx, to_storage<T>(b)), gdy = upload(ctx, to_storage<T>(dy)),
+             gdin = upload(ctx, to_storage<T>(din0));
+        CHECK((cu::detail::layernorm_warp_route<T>(ctx, s.cols, {gx.data(), gw.data(), gb.data()}) > 0) ==
+              expect_warp(path, s.cols));
         auto gy = poisoned<T>(ctx, n);
         auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());
-        auto gdw = upload(ctx, std::vector<float>(w.size(), 0.0f)), gdb = upload(ctx, std::vector<float>(b.size(), 0.0f));
+        auto gdw = upload(ctx, std::vector<float>(w.size(), 0.0f)),
+             gdb = upload(ctx, std::vector<float>(b.size(), 0.0f));
         B::layernorm_forward(ctx, gy.data(), gmean.data(), grstd.data(), gx.data(), gw.data(), gb.data(), s.rows,
                              s.cols, 1e-12f);
         B::layernorm_backward(ctx, gdin.data(), gdw.data(), gdb.data(), gdy.data(), gx.data(), gmean.data(),
@@ -42,7 +84,65 @@ TEST_CASE_TEMPLATE("cuda layernorm forward and backward (fp32 statistics, vector
         check_close("layernorm din", download_f(ctx, gdin.data(), n), din, 2e-2, 1e-2);
         check_close("layernorm dw", download_f(ctx, gdw.data(), dw.size()), dw, 1e-2, 1e-3);
         check_close("layernorm db", download_f(ctx, gdb.data(), db.size()), db, 1e-2, 1e-3);
+    });
+}
+
+TEST_CASE_TEMPLATE("cuda layernorm: the warp backward's parameter gradients are the same bits on every run", T,
+                   bf16, fp16) {
+    CRAM_REQUIRE_GPU();
+    using B = gpu_backend<T>;
+    const restore_layernorm restore{ctx};
+    ctx.layernorm = cu::layernorm_kernel::warp;
+    const index_t rows = 4096, cols = 768;
+    const std::size_t n = static_cast<std::size_t>(rows * cols), ncols = static_cast<std::size_t>(cols);
+    const auto x = random_vec_as<T>(n, 30, 2.0f), dy = random_vec_as<T>(n, 31), w = random_vec_as<T>(ncols, 32);
+    std::vector<float> mean(static_cast<std::size_t>(rows)), rstd(mean.size()), y(n);
+    const std::vector<float> b(ncols, 0.0f);
+    ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows, cols, 1e-12f);
+    auto gx = upload(ctx, to_storage<T>(x)), gdy = upload(ctx, to_storage<T>(dy)), gw = upload(ctx, to_storage<T>(w));
+    auto gmean = upload(ctx, mean), grstd = upload(ctx, rstd);
+    std::vector<std::vector<float>> runs;
+    for (int run = 0; run < 2; ++run) {
+        auto gdin = upload(ctx, to_storage<T>(std::vector<float>(n, 0.0f)));
+        auto gdw = upload(ctx, std::vector<float>(ncols, 0.0f)), gdb = upload(ctx, std::vector<float>(ncols, 0.0f));
+        B::layernorm_backward(ctx, gdin.data(), gdw.data(), gdb.data(), gdy.data(), gx.data(), gmean.data(),
+                              grstd.data(), gw.data(), rows, cols);
+        auto dw = download_f(ctx, gdw.data(), ncols), db = download_f(ctx, gdb.data(), ncols);
+        dw.insert(dw.end(), db.begin(), db.end());
+        runs.push_back(std::move(dw));
     }
+    REQUIRE(runs[0].size() == runs[1].size());
+    CHECK(std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float)) == 0);
+    double norm = 0;
+    for (float v : runs[0]) norm += double(v) * v;
+    CHECK(norm > 0);
+}
+
+TEST_CASE_TEMPLATE("cuda add_layernorm_forward: the residual sum bit for bit, then the norm, against the CPU", T, bf16,
+                   fp16) {
+    CRAM_REQUIRE_GPU();
+    using B = gpu_backend<T>;
+    on_both_kernel_sets(ctx, [&](cu::layernorm_kernel, ln_shape s) {
+        const std::size_t n = static_cast<std::size_t>(s.rows * s.cols);
+        const auto a = random_vec_as<T>(n, 40, 3.0f), r = random_vec_as<T>(n, 41, 0.5f);
+        const auto w = random_vec_as<T>(static_cast<std::size_t>(s.cols), 42),
+                   b = random_vec_as<T>(static_cast<std::size_t>(s.cols), 43);
+        // the CPU oracle: the sum rounded to T where the GPU stores it, then the norm of the stored sum
+        std::vector<float> sum(n), y(n), mean(static_cast<std::size_t>(s.rows)), rstd(mean.size());
+        for (std::size_t i = 0; i < n; ++i) sum[i] = round_to<T>(a[i] + r[i]);
+        ops::layernorm_forward(y.data(), mean.data(), rstd.data(), sum.data(), w.data(), b.data(), s.rows, s.cols,
+                               1e-12f);
+        auto ga = upload(ctx, to_storage<T>(a)), gr = upload(ctx, to_storage<T>(r)),
+             gw = upload(ctx, to_storage<T>(w)), gb = upload(ctx, to_storage<T>(b));
+        auto gsum = poisoned<T>(ctx, n), gy = poisoned<T>(ctx, n);
+        auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());
+        B::add_layernorm_forward(ctx, gsum.data(), gy.data(), gmean.data(), grstd.data(), ga.data(), gr.data(),
+                                 gw.data(), gb.data(), s.rows, s.cols, 1e-12f);
+        check_close("add_layernorm sum", download_f(ctx, gsum.data(), n), sum, 0.0, 0.0);
+        check_close("add_layernorm y", download_f(ctx, gy.data(), n), y, 1e-2, 1e-2);
+        check_close("add_layernorm mean", download_f(ctx, gmean.data(), mean.size()), mean, 1e-5, 1e-4);
+        check_close("add_layernorm rstd", download_f(ctx, grstd.data(), rstd.size()), rstd, 1e-5, 1e-4);
+    });
 }
 
 }  // namespace

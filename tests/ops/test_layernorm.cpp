@@ -1,5 +1,6 @@
-// cram/ops/layernorm.hpp: forward values worked out by hand on a 2x3 input, and finite-difference
-// gradients in double of input, weight and bias (all three accumulate: outputs are pre-filled).
+// cram/ops/layernorm.hpp: forward values worked out by hand on a 2x3 input (also as a residual sum, through
+// add_layernorm_forward), and finite-difference gradients in double of input, weight and bias (all three
+// accumulate: outputs are pre-filled).
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -26,6 +27,19 @@ TEST_CASE("layernorm of a 2x3 input, by hand") {
     // the numbers themselves, for a reader: 0.5*sqrt(1.5) - 1 = -0.3876275...
     CHECK(y[2] == doctest::Approx(-0.38762756430420564));
     CHECK(y[4] == doctest::Approx(2.414213562373095));
+}
+
+TEST_CASE("add_layernorm_forward: the residual sum, then the 2x3 norm by hand") {
+    // a + b is the hand-worked input above, [1, 2, 3; -1, .5, .5]
+    const vec a = {0.25, 4, 1, -3, 0.5, 2}, b = {0.75, -2, 2, 2, 0, -1.5}, w = {1, 2, 0.5}, bias = {0, 1, -1};
+    vec sum(6, -7.0), y(6), mean(2), rstd(2);
+    cram::ops::add_layernorm_forward<double>(sum.data(), y.data(), mean.data(), rstd.data(), a.data(), b.data(),
+                                             w.data(), bias.data(), 2, 3, 1e-12);
+    CRAM_CHECK_CLOSE(sum, (vec{1, 2, 3, -1, 0.5, 0.5}), 0.0, 0.0);
+    const double s15 = std::sqrt(1.5), s2 = std::sqrt(2.0);
+    CRAM_CHECK_CLOSE(y, (vec{-s15, 1.0, 0.5 * s15 - 1.0, -s2, 1.0 + s2, -1.0 + 0.25 * s2}), 1e-11, 1e-11);
+    CHECK(mean[0] == doctest::Approx(2.0));
+    CHECK(rstd[1] == doctest::Approx(s2));
 }
 
 TEST_CASE("layernorm backward: input, weight and bias gradients (all accumulate)") {

@@ -107,6 +107,10 @@ struct backend {
                                   index_t rows, index_t cols, T eps) {
         ops::layernorm_forward(out, mean, rstd, in, w, b, rows, cols, eps);
     }
+    static void add_layernorm_forward(context&, T* sum, T* out, T* mean, T* rstd, const T* a, const T* b,
+                                      const T* w, const T* bias, index_t rows, index_t cols, T eps) {
+        ops::add_layernorm_forward(sum, out, mean, rstd, a, b, w, bias, rows, cols, eps);
+    }
     static void layernorm_backward(context&, T* din, T* dw, T* db, const T* dout, const T* in, const T* mean,
                                    const T* rstd, const T* w, index_t rows, index_t cols) {
         ops::layernorm_backward(din, dw, db, dout, in, mean, rstd, w, rows, cols);

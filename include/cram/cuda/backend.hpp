@@ -169,6 +169,12 @@ struct basic_backend {
         const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_forward");
         cuda::layernorm_forward(ctx, out, mean, rstd, in, w, b, rows, cols, eps);
     }
+    static void add_layernorm_forward(context& ctx, act_t* sum, act_t* out, stat_t* mean, stat_t* rstd,
+                                      const act_t* a, const act_t* b, const act_t* w, const act_t* bias,
+                                      index_t rows, index_t cols, stat_t eps) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "add_layernorm_forward");
+        cuda::add_layernorm_forward(ctx, sum, out, mean, rstd, a, b, w, bias, rows, cols, eps);
+    }
     static void layernorm_backward(context& ctx, act_t* din, param_t* dw, param_t* db, const act_t* dout,
                                    const act_t* in, const stat_t* mean, const stat_t* rstd, const act_t* w,
                                    index_t rows, index_t cols) {

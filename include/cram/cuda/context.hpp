@@ -26,6 +26,9 @@ namespace cram::cuda {
 
 // The attention implementations a context may select (context::attention; cram/cuda/attention.hpp).
 enum class attention_kernel { flash, gemm };
+// The LayerNorm kernels a context may select (context::layernorm; cram/cuda/layernorm.hpp): a warp per row with
+// the row in registers, or the block-per-row kernels that came first.
+enum class layernorm_kernel { warp, block };
 // How a GEMM's cuBLASLt algorithm is chosen (context::gemm_choice; cram/cuda/gemm.hpp): the fastest of the
 // heuristic's candidates, timed once per shape, or the heuristic's first pick.
 enum class gemm_algorithms { timed, heuristic };
@@ -217,6 +220,12 @@ public:
     // Time the heuristic's candidate algorithms for each new single-matrix GEMM shape and keep the fastest
     // (gemm.hpp); heuristic: its first pick, as before. Not yet run on a GPU (docs/cuda.md).
     gemm_algorithms gemm_choice = gemm_algorithms::timed;
+
+    // Which LayerNorm kernels layernorm.hpp uses where both apply: a warp per row (rows up to 1024 16-bit
+    // elements, the parameter gradients summed per block without atomics) or the block-per-row kernels. Warp by
+    // default; not yet run on a GPU (docs/cuda.md), so the block kernels stay one switch away
+    // (cram_bert_24h --layernorm block).
+    layernorm_kernel layernorm = layernorm_kernel::warp;
 
     // GPU time per backend op (phase_timer.hpp): off unless a profiler (bench_cuda_train) turns it on.
     phase_timer phases;

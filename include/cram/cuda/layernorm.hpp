@@ -1,20 +1,30 @@
-// LayerNorm forward and backward: one thread block per row (grid-stride over rows), CUB block
-// reductions, fp32 statistics (two-pass mean then variance, as the CPU oracle), 16-byte vector loads when
-// the width and pointers allow. Backward accumulates dweight/dbias per block in shared memory and adds
-// them to the fp32 gradients with one atomic per column per block. The CUDA twin of cram/ops/layernorm.hpp:
-// normalisation, rstd and the input-gradient formula are its shared rules.
+// LayerNorm forward and backward, and the residual add fused into the forward: the CUDA twin of
+// cram/ops/layernorm.hpp (normalisation, rstd and the input-gradient formula are its shared rules; fp32
+// statistics, two-pass mean then variance, as the CPU oracle). Two sets of kernels, chosen by context::layernorm:
+// - warp (the default; not yet run on a GPU): a warp per row with the row in registers, 16-byte loads of
+//   everything, statistics by warp shuffles; the backward sums dweight/dbias in registers, then per block, into
+//   one row of partial sums per block that a second small kernel adds in a fixed order (no atomics: the same
+//   gradients on every run). For rows of up to 1024 16-bit elements (512 fp32) whose width and pointers allow
+//   16-byte access.
+// - block (the first kernels, and the fallback for other shapes): one thread block per row, CUB block
+//   reductions, dweight/dbias per block in shared memory added with one atomic per column per block.
 #pragma once
+
+#include <initializer_list>
+#include <type_traits>
 
 #include <cub/block/block_reduce.cuh>
 
 #include "cram/core/error.hpp"
 #include "cram/cuda/common.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/elementwise.hpp"
 #include "cram/cuda/error.hpp"
 #include "cram/ops/layernorm.hpp"
 
 namespace cram::cuda {
 
+// ---- block per row -----------------------------------------------------------------------------
 namespace detail {
 // Calls f(column, value) for every element of the row this thread owns. With VEC a thread owns whole
 // 16-byte vectors, so it owns the same columns in every row (the backward's shared accumulators rely on it).
@@ -132,12 +142,247 @@ __global__ void __launch_bounds__(BLOCK) layernorm_backward_kernel(T* __restrict
     }
 }
 
+// ---- warp per row ---------------------------------------------------------------------------------
+namespace detail {
+constexpr int layernorm_warp_threads = 128;     // four rows at a time per block
+constexpr int layernorm_warp_max_vectors = 4;   // 16-byte vectors per lane: 1024 16-bit elements a row
+constexpr int layernorm_partial_groups = 8;     // row groups of the partial-sum reduction
+
+// 16-byte vectors per lane the warp kernels hold for a row of `cols` elements, or 0 when they do not apply.
+template <class T>
+int layernorm_warp_vectors(index_t cols) {
+    constexpr int W = vec16<T>::n;
+    if (cols <= 0 || cols % W != 0) return 0;
+    const index_t per_lane = (cols / W + 31) / 32;
+    return per_lane <= layernorm_warp_max_vectors ? static_cast<int>(per_lane) : 0;
+}
+
+// Calls f(std::integral_constant<int, V>) for the run-time vector count v in [1, layernorm_warp_max_vectors].
+template <class F>
+void with_warp_vectors(int v, F&& f) {
+    switch (v) {
+        case 1: f(std::integral_constant<int, 1>{}); break;
+        case 2: f(std::integral_constant<int, 2>{}); break;
+        case 3: f(std::integral_constant<int, 3>{}); break;
+        case 4: f(std::integral_constant<int, 4>{}); break;
+        default: CRAM_THROW("layernorm: no warp kernel for ", v, " vectors per lane");
+    }
+}
+
+// Row r's lane-held vectors: vector lane + 32 i of the row for i < V, those past the row's end skipped.
+template <class T, int V, class F>
+__device__ __forceinline__ void for_lane_vectors(index_t nvec, F&& f) {
+    const int lane = static_cast<int>(threadIdx.x & 31u);
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+        const index_t v = lane + 32 * i;
+        if (v < nvec) f(i, v * vec16<T>::n);
+    }
+}
+}  // namespace detail
+
+// A warp per row (grid-stride over rows), V 16-byte vectors of it per lane in registers; weight and bias are
+// loaded once per warp. With ADD the row is a + b, rounded to T and stored in `sum` (the residual stream), and
+// normalised as stored, exactly as the CPU's add followed by its LayerNorm.
+template <class T, int V, bool ADD>
+__global__ void __launch_bounds__(detail::layernorm_warp_threads)
+    layernorm_warp_forward_kernel(T* __restrict__ out, float* __restrict__ mean, float* __restrict__ rstd,
+                                  T* __restrict__ sum, const T* __restrict__ in, const T* __restrict__ in2,
+                                  const T* __restrict__ w, const T* __restrict__ b, index_t rows, index_t cols,
+                                  float eps) {
+    constexpr int W = vec16<T>::n;
+    constexpr int warps = detail::layernorm_warp_threads / 32;
+    const index_t nvec = cols / W;
+    const float inv_cols = 1.0f / static_cast<float>(cols);
+    float wf[V][W] = {}, bf[V][W] = {};
+    detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+        const vec16<T> wv = load16(w + c), bv = load16(b + c);
+#pragma unroll
+        for (int j = 0; j < W; ++j) {
+            wf[i][j] = to_f32(wv.v[j]);
+            bf[i][j] = to_f32(bv.v[j]);
+        }
+    });
+    for (index_t r = index_t(blockIdx.x) * warps + threadIdx.x / 32; r < rows; r += index_t(gridDim.x) * warps) {
+        const index_t row = r * cols;
+        float x[V][W] = {};
+        float s = 0.0f;
+        detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+            vec16<T> xv = load16(in + row + c);
+            if constexpr (ADD) {
+                const vec16<T> yv = load16(in2 + row + c);
+#pragma unroll
+                for (int j = 0; j < W; ++j) xv.v[j] = from_f32<T>(to_f32(xv.v[j]) + to_f32(yv.v[j]));
+                store16(sum + row + c, xv);
+            }
+#pragma unroll
+            for (int j = 0; j < W; ++j) {
+                x[i][j] = to_f32(xv.v[j]);
+                s += x[i][j];
+            }
+        });
+        const float mu = warp_sum(s) * inv_cols;
+        float q = 0.0f;
+        detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t) {
+#pragma unroll
+            for (int j = 0; j < W; ++j) q += (x[i][j] - mu) * (x[i][j] - mu);
+        });
+        const float rs = ops::layernorm_rstd(warp_sum(q) * inv_cols, eps);
+        detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+            vec16<T> ov;
+#pragma unroll
+            for (int j = 0; j < W; ++j) ov.v[j] = from_f32<T>(ops::layernorm_output(x[i][j], mu, rs, wf[i][j], bf[i][j]));
+            store16(out + row + c, ov);
+        });
+        if ((threadIdx.x & 31u) == 0) {
+            mean[r] = mu;
+            rstd[r] = rs;
+        }
+    }
+}
+
+// din += the input gradient, a warp per row as the forward. Each lane sums dweight and dbias for its columns
+// in registers over the rows it visits; the block's warps then add theirs in shared memory ([warps][2 cols])
+// into the block's row of `partial` [gridDim.x][2 cols] (dweight, then dbias), which layernorm_partials_kernel
+// adds up.
+template <class T, int V>
+__global__ void __launch_bounds__(detail::layernorm_warp_threads)
+    layernorm_warp_backward_kernel(T* __restrict__ din, float* __restrict__ partial, const T* __restrict__ dout,
+                                   const T* __restrict__ in, const float* __restrict__ mean,
+                                   const float* __restrict__ rstd, const T* __restrict__ w, index_t rows,
+                                   index_t cols) {
+    extern __shared__ float warp_sums[];
+    constexpr int W = vec16<T>::n;
+    constexpr int warps = detail::layernorm_warp_threads / 32;
+    const index_t nvec = cols / W;
+    const float inv_cols = 1.0f / static_cast<float>(cols);
+    float wf[V][W] = {}, dwf[V][W] = {}, dbf[V][W] = {};
+    detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+        const vec16<T> wv = load16(w + c);
+#pragma unroll
+        for (int j = 0; j < W; ++j) wf[i][j] = to_f32(wv.v[j]);
+    });
+    for (index_t r = index_t(blockIdx.x) * warps + threadIdx.x / 32; r < rows; r += index_t(gridDim.x) * warps) {
+        const index_t row = r * cols;
+        const float mu = mean[r], rs = rstd[r];
+        float g[V][W] = {}, xhat[V][W] = {};
+        float a = 0.0f, c2 = 0.0f;  // sums of dxhat and of dxhat * xhat
+        detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+            const vec16<T> xv = load16(in + row + c), gv = load16(dout + row + c);
+#pragma unroll
+            for (int j = 0; j < W; ++j) {
+                g[i][j] = to_f32(gv.v[j]);
+                xhat[i][j] = ops::layernorm_xhat(to_f32(xv.v[j]), mu, rs);
+                const float dxhat = g[i][j] * wf[i][j];
+                a += dxhat;
+                c2 += dxhat * xhat[i][j];
+                dwf[i][j] += g[i][j] * xhat[i][j];
+                dbf[i][j] += g[i][j];
+            }
+        });
+        const float ma = warp_sum(a) * inv_cols, mb = warp_sum(c2) * inv_cols;
+        detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+            vec16<T> dv = load16(din + row + c);
+#pragma unroll
+            for (int j = 0; j < W; ++j)
+                dv.v[j] = from_f32<T>(to_f32(dv.v[j]) +
+                                      ops::layernorm_input_grad(g[i][j], wf[i][j], xhat[i][j], rs, ma, mb));
+            store16(din + row + c, dv);
+        });
+    }
+    float* mine = warp_sums + (threadIdx.x / 32) * 2 * cols;
+    detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
+#pragma unroll
+        for (int j = 0; j < W; ++j) {
+            mine[c + j] = dwf[i][j];
+            mine[cols + c + j] = dbf[i][j];
+        }
+    });
+    __syncthreads();
+    for (index_t c = threadIdx.x; c < 2 * cols; c += blockDim.x) {
+        float t = 0.0f;
+#pragma unroll
+        for (int k = 0; k < warps; ++k) t += warp_sums[k * 2 * cols + c];
+        partial[index_t(blockIdx.x) * 2 * cols + c] = t;
+    }
+}
+
+// dw[c] += the sum over blocks of partial[block][c], db[c] += that of partial[block][cols + c]: 32 of the 2 cols
+// columns per thread block, its 8 warps summing every 8th row, then added in warp order (a fixed order).
+template <int = 0>  // a template, so that the header defines it in every translation unit without clashing
+__global__ void __launch_bounds__(32 * detail::layernorm_partial_groups)
+    layernorm_partials_kernel(float* __restrict__ dw, float* __restrict__ db, const float* __restrict__ partial,
+                              index_t blocks, index_t cols) {
+    constexpr int groups = detail::layernorm_partial_groups;
+    __shared__ float group_sums[groups][33];
+    const int lane = static_cast<int>(threadIdx.x & 31u), group = static_cast<int>(threadIdx.x / 32);
+    const index_t c = index_t(blockIdx.x) * 32 + lane;
+    float t = 0.0f;
+    if (c < 2 * cols)
+        for (index_t k = group; k < blocks; k += groups) t += partial[k * 2 * cols + c];
+    group_sums[group][lane] = t;
+    __syncthreads();
+    if (group == 0 && c < 2 * cols) {
+        float total = 0.0f;
+#pragma unroll
+        for (int k = 0; k < groups; ++k) total += group_sums[k][lane];
+        if (c < cols)
+            dw[c] += total;
+        else
+            db[c - cols] += total;
+    }
+}
+
+// ---- launchers ----------------------------------------------------------------------------------------
+namespace detail {
+// The warp kernels' vectors per lane for this call, or 0 for the block kernels (asked for, or the shape or
+// alignment does not allow the warp ones).
+template <class T>
+int layernorm_warp_route(const context& ctx, index_t cols, std::initializer_list<const void*> pointers) {
+    if (ctx.layernorm != layernorm_kernel::warp) return 0;
+    for (const void* p : pointers)
+        if (!aligned16(p)) return 0;
+    return layernorm_warp_vectors<T>(cols);
+}
+
+// Blocks for a grid-stride loop over rows, four per block: as many as fit on the GPU at once (so no block waits
+// for a second wave while others loop), never more than the rows need. The occupancy of each kernel instantiation
+// is asked once per process (one device per process: the trainer's ranks each have their own).
+template <auto Kernel>
+index_t layernorm_warp_blocks(const context& ctx, index_t rows, std::size_t smem) {
+    static const int per_sm = [&] {
+        int n = 0;
+        CRAM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, Kernel, layernorm_warp_threads, smem));
+        return std::max(n, 1);
+    }();
+    constexpr index_t warps = layernorm_warp_threads / 32;
+    return std::max<index_t>(1, std::min<index_t>((rows + warps - 1) / warps, index_t(ctx.sm_count()) * per_sm));
+}
+
+template <class T, bool ADD>
+void launch_layernorm_warp_forward(context& ctx, int vectors, T* out, float* mean, float* rstd, T* sum, const T* in,
+                                   const T* in2, const T* w, const T* b, index_t rows, index_t cols, float eps) {
+    with_warp_vectors(vectors, [&](auto v) {
+        constexpr auto kernel = layernorm_warp_forward_kernel<T, decltype(v)::value, ADD>;
+        const auto grid = static_cast<unsigned>(layernorm_warp_blocks<kernel>(ctx, rows, 0));
+        kernel<<<grid, layernorm_warp_threads, 0, ctx.stream()>>>(out, mean, rstd, sum, in, in2, w, b, rows, cols, eps);
+    });
+    CRAM_CUDA_CHECK_LAUNCH();
+}
+}  // namespace detail
+
+// out = LayerNorm(in) with weight w and bias b; mean and rstd [rows] saved for the backward.
 template <class T, class S>
 void layernorm_forward(context& ctx, T* out, S* mean, S* rstd, const T* in, const T* w, const T* b, index_t rows,
                        index_t cols, S eps) {
     static_assert(std::is_same_v<S, float>, "cram::cuda: LayerNorm statistics are fp32");
     if (rows <= 0) return;
     CRAM_CHECK(cols > 0, "layernorm over ", cols, " columns");
+    if (const int v = detail::layernorm_warp_route<T>(ctx, cols, {out, in, w, b}); v > 0) {
+        detail::launch_layernorm_warp_forward<T, false>(ctx, v, out, mean, rstd, nullptr, in, nullptr, w, b, rows, cols,
+                                                        static_cast<float>(eps));
+        return;
+    }
     constexpr int B = detail::layernorm_threads;
     const unsigned grid = static_cast<unsigned>(std::min<index_t>(rows, index_t(ctx.sm_count()) * 16));
     const bool vec = cols % vec16<T>::n == 0 && aligned16(out) && aligned16(in) && aligned16(w) && aligned16(b);
@@ -150,11 +395,53 @@ void layernorm_forward(context& ctx, T* out, S* mean, S* rstd, const T* in, cons
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
+// sum = a + b (rounded to T), out = LayerNorm(sum): a residual add and the norm after it, in one pass over the
+// rows on the warp path (add, then layernorm_forward, on the block path). sum aliases none of the others.
+template <class T, class S>
+void add_layernorm_forward(context& ctx, T* sum, T* out, S* mean, S* rstd, const T* a, const T* b, const T* w,
+                           const T* bias, index_t rows, index_t cols, S eps) {
+    static_assert(std::is_same_v<S, float>, "cram::cuda: LayerNorm statistics are fp32");
+    if (rows <= 0) return;
+    CRAM_CHECK(cols > 0, "layernorm over ", cols, " columns");
+    CRAM_CHECK(sum != a && sum != b && sum != out, "add_layernorm_forward: sum must not alias its inputs or out");
+    if (const int v = detail::layernorm_warp_route<T>(ctx, cols, {sum, out, a, b, w, bias}); v > 0) {
+        detail::launch_layernorm_warp_forward<T, true>(ctx, v, out, mean, rstd, sum, a, b, w, bias, rows, cols,
+                                                       static_cast<float>(eps));
+        return;
+    }
+    add(ctx, sum, a, b, rows * cols);
+    layernorm_forward(ctx, out, mean, rstd, sum, w, bias, rows, cols, eps);
+}
+
+// din += the input gradient; dw += and db += the parameter gradients.
 template <class T, class S, class G>
 void layernorm_backward(context& ctx, T* din, G* dw, G* db, const T* dout, const T* in, const S* mean, const S* rstd,
                         const T* w, index_t rows, index_t cols) {
     static_assert(std::is_same_v<G, float>, "cram::cuda: parameter gradients are fp32");
     if (rows <= 0) return;
+    if (const int v = detail::layernorm_warp_route<T>(ctx, cols, {din, dout, in, w}); v > 0) {
+        constexpr index_t warps = detail::layernorm_warp_threads / 32;
+        // the block's warps' sums, [warps][2 cols] floats: at most 32 KiB (rows of 1024); the occupancy is asked
+        // once per vector count, for the widest row it serves
+        const std::size_t smem = std::size_t(warps) * 2 * std::size_t(cols) * sizeof(float);
+        index_t blocks = 0;
+        float* partial = nullptr;
+        detail::with_warp_vectors(v, [&](auto vectors) {
+            constexpr int V = decltype(vectors)::value;
+            constexpr auto kernel = layernorm_warp_backward_kernel<T, V>;
+            constexpr std::size_t widest = std::size_t(warps) * 2 * 32 * V * vec16<T>::n * sizeof(float);
+            blocks = detail::layernorm_warp_blocks<kernel>(ctx, rows, widest);
+            partial = static_cast<float*>(ctx.scratch(std::size_t(blocks) * 2 * std::size_t(cols) * sizeof(float)));
+            kernel<<<static_cast<unsigned>(blocks), detail::layernorm_warp_threads, smem, ctx.stream()>>>(
+                din, partial, dout, in, mean, rstd, w, rows, cols);
+        });
+        CRAM_CUDA_CHECK_LAUNCH();
+        const auto column_blocks = static_cast<unsigned>((2 * cols + 31) / 32);
+        layernorm_partials_kernel<><<<column_blocks, 32 * detail::layernorm_partial_groups, 0, ctx.stream()>>>(
+            dw, db, partial, blocks, cols);
+        CRAM_CUDA_CHECK_LAUNCH();
+        return;
+    }
     const std::size_t smem = 2 * static_cast<std::size_t>(cols) * sizeof(float);
     CRAM_CHECK(smem <= 48 * 1024, "layernorm_backward supports up to 6144 columns, got ", cols);
     constexpr int B = detail::layernorm_threads;

@@ -281,20 +281,38 @@ private:
         }
     }
 
-    // out = residual + dropout(linear(in)), a branch's output projection and its residual add: one op without
-    // dropout (on a GPU the residual is the GEMM's C); with dropout the projection is dropped (mask stream
-    // `stream`) in the `branch` scratch, then added.
+    // Where a LayerNorm's output and statistics go, for a residual add that a norm follows.
+    struct norm_into {
+        act_t* out;
+        stat_t* mean;
+        stat_t* rstd;
+        const act_t* w;
+        const act_t* b;
+    };
+
+    // out = residual + dropout(linear(in)), a branch's output projection and its residual add, then `norm` of out
+    // when given. Without dropout the add is the projection's (on a GPU the residual is the GEMM's C operand);
+    // with dropout the projection is dropped (mask stream `stream`) in the `branch` scratch, then added, fused
+    // with the norm when one follows.
     void project_add_residual(const forward_options& opt, act_t* out, const act_t* in, const act_t* w,
-                              const act_t* bias, const act_t* residual, index_t n, index_t in_f, std::uint32_t stream) {
+                              const act_t* bias, const act_t* residual, index_t n, index_t in_f, std::uint32_t stream,
+                              const norm_into* norm = nullptr) {
         const index_t h = hidden;
+        const stat_t eps = stat_t(C.norm_eps);
         if (opt.dropout > 0) {
             act_t* branch = acts_.branch.data();
             Backend::linear_forward(ctx_, branch, in, w, bias, n, in_f, h);
             Backend::dropout_forward(ctx_, branch, branch, n * h, opt.dropout, opt.seed, stream);
+            if (norm) {
+                Backend::add_layernorm_forward(ctx_, out, norm->out, norm->mean, norm->rstd, residual, branch,
+                                               norm->w, norm->b, n, h, eps);
+                return;
+            }
             Backend::add(ctx_, out, residual, branch, n * h);
         } else {
             Backend::linear_residual_forward(ctx_, out, in, w, bias, residual, n, in_f, h);
         }
+        if (norm) Backend::layernorm_forward(ctx_, norm->out, norm->mean, norm->rstd, out, norm->w, norm->b, n, h, eps);
     }
 
     // x + f(LN(x)) (pre) or LN(x + f(x)) (post), for attention then FFN; the output is block_output(l).
@@ -302,44 +320,40 @@ private:
         auto& a = acts_.layers[std::size_t(l)];
         const auto& w = w_.layers[std::size_t(l)];
         const index_t n = rows(b), h = hidden;
-        const stat_t eps = stat_t(C.norm_eps);
         const act_t* input = block_output(l - 1);
         // attention
         const act_t* attn_in = input;
         if constexpr (C.norm == norm_placement::pre) {
             Backend::layernorm_forward(ctx_, a.ln1.data(), a.mean1.data(), a.rstd1.data(), input, w.norm1_w,
-                                       w.norm1_b, n, h, eps);
+                                       w.norm1_b, n, h, stat_t(C.norm_eps));
             attn_in = a.ln1.data();
         }
         Backend::linear_forward(ctx_, a.qkv.data(), attn_in, w.qkv_w, w.qkv_b, n, h, 3 * h);
         Backend::attention_forward(ctx_, a.att.data(), a.probs.data(), a.qkv.data(), b.lengths, index_t(b.batch),
                                    index_t(b.seq), index_t(C.heads), index_t(C.head_dim()), opt.attention_dropout,
                                    opt.seed, dropout_stream_attention(l));
-        project_add_residual(opt, a.sum1.data(), a.att.data(), w.out_w, w.out_b, input, n, h, std::uint32_t(2 * l));
+        // the norm after the attention's residual add: the FFN's input norm (pre) or the block's first (post)
+        const norm_into ffn_norm =
+            C.norm == norm_placement::pre
+                ? norm_into{a.ln2.data(), a.mean2.data(), a.rstd2.data(), w.norm2_w, w.norm2_b}
+                : norm_into{a.ln1.data(), a.mean1.data(), a.rstd1.data(), w.norm1_w, w.norm1_b};
+        project_add_residual(opt, a.sum1.data(), a.att.data(), w.out_w, w.out_b, input, n, h, std::uint32_t(2 * l),
+                             &ffn_norm);
         // FFN
-        const act_t* ffn_in = a.sum1.data();
-        if constexpr (C.norm == norm_placement::pre) {
-            Backend::layernorm_forward(ctx_, a.ln2.data(), a.mean2.data(), a.rstd2.data(), a.sum1.data(), w.norm2_w,
-                                       w.norm2_b, n, h, eps);
-            ffn_in = a.ln2.data();
-        } else {
-            Backend::layernorm_forward(ctx_, a.ln1.data(), a.mean1.data(), a.rstd1.data(), a.sum1.data(),
-                                       w.norm1_w, w.norm1_b, n, h, eps);
-            ffn_in = a.ln1.data();
-        }
+        const act_t* ffn_in = ffn_norm.out;
         Backend::linear_forward(ctx_, a.ffn_pre.data(), ffn_in, w.ffn_in_w, w.ffn_in_b, n, h,
                                 index_t(C.intermediate));
         if constexpr (C.ffn == ffn_kind::gelu_glu)
             Backend::glu_forward(ctx_, a.ffn_act.data(), a.ffn_pre.data(), n, index_t(C.ffn_inner()));
         else
             Backend::gelu_forward(ctx_, a.ffn_act.data(), a.ffn_pre.data(), n * C.intermediate);
-        // the FFN's residual is its un-normalised input (pre) or the normalised one (post)
+        // the FFN's residual is its un-normalised input (pre) or the normalised one (post); post-norm ends the
+        // block with LN2 of the sum
         const act_t* ffn_residual = C.norm == norm_placement::pre ? a.sum1.data() : a.ln1.data();
+        const norm_into out_norm{a.ln2.data(), a.mean2.data(), a.rstd2.data(), w.norm2_w, w.norm2_b};
         project_add_residual(opt, a.sum2.data(), a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b, ffn_residual, n,
-                             index_t(C.ffn_inner()), std::uint32_t(2 * l + 1));
-        if constexpr (C.norm == norm_placement::post)
-            Backend::layernorm_forward(ctx_, a.ln2.data(), a.mean2.data(), a.rstd2.data(), a.sum2.data(), w.norm2_w,
-                                       w.norm2_b, n, h, eps);
+                             index_t(C.ffn_inner()), std::uint32_t(2 * l + 1),
+                             C.norm == norm_placement::post ? &out_norm : nullptr);
     }
 
     // FFN branch backward: from the gradient of its output to d_ln (gradient of its input).

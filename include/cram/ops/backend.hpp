@@ -59,6 +59,9 @@ struct backend_signatures {
     // layernorm.hpp
     using layernorm_forward = void(ctx, A* out, S* mean, S* rstd, const A* in, const A* w, const A* b, index_t rows,
                                    index_t cols, S eps);
+    // sum = a + b, out = layernorm(sum): a residual add and the norm after it (sum aliases none of the others)
+    using add_layernorm_forward = void(ctx, A* sum, A* out, S* mean, S* rstd, const A* a, const A* b, const A* w,
+                                       const A* bias, index_t rows, index_t cols, S eps);
     using layernorm_backward = void(ctx, A* din, P* dw, P* db, const A* dout, const A* in, const S* mean,
                                     const S* rstd, const A* w, index_t rows, index_t cols);
     // attention.hpp
@@ -158,6 +161,7 @@ concept backend_ops_with = requires {
     static_cast<typename S::dropout_forward*>(&B::dropout_forward);
     static_cast<typename S::dropout_backward*>(&B::dropout_backward);
     static_cast<typename S::layernorm_forward*>(&B::layernorm_forward);
+    static_cast<typename S::add_layernorm_forward*>(&B::add_layernorm_forward);
     static_cast<typename S::layernorm_backward*>(&B::layernorm_backward);
     static_cast<typename S::attention_forward*>(&B::attention_forward);
     static_cast<typename S::attention_backward*>(&B::attention_backward);

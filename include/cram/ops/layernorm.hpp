@@ -3,8 +3,9 @@
 // kernels (cram/cuda/layernorm.hpp) evaluate too; the row reductions stay each backend's own.
 //
 // Contract: out[rows, cols] = (in - mean) * rstd * w + b, overwritten; mean and rstd [rows] are saved for
-// backward (fp32 on the GPU). Backward: din += (it accumulates: residual streams add their gradients),
-// dw += and db += (parameter gradients).
+// backward (fp32 on the GPU). add_layernorm_forward: sum = a + b, then out = LayerNorm(sum), a residual add and
+// the norm after it (sum aliases none of the others; the CUDA backend does both in one pass). Backward:
+// din += (it accumulates: residual streams add their gradients), dw += and db += (parameter gradients).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
+#include "cram/ops/elementwise.hpp"
 #include "cram/ops/vector_math.hpp"
 
 namespace cram::ops {
@@ -57,6 +59,14 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w, const 
             rstd[r] = rs;
         }
     });
+}
+
+// sum[rows, cols] = a + b; out = LayerNorm(sum) with its mean and rstd, as add then layernorm_forward.
+template <class T>
+void add_layernorm_forward(T* sum, T* out, T* mean, T* rstd, const T* a, const T* b, const T* w, const T* bias,
+                           index_t rows, index_t cols, T eps) {
+    add(sum, a, b, rows * cols);
+    layernorm_forward(out, mean, rstd, sum, w, bias, rows, cols, eps);
 }
 
 namespace detail {
