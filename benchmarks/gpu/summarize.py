@@ -3,12 +3,13 @@
 
     summarize.py OUT WORK > results.json     # then prints a short table on stderr
 
-Reads (each optional): OUT/bench_train.json and WORK/bench_gemm.json (Google Benchmark JSON), OUT/peer.jsonl
+Reads (each optional): OUT/bench_train.json, OUT/bench_kernels.json and WORK/bench_gemm.json (Google Benchmark
+JSON), OUT/peer.jsonl
 (one JSON object per PyTorch peer process), OUT/app_metrics.jsonl (the app's metrics; its "summary" line) and
 WORK/glue/glue_metrics.jsonl (the GLUE "task" lines). Writes one JSON object: tokens/s and MFU of every
 configuration against the H200's dense bf16 peak (989 TFLOP/s) and against the cuBLASLt bf16 GEMM ceiling
-measured in the same run (BM_gemm_ceiling), cram / PyTorch at equal micro-batch, the app's training summary
-and its RTE score. A benchmark that reported an error is listed with it, never with a rate.
+measured in the same run (BM_gemm_ceiling), cram / PyTorch at equal micro-batch, each new kernel's time beside
+its predecessor's (the kernel benchmarks' old/new arguments), the app's training summary and its RTE score. A benchmark that reported an error is listed with it, never with a rate.
 """
 import json
 import os
@@ -18,6 +19,7 @@ import sys
 FLOPS_PER_TOKEN = 0.623e9  # CRAMMING.md's cost model for crammed_bert at seq 128 (bench_cuda_train.cu)
 PEAK_FLOPS = 989e12        # H100/H200 SXM dense bf16, by the datasheet
 SEQ = 128
+MS_PER_UNIT = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}  # Google Benchmark's time_unit
 
 
 def load_json(path):
@@ -46,6 +48,35 @@ def load_lines(path):
 
 def mfu(tokens_per_s, peak):
     return tokens_per_s * FLOPS_PER_TOKEN / peak if tokens_per_s and peak else None
+
+
+# Kernel benchmarks whose arguments pick the predecessor or the new kernels (bench_cuda_kernels.cu): the
+# family, the arguments that name a variant, and which variant is the predecessor each is set against.
+OLD_NEW = [
+    (re.compile(r"BM_(attention_forward|attention_backward|layernorm_forward|layernorm_backward)/(\d+)/([01])/"),
+     {"0": "old", "1": "new"}),
+    (re.compile(r"BM_(add_layernorm_forward)/(\d+)/([01]/[01])/"),
+     {"0/0": "old", "1/0": "new kernels, unfused", "1/1": "new kernels, fused"}),
+]
+
+
+def kernel_pairs(benchmarks):
+    """[{kernel, batch, variants: {label: ms}, speedup: {label: old ms / its ms}}], from the kernel benchmarks."""
+    groups = {}
+    for b in benchmarks:
+        if b.get("error_occurred") or b.get("run_type", "iteration") != "iteration":
+            continue
+        for pattern, labels in OLD_NEW:
+            m = pattern.match(b.get("name", ""))
+            if m and m.group(3) in labels:
+                ms = b.get("real_time", 0) * MS_PER_UNIT.get(b.get("time_unit", "ns"), 1e-6)
+                groups.setdefault((m.group(1), int(m.group(2))), {})[labels[m.group(3)]] = ms
+    pairs = []
+    for (kernel, batch), variants in sorted(groups.items()):
+        old = variants.get("old")
+        pairs.append({"kernel": kernel, "batch": batch, "ms": variants,
+                      "speedup": {k: old / v for k, v in variants.items() if k != "old" and old and v}})
+    return pairs
 
 
 def main():
@@ -115,6 +146,8 @@ def main():
                 ratios.append({"micro_batch": c["micro_batch"], "cram_attention": c["attention"],
                                "cram_over_pytorch": c["tokens_per_s"] / p["tokens_per_s"]})
     res["cram_vs_pytorch"] = ratios
+    kernels = (load_json(os.path.join(out_dir, "bench_kernels.json")) or {}).get("benchmarks", [])
+    res["kernels_old_new"] = kernel_pairs(kernels)
 
     summ = [l for l in load_lines(os.path.join(out_dir, "app_metrics.jsonl")) if l.get("event") == "summary"]
     if summ:
@@ -137,6 +170,10 @@ def main():
     lines = [f"{'configuration':<46}{'tokens/s':>12}{'MFU/peak':>10}{'MFU/GEMM':>10}"]
     lines += [row(f"cram {c['name'].split('/min_time')[0]} (mb {c.get('micro_batch') or '?'})", c) for c in train]
     lines += [row(f"pytorch mb {p['micro_batch']} (compiled={p['compiled']})", p) for p in peers]
+    for k in res["kernels_old_new"]:
+        lines.append(f"kernel {k['kernel']} batch {k['batch']}: " + ", ".join(
+            f"{label} {ms:.3f} ms" + (f" ({k['speedup'][label]:.2f}x)" if label in k["speedup"] else "")
+            for label, ms in k["ms"].items()))
     if ceiling:
         lines.append(f"cuBLASLt bf16 GEMM ceiling: {ceiling / 1e12:.0f} TFLOP/s (peak {PEAK_FLOPS / 1e12:.0f})")
     if "app_train" in res:

@@ -9,6 +9,8 @@
 #   3. the whole pipeline against a fake GPU and fake binaries: a skipped GPU test case fails the parity step, a
 #      benchmark's error_occurred fails its step, a good training benchmark gives tokens/s and MFU, a step that
 #      does not fit the budget is skipped for time, and the run does not claim success.
+#   4. summarize.py's old/new kernel table on canned benchmark JSON: each new kernel's time beside its
+#      predecessor's, the speedups worked out by hand.
 # usage: gpu_run_dry.sh APP SHARED_DATA WORK_DIR (the first two are unused: no binary and no data is needed)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -217,6 +219,33 @@ if [ $have_python = 1 ]; then
     [ "$(json_get "$s" 'd["carried"]')" = "commit fake" ] && ok "the manifest is in the summary" || bad "manifest"
 fi
 [ "$(find "$out" -type f | wc -l)" -le 8 ] && ok "at most 8 files in OUT" || bad "too many files"
+
+step "4. summarize.py: each new kernel beside its predecessor"
+if [ $have_python = 1 ]; then
+    kout=$work/kernels
+    mkdir -p "$kout"
+    # microsecond times, as bench_cuda_kernels reports them; the speedups below are worked out by hand
+    cat > "$kout/bench_kernels.json" <<'EOF'
+{"benchmarks": [
+ {"name": "BM_layernorm_backward/512/0/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 200.0, "time_unit": "us"},
+ {"name": "BM_layernorm_backward/512/1/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 125.0, "time_unit": "us"},
+ {"name": "BM_add_layernorm_forward/512/0/0/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 300.0, "time_unit": "us"},
+ {"name": "BM_add_layernorm_forward/512/1/0/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 250.0, "time_unit": "us"},
+ {"name": "BM_add_layernorm_forward/512/1/1/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 150.0, "time_unit": "us"},
+ {"name": "BM_attention_forward/512/1/min_time:0.200/manual_time", "run_type": "iteration", "error_occurred": true, "error_message": "x"},
+ {"name": "BM_glu_forward_backward/128/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 90.0, "time_unit": "us"}]}
+EOF
+    python3 "$root/benchmarks/gpu/summarize.py" "$kout" "$kout" > "$kout/results.json" 2> "$kout/table.txt"
+    r=$kout/results.json
+    [ "$(json_get "$r" 'len(d["kernels_old_new"])')" = 2 ] && ok "two old/new pairs (errors and unpaired kernels left out)" ||
+        bad "pairs: $(json_get "$r" 'd["kernels_old_new"]')"
+    [ "$(json_get "$r" '[(k["kernel"], k["batch"], round(k["ms"]["old"], 3), round(k["speedup"]["new"], 2)) for k in d["kernels_old_new"] if k["kernel"] == "layernorm_backward"]')" = \
+      "[('layernorm_backward', 512, 0.2, 1.6)]" ] && ok "layernorm backward: 0.2 ms old, 1.6x" || bad "layernorm pair: $(cat "$r")"
+    [ "$(json_get "$r" '[round(v, 2) for k in d["kernels_old_new"] if k["kernel"] == "add_layernorm_forward" for v in (k["speedup"]["new kernels, unfused"], k["speedup"]["new kernels, fused"])]')" = \
+      "[1.2, 2.0]" ] && ok "add + layernorm: 1.2x unfused, 2.0x fused" || bad "add_layernorm: $(cat "$r")"
+    grep -q 'kernel layernorm_backward batch 512: old 0.200 ms, new 0.125 ms (1.60x)' "$kout/table.txt" &&
+        ok "the table line" || bad "table: $(cat "$kout/table.txt")"
+fi
 
 echo
 [ "$fails" -eq 0 ] && { echo "gpu_run_dry: all checks passed"; exit 0; }
