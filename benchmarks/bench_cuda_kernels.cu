@@ -209,6 +209,8 @@ BENCHMARK(BM_attention_backward)->Args({128, 0})->Args({128, 1})->Args({512, 0})
 
 void BM_decoder_cross_entropy(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();
+    // range(1): 0 the chunked decoder (the predecessor), 1 the fused one
+    ctx.decoder = state.range(1) != 0 ? cu::decoder_kernel::fused : cu::decoder_kernel::chunked;
     const index_t n = state.range(0) * 32;  // 25% of 128 tokens per sequence
     auto hid = filled<bf16>(ctx, static_cast<std::size_t>(n * hidden)), w = filled<bf16>(ctx, static_cast<std::size_t>(vocab * hidden), 0.02f);
     std::vector<std::int32_t> t(static_cast<std::size_t>(n));
@@ -221,9 +223,10 @@ void BM_decoder_cross_entropy(benchmark::State& state) {
         cu::decoder_cross_entropy(ctx, loss.data(), dh.data(), dw.data(), nullptr, hid.data(), w.data(), nullptr,
                                   targets.data(), n, hidden, vocab, 1.0f / float(n));
     });
+    ctx.decoder = cu::decoder_kernel::fused;
     set_flops(state, 6.0 * n * hidden * vocab);
 }
-BENCHMARK(BM_decoder_cross_entropy)->Arg(128)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_decoder_cross_entropy)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_embedding_forward_backward(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();

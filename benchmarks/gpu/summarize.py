@@ -53,7 +53,7 @@ def mfu(tokens_per_s, peak):
 # Kernel benchmarks whose arguments pick the predecessor or the new kernels (bench_cuda_kernels.cu): the
 # family, the arguments that name a variant, and which variant is the predecessor each is set against.
 OLD_NEW = [
-    (re.compile(r"BM_(attention_forward|attention_backward|layernorm_forward|layernorm_backward)/(\d+)/([01])/"),
+    (re.compile(r"BM_(attention_forward|attention_backward|layernorm_forward|layernorm_backward|decoder_cross_entropy)/(\d+)/([01])/"),
      {"0": "old", "1": "new"}),
     (re.compile(r"BM_(add_layernorm_forward)/(\d+)/([01]/[01])/"),
      {"0/0": "old", "1/0": "new kernels, unfused", "1/1": "new kernels, fused"}),

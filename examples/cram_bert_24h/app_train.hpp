@@ -52,6 +52,7 @@ struct train_settings {
     std::string attention = "flash";    // GPU: flash (where the shape allows) or gemm, the reference path
     std::string gemm_algorithms = "timed";  // GPU: timed (fastest cuBLASLt candidate per shape) or heuristic
     std::string layernorm = "warp";          // GPU: warp (a warp per row) or block, the first kernels
+    std::string decoder = "fused";           // GPU: fused (16-bit logits, loss in one pass) or chunked, the first path
     std::string grad_accumulation = "auto";  // in-place, pairwise, or auto (pairwise with several ranks)
     std::string rank_timeout = "10m";        // data-parallel: how long a rank waits for the others
     dist::communicator* ranks = nullptr;     // data-parallel ranks (the MPI job), or null: one process

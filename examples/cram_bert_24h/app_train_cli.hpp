@@ -74,6 +74,11 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
                     "GPU LayerNorm kernels: warp (a warp per row; under dropout the residual add is fused in; rows "
                     "of up to 1024) or block (the first kernels: a thread block per row)")
         ->check(CLI::IsMember({"warp", "block"}))->capture_default_str();
+    cmd->add_option("--decoder", s.decoder,
+                    "GPU MLM decoder loss: fused (16-bit logits whose loss and gradient one pass computes in place, "
+                    "every masked row in one chunk where memory allows; vocabularies up to 65536 when a multiple of "
+                    "8) or chunked (the first path: fp32 logits, 192 MiB of rows at a time)")
+        ->check(CLI::IsMember({"fused", "chunked"}))->capture_default_str();
     cmd->add_option("--grad-accumulation", s.grad_accumulation,
                     "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "
                     "data-parallel ranks reproduce bit for bit), or auto (pairwise under mpirun)")

@@ -182,11 +182,13 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     if (recipe.name != train::recipes::crammed.name)
         o.run_config.update({{"recipe", std::string(recipe.name)}, {"mask_fraction", recipe.mask_fraction}});
     const std::string attention = Backend::attention_kernels(ctx, seq, C.heads, C.head_dim());
+    const std::string decoder = Backend::decoder_kernels(ctx, index_t(C.vocab));
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()},
                   {"recipe", s.recipe},
                   {"precision", std::string(to_string(precision)) + (o.emulate_fp16_gradients ? " (emulated)" : "")},
-                  {"attention", attention}};
+                  {"attention", attention},
+                  {"decoder", decoder}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
     o.plan = plan.to_json();
     if (speaks(s)) {
@@ -194,6 +196,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                      bert<C, Backend>::parameter_count(), Backend::name,
                      static_cast<long long>(train_data.num_sequences()), seq);
         std::fprintf(stderr, "train: attention: %s\n", attention.c_str());
+        std::fprintf(stderr, "train: MLM decoder: %s\n", decoder.c_str());
         if (!s.resume) print_plan(stderr, plan);
         if (o.emulate_fp16_gradients)
             std::fprintf(stderr, "train: fp16 emulated on the CPU: the gradients pass through fp16 after every "

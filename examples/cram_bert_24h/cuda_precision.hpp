@@ -1,6 +1,7 @@
-// --precision, --attention, --gemm-algorithms and --layernorm on a GPU, shared by the trainer (cuda_train.cu) and GLUE (cuda_glue.cu): auto is
-// bf16 where the tensor cores have it (sm_80+) and fp16 below; fp16 runs on any usable GPU (sm_70+); bf16 below
-// sm_80 and fp32 (the CPU's) are refused, saying what to use instead.
+// --precision, --attention, --gemm-algorithms, --layernorm and --decoder on a GPU, shared by the trainer
+// (cuda_train.cu) and GLUE (cuda_glue.cu): auto is bf16 where the tensor cores have it (sm_80+) and fp16 below;
+// fp16 runs on any usable GPU (sm_70+); bf16 below sm_80 and fp32 (the CPU's) are refused, saying what to use
+// instead.
 #pragma once
 
 #include <string>
@@ -25,14 +26,17 @@ inline train::precision gpu_precision(const std::string& requested, const cuda::
 }
 
 // --attention (flash, the default, which takes the GEMM path where the shape or the GPU does not allow it; or
-// gemm), --gemm-algorithms (timed or heuristic) and --layernorm (warp, the default, which takes the block kernels
-// where the width does not allow it; or block) on a context.
+// gemm), --gemm-algorithms (timed or heuristic), --layernorm (warp, the default, which takes the block kernels
+// where the width does not allow it; or block) and --decoder (fused, the default, which takes the chunked path
+// for vocabularies over its limit; or chunked; GLUE has no MLM decoder) on a context.
 inline void configure_kernels(cuda::context& ctx, const std::string& attention, const std::string& gemm_algorithms,
-                              const std::string& layernorm) {
+                              const std::string& layernorm, const std::string& decoder = "fused") {
     CRAM_CHECK(attention == "flash" || attention == "gemm", "--attention must be flash or gemm, got '", attention, "'");
     CRAM_CHECK(gemm_algorithms == "timed" || gemm_algorithms == "heuristic",
                "--gemm-algorithms must be timed or heuristic, got '", gemm_algorithms, "'");
     CRAM_CHECK(layernorm == "warp" || layernorm == "block", "--layernorm must be warp or block, got '", layernorm, "'");
+    CRAM_CHECK(decoder == "fused" || decoder == "chunked", "--decoder must be fused or chunked, got '", decoder, "'");
+    ctx.decoder = decoder == "chunked" ? cuda::decoder_kernel::chunked : cuda::decoder_kernel::fused;
     ctx.layernorm = layernorm == "block" ? cuda::layernorm_kernel::block : cuda::layernorm_kernel::warp;
     ctx.attention = attention == "gemm" ? cuda::attention_kernel::gemm : cuda::attention_kernel::flash;
     ctx.gemm_choice = gemm_algorithms == "heuristic" ? cuda::gemm_algorithms::heuristic : cuda::gemm_algorithms::timed;

@@ -52,7 +52,7 @@ int cuda_train(const train_settings& s) {
     const train::precision precision = gpu_precision(s.precision, p);
     settings.peak_flops = train::known_peak_flops(p.name);
     cuda::context ctx(device);
-    configure_kernels(ctx, s.attention, s.gemm_algorithms, s.layernorm);
+    configure_kernels(ctx, s.attention, s.gemm_algorithms, s.layernorm, s.decoder);
     std::unique_ptr<dist::communicator> gpu_ranks;
     if (s.ranks && s.ranks->size() > 1) {
 #if CRAM_WITH_NCCL
@@ -74,7 +74,7 @@ measured_rate cuda_measure(const train_settings& s, int steps) {
     CRAM_CHECK(p.usable, "--device cuda: ", p.reason);
     const train::precision precision = gpu_precision(s.precision, p);
     cuda::context ctx(0);
-    configure_kernels(ctx, s.attention, s.gemm_algorithms, s.layernorm);
+    configure_kernels(ctx, s.attention, s.gemm_algorithms, s.layernorm, s.decoder);
     if (precision == train::precision::fp16) return cuda_measure_fp16(s, ctx, steps);
     cuda::backend::require_device_support(ctx);
     return measure_rate<cuda::backend>(s, ctx, steps);

@@ -44,6 +44,7 @@ s = steps("crammed"); st = state("crammed")
 assert "recipe" not in st["config"], "crammed keeps the old fingerprint (no recipe key)"
 assert st["run"]["recipe"] == "crammed"
 assert st["run"]["attention"].startswith("per (sequence, head) GEMMs"), st["run"]  # the CPU's one path, recorded
+assert st["run"]["decoder"].startswith("row chunks"), st["run"]  # likewise the decoder's
 peak = st["recipe"]["lr"]
 for r in s[len(s)//2:]:  # after the warm-up derived the peak
     close(r["lr"], peak * max(0.0, min(0.25 + r["progress"], 4 * (1 - r["progress"]))), f"crammed lr at p={r['progress']}")

@@ -75,17 +75,20 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
 template <bert_config C, class T = bf16>
 void training_step_parity(int batch, int seq, float dropout, double grad_tol,
                           cram::cuda::attention_kernel attention = cram::cuda::attention_kernel::flash,
-                          cram::cuda::layernorm_kernel layernorm = cram::cuda::layernorm_kernel::warp) {
+                          cram::cuda::layernorm_kernel layernorm = cram::cuda::layernorm_kernel::warp,
+                          cram::cuda::decoder_kernel decoder = cram::cuda::decoder_kernel::fused) {
     CRAM_REQUIRE_GPU();
     struct restore_default {
         cram::cuda::context& c;
         ~restore_default() {
             c.attention = cram::cuda::attention_kernel::flash;
             c.layernorm = cram::cuda::layernorm_kernel::warp;
+            c.decoder = cram::cuda::decoder_kernel::fused;
         }
     } restore{ctx};
     ctx.attention = attention;
     ctx.layernorm = layernorm;
+    ctx.decoder = decoder;
     const auto route = cram::cuda::attention_route_for<T>(ctx, seq, C.heads, C.hidden / C.heads);
     INFO("attention: " << (route.flash ? "flash" : "GEMM path: ") << route.why);
     using cpu_backend = cram::cpu::backend<float>;
@@ -174,6 +177,11 @@ TEST_CASE("cuda training step parity: crammed_tiny with dropout 0.1 on the flash
 TEST_CASE("cuda training step parity: crammed_tiny with dropout 0.1 on the block LayerNorm kernels") {
     training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.1f, 3e-2, cram::cuda::attention_kernel::flash,
                                                       cram::cuda::layernorm_kernel::block);
+}
+TEST_CASE("cuda training step parity: crammed_tiny with dropout 0.1 on the chunked decoder") {
+    training_step_parity<cram::presets::crammed_tiny>(8, 128, 0.1f, 3e-2, cram::cuda::attention_kernel::flash,
+                                                      cram::cuda::layernorm_kernel::warp,
+                                                      cram::cuda::decoder_kernel::chunked);
 }
 TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.1 (post-norm, biases, dense head)") {
     training_step_parity<cram::presets::test_post_biases>(3, 8, 0.1f, 3e-2);

@@ -168,6 +168,9 @@ struct backend {
                                       T dscale) {
         *loss_sum += T(ops::decoder_cross_entropy(dhidden, dw, dbias, hidden, w, bias, targets, n, h, vocab, dscale));
     }
+    static std::string decoder_kernels(const context&, index_t) {
+        return "row chunks of up to 64 MiB of logits (cram/ops/loss.hpp)";
+    }
     static void dense_labels(context&, std::int32_t* labels, index_t rows, const std::int32_t* positions,
                              const std::int32_t* targets, index_t n) {
         ops::dense_labels(labels, rows, positions, targets, n);

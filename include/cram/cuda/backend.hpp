@@ -249,6 +249,12 @@ struct basic_backend {
         const phase_scope timed(ctx.phases, ctx.stream(), "decoder_cross_entropy");
         cuda::decoder_cross_entropy(ctx, loss_sum, dhidden, dw, dbias, hidden, w, bias, targets, n, h, vocab, dscale);
     }
+    static std::string decoder_kernels(const context& ctx, index_t vocab) {
+        const decoder_route r = decoder_route_for(ctx, vocab);
+        return r.fused ? std::string("fused: 16-bit logits, loss and gradient in one pass, every masked row in one "
+                                     "chunk where memory allows (cram/cuda/loss.hpp)")
+                       : std::string("chunked: fp32 logits, 192 MiB of rows at a time (") + r.why + ")";
+    }
     static void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const std::int32_t* positions,
                              const std::int32_t* targets, index_t n) {
         const phase_scope timed(ctx.phases, ctx.stream(), "dense_labels");

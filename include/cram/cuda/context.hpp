@@ -32,6 +32,10 @@ enum class layernorm_kernel { warp, block };
 // How a GEMM's cuBLASLt algorithm is chosen (context::gemm_choice; cram/cuda/gemm.hpp): the fastest of the
 // heuristic's candidates, timed once per shape, or the heuristic's first pick.
 enum class gemm_algorithms { timed, heuristic };
+// The MLM decoder's loss (context::decoder; cram/cuda/loss.hpp): fused (16-bit logits, the loss and its gradient
+// in one pass that overwrites them, every masked row in one chunk where memory allows) or chunked, the first
+// path (fp32 logits and a separate gradient, 192 MiB of rows at a time).
+enum class decoder_kernel { fused, chunked };
 
 // Bits of the device error word.
 enum device_error : unsigned {
@@ -226,6 +230,11 @@ public:
     // default; not yet run on a GPU (docs/cuda.md), so the block kernels stay one switch away
     // (cram_bert_24h --layernorm block).
     layernorm_kernel layernorm = layernorm_kernel::warp;
+
+    // Which MLM decoder loss loss.hpp uses where both apply: fused (vocabularies up to 65536 when a multiple of
+    // 8, 32768 when even, 16384 when odd) or chunked. Fused by default; not yet run on a GPU (docs/cuda.md), so
+    // the chunked path stays one switch away (cram_bert_24h train --decoder chunked).
+    decoder_kernel decoder = decoder_kernel::fused;
 
     // GPU time per backend op (phase_timer.hpp): off unless a profiler (bench_cuda_train) turns it on.
     phase_timer phases;

@@ -93,6 +93,8 @@ struct backend_signatures {
     using decoder_cross_entropy = void(ctx, P* loss_sum, A* dhidden, P* dw, P* dbias, const A* hidden, const A* w,
                                        const A* bias, const i32* targets, index_t n, index_t h, index_t vocab,
                                        P dscale);
+    // which implementation decoder_cross_entropy uses for a vocabulary, in words (for a run's log)
+    using decoder_kernels = std::string(const typename B::context&, index_t vocab);
     using dense_labels = void(ctx, i32* labels, index_t rows, const i32* positions, const i32* targets, index_t n);
     // adamw.hpp (sum_squares returns a host double: the clip decision is made on the host)
     using adamw_step = void(ctx, P* params, const P* grads, P* m, P* v, index_t n, const adamw_hparams& hp,
@@ -173,6 +175,7 @@ concept backend_ops_with = requires {
     static_cast<typename S::cross_entropy*>(&B::cross_entropy);
     static_cast<typename S::squared_error*>(&B::squared_error);
     static_cast<typename S::decoder_cross_entropy*>(&B::decoder_cross_entropy);
+    static_cast<typename S::decoder_kernels*>(&B::decoder_kernels);
     static_cast<typename S::dense_labels*>(&B::dense_labels);
     static_cast<typename S::adamw_step*>(&B::adamw_step);
     static_cast<typename S::sum_squares*>(&B::sum_squares);
