@@ -147,6 +147,23 @@ TEST_CASE("bytes per sequence follow bert.hpp's buffers (hand count for crammed_
     CHECK(cram::fixed_bytes<C, gpu>() > cram::bert_layout<C>().buffer_size() * 18);
 }
 
+TEST_CASE("per-sequence op scratch: attention backward's or the fused decoder's logits, whichever is larger") {
+    using gpu = cram::cuda::backend;
+    // crammed: 32 masked rows of 32768 bf16 logits (2 MiB) are less than attention backward's 128 tokens x
+    // (7 x 768 x 2 + 12 x 128 x 8) bytes (2.95 MB)
+    CHECK(cram::decoder_rows_per_sequence<cram::presets::crammed_bert>(128) == 32);
+    CHECK(gpu::scratch_bytes_per_sequence(128, 768, 12, 32768, 32) == 128 * (7 * 768 * 2 + 12 * 128 * 8));
+    // the original BERT's dense head: all 128 rows of 30522 logits (7.8 MB) are more
+    constexpr auto D = cram::presets::bert_base;
+    static_assert(!D.sparse_prediction);
+    CHECK(cram::decoder_rows_per_sequence<D>(128) == 128);
+    CHECK(gpu::scratch_bytes_per_sequence(128, 768, 12, 30522, 128) == std::size_t(128) * 30522 * 2);
+    CHECK(cram::bytes_per_sequence<D, gpu>(128) ==
+          cram::bert<D, gpu>::activation_bytes(1, 128) + std::size_t(128) * 30522 * 2 + 20 * 128);
+    // the planner's mask fraction covers every recipe's
+    for (const auto* r : cram::train::recipes::all) CHECK(r->mask_fraction <= cram::planned_mask_fraction);
+}
+
 // cuBLASLt's documented semantics, on the host: D(i,j) = alpha sum_p op(A)(i,p) op(B)(p,j) + beta C(i,j), column-major
 // X(i,j) = x[i + j*ld], op T reads X(j,i), batch b offsets each operand by b * stride.
 void lt_reference(const cram::cuda::detail::gemm_key& key, float alpha, const float* a, const float* b, float beta,
@@ -236,7 +253,7 @@ TEST_CASE("memory table of docs/cuda.md: crammed_bert, seq 128, on 11/16/24/48/8
     }
 }
 
-TEST_CASE("decoder chunking never holds more than its budget of logits") {
+TEST_CASE("the chunked decoder never holds more than its 192 MiB of logits") {
     CHECK(cu::decoder_chunk_rows(8192, 32768) == 1024);
     CHECK(cu::decoder_chunk_rows(100, 32768) == 100);
     CHECK(cu::decoder_chunk_rows(1 << 20, 1001) % 8 == 0);

@@ -57,13 +57,23 @@ struct decoder_shape {
 };
 // crammed's: 16-byte loads, 4 per thread, 1536 rows past the grid and two chunks on the chunked path.
 const decoder_shape crammed_decoder[] = {{1536, 768, 32768, false}};
-// Small enough for the sanitizers, one per load shape of the fused loss: 4096 and 40000 (16-byte loads, 1 and
-// 8 per thread, the latter with idle threads in the last); 2050 and 30522 (the original BERT's; even: 4-byte
-// loads, 4 and 16 per thread); 1001 and 9001 (odd: single elements, 8 and 16 per thread; 600 rows past the
-// grid); 70000, 32770 and 16385: over the fused loss's row for their kind, so the chunked path either way.
-const decoder_shape small_decoders[] = {{40, 64, 4096, true},  {24, 16, 40000, false}, {50, 16, 2050, true},
-                                        {45, 32, 30522, true}, {600, 24, 1001, true},  {30, 16, 9001, false},
-                                        {8, 16, 70000, false}, {8, 16, 32770, true},   {8, 16, 16385, false}};
+// Small enough for the sanitizers; with crammed's, one for each (threads, load width, loads per thread) the fused
+// loss's launcher picks (worked out from its rule in the comment at each):
+const decoder_shape small_decoders[] = {
+    {40, 64, 4096, true},    // 512 x 8 x 1, every thread busy
+    {20, 16, 2000, false},   // 512 x 8 x 1, 262 threads without a logit
+    {24, 16, 8192, true},    // 512 x 8 x 2
+    {30, 16, 12000, false},  // 512 x 8 x 4
+    {24, 16, 40000, false},  // 1024 x 8 x 8, the last loads of most threads past the row
+    {50, 16, 2050, true},    // 1024 x 2 x 4: even, one 4-byte load in the second round
+    {20, 16, 1002, false},   // 1024 x 2 x 4, 523 threads without a logit
+    {30, 16, 10002, true},   // 1024 x 2 x 8
+    {45, 32, 30522, true},   // 1024 x 2 x 16: the original BERT's vocabulary
+    {600, 24, 1001, true},   // 1024 x 1 x 8: odd; 23 threads without a logit, rows past the grid
+    {30, 16, 9001, false},   // 1024 x 1 x 16
+    {8, 16, 70000, false},   // over the fused loss's row for each kind: the chunked path either way
+    {8, 16, 32770, true},
+    {8, 16, 16385, false}};
 
 // The path decoder_cross_entropy takes, from the documented rule rather than asked of the code.
 bool expect_fused(cu::decoder_kernel asked, index_t vocab) {
@@ -76,57 +86,61 @@ struct restore_decoder {
     ~restore_decoder() { c.decoder = cu::decoder_kernel::fused; }
 };
 
-// Both paths on each shape: loss, dhidden, dw and dbias (both accumulating onto a non-zero start) against the
-// oracle, a rerun bit for bit, and the evaluation loss.
+std::vector<float> minus(std::vector<float> a, const std::vector<float>& b) {
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
+    return a;
+}
+
+// Both paths on each shape against one oracle: the loss, dhidden, and the increments of dw and dbias (both
+// accumulate onto a non-zero start); an ignored row's exact zeros; a rerun bit for bit; the evaluation loss.
 template <class T, std::size_t N>
 void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N]) {
     using B = gpu_backend<T>;
     const restore_decoder restore{ctx};
-    for (const auto path : {cu::decoder_kernel::chunked, cu::decoder_kernel::fused})
-        for (const auto s : shapes) {
+    for (const auto s : shapes) {
+        const auto hid = random_vec_as<T>(static_cast<std::size_t>(s.n * s.h), 90),
+                   w = random_vec_as<T>(static_cast<std::size_t>(s.vocab * s.h), 91, 0.1f);
+        const auto bias = random_vec_as<T>(static_cast<std::size_t>(s.vocab), 92);
+        std::vector<std::int32_t> targets(static_cast<std::size_t>(s.n));
+        cram::philox_stream rng(93, 0, 0);
+        for (auto& t : targets) t = std::int32_t(rng.next_below(std::uint32_t(s.vocab)));
+        targets[0] = s.vocab - 1;  // the last logit of the row: the tail of the last load
+        targets[1] = 0;
+        targets[3] = ops::ignore_label;  // a row with no loss and a zero gradient (dense MLM labels have many)
+        // fp16: logit gradients of p/n (p ~ 1/vocab) would sink into fp16's subnormals or below 6e-8; the
+        // trainer's initial loss scale (2^16) lifts them, so does this test (the summed loss stays unscaled)
+        const float loss_scale = std::is_same_v<T, fp16> ? 65536.0f : 1.0f;
+        const float dscale = loss_scale / float(s.n);
+        std::vector<float> dh(hid.size()), dw(w.size(), 0.0f), db(bias.size(), 0.0f);
+        const double loss = ops::decoder_cross_entropy(dh.data(), dw.data(), s.bias ? db.data() : nullptr,
+                                                       hid.data(), w.data(), s.bias ? bias.data() : nullptr,
+                                                       targets.data(), s.n, s.h, s.vocab, dscale);
+        const auto dw0 = random_vec(dw.size(), 94, 0.01f), db0 = random_vec(db.size(), 95, 0.01f);
+        auto ghid = upload(ctx, to_storage<T>(hid)), gw = upload(ctx, to_storage<T>(w)),
+             gb = upload(ctx, to_storage<T>(bias));
+        auto gt = upload(ctx, targets);
+        for (const auto path : {cu::decoder_kernel::chunked, cu::decoder_kernel::fused}) {
             const bool fused = expect_fused(path, s.vocab);
             INFO((path == cu::decoder_kernel::fused ? "fused" : "chunked") << " asked, n " << s.n << " h " << s.h
                                                                              << " vocab " << s.vocab);
             ctx.decoder = path;
             CHECK(cu::decoder_route_for(ctx, s.vocab).fused == fused);
-            const auto hid = random_vec_as<T>(static_cast<std::size_t>(s.n * s.h), 90),
-                       w = random_vec_as<T>(static_cast<std::size_t>(s.vocab * s.h), 91, 0.1f);
-            const auto bias = random_vec_as<T>(static_cast<std::size_t>(s.vocab), 92);
-            std::vector<std::int32_t> targets(static_cast<std::size_t>(s.n));
-            cram::philox_stream rng(93, 0, 0);
-            for (auto& t : targets) t = std::int32_t(rng.next_below(std::uint32_t(s.vocab)));
-            targets[0] = s.vocab - 1;  // the last logit of the row: the tail of the last load
-            targets[1] = 0;
-            targets[3] = ops::ignore_label;  // a row with no loss and a zero gradient (dense MLM labels have many)
-            // fp16: logit gradients of p/n (p ~ 1/vocab) would sink into fp16's subnormals or below 6e-8; the
-            // trainer's initial loss scale (2^16) lifts them, so does this test (the summed loss stays unscaled)
-            const float loss_scale = std::is_same_v<T, fp16> ? 65536.0f : 1.0f;
-            const float dscale = loss_scale / float(s.n);
-            std::vector<float> dh(hid.size()), dw(w.size(), 0.0f), db(bias.size(), 0.0f);
-            const double loss = ops::decoder_cross_entropy(dh.data(), dw.data(), s.bias ? db.data() : nullptr,
-                                                           hid.data(), w.data(), s.bias ? bias.data() : nullptr,
-                                                           targets.data(), s.n, s.h, s.vocab, dscale);
-            // dw and db accumulate: they start non-zero, and the oracle's start is added
-            const auto dw0 = random_vec(dw.size(), 94, 0.01f), db0 = random_vec(db.size(), 95, 0.01f);
-            for (std::size_t i = 0; i < dw.size(); ++i) dw[i] += dw0[i];
-            for (std::size_t i = 0; i < db.size(); ++i) db[i] += db0[i];
-            auto ghid = upload(ctx, to_storage<T>(hid)), gw = upload(ctx, to_storage<T>(w)),
-                 gb = upload(ctx, to_storage<T>(bias));
-            auto gt = upload(ctx, targets);
             auto gdh = poisoned<T>(ctx, dh.size());
             auto gdw = upload(ctx, dw0), gdb = upload(ctx, db0);
             auto gloss = upload(ctx, std::vector<float>{0.0f});
             B::decoder_cross_entropy(ctx, gloss.data(), gdh.data(), gdw.data(), s.bias ? gdb.data() : nullptr,
                                      ghid.data(), gw.data(), s.bias ? gb.data() : nullptr, gt.data(), s.n, s.h,
                                      s.vocab, dscale);
-            check_close("decoder loss", download(ctx, gloss.data(), 1), {float(loss)}, 1e-2, 2e-3);
+            // 16-bit logits move a row's loss by ~1e-3 at most, at random: far inside 2e-4 of the sum
+            check_close("decoder loss", download(ctx, gloss.data(), 1), {float(loss)}, 1e-2, 2e-4);
             const auto got_dh = download_f(ctx, gdh.data(), dh.size());
             check_close_scaled("decoder dhidden", got_dh, dh, 2e-2, 2e-2);
             for (index_t c = 0; c < s.h; ++c) CHECK(got_dh[static_cast<std::size_t>(3 * s.h + c)] == 0.0f);
             const auto got_dw = download(ctx, gdw.data(), dw.size());
-            CHECK(relative_error(got_dw, dw) < 2e-2);
-            if (s.bias) check_close("decoder dbias", download(ctx, gdb.data(), db.size()), db, 1e-5, 2e-2);
-            // the backward has no atomics: a second run from the same start gives the same bits
+            CHECK(relative_error(minus(got_dw, dw0), dw) < 2e-2);
+            if (s.bias)
+                check_close("decoder dbias", minus(download(ctx, gdb.data(), db.size()), db0), db, 1e-5, 2e-2);
+            // dhidden and dw come from GEMMs and per-row kernels without atomics: a rerun gives the same bits
             auto gdh2 = poisoned<T>(ctx, dh.size());
             auto gdw2 = upload(ctx, dw0), gdb2 = upload(ctx, db0);
             auto gloss_again = upload(ctx, std::vector<float>{0.0f});
@@ -140,16 +154,17 @@ void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N]) {
             B::decoder_cross_entropy(ctx, gloss2.data(), static_cast<T*>(nullptr), static_cast<float*>(nullptr),
                                      static_cast<float*>(nullptr), ghid.data(), gw.data(),
                                      s.bias ? gb.data() : nullptr, gt.data(), s.n, s.h, s.vocab, dscale);
-            check_close("decoder eval loss", download(ctx, gloss2.data(), 1), {float(loss)}, 1e-2, 2e-3);
+            check_close("decoder eval loss", download(ctx, gloss2.data(), 1), {float(loss)}, 1e-2, 2e-4);
         }
+    }
 }
 
-TEST_CASE_TEMPLATE("cuda MLM decoder, small shapes: fused and chunked against the CPU, train and evaluation", T,
+TEST_CASE_TEMPLATE("cuda MLM decoder on small shapes: fused and chunked against the CPU (train and evaluation)", T,
                    bf16, fp16) {
     CRAM_REQUIRE_GPU();
     decoder_parity<T>(ctx, small_decoders);
 }
-TEST_CASE_TEMPLATE("cuda MLM decoder, crammed's shape: fused and chunked against the CPU", T, bf16, fp16) {
+TEST_CASE_TEMPLATE("cuda MLM decoder at crammed's shape: fused and chunked against the CPU", T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
     decoder_parity<T>(ctx, crammed_decoder);
 }
@@ -165,9 +180,6 @@ TEST_CASE("cuda decoder route and chunk rule, worked out by hand (no GPU needed)
     CHECK_FALSE(cu::decoder_route_for(decoder_kernel::fused, 16385).fused);
     CHECK_FALSE(cu::decoder_route_for(decoder_kernel::chunked, 32768).fused);
     CHECK(cu::decoder_route_for(decoder_kernel::fused, 70000).why.find("70000") != std::string::npos);
-    // the chunked path: 192 MiB / (32768 x 6 bytes) = 1024 rows
-    CHECK(cu::decoder_chunk_rows(16384, 32768) == 1024);
-    CHECK(cu::decoder_chunk_rows(100, 32768) == 100);
     // the fused path at micro-batch 512 (16384 masked rows of 32768 bf16 logits: 1 GiB)
     constexpr std::size_t MiB = std::size_t(1) << 20, row = 65536;
     CHECK(cu::fused_decoder_rows(16384, row, 1024, 1024 * MiB, 0) == 16384);           // the arena holds it

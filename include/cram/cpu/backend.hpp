@@ -194,7 +194,7 @@ struct backend {
     // Memory the operations take beyond the model's buffers (the micro-batch planner's question): the
     // decoder's chunk of logits (kept between steps, as every CPU op's per-thread scratch) and 16 MiB for the
     // rest of that scratch (attention's per-thread score tiles, LayerNorm's partial sums, the BLAS's buffers).
-    static std::size_t scratch_bytes_per_sequence(index_t, index_t, index_t) { return 0; }
+    static std::size_t scratch_bytes_per_sequence(index_t, index_t, index_t, index_t, index_t) { return 0; }
     static std::size_t fixed_scratch_bytes(index_t vocab) {
         return std::size_t(ops::cpu_decoder_chunk_rows<T>(vocab)) * std::size_t(vocab) * sizeof(T) +
                (std::size_t(16) << 20);

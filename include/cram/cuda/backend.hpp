@@ -275,14 +275,17 @@ struct basic_backend {
     }
 
     // Device memory the operations take beyond the model's buffers (for the micro-batch planner,
-    // model/memory_plan.hpp): the largest per-sequence scratch (attention backward: Q, K, V, dO, dQ, dK, dV
-    // in act_t, the probabilities in fp32 and act_t, and with attention dropout their dropped copy in act_t),
-    // and fixed workspaces (cuBLASLt, the decoder's logits chunk, and a reserve for the CUDA context and
-    // allocator slack).
-    static std::size_t scratch_bytes_per_sequence(index_t seq, index_t hidden, index_t heads) {
+    // model/memory_plan.hpp): the largest per-sequence scratch of one op (ops share the arena one at a time):
+    // attention backward's (Q, K, V, dO, dQ, dK, dV in act_t, the probabilities in fp32 and act_t, and with
+    // attention dropout their dropped copy in act_t) or the fused decoder's 16-bit logits of the sequence's
+    // decoder_rows (so the planner leaves room for one chunk per micro-step); and fixed workspaces (cuBLASLt,
+    // the chunked decoder's logits, and a reserve for the CUDA context and allocator slack).
+    static std::size_t scratch_bytes_per_sequence(index_t seq, index_t hidden, index_t heads, index_t vocab,
+                                                  index_t decoder_rows) {
         const std::size_t per_token = 7 * std::size_t(hidden) * sizeof(act_t) +
                                       std::size_t(heads) * std::size_t(seq) * (sizeof(float) + 2 * sizeof(act_t));
-        return per_token * std::size_t(seq);
+        const std::size_t decoder = std::size_t(decoder_rows) * std::size_t(vocab) * sizeof(act_t);
+        return std::max(per_token * std::size_t(seq), decoder);
     }
     static std::size_t fixed_scratch_bytes(index_t vocab) {
         const std::size_t decoder =

@@ -158,8 +158,9 @@ inline void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const
 //   at a time (16 chunks at micro-batch 512 with crammed's 32768 tokens), each with its own GEMMs.
 
 // One thread's load in the fused loss: VEC 16-bit logits (8: a 16-byte load, for rows whose length is a
-// multiple of 8; 2: a 4-byte load, for even lengths; else 1) kept as raw 32-bit words, two logits to a word, so
-// a thread's share of a row costs ITEMS x VEC / 2 registers; each pass converts them to fp32 as it goes.
+// multiple of 8; 2: a 4-byte load, for even lengths; else 1) kept as raw 32-bit words, two logits to a word (one
+// when VEC is 1), so a thread's share of a row costs ITEMS x words registers; each pass converts them to fp32
+// as it goes.
 template <class T, int VEC>
 struct logit_pack {
     static_assert(VEC == 8 || VEC == 2 || VEC == 1, "the fused loss loads 8 logits (16 bytes), 2 or 1");
@@ -228,9 +229,7 @@ __global__ void __launch_bounds__(BLOCK)
         }
         if (y == ops::ignore_label) {  // uniform across the block: no collective skipped by part of it
             if (write_grad) {
-                pack zero;
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) zero.set(j, 0.0f);
+                const pack zero{};  // +0.0 is all-zero bits in bf16 and fp16
 #pragma unroll
                 for (int i = 0; i < ITEMS; ++i)
                     if (column(i) < width) zero.store(z + column(i));
@@ -308,8 +307,8 @@ void launch_xent_inplace_as(context& ctx, float* loss_sum, T* logits, const T* b
 }
 
 // The fused loss with the widest loads the row length allows and the fewest loads per thread that hold a row
-// (at most 16 words of logits per thread: ptxas fits every instantiation in 64 registers, no spills at sm_90
-// but for 4 bytes in the widest; crammed's 32768 takes 1024 threads x 4 loads of 8).
+// (at most 32 words of logits per thread; ptxas at sm_90 fits every instantiation in 64 registers, without
+// spills but for 4 bytes in 1024 x 8 x 8; crammed's 32768 takes 1024 threads x 4 loads of 8, 16 words).
 template <class T>
 void launch_xent_inplace(context& ctx, float* loss_sum, T* logits, const T* bias, const std::int32_t* labels,
                          index_t n, index_t classes, float dscale, bool write_grad) {

@@ -10,15 +10,26 @@
 
 #include "cram/core/error.hpp"
 #include "cram/model/bert.hpp"
+#include "cram/ops/masking.hpp"
 
 namespace cram {
+
+// The mask fraction the planner assumes: the largest a recipe masks (crammed's 25 %; train/recipe.hpp).
+inline constexpr float planned_mask_fraction = 0.25f;
+
+// Rows per sequence through the MLM decoder: the masked ones with sparse prediction, every one without.
+template <bert_config C>
+index_t decoder_rows_per_sequence(int seq = C.max_seq) {
+    return C.sparse_prediction ? index_t(ops::masked_per_sequence(seq, planned_mask_fraction)) : index_t(seq);
+}
 
 // Bytes that grow with the micro-batch, per sequence of `seq` tokens.
 template <bert_config C, ops::backend Backend>
 std::size_t bytes_per_sequence(int seq = C.max_seq) {
     constexpr std::size_t staged_ints_per_token = 5;  // ids, type ids, masked positions/targets, lengths: a bound
     return bert<C, Backend>::activation_bytes(1, seq) +
-           Backend::scratch_bytes_per_sequence(index_t(seq), index_t(C.hidden), index_t(C.heads)) +
+           Backend::scratch_bytes_per_sequence(index_t(seq), index_t(C.hidden), index_t(C.heads), index_t(C.vocab),
+                                               decoder_rows_per_sequence<C>(seq)) +
            staged_ints_per_token * sizeof(std::int32_t) * std::size_t(seq);
 }
 

@@ -201,8 +201,8 @@ concept backend_memory_space =
 // What the micro-batch planner (model/memory_plan.hpp) asks of a backend: the memory its ops take beyond the
 // model's own buffers, per sequence and fixed.
 template <class B>
-concept backend_scratch = requires(index_t seq, index_t hidden, index_t heads, index_t vocab) {
-    { B::scratch_bytes_per_sequence(seq, hidden, heads) } -> std::same_as<std::size_t>;
+concept backend_scratch = requires(index_t seq, index_t hidden, index_t heads, index_t vocab, index_t decoder_rows) {
+    { B::scratch_bytes_per_sequence(seq, hidden, heads, vocab, decoder_rows) } -> std::same_as<std::size_t>;
     { B::fixed_scratch_bytes(vocab) } -> std::same_as<std::size_t>;
 };
 
