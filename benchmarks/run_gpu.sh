@@ -363,9 +363,9 @@ run_step kernels 15 90 "$kernels_bin" --benchmark_min_time=0.2 \
 
 # ---- 5: compute-sanitizer on small cases --------------------------------------------------------------------
 run_step memcheck 20 60 sanitize memcheck \
-    'cuda layernorm*,cuda add_layernorm*,cuda elementwise*,cuda masking*,cuda dropout*,cuda flash attention: keys past*,cuda MLM decoder on small*,cuda training step parity: crammed_tiny (2 layers*'
+    'cuda layernorm*,cuda add_layernorm*,cuda elementwise*,cuda masking*,cuda dropout*,cuda flash attention: keys past*,cuda MLM decoder sanitizer*,cuda training step parity: crammed_tiny (2 layers*'
 run_step racecheck 20 60 sanitize racecheck \
-    'cuda layernorm*,cuda add_layernorm*,cuda losses*,cuda MLM decoder on small*,cuda flash attention: keys past*'
+    'cuda layernorm*,cuda add_layernorm*,cuda losses*,cuda MLM decoder sanitizer*,cuda flash attention: keys past*'
 
 # ---- 6: the product path: train for two minutes, then GLUE RTE ----------------------------------------------
 if selected app_train; then

@@ -5,6 +5,7 @@
 // without one). The route and the fused path's chunk rule are checked on the host. GPU cases skip visibly
 // without a GPU.
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -94,7 +95,9 @@ std::vector<float> minus(std::vector<float> a, const std::vector<float>& b) {
 // Both paths on each shape against one oracle: the loss, dhidden, and the increments of dw and dbias (both
 // accumulate onto a non-zero start); an ignored row's exact zeros; a rerun bit for bit; the evaluation loss.
 template <class T, std::size_t N>
-void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N]) {
+void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N],
+                    std::initializer_list<cu::decoder_kernel> paths = {cu::decoder_kernel::chunked,
+                                                                       cu::decoder_kernel::fused}) {
     using B = gpu_backend<T>;
     const restore_decoder restore{ctx};
     for (const auto s : shapes) {
@@ -119,7 +122,7 @@ void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N]) {
         auto ghid = upload(ctx, to_storage<T>(hid)), gw = upload(ctx, to_storage<T>(w)),
              gb = upload(ctx, to_storage<T>(bias));
         auto gt = upload(ctx, targets);
-        for (const auto path : {cu::decoder_kernel::chunked, cu::decoder_kernel::fused}) {
+        for (const auto path : paths) {
             const bool fused = expect_fused(path, s.vocab);
             INFO((path == cu::decoder_kernel::fused ? "fused" : "chunked") << " asked, n " << s.n << " h " << s.h
                                                                              << " vocab " << s.vocab);
@@ -164,6 +167,20 @@ TEST_CASE_TEMPLATE("cuda MLM decoder on small shapes: fused and chunked against 
     CRAM_REQUIRE_GPU();
     decoder_parity<T>(ctx, small_decoders);
 }
+// For compute-sanitizer (benchmarks/run_gpu.sh), where every kernel runs many times slower: the fused loss
+// once per load width, each with idle threads, on 9 rows, bf16, one cuBLASLt algorithm per GEMM shape (the
+// timed choice has its own test).
+const decoder_shape sanitizer_decoders[] = {{9, 8, 2000, true}, {9, 8, 1002, true}, {9, 8, 1001, true}};
+TEST_CASE("cuda MLM decoder sanitizer cases: the fused loss on 9 rows per load width") {
+    CRAM_REQUIRE_GPU();
+    struct restore_gemm_choice {
+        cu::context& c;
+        ~restore_gemm_choice() { c.gemm_choice = cu::gemm_algorithms::timed; }
+    } restore{ctx};
+    ctx.gemm_choice = cu::gemm_algorithms::heuristic;
+    decoder_parity<bf16>(ctx, sanitizer_decoders, {cu::decoder_kernel::fused});
+}
+
 TEST_CASE_TEMPLATE("cuda MLM decoder at crammed's shape: fused and chunked against the CPU", T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
     decoder_parity<T>(ctx, crammed_decoder);
