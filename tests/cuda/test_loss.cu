@@ -181,6 +181,22 @@ TEST_CASE("cuda MLM decoder sanitizer cases: the fused loss on 9 rows per load w
     decoder_parity<bf16>(ctx, sanitizer_decoders, {cu::decoder_kernel::fused});
 }
 
+// The fused path over several chunks (a cap on its chunk): each chunk's logits, loss and gradient in the same
+// scratch, dhidden by rows, dW summed over the chunks, the last chunk partial.
+TEST_CASE("cuda MLM decoder: the fused loss over several chunks, the last partial") {
+    CRAM_REQUIRE_GPU();
+    struct restore_cap {
+        cu::context& c;
+        ~restore_cap() { c.decoder_chunk_bytes = 0; }
+    } restore{ctx};
+    const decoder_shape rows_1536[] = {{1536, 768, 32768, false}};  // 3 chunks of 512 rows of 64 KiB
+    ctx.decoder_chunk_bytes = 512 * 32768 * sizeof(bf16);
+    decoder_parity<bf16>(ctx, rows_1536, {cu::decoder_kernel::fused});
+    const decoder_shape rows_600[] = {{600, 24, 1001, true}};  // 256 + 256 + 88 rows of 2002 bytes
+    ctx.decoder_chunk_bytes = 256 * 1001 * sizeof(bf16) + 100;
+    decoder_parity<bf16>(ctx, rows_600, {cu::decoder_kernel::fused});
+}
+
 TEST_CASE_TEMPLATE("cuda MLM decoder at crammed's shape: fused and chunked against the CPU", T, bf16, fp16) {
     CRAM_REQUIRE_GPU();
     decoder_parity<T>(ctx, crammed_decoder);

@@ -235,6 +235,9 @@ public:
     // 8, 32768 when even, 16384 when odd) or chunked. Fused by default; not yet run on a GPU (docs/cuda.md), so
     // the chunked path stays one switch away (cram_bert_24h train --decoder chunked).
     decoder_kernel decoder = decoder_kernel::fused;
+    // The fused decoder's most bytes of logits per chunk; 0: as many as memory allows (every masked row at the
+    // planner's micro-batch). Tests set it to run the fused path over several chunks.
+    std::size_t decoder_chunk_bytes = 0;
 
     // GPU time per backend op (phase_timer.hpp): off unless a profiler (bench_cuda_train) turns it on.
     phase_timer phases;

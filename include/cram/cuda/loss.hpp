@@ -423,6 +423,8 @@ void decoder_cross_entropy(context& ctx, L* loss_sum, opt_ptr<T> dhidden, opt_pt
         index_t chunk = n;
         if (static_cast<std::size_t>(n) * row_bytes > ctx.scratch_size())  // the driver is asked only then
             chunk = fused_decoder_rows(n, row_bytes, floor_rows, ctx.scratch_size(), ctx.memory_info().first);
+        if (ctx.decoder_chunk_bytes > 0)
+            chunk = std::min(chunk, std::max<index_t>(1, static_cast<index_t>(ctx.decoder_chunk_bytes / row_bytes)));
         T* logits = static_cast<T*>(ctx.scratch(carve::bytes<T>(chunk * vocab)));
         detail::decoder_chunks(ctx, chunk, logits, logits, dhidden, dw, dbias, hidden, w, targets, n, h, vocab,
                                [&](const std::int32_t* t, index_t rows) {
