@@ -83,7 +83,7 @@ void print_phases(benchmark::State& state, const std::vector<cu::phase_timer::to
                         g.chosen + 1, g.candidates);
             state.counters["TFLOP/s " + g.shape] = g.tflops;
         } else {
-            std::printf("    %-56s   heuristic's first pick (%d offered)\n", g.shape.c_str(), g.candidates);
+            std::printf("    %-56s   %s (%d offered)\n", g.shape.c_str(), g.how.c_str(), g.candidates);
         }
     }
 }

@@ -4,11 +4,13 @@
 // instead.
 #pragma once
 
+#include <cstdio>
 #include <string>
 
 #include "cram/core/bf16.hpp"
 #include "cram/core/error.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/gemm.hpp"
 #include "cram/train/precision.hpp"
 
 namespace cram::app {
@@ -40,6 +42,22 @@ inline void configure_kernels(cuda::context& ctx, const std::string& attention, 
     ctx.layernorm = layernorm == "block" ? cuda::layernorm_kernel::block : cuda::layernorm_kernel::warp;
     ctx.attention = attention == "gemm" ? cuda::attention_kernel::gemm : cuda::attention_kernel::flash;
     ctx.gemm_choice = gemm_algorithms == "heuristic" ? cuda::gemm_algorithms::heuristic : cuda::gemm_algorithms::timed;
+}
+
+// The run's GEMM shapes after training: each one's cuBLASLt algorithm, its measured time and rate where it was
+// timed (--gemm-algorithms timed), or why the heuristic's first pick was kept. Set the rates against the bf16
+// GEMM ceiling of bench_cuda_kernels (docs/cuda.md).
+inline void print_gemm_plans(std::FILE* out, cuda::context& ctx) {
+    const auto plans = cuda::gemm_report(ctx);
+    if (plans.empty()) return;
+    std::fprintf(out, "train: GEMM plans (each shape's algorithm, chosen once):\n");
+    for (const auto& g : plans) {
+        if (g.ms > 0)
+            std::fprintf(out, "train:   %-52s %8.3f ms %7.1f TFLOP/s (candidate %d of %d)\n", g.shape.c_str(), g.ms,
+                         g.tflops, g.chosen + 1, g.candidates);
+        else
+            std::fprintf(out, "train:   %-52s %s\n", g.shape.c_str(), g.how.c_str());
+    }
 }
 
 }  // namespace cram::app

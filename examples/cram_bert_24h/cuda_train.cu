@@ -64,9 +64,15 @@ int cuda_train(const train_settings& s) {
 #endif
     }
     announce(settings, p, precision);
-    if (precision == train::precision::fp16) return cuda_train_fp16(settings, ctx);
-    cuda::backend::require_device_support(ctx);
-    return run_training<cuda::backend>(settings, ctx);
+    int rc = 0;
+    if (precision == train::precision::fp16) {
+        rc = cuda_train_fp16(settings, ctx);
+    } else {
+        cuda::backend::require_device_support(ctx);
+        rc = run_training<cuda::backend>(settings, ctx);
+    }
+    if (detail::speaks(settings)) print_gemm_plans(stderr, ctx);
+    return rc;
 }
 
 measured_rate cuda_measure(const train_settings& s, int steps) {

@@ -1,8 +1,9 @@
 // cram/cuda/gemm.hpp against the CPU oracle (cram/ops/gemm.hpp, fp32) on inputs representable in the storage
 // type: the cuBLASLt GEMM for all transposes, bf16 and fp16 inputs with 16-bit and fp32 outputs, beta 0 and 1,
 // the algorithm choice (timed, heuristic), and the linear layer forward (bias epilogue in the output's type; with
-// the residual as the GEMM's C operand) and backward. Outputs are poisoned with NaN
+// the residual as the GEMM's C operand; a misaligned bias) and backward. Outputs are poisoned with NaN
 // first; skips visibly without a GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -79,11 +80,13 @@ TEST_CASE("cuda gemm: timed and heuristic algorithm choice, same results, the ti
             ++heuristic_seen;
             CHECK(g.ms == 0);
             CHECK(g.candidates == 1);
+            CHECK(g.how == "heuristic's first pick (asked for)");
         }
         if (g.shape.rfind("1032x776x264", 0) == 0) {
             ++timed_seen;
             CHECK(g.candidates >= 1);
             if (g.candidates > 1) {
+                CHECK(g.how == "timed");
                 CHECK(g.ms > 0);
                 CHECK(g.tflops > 0);
                 CHECK(g.chosen < g.candidates);
@@ -131,6 +134,13 @@ TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue; with the residual as C) 
                                    s.out_f);
         check_close("linear + residual y", download_f(ctx, gyr.data(), yr.size()), yr, 2e-2, 1e-2);
         CHECK(download_f(ctx, gres.data(), res.size()) == res);
+        // a bias 2 bytes past an aligned address: its own plan, whose algorithm the heuristic chose knowing that
+        std::vector<float> shifted(bias.size() + 1, 0.0f);
+        std::copy(bias.begin(), bias.end(), shifted.begin() + 1);
+        auto gbias_odd = upload(ctx, to_storage<T>(shifted));
+        auto gy_odd = poisoned<T>(ctx, y.size());
+        B::linear_forward(ctx, gy_odd.data(), dx_.data(), dw_.data(), gbias_odd.data() + 1, s.rows, s.in_f, s.out_f);
+        check_close("linear y, misaligned bias", download_f(ctx, gy_odd.data(), y.size()), y, 2e-2, 1e-2);
     }
 }
 

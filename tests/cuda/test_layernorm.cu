@@ -1,9 +1,10 @@
 // cram/cuda/layernorm.hpp against the CPU oracle (cram/ops/layernorm.hpp): outputs, fp32 statistics and all
 // three gradients, for bf16 and fp16 storage, on both kernel sets (context::layernorm: warp, block) and on
-// shapes that exercise each: rows of 1, 3 and 4 vectors per lane, a row that leaves lanes idle, rows past the
-// grid (grid-stride), and widths the warp kernels refuse (the fallback). The fused residual add
+// shapes that exercise each: rows of 1, 2, 3 and 4 vectors per lane, a row that leaves lanes idle, rows past
+// the grid (grid-stride), and widths and misaligned rows the warp kernels refuse (the fallback). The fused residual add
 // (add_layernorm_forward) against the CPU's add then norm, its sum bit for bit. The warp backward has no atomics:
 // two runs must give the same bits. Skips visibly without a GPU.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -19,10 +20,10 @@ namespace cu = cram::cuda;
 struct ln_shape {
     index_t rows, cols;
 };
-// 768: 3 vectors per lane (crammed BERT); 1024: 4, the most the warp kernels hold; 1000: 125 vectors, lanes
-// 29-31 idle in the last; 8: one vector, 31 lanes idle; 5000 rows: more than the grid's warps; 37 and 1032: the
-// block kernels (not a multiple of 8; wider than 1024).
-const ln_shape ln_shapes[] = {{1024, 768}, {5000, 1024}, {5, 1000}, {9, 8}, {7, 37}, {3, 1032}};
+// 768: 3 vectors per lane (crammed BERT); 1024: 4, the most the warp kernels hold; 512: 2; 1000: 125 vectors,
+// lanes 29-31 idle in the last; 8: one vector, 31 lanes idle; 5000 rows: more than the grid's warps; 37 and
+// 1032: the block kernels (not a multiple of 8; wider than 1024).
+const ln_shape ln_shapes[] = {{1024, 768}, {5000, 1024}, {300, 512}, {5, 1000}, {9, 8}, {7, 37}, {3, 1032}};
 
 // The path the launcher takes, worked out from its documented rule rather than asked of it.
 bool expect_warp(cu::layernorm_kernel asked, index_t cols) {
@@ -90,6 +91,49 @@ TEST_CASE_TEMPLATE("cuda layernorm forward and backward: warp and block kernels 
         check_close("layernorm dw", download_f(ctx, gdw.data(), dw.size()), dw, 1e-2, 1e-3);
         check_close("layernorm db", download_f(ctx, gdb.data(), db.size()), db, 1e-2, 1e-3);
     });
+}
+
+// Rows that start 2 bytes past a 16-byte boundary: the warp kernels' 16-byte loads would fault there, so the route
+// must send them to the block kernels, which must still match the CPU.
+TEST_CASE("cuda layernorm: misaligned rows take the block kernels and match the CPU") {
+    CRAM_REQUIRE_GPU();
+    using B = gpu_backend<bf16>;
+    const restore_layernorm restore{ctx};
+    ctx.layernorm = cu::layernorm_kernel::warp;
+    const index_t rows = 64, cols = 768;
+    const std::size_t n = static_cast<std::size_t>(rows * cols), ncols = static_cast<std::size_t>(cols);
+    const auto x = random_vec_as<bf16>(n, 50, 2.0f), dy = random_vec_as<bf16>(n, 51), din0 = random_vec_as<bf16>(n, 52);
+    auto w = random_vec_as<bf16>(ncols, 53);
+    for (auto& v : w) v = round_to<bf16>(1.0f + 0.5f * v);
+    const auto b = random_vec_as<bf16>(ncols, 54);
+    std::vector<float> y(n), mean(static_cast<std::size_t>(rows)), rstd(mean.size()), din = din0,
+                             dw(ncols, 0.0f), db(ncols, 0.0f);
+    ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows, cols, 1e-12f);
+    ops::layernorm_backward(din.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(), w.data(),
+                            rows, cols);
+    // one leading element, so every row begins at an odd 16-bit offset
+    const auto shifted = [](const std::vector<float>& v) {
+        std::vector<float> out(v.size() + 1, 0.0f);
+        std::copy(v.begin(), v.end(), out.begin() + 1);
+        return to_storage<bf16>(out);
+    };
+    auto gx = upload(ctx, shifted(x)), gdy = upload(ctx, shifted(dy)), gdin = upload(ctx, shifted(din0));
+    auto gy = upload(ctx, shifted(std::vector<float>(n, 7.0f)));
+    auto gw = upload(ctx, to_storage<bf16>(w)), gb = upload(ctx, to_storage<bf16>(b));
+    CHECK(cu::detail::layernorm_warp_route<bf16>(ctx, cols, {gx.data() + 1, gw.data(), gb.data()}) == 0);
+    auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());
+    auto gdw = upload(ctx, std::vector<float>(ncols, 0.0f)), gdb = upload(ctx, std::vector<float>(ncols, 0.0f));
+    B::layernorm_forward(ctx, gy.data() + 1, gmean.data(), grstd.data(), gx.data() + 1, gw.data(), gb.data(), rows,
+                         cols, 1e-12f);
+    B::layernorm_backward(ctx, gdin.data() + 1, gdw.data(), gdb.data(), gdy.data() + 1, gx.data() + 1, gmean.data(),
+                          grstd.data(), gw.data(), rows, cols);
+    const auto got_y = download_f(ctx, gy.data(), n + 1), got_din = download_f(ctx, gdin.data(), n + 1);
+    CHECK(got_y[0] == 7.0f);  // the element before the rows is untouched
+    check_close("misaligned layernorm y", std::vector<float>(got_y.begin() + 1, got_y.end()), y, 1e-2, 1e-2);
+    check_close("misaligned layernorm mean", download_f(ctx, gmean.data(), mean.size()), mean, 1e-5, 1e-4);
+    check_close("misaligned layernorm din", std::vector<float>(got_din.begin() + 1, got_din.end()), din, 5e-3, 1e-2);
+    check_close("misaligned layernorm dw", download_f(ctx, gdw.data(), ncols), dw, 1e-2, 1e-3);
+    check_close("misaligned layernorm db", download_f(ctx, gdb.data(), ncols), db, 1e-2, 1e-3);
 }
 
 TEST_CASE_TEMPLATE("cuda layernorm: the warp backward's parameter gradients are the same bits on every run", T,

@@ -144,15 +144,20 @@ struct gemm_key {
     bool operator<(const gemm_key& o) const { return tie() < o.tie(); }
 };
 
+// How a plan's algorithm was chosen (gemm.hpp: time_candidates; gemm_report says it in words): timed, or the
+// heuristic's first pick because that was asked for, the GEMM is batched, only one was offered, the timing's
+// scratch output did not fit, or no candidate ran.
+enum class gemm_choice_how { timed, asked, batched, one_offered, no_memory, none_ran };
 struct gemm_plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
     bool has_algo = false;
-    // How the algorithm was chosen (gemm.hpp, time_candidates): how many the heuristic offered, which one won
-    // (0: its first), and its measured time per call (0 when not timed).
+    // How the algorithm was chosen: how many the heuristic offered, which one won (0: its first), its measured
+    // time per call (0 when not timed), and why it was or was not timed.
     int candidates = 0, chosen = 0;
     double ms = 0;
+    gemm_choice_how how = gemm_choice_how::asked;
     void destroy() noexcept {
         if (desc) cublasLtMatmulDescDestroy(desc);
         if (a) cublasLtMatrixLayoutDestroy(a);

@@ -5,10 +5,10 @@
 // or fp32 (weight gradients accumulate in fp32, beta = 1); the bias has the output's type, as cuBLASLt requires
 // (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE).
 // Plans (descriptors, layouts, the algorithm) are cached per shape in the context. The algorithm is the
-// fastest of up to 8 the cuBLASLt heuristic offers, each timed once on scratch operands of the shape
-// (context::gemm_choice = timed, the default; single-matrix GEMMs, the linear layers and the decoder), or the
-// heuristic's first pick (gemm_algorithms::heuristic, and always for batched GEMMs). gemm_report lists each
-// plan's measured time and TFLOP/s. The CUDA twin of cram/ops/gemm.hpp.
+// fastest of up to 8 the cuBLASLt heuristic offers, each timed once on the operands of the call that first meets
+// the shape (context::gemm_choice = timed, the default; single-matrix GEMMs, the linear layers and the decoder),
+// or the heuristic's first pick (gemm_algorithms::heuristic, and always for batched GEMMs). gemm_report lists
+// each plan's measured time and TFLOP/s, or why it was not timed. The CUDA twin of cram/ops/gemm.hpp.
 #pragma once
 
 #include <algorithm>
@@ -68,67 +68,76 @@ inline stored_shapes stored_shapes_of(const gemm_key& key) {
 
 constexpr int max_gemm_candidates = 8;
 
-// Times each algorithm the heuristic offered (a warm-up call, then three) on zero-filled scratch operands of the
-// plan's shape, and keeps the fastest in the plan. Values do not change a GEMM's time much; pointers into the
-// model's buffers cannot be used, because a beta = 1 GEMM would add into them. When the scratch does not fit in
-// the free memory, or no candidate runs, the plan keeps the heuristic's first pick. Synchronises the stream:
-// once per shape, in the first step.
+// The operands of the call that creates a plan, in cuBLASLt's order (its A is our B, and vice versa): timing
+// runs on them, and the heuristic reads the bias pointer's alignment from its value.
+struct gemm_operands {
+    const void* a;
+    const void* b;
+    const void* c;  // the beta term's source: the output itself, or the addend
+    void* d;
+    const void* bias;
+};
+
+// Times each algorithm the heuristic offered (a warm-up call, then three) on the call's own operands, and keeps
+// the fastest in the plan. Inputs are only read; an output the GEMM overwrites (beta = 0, or an addend as C) is
+// written again by the call itself right after. Only an in-place accumulation (beta = 1, C = D: the weight
+// gradients) must not run more than once, so its timing writes a scratch D with C = the real gradient (cuBLASLt
+// allows C != D with one layout). When that scratch does not fit, or no candidate runs, the plan keeps the
+// heuristic's first pick and says why. Synchronises the stream: once per shape, in the first step.
 inline void time_candidates(context& ctx, const gemm_key& key, gemm_plan& plan,
-                            const cublasLtMatmulHeuristicResult_t* results, int found, std::size_t ab_size,
-                            std::size_t c_size, std::size_t bias_size) {
-    const stored_shapes sh = stored_shapes_of(key);
-    std::size_t bytes[4] = {std::size_t(key.lda) * std::size_t(sh.a_cols) * ab_size,
-                            std::size_t(key.ldb) * std::size_t(sh.b_cols) * ab_size,
-                            std::size_t(key.ldc) * std::size_t(key.n) * c_size,
-                            key.epilogue != int(CUBLASLT_EPILOGUE_DEFAULT) ? std::size_t(key.m) * bias_size : 0};
-    device_buffer<std::byte> buf[4];
-    try {
-        for (int i = 0; i < 4; ++i)
-            if (bytes[i] > 0) {
-                buf[i] = device_buffer<std::byte>(bytes[i]);
-                CRAM_CUDA_CHECK(cudaMemsetAsync(buf[i].data(), 0, bytes[i], ctx.stream()));
-            }
-    } catch (const cram::error&) {
-        cudaGetLastError();  // out of memory: keep the heuristic's pick
-        return;
-    }
-    if (bytes[3] > 0) {
-        const void* bp = buf[3].data();
-        CRAM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp));
+                            const cublasLtMatmulHeuristicResult_t* results, int found, const gemm_operands& ops,
+                            std::size_t c_size) {
+    device_buffer<std::byte> scratch_d;
+    void* d = ops.d;
+    if (!key.beta_zero && ops.c == ops.d) {
+        try {
+            scratch_d = device_buffer<std::byte>(std::size_t(key.ldc) * std::size_t(key.n) * c_size);
+        } catch (const cram::error&) {
+            cudaGetLastError();  // out of memory: keep the heuristic's pick
+            plan.how = gemm_choice_how::no_memory;
+            return;
+        }
+        d = scratch_d.data();
     }
     const float alpha = 1.0f, beta = key.beta_zero ? 0.0f : 1.0f;
     cudaEvent_t start = nullptr, stop = nullptr;
     CRAM_CUDA_CHECK(cudaEventCreate(&start));
-    CRAM_CUDA_CHECK(cudaEventCreate(&stop));
+    if (const cudaError_t e = cudaEventCreate(&stop); e != cudaSuccess) {
+        cudaEventDestroy(start);
+        CRAM_CUDA_CHECK(e);
+    }
+    int ran_any = 0;
     for (int i = 0; i < found; ++i) {
         if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
         const auto call = [&] {
-            return cublasLtMatmul(ctx.lt(), plan.desc, &alpha, buf[0].data(), plan.a, buf[1].data(), plan.b, &beta,
-                                  buf[2].data(), plan.c, buf[2].data(), plan.c, &results[i].algo, ctx.workspace(),
-                                  ctx.workspace_size(), ctx.stream());
+            return cublasLtMatmul(ctx.lt(), plan.desc, &alpha, ops.a, plan.a, ops.b, plan.b, &beta, ops.c, plan.c, d,
+                                  plan.c, &results[i].algo, ctx.workspace(), ctx.workspace_size(), ctx.stream());
         };
-        if (call() != CUBLAS_STATUS_SUCCESS) continue;
+        if (call() != CUBLAS_STATUS_SUCCESS) continue;  // refused before launching anything: the stream is clean
         bool ran = true;
-        CRAM_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+        cudaEventRecord(start, ctx.stream());
         for (int r = 0; r < 3; ++r) ran = ran && call() == CUBLAS_STATUS_SUCCESS;
-        CRAM_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
-        CRAM_CUDA_CHECK(cudaEventSynchronize(stop));
+        cudaEventRecord(stop, ctx.stream());
         float ms = 0;
-        CRAM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        const bool timed = cudaEventSynchronize(stop) == cudaSuccess && cudaEventElapsedTime(&ms, start, stop) == cudaSuccess;
         ms /= 3.0f;
-        if (ran && (plan.ms == 0 || ms < plan.ms)) {
-            plan.algo = results[i].algo;
-            plan.chosen = i;
-            plan.ms = ms;
+        if (ran && timed) {
+            ++ran_any;
+            if (plan.ms == 0 || ms < plan.ms) {
+                plan.algo = results[i].algo;
+                plan.chosen = i;
+                plan.ms = ms;
+            }
         }
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
-    CRAM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));  // before the scratch operands are freed
+    plan.how = ran_any > 0 ? gemm_choice_how::timed : gemm_choice_how::none_ran;
+    CRAM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));  // before the scratch output is freed; raises a fault
 }
 
 inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t type_ab, cudaDataType_t type_c,
-                            cudaDataType_t type_bias, std::size_t ab_size, std::size_t c_size, std::size_t bias_size) {
+                            cudaDataType_t type_bias, std::size_t c_size, const gemm_operands& ops) {
     auto& plans = ctx.gemm_plans();
     if (auto it = plans.find(key); it != plans.end()) return it->second;
     gemm_plan plan;
@@ -144,6 +153,10 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
             const int bt = static_cast<int>(type_bias);
             CRAM_CUBLAS_CHECK(
                 cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+            // the heuristic reads the bias's alignment from this pointer (cublasLt.h); a plan is reused only for
+            // biases of the same alignment (gemm_key::align_bias)
+            CRAM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ops.bias,
+                                                             sizeof ops.bias));
         }
         // stored shapes: op N -> rows x cols = (m|k) x (k|n) as used; op T -> the transpose
         const stored_shapes sh = stored_shapes_of(key);
@@ -188,7 +201,10 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
         plan.algo = results[0].algo;
         plan.has_algo = true;
         plan.candidates = found;
-        if (found > 1) time_candidates(ctx, key, plan, results, found, ab_size, c_size, bias_size);
+        plan.how = ctx.gemm_choice != gemm_algorithms::timed ? gemm_choice_how::asked
+                   : key.batch > 1                            ? gemm_choice_how::batched
+                                                              : gemm_choice_how::one_offered;
+        if (found > 1) time_candidates(ctx, key, plan, results, found, ops, c_size);
     } catch (...) {
         plan.destroy();
         throw;
@@ -210,6 +226,8 @@ void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_
                   "cram::cuda::gemm: element types are float, cram::bf16 or cram::fp16");
     static_assert(std::is_same_v<CD, float> || std::is_same_v<CD, AB>,
                   "cram::cuda::gemm: the output is fp32 or the inputs' type (cuBLASLt has no bf16 x bf16 -> fp16)");
+    static_assert(std::is_same_v<Bias, CD>,
+                  "cram::cuda::gemm: the bias has the output's type (cublasLt.h: other types only for IMMA and fp8)");
     if (m <= 0 || n <= 0 || batch <= 0) return;
     CRAM_CHECK(k > 0, "gemm with k = ", k, ": an empty inner dimension is not supported");
     CRAM_CHECK(a && b && c, "gemm: null matrix pointer (m=", m, " n=", n, " k=", k, ")");
@@ -234,8 +252,8 @@ void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_
     key.align_c = std::min(align(c, stride_c, sizeof(CD)), align(beta_source, stride_c, sizeof(CD)));
     key.align_bias = bias ? detail::pointer_alignment(bias) : 256;
     key.beta_zero = beta == 0.0f;
-    detail::gemm_plan& plan = detail::find_plan(ctx, key, cuda_type<AB>(), cuda_type<CD>(), cuda_type<Bias>(), sizeof(AB),
-                                                sizeof(CD), sizeof(Bias));
+    detail::gemm_plan& plan = detail::find_plan(ctx, key, cuda_type<AB>(), cuda_type<CD>(), cuda_type<Bias>(),
+                                                sizeof(CD), {b, a, beta_source, c, bias});
     if (bias) {
         const void* bp = bias;
         CRAM_CUBLAS_CHECK(
@@ -259,7 +277,19 @@ struct gemm_timing {
     std::string shape;  // e.g. "65536x2304x768 (A, B^T) bf16 -> bf16 +bias"
     int candidates = 0, chosen = 0;
     double ms = 0, tflops = 0;  // 0: not timed
+    std::string how;            // "timed", or why the heuristic's first pick was kept
 };
+inline const char* gemm_choice_words(detail::gemm_choice_how h) {
+    switch (h) {
+        case detail::gemm_choice_how::timed: return "timed";
+        case detail::gemm_choice_how::asked: return "heuristic's first pick (asked for)";
+        case detail::gemm_choice_how::batched: return "heuristic's first pick (batched: not timed)";
+        case detail::gemm_choice_how::one_offered: return "heuristic's only candidate";
+        case detail::gemm_choice_how::no_memory: return "heuristic's first pick (no memory to time it)";
+        case detail::gemm_choice_how::none_ran: return "heuristic's first pick (no candidate ran when timed)";
+    }
+    return "?";
+}
 inline std::vector<gemm_timing> gemm_report(context& ctx) {
     const auto type_name = [](int t) {
         return t == int(CUDA_R_16BF) ? "bf16" : t == int(CUDA_R_16F) ? "fp16" : t == int(CUDA_R_32F) ? "fp32" : "?";
@@ -276,6 +306,7 @@ inline std::vector<gemm_timing> gemm_report(context& ctx) {
         t.candidates = plan.candidates;
         t.chosen = plan.chosen;
         t.ms = plan.ms;
+        t.how = gemm_choice_words(plan.how);
         const double flop = 2.0 * double(key.m) * double(key.n) * double(key.k) * double(key.batch);
         t.tflops = plan.ms > 0 ? flop / (plan.ms * 1e-3) / 1e12 : 0;
         out.push_back(std::move(t));
