@@ -192,13 +192,17 @@ inline gemm_plan& find_plan(context& ctx, const gemm_key& key, cudaDataType_t ty
         const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.lt(), plan.desc, plan.a, plan.b, plan.c, plan.c,
                                                                  pref, wanted, results, &found);
         cublasLtMatmulPreferenceDestroy(pref);
-        if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+        // the first candidate the heuristic marks usable is the default pick
+        int first = 0;
+        while (first < found && results[first].state != CUBLAS_STATUS_SUCCESS) ++first;
+        if (st != CUBLAS_STATUS_SUCCESS || first == found)
             CRAM_THROW("cuBLASLt found no algorithm for a GEMM (column-major m=", key.m, " n=", key.n, " k=", key.k,
                        " lda=", key.lda, " ldb=", key.ldb, " ldc=", key.ldc, " batch=", key.batch, " op_a=", key.op_a,
                        " op_b=", key.op_b, " epilogue=", key.epilogue, " alignments ", key.align_a, "/", key.align_b,
                        "/", key.align_c, "): ", cram::cuda::detail::cublas_status_name(st),
                        "; check the leading dimensions and pointer alignment");
-        plan.algo = results[0].algo;
+        plan.algo = results[first].algo;
+        plan.chosen = first;
         plan.has_algo = true;
         plan.candidates = found;
         plan.how = ctx.gemm_choice != gemm_algorithms::timed ? gemm_choice_how::asked

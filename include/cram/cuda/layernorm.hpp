@@ -52,20 +52,20 @@ __global__ void __launch_bounds__(BLOCK) layernorm_forward_kernel(T* __restrict_
     using reduce = cub::BlockReduce<float, BLOCK>;
     __shared__ typename reduce::TempStorage tmp;
     __shared__ float s_stat;
-    const float inv_cols = 1.0f / static_cast<float>(cols);
+    const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
     for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* x = in + r * cols;
         float s = 0.0f;
         detail::for_row<T, BLOCK, VEC>(x, cols, [&](index_t, float v) { s += v; });
         s = reduce(tmp).Sum(s);
-        if (threadIdx.x == 0) s_stat = s * inv_cols;
+        if (threadIdx.x == 0) s_stat = s / n_cols;
         __syncthreads();
         const float mu = s_stat;
         float q = 0.0f;
         detail::for_row<T, BLOCK, VEC>(x, cols, [&](index_t, float v) { q += (v - mu) * (v - mu); });
         __syncthreads();  // tmp and s_stat are reused
         q = reduce(tmp).Sum(q);
-        if (threadIdx.x == 0) s_stat = ops::layernorm_rstd(q * inv_cols, eps);
+        if (threadIdx.x == 0) s_stat = ops::layernorm_rstd(q / n_cols, eps);
         __syncthreads();
         const float rs = s_stat;
         T* o = out + r * cols;
@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(BLOCK) layernorm_backward_kernel(T* __restrict
     extern __shared__ float acc[];  // [0, cols): dw partials, [cols, 2 cols): db partials
     for (index_t c = threadIdx.x; c < 2 * cols; c += BLOCK) acc[c] = 0.0f;
     __syncthreads();
-    const float inv_cols = 1.0f / static_cast<float>(cols);
+    const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
     for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* x = in + r * cols;
         const T* dy = dout + r * cols;
@@ -122,10 +122,10 @@ __global__ void __launch_bounds__(BLOCK) layernorm_backward_kernel(T* __restrict
             acc[cols + c] += g;
         });
         a = reduce(tmp).Sum(a);
-        if (threadIdx.x == 0) s_a = a * inv_cols;
+        if (threadIdx.x == 0) s_a = a / n_cols;
         __syncthreads();
         bsum = reduce(tmp).Sum(bsum);
-        if (threadIdx.x == 0) s_b = bsum * inv_cols;
+        if (threadIdx.x == 0) s_b = bsum / n_cols;
         __syncthreads();
         const float ma = s_a, mb = s_b;
         T* dx = din + r * cols;
@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(detail::layernorm_warp_threads)
     constexpr int W = vec16<T>::n;
     constexpr int warps = detail::layernorm_warp_threads / 32;
     const index_t nvec = cols / W;
-    const float inv_cols = 1.0f / static_cast<float>(cols);
+    const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
     float wf[V][W] = {}, bf[V][W] = {};
     detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
         const vec16<T> wv = load16(w + c), bv = load16(b + c);
@@ -221,13 +221,13 @@ __global__ void __launch_bounds__(detail::layernorm_warp_threads)
                 s += x[i][j];
             }
         });
-        const float mu = warp_sum(s) * inv_cols;
+        const float mu = warp_sum(s) / n_cols;
         float q = 0.0f;
         detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t) {
 #pragma unroll
             for (int j = 0; j < W; ++j) q += (x[i][j] - mu) * (x[i][j] - mu);
         });
-        const float rs = ops::layernorm_rstd(warp_sum(q) * inv_cols, eps);
+        const float rs = ops::layernorm_rstd(warp_sum(q) / n_cols, eps);
         detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
             vec16<T> ov;
 #pragma unroll
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(detail::layernorm_warp_threads)
     constexpr int W = vec16<T>::n;
     constexpr int warps = detail::layernorm_warp_threads / 32;
     const index_t nvec = cols / W;
-    const float inv_cols = 1.0f / static_cast<float>(cols);
+    const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
     float wf[V][W] = {}, dwf[V][W] = {}, dbf[V][W] = {};
     detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
         const vec16<T> wv = load16(w + c);
@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(detail::layernorm_warp_threads)
                 dbf[i][j] += g[i][j];
             }
         });
-        const float ma = warp_sum(a) * inv_cols, mb = warp_sum(c2) * inv_cols;
+        const float ma = warp_sum(a) / n_cols, mb = warp_sum(c2) / n_cols;
         detail::for_lane_vectors<T, V>(nvec, [&](int i, index_t c) {
             vec16<T> dv = load16(din + row + c);
 #pragma unroll
