@@ -78,13 +78,8 @@ void print_phases(benchmark::State& state, const std::vector<cu::phase_timer::to
     // the GEMM shapes of the step: each one's algorithm choice and, when timed (context::gemm_choice), its rate
     std::printf("  GEMM plans (timed once each when chosen; compare with bench_cuda_kernels' BM_gemm ceiling):\n");
     for (const auto& g : cu::gemm_report(*shared_context())) {
-        if (g.ms > 0) {
-            std::printf("    %-56s %8.3f ms %7.1f TFLOP/s  (candidate %d of %d)\n", g.shape.c_str(), g.ms, g.tflops,
-                        g.chosen + 1, g.candidates);
-            state.counters["TFLOP/s " + g.shape] = g.tflops;
-        } else {
-            std::printf("    %-56s   %s (%d offered)\n", g.shape.c_str(), g.how.c_str(), g.candidates);
-        }
+        std::printf("    %-56s %s\n", g.shape.c_str(), cu::describe(g).c_str());
+        if (g.ms > 0) state.counters["TFLOP/s " + g.shape] = g.tflops;
     }
 }
 

@@ -51,13 +51,7 @@ inline void print_gemm_plans(std::FILE* out, cuda::context& ctx) {
     const auto plans = cuda::gemm_report(ctx);
     if (plans.empty()) return;
     std::fprintf(out, "train: GEMM plans (each shape's algorithm, chosen once):\n");
-    for (const auto& g : plans) {
-        if (g.ms > 0)
-            std::fprintf(out, "train:   %-52s %8.3f ms %7.1f TFLOP/s (candidate %d of %d)\n", g.shape.c_str(), g.ms,
-                         g.tflops, g.chosen + 1, g.candidates);
-        else
-            std::fprintf(out, "train:   %-52s %s\n", g.shape.c_str(), g.how.c_str());
-    }
+    for (const auto& g : plans) std::fprintf(out, "train:   %-52s %s\n", g.shape.c_str(), cuda::describe(g).c_str());
 }
 
 }  // namespace cram::app

@@ -68,6 +68,20 @@ inline cram::cuda::context* device_context() {
     return ctx.get();
 }
 
+// Puts a setting of the shared context (every suite uses one) back to its value when the case began.
+template <class V>
+class keep_setting {
+public:
+    explicit keep_setting(V& setting) : setting_(setting), saved_(setting) {}
+    ~keep_setting() { setting_ = saved_; }
+    keep_setting(const keep_setting&) = delete;
+    keep_setting& operator=(const keep_setting&) = delete;
+
+private:
+    V& setting_;
+    V saved_;
+};
+
 #define CRAM_REQUIRE_GPU()                                          \
     cram::cuda::context* cram_ctx_ptr_ = cram::cuda_test::device_context(); \
     if (!cram_ctx_ptr_) return;                                     \

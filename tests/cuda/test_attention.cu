@@ -46,10 +46,7 @@ TEST_CASE_TEMPLATE("cuda attention forward and backward (flash and GEMM paths; k
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<T>;
     struct shape { index_t batch, seq, heads, hd; bool lengths; };
-    struct restore_default {
-        cu::context& c;
-        ~restore_default() { c.attention = cu::attention_kernel::flash; }
-    } restore{ctx};
+    const keep_setting keep_attention(ctx.attention);
     const std::uint64_t seed = 99;
     const std::uint32_t stream = 5;
     const bool tensor_cores = std::is_same_v<T, fp16> || ctx.props().major >= 8;

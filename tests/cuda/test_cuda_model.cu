@@ -78,14 +78,9 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol,
                           cram::cuda::layernorm_kernel layernorm = cram::cuda::layernorm_kernel::warp,
                           cram::cuda::decoder_kernel decoder = cram::cuda::decoder_kernel::fused) {
     CRAM_REQUIRE_GPU();
-    struct restore_default {
-        cram::cuda::context& c;
-        ~restore_default() {
-            c.attention = cram::cuda::attention_kernel::flash;
-            c.layernorm = cram::cuda::layernorm_kernel::warp;
-            c.decoder = cram::cuda::decoder_kernel::fused;
-        }
-    } restore{ctx};
+    const keep_setting keep_attention(ctx.attention);
+    const keep_setting keep_layernorm(ctx.layernorm);
+    const keep_setting keep_decoder(ctx.decoder);
     ctx.attention = attention;
     ctx.layernorm = layernorm;
     ctx.decoder = decoder;

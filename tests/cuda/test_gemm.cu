@@ -63,10 +63,7 @@ TEST_CASE_TEMPLATE("cuda gemm: all transposes, 16-bit and fp32 outputs, beta 0 a
 // than one candidate; both give the oracle's result (the beta = 1 case proves the timing did not add into C).
 TEST_CASE("cuda gemm: timed and heuristic algorithm choice, same results, the timed rate reported") {
     CRAM_REQUIRE_GPU();
-    struct restore_default {
-        cu::context& c;
-        ~restore_default() { c.gemm_choice = cu::gemm_algorithms::timed; }
-    } restore{ctx};
+    const keep_setting keep_gemm_choice(ctx.gemm_choice);
     ctx.gemm_choice = cu::gemm_algorithms::heuristic;
     run_gemm<bf16, float>(ctx, gemm_case{false, true, 520, 776, 264}, 1.0f);
     ctx.gemm_choice = cu::gemm_algorithms::timed;

@@ -32,16 +32,10 @@ bool expect_warp(cu::layernorm_kernel asked, index_t cols) {
 
 const char* path_name(cu::layernorm_kernel k) { return k == cu::layernorm_kernel::warp ? "warp" : "block"; }
 
-// Restores the context's default kernels when a case ends (the context is shared by every suite).
-struct restore_layernorm {
-    cu::context& c;
-    ~restore_layernorm() { c.layernorm = cu::layernorm_kernel::warp; }
-};
-
 // f(kernel set, shape) for every shape on each kernel set, the context switched to it.
 template <class F>
 void on_both_kernel_sets(cu::context& ctx, F&& f) {
-    const restore_layernorm restore{ctx};
+    const keep_setting keep_layernorm(ctx.layernorm);
     for (const auto path : {cu::layernorm_kernel::block, cu::layernorm_kernel::warp})
         for (const auto s : ln_shapes) {
             INFO(path_name(path) << " kernels, rows " << s.rows << " cols " << s.cols);
@@ -98,7 +92,7 @@ TEST_CASE_TEMPLATE("cuda layernorm forward and backward: warp and block kernels 
 TEST_CASE("cuda layernorm: misaligned rows take the block kernels and match the CPU") {
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<bf16>;
-    const restore_layernorm restore{ctx};
+    const keep_setting keep_layernorm(ctx.layernorm);
     ctx.layernorm = cu::layernorm_kernel::warp;
     const index_t rows = 64, cols = 768;
     const std::size_t n = static_cast<std::size_t>(rows * cols), ncols = static_cast<std::size_t>(cols);
@@ -140,7 +134,7 @@ TEST_CASE_TEMPLATE("cuda layernorm: the warp backward's parameter gradients are 
                    bf16, fp16) {
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<T>;
-    const restore_layernorm restore{ctx};
+    const keep_setting keep_layernorm(ctx.layernorm);
     ctx.layernorm = cu::layernorm_kernel::warp;
     const index_t rows = 4096, cols = 768;
     const std::size_t n = static_cast<std::size_t>(rows * cols), ncols = static_cast<std::size_t>(cols);

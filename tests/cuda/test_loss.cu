@@ -82,11 +82,6 @@ bool expect_fused(cu::decoder_kernel asked, index_t vocab) {
     return asked == cu::decoder_kernel::fused && vocab <= cap;
 }
 
-struct restore_decoder {
-    cu::context& c;
-    ~restore_decoder() { c.decoder = cu::decoder_kernel::fused; }
-};
-
 std::vector<float> minus(std::vector<float> a, const std::vector<float>& b) {
     for (std::size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
     return a;
@@ -99,7 +94,7 @@ void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N],
                     std::initializer_list<cu::decoder_kernel> paths = {cu::decoder_kernel::chunked,
                                                                        cu::decoder_kernel::fused}) {
     using B = gpu_backend<T>;
-    const restore_decoder restore{ctx};
+    const keep_setting keep_decoder(ctx.decoder);
     for (const auto s : shapes) {
         const auto hid = random_vec_as<T>(static_cast<std::size_t>(s.n * s.h), 90),
                    w = random_vec_as<T>(static_cast<std::size_t>(s.vocab * s.h), 91, 0.1f);
@@ -173,10 +168,7 @@ TEST_CASE_TEMPLATE("cuda MLM decoder on small shapes: fused and chunked against 
 const decoder_shape sanitizer_decoders[] = {{9, 8, 2000, true}, {9, 8, 1002, true}, {9, 8, 1001, true}};
 TEST_CASE("cuda MLM decoder sanitizer cases: the fused loss on 9 rows per load width") {
     CRAM_REQUIRE_GPU();
-    struct restore_gemm_choice {
-        cu::context& c;
-        ~restore_gemm_choice() { c.gemm_choice = cu::gemm_algorithms::timed; }
-    } restore{ctx};
+    const keep_setting keep_gemm_choice(ctx.gemm_choice);
     ctx.gemm_choice = cu::gemm_algorithms::heuristic;
     decoder_parity<bf16>(ctx, sanitizer_decoders, {cu::decoder_kernel::fused});
 }
@@ -185,10 +177,7 @@ TEST_CASE("cuda MLM decoder sanitizer cases: the fused loss on 9 rows per load w
 // scratch, dhidden by rows, dW summed over the chunks, the last chunk partial.
 TEST_CASE("cuda MLM decoder: the fused loss over several chunks, the last partial") {
     CRAM_REQUIRE_GPU();
-    struct restore_cap {
-        cu::context& c;
-        ~restore_cap() { c.decoder_chunk_bytes = 0; }
-    } restore{ctx};
+    const keep_setting keep_cap(ctx.decoder_chunk_bytes);
     const decoder_shape rows_1536[] = {{1536, 768, 32768, false}};  // 3 chunks of 512 rows of 64 KiB
     ctx.decoder_chunk_bytes = 512 * 32768 * sizeof(bf16);
     decoder_parity<bf16>(ctx, rows_1536, {cu::decoder_kernel::fused});

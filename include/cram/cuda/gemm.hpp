@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -331,6 +332,17 @@ inline std::vector<gemm_timing> gemm_report(context& ctx) {
     }
     std::stable_sort(out.begin(), out.end(), [](const gemm_timing& a, const gemm_timing& b) { return a.tflops > b.tflops; });
     return out;
+}
+
+// A report line's figures: time, rate and the winning candidate when timed, else why not.
+inline std::string describe(const gemm_timing& g) {
+    char line[160];
+    if (g.ms > 0)
+        std::snprintf(line, sizeof line, "%8.3f ms %7.1f TFLOP/s (candidate %d of %d)", g.ms, g.tflops, g.chosen + 1,
+                      g.candidates);
+    else
+        std::snprintf(line, sizeof line, "%s (%d offered)", g.how.c_str(), g.candidates);
+    return line;
 }
 
 // dbias[c] += sum_r x[r, c]: a 32-column tile per block, rows split over the block's 8 rows and the grid.

@@ -218,8 +218,13 @@ __global__ void __launch_bounds__(BLOCK)
     __shared__ float s_lse;
     // columns within a row fit an int (rows of at most 65536): fewer registers than 64-bit offsets
     const int width = static_cast<int>(classes);
-    const auto column = [](int i) { return (i * BLOCK + static_cast<int>(threadIdx.x)) * VEC; };
     const auto biased = [bias](float z, int c) { return bias ? z + to_f32(bias[c]) : z; };
+    // f(i, c) for each of this thread's loads i whose first column c lies in the row
+    const auto each_load = [width](auto&& f) {
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+            if (const int c = (i * BLOCK + static_cast<int>(threadIdx.x)) * VEC; c < width) f(i, c);
+    };
     for (index_t r = blockIdx.x; r < n; r += gridDim.x) {
         T* z = logits + r * classes;
         std::int32_t y = labels[r];
@@ -230,31 +235,23 @@ __global__ void __launch_bounds__(BLOCK)
         if (y == ops::ignore_label) {  // uniform across the block: no collective skipped by part of it
             if (write_grad) {
                 const pack zero{};  // +0.0 is all-zero bits in bf16 and fp16
-#pragma unroll
-                for (int i = 0; i < ITEMS; ++i)
-                    if (column(i) < width) zero.store(z + column(i));
+                each_load([&](int, int c) { zero.store(z + c); });
             }
             continue;
         }
         pack x[ITEMS];
         float m = -INFINITY;
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i) {
-            const int c = column(i);
-            if (c >= width) continue;
+        each_load([&](int i, int c) {
             x[i].load(z + c);
 #pragma unroll
             for (int j = 0; j < VEC; ++j) m = fmaxf(m, biased(x[i].get(j), c + j));
-        }
+        });
         float s = 0.0f;
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i) {
-            const int c = column(i);
-            if (c >= width) continue;
+        each_load([&](int i, int c) {
             x[i].opaque();
 #pragma unroll
             for (int j = 0; j < VEC; ++j) s += __expf(biased(x[i].get(j), c + j) - m);
-        }
+        });
         const detail::max_sum tot = reduce(tmp).Reduce(detail::max_sum{m, s}, detail::max_sum_op{});
         if (threadIdx.x == 0) {  // reads z[y] before the barrier, so before any thread overwrites it
             const float lse = tot.m + logf(tot.s);
@@ -263,18 +260,14 @@ __global__ void __launch_bounds__(BLOCK)
         }
         __syncthreads();
         const float lse = s_lse;
-        if (write_grad) {
-#pragma unroll
-            for (int i = 0; i < ITEMS; ++i) {
-                const int c = column(i);
-                if (c >= width) continue;
+        if (write_grad)
+            each_load([&](int i, int c) {
                 x[i].opaque();
 #pragma unroll
                 for (int j = 0; j < VEC; ++j)
                     x[i].set(j, ops::cross_entropy_grad(__expf(biased(x[i].get(j), c + j) - lse), c + j == y, dscale));
                 x[i].store(z + c);
-            }
-        }
+            });
         __syncthreads();  // s_lse and the reduction's storage are reused by the next row
     }
 }
@@ -343,13 +336,15 @@ struct decoder_route {
     bool fused = false;
     std::string why;  // empty when fused
 };
+// Whether the fused loss runs (each micro-step asks; the words of decoder_route_for are for the log).
+inline bool decoder_is_fused(decoder_kernel asked, index_t vocab) {
+    return asked == decoder_kernel::fused && vocab <= detail::fused_xent_max_classes(vocab);
+}
 inline decoder_route decoder_route_for(decoder_kernel asked, index_t vocab) {
+    if (decoder_is_fused(asked, vocab)) return {true, {}};
     if (asked == decoder_kernel::chunked) return {false, "chunked path asked for (--decoder chunked)"};
-    const index_t cap = detail::fused_xent_max_classes(vocab);
-    if (vocab > cap)
-        return {false, "a vocabulary of " + std::to_string(vocab) + " is over the fused loss's " + std::to_string(cap) +
-                           " logits per row"};
-    return {true, {}};
+    return {false, "a vocabulary of " + std::to_string(vocab) + " is over the fused loss's " +
+                       std::to_string(detail::fused_xent_max_classes(vocab)) + " logits per row"};
 }
 inline decoder_route decoder_route_for(const context& ctx, index_t vocab) {
     return decoder_route_for(ctx.decoder, vocab);
@@ -418,7 +413,7 @@ void decoder_cross_entropy(context& ctx, L* loss_sum, opt_ptr<T> dhidden, opt_pt
     const bool train = dhidden != nullptr;
     const index_t floor_rows = decoder_chunk_rows(n, vocab);
     using carve = detail::scratch_carver;
-    if (decoder_route_for(ctx, vocab).fused) {
+    if (decoder_is_fused(ctx.decoder, vocab)) {
         const std::size_t row_bytes = sizeof(T) * static_cast<std::size_t>(vocab);
         index_t chunk = n;
         if (static_cast<std::size_t>(n) * row_bytes > ctx.scratch_size())  // the driver is asked only then
