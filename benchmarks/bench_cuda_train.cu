@@ -1,5 +1,7 @@
 // Crammed-BERT training throughput on the GPU: one micro-step (forward, sparse MLM loss, backward) at
-// several micro-batches and both attention paths, its time per op (BM_crammed_bert_phases), plus the optimizer step (grad norm, clip, AdamW, bf16 weight refresh) that runs
+// several micro-batches and both attention paths, with the residual stream in bf16 (the default) and in fp32
+// (BM_crammed_bert_micro_step_residual32: cuda::residual_fp32_backend, train --residual fp32), its time per op
+// (BM_crammed_bert_phases), plus the optimizer step (grad norm, clip, AdamW, bf16 weight refresh) that runs
 // once per accumulated batch. Reports tokens/s and MFU by CRAMMING.md's cost model (0.623 GFLOP per token,
 // the H100/H200 SXM dense bf16 peak 989 TFLOP/s). Arg 0 = the micro-batch pick_micro_batch chooses for this GPU.
 #include <benchmark/benchmark.h>
@@ -7,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "cram/cram.hpp"
@@ -16,6 +19,7 @@ namespace {
 namespace cu = cram::cuda;
 constexpr auto C = cram::presets::crammed_bert;
 using model_t = cram::bert<C, cu::backend>;
+using residual32 = cu::residual_fp32_backend;
 constexpr double flops_per_token = 0.623e9;
 constexpr double peak_flops = 989e12;
 constexpr int seq = 128;
@@ -27,22 +31,31 @@ cu::context* shared_context() {
     return ctx.get();
 }
 
-// One model and batch per micro-batch size, built once (allocation is not what is measured).
-struct setup {
-    std::unique_ptr<cram::train::training_state<cu::backend>> state;
-    std::unique_ptr<model_t> model;
-    cu::device_mlm_batch batch;
+// One model and batch per backend and micro-batch size, built once (allocation is not what is measured); one at
+// a time, so that two full-size models never hold the GPU's memory together.
+struct setup_base {
+    virtual ~setup_base() = default;
     int micro = 0;
 };
+template <class B>
+struct setup : setup_base {
+    std::unique_ptr<cram::train::training_state<B>> state;
+    std::unique_ptr<cram::bert<C, B>> model;
+    cu::device_mlm_batch batch;
+};
 
-setup& get_setup(cu::context& ctx, int micro) {
-    static std::unique_ptr<setup> s;
+template <class B = cu::backend>
+setup<B>& get_setup(cu::context& ctx, int micro) {
+    static std::unique_ptr<setup_base> current;
+    auto* s = dynamic_cast<setup<B>*>(current.get());
     if (!s || s->micro != micro) {
-        s.reset();
-        s = std::make_unique<setup>();
+        current.reset();
+        auto fresh = std::make_unique<setup<B>>();
+        s = fresh.get();
+        current = std::move(fresh);
         s->micro = micro;
-        s->state = std::make_unique<cram::train::training_state<cu::backend>>(ctx, model_t::layout());
-        s->model = std::make_unique<model_t>(ctx, cram::bind_bert<C, cu::backend>(*s->state), micro, seq);
+        s->state = std::make_unique<cram::train::training_state<B>>(ctx, model_t::layout());
+        s->model = std::make_unique<cram::bert<C, B>>(ctx, cram::bind_bert<C, B>(*s->state), micro, seq);
         s->state->init(1, cram::model_options{}.init_std, C.hidden, cram::model_options{}.pad_id);
         s->batch = cu::device_mlm_batch(micro, seq);
         std::vector<std::int32_t> tokens(std::size_t(micro) * seq);
@@ -53,10 +66,11 @@ setup& get_setup(cu::context& ctx, int micro) {
     return *s;
 }
 
+template <class B>
 int resolve_micro(cu::context& ctx, int arg) {
     if (arg > 0) return arg;
     const auto [free_b, total_b] = ctx.memory_info();
-    return cram::pick_micro_batch<C, cu::backend>(free_b, total_b, seq, 8, 1024).micro_batch;
+    return cram::pick_micro_batch<C, B>(free_b, total_b, seq, 8, 1024).micro_batch;
 }
 
 // The per-op table of BM_crammed_bert_phases: milliseconds per micro-step, share of the step, calls per step.
@@ -64,8 +78,8 @@ void print_phases(benchmark::State& state, const std::vector<cu::phase_timer::to
                   double step_ms, int micro) {
     double attributed = 0;
     for (const auto& t : totals) attributed += t.ms / double(steps);
-    std::printf("\ncrammed_bert micro-step, micro-batch %d, %s attention: %.3f ms per micro-step\n", micro,
-                state.range(1) != 0 ? "flash" : "GEMM-path", step_ms);
+    std::printf("\ncrammed_bert micro-step, micro-batch %d, %s attention, %s residual stream: %.3f ms per micro-step\n",
+                micro, state.range(1) != 0 ? "flash" : "GEMM-path", state.range(2) != 0 ? "fp32" : "bf16", step_ms);
     std::printf("  %-34s %10s %7s %6s\n", "op", "ms/step", "share", "calls");
     for (const auto& t : totals) {
         const double ms = t.ms / double(steps);
@@ -84,8 +98,10 @@ void print_phases(benchmark::State& state, const std::vector<cu::phase_timer::to
 }
 
 // Times micro-steps (forward, sparse MLM loss, backward) with CUDA events on the stream, at the micro-batch
-// and attention path of the benchmark's arguments; with `phases`, the per-op timer (cuda/phase_timer.hpp) is on
-// and its table is printed and kept as counters. Returns the micro-batch, or 0 after SkipWithError.
+// and attention path of the benchmark's arguments, on backend B; with `phases`, the per-op timer
+// (cuda/phase_timer.hpp) is on and its table is printed and kept as counters. Returns the micro-batch, or 0 after
+// SkipWithError.
+template <class B = cu::backend>
 int timed_micro_steps(benchmark::State& state, bool phases) {
     cu::context* ctxp = shared_context();
     if (!ctxp) {
@@ -102,9 +118,9 @@ int timed_micro_steps(benchmark::State& state, bool phases) {
     } restore{ctx};
     int micro = 0;
     try {
-        micro = resolve_micro(ctx, int(state.range(0)));
+        micro = resolve_micro<B>(ctx, int(state.range(0)));
         ctx.attention = state.range(1) != 0 ? cu::attention_kernel::flash : cu::attention_kernel::gemm;
-        auto& s = get_setup(ctx, micro);
+        auto& s = get_setup<B>(ctx, micro);
         s.model->mlm_forward_backward(cram::mlm_view(s.batch));  // warm-up: plans, scratch growth
         ctx.synchronize();
         ctx.phases.enable(phases);
@@ -135,8 +151,9 @@ int timed_micro_steps(benchmark::State& state, bool phases) {
     return micro;
 }
 
-void BM_crammed_bert_micro_step(benchmark::State& state) {
-    const int micro = timed_micro_steps(state, false);
+template <class B = cu::backend>
+void micro_step_rate(benchmark::State& state) {
+    const int micro = timed_micro_steps<B>(state, false);
     if (micro == 0) return;
     const double tokens = double(micro) * seq;
     state.counters["micro_batch"] = micro;
@@ -144,20 +161,26 @@ void BM_crammed_bert_micro_step(benchmark::State& state) {
     state.counters["MFU"] =
         benchmark::Counter(tokens * flops_per_token / peak_flops, benchmark::Counter::kIsIterationInvariantRate);
 }
+void BM_crammed_bert_micro_step(benchmark::State& state) { micro_step_rate(state); }
 // args: (micro-batch, attention path: 0 = GEMM, 1 = flash); micro-batch 0 = the planner's pick
 BENCHMARK(BM_crammed_bert_micro_step)->Args({64, 0})->Args({128, 0})->Args({256, 0})->Args({512, 0})->Args({0, 0})
     ->Args({256, 1})->Args({512, 1})->Args({0, 1})->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->MinTime(3.0);
+// The same with the residual stream and its gradient in fp32 (not yet run on a GPU); args as above.
+void BM_crammed_bert_micro_step_residual32(benchmark::State& state) { micro_step_rate<residual32>(state); }
+BENCHMARK(BM_crammed_bert_micro_step_residual32)->Args({512, 1})->Args({0, 1})->UseManualTime()
     ->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 // Where a micro-step's time goes: a few micro-steps with every backend op timed by CUDA events; the table
 // (largest first, and the gaps between ops) is printed, and each op's milliseconds per micro-step is a counter
 // ("ms <op>") in the JSON output. The events add a little to the step: compare totals with the plain case.
+// Args: (micro-batch, attention path, residual stream: 0 = bf16, 1 = fp32).
 void BM_crammed_bert_phases(benchmark::State& state) {
-    const int micro = timed_micro_steps(state, true);
+    const int micro = state.range(2) != 0 ? timed_micro_steps<residual32>(state, true) : timed_micro_steps(state, true);
     if (micro > 0) state.counters["micro_batch"] = micro;
 }
-BENCHMARK(BM_crammed_bert_phases)->Args({512, 0})->Args({512, 1})->UseManualTime()->Iterations(5)
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_crammed_bert_phases)->Args({512, 0, 0})->Args({512, 1, 0})->Args({512, 1, 1})->UseManualTime()
+    ->Iterations(5)->Unit(benchmark::kMillisecond);
 
 void BM_crammed_bert_optimizer_step(benchmark::State& state) {
     cu::context* ctxp = shared_context();

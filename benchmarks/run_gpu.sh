@@ -10,8 +10,9 @@
 #   parity      cram_tests_cuda, CUDA_LAUNCH_BLOCKING=1, CRAM_REQUIRE_GPU=1 (a GPU case that would skip fails)
 #   gemm        the cuBLASLt bf16 GEMM ceiling (BM_gemm_ceiling, 8192^3)
 #   train       bench_cuda_train, crammed_bert micro-step at the planner's micro-batch (arg 0) and 512,
-#               GEMM (/0) and flash (/1) attention: tokens/s, MFU against 989 TFLOP/s and the ceiling; then
-#               the per-op time table at 512 with flash (BM_crammed_bert_phases: ms per op, GEMM TFLOP/s)
+#               GEMM (/0) and flash (/1) attention, and at 512 with flash and the fp32 residual stream
+#               (micro_step_residual32): tokens/s, MFU against 989 TFLOP/s and the ceiling; then the per-op
+#               time table at 512 with flash, bf16 and fp32 residual (BM_crammed_bert_phases: ms per op, GEMM TFLOP/s)
 #   peer        the PyTorch peer (torch.compile with static shapes, bf16 autocast, SDPA) at the planner's
 #               micro-batch, one process
 #   kernels     bench_cuda_kernels
@@ -345,7 +346,8 @@ run_step parity 30 180 env CUDA_LAUNCH_BLOCKING=1 CRAM_REQUIRE_GPU=1 "$tests_bin
 # ---- 2: the GEMM ceiling and the training step -------------------------------------------------------------
 run_step gemm 10 60 "$kernels_bin" --benchmark_filter='^BM_gemm_ceiling' --benchmark_min_time=1 \
     --benchmark_out="$work/bench_gemm.json" --benchmark_out_format=json
-run_step train 30 170 "$train_bin" --benchmark_filter='^BM_crammed_bert_(micro_step/(0|512)/[01]|phases/512/1)/' \
+run_step train 30 170 "$train_bin" \
+    --benchmark_filter='^BM_crammed_bert_(micro_step/(0|512)/[01]|micro_step_residual32/512/1|phases/512/1)/' \
     --benchmark_out="$OUT/bench_train.json" --benchmark_out_format=json
 planner_micro=$(grep -A30 '"name": "BM_crammed_bert_micro_step/0/0' "$OUT/bench_train.json" 2>/dev/null |
                 grep -m1 '"micro_batch"' | grep -E -o '[0-9]+' | head -1)

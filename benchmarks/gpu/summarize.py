@@ -107,10 +107,11 @@ def main():
             row["gemm_tflops"] = {k[8:]: v for k, v in b.items() if k.startswith("TFLOP/s ")}
             phases.append(row)
             continue
-        m = re.match(r"BM_crammed_bert_micro_step/(\d+)/(\d+)", name)
+        m = re.match(r"BM_crammed_bert_micro_step(_residual32)?/(\d+)/(\d+)", name)
         if not m:
             continue
-        row = {"name": name, "micro_batch_arg": int(m.group(1)), "attention": "flash" if m.group(2) != "0" else "gemm"}
+        row = {"name": name, "micro_batch_arg": int(m.group(2)), "attention": "flash" if m.group(3) != "0" else "gemm",
+               "residual": "fp32" if m.group(1) else "bf16"}
         if b.get("error_occurred"):
             row["error"] = b.get("error_message", "error_occurred")
         else:

@@ -47,6 +47,14 @@ inline std::string preset_names_text() {
     return text;
 }
 
+// The pre-norm presets, the ones `train --residual fp32` takes.
+inline std::string pre_norm_preset_names() {
+    std::string text;
+    for (const auto& p : app_presets)
+        if (p.config.norm == norm_placement::pre) text += (text.empty() ? "" : ", ") + std::string(p.name);
+    return text;
+}
+
 // The row of a preset name; an unknown name throws, listing the presets.
 inline const app_preset& find_preset(std::string_view name) {
     for (const auto& p : app_presets)

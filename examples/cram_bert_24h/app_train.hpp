@@ -53,6 +53,7 @@ struct train_settings {
     std::string gemm_algorithms = "timed";  // GPU: timed (fastest cuBLASLt candidate per shape) or heuristic
     std::string layernorm = "warp";          // GPU: warp (a warp per row) or block, the first kernels
     std::string decoder = "fused";           // GPU: fused (16-bit logits, loss in one pass) or chunked, the first path
+    std::string residual = "same";           // GPU: the residual stream in the activations' type (same) or fp32
     std::string grad_accumulation = "auto";  // in-place, pairwise, or auto (pairwise with several ranks)
     std::string rank_timeout = "10m";        // data-parallel: how long a rank waits for the others
     dist::communicator* ranks = nullptr;     // data-parallel ranks (the MPI job), or null: one process
@@ -157,6 +158,10 @@ inline void validate_settings(const train_settings& s) {
     grad_accumulation_setting(s);
     train::parse_duration(s.rank_timeout);
     if (s.precision != "auto") train::parse_precision(s.precision);
+    CRAM_CHECK(s.residual == "same" || s.residual == "fp32", "--residual must be same or fp32, got '", s.residual, "'");
+    CRAM_CHECK(s.residual != "fp32" || find_preset(s.preset).config.norm == norm_placement::pre,
+               "--residual fp32: preset ", s.preset, " has post-norm blocks, whose residual stream is their norms' "
+               "16-bit output; an fp32 stream is built for the pre-norm presets (", pre_norm_preset_names(), ")");
     CRAM_CHECK(std::isfinite(s.loss_scale) && s.loss_scale >= 1, "--loss-scale must be a number of at least 1, got ",
                s.loss_scale);
 }

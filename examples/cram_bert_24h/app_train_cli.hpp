@@ -79,6 +79,11 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
                     "every masked row in one chunk where memory allows; vocabularies up to 65536 when a multiple of "
                     "8) or chunked (the first path: fp32 logits, 192 MiB of rows at a time)")
         ->check(CLI::IsMember({"fused", "chunked"}))->capture_default_str();
+    cmd->add_option("--residual", s.residual,
+                    "GPU residual stream of pre-norm blocks and its gradient: same (the activations' 16-bit type) or "
+                    "fp32 (bf16 activations only; as PyTorch's autocast keeps it; about 3.5 GB more at crammed_bert's "
+                    "micro-batch 512); the CPU's is fp32 either way")
+        ->check(CLI::IsMember({"same", "fp32"}))->capture_default_str();
     cmd->add_option("--grad-accumulation", s.grad_accumulation,
                     "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "
                     "data-parallel ranks reproduce bit for bit), or auto (pairwise under mpirun)")

@@ -129,6 +129,15 @@ train::precision resolve_precision(const train_settings& s, train::trainer_optio
     }
 }
 
+// The residual stream's type in words, for the log and state.json's run.residual.
+template <class Backend>
+std::string residual_words() {
+    if constexpr (std::is_same_v<typename Backend::res_t, typename Backend::act_t>)
+        return sizeof(typename Backend::act_t) == 4 ? "fp32 (as every activation)" : "16-bit (as the activations)";
+    else
+        return "fp32 (activations 16-bit)";
+}
+
 template <bert_config C, class Backend>
 train::train_result run_with(const train_settings& s, typename Backend::context& ctx, train::budget_clock& clock,
                              const train::lr_schedule& schedule, train::trainer_observers observers) {
@@ -188,7 +197,8 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                   {"recipe", s.recipe},
                   {"precision", std::string(to_string(precision)) + (o.emulate_fp16_gradients ? " (emulated)" : "")},
                   {"attention", attention},
-                  {"decoder", decoder}};
+                  {"decoder", decoder},
+                  {"residual", residual_words<Backend>()}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
     o.plan = plan.to_json();
     if (speaks(s)) {
@@ -197,6 +207,7 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                      static_cast<long long>(train_data.num_sequences()), seq);
         std::fprintf(stderr, "train: attention: %s\n", attention.c_str());
         std::fprintf(stderr, "train: MLM decoder: %s\n", decoder.c_str());
+        std::fprintf(stderr, "train: residual stream: %s\n", residual_words<Backend>().c_str());
         if (!s.resume) print_plan(stderr, plan);
         if (o.emulate_fp16_gradients)
             std::fprintf(stderr, "train: fp16 emulated on the CPU: the gradients pass through fp16 after every "
@@ -205,6 +216,41 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
     return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get(), std::move(observers));
 }
 
+// `plan --measure` for one preset (measure_rate below).
+template <bert_config C, class Backend>
+measured_rate measure_rate_with(const train_settings& s, typename Backend::context& ctx, int steps) {
+    const double t0 = cram::steady_seconds();
+    constexpr int seq = 128;
+    std::mt19937 rng(1);
+    std::uniform_int_distribution<std::int32_t> token(5, C.vocab - 1);
+    std::vector<std::int32_t> tokens(std::size_t(s.micro_batch) * seq * std::size_t(steps + 1));
+    for (auto& t : tokens) t = token(rng);
+    ops::masking_options masking;
+    masking.vocab = C.vocab;
+    train::memory_source source(std::move(tokens), seq, masking);
+    train::trainer_options o;
+    o.ramp = {s.micro_batch, s.micro_batch, 0.6};
+    o.model = find_preset(s.preset).options;
+    resolve_precision<Backend>(s, o);  // fp16 times its loss scaling (and, on the CPU, the emulation) too
+    o.quiet = true;
+    o.val_batches = 0;
+    o.max_steps = steps + 1;
+    train::budget_clock clock(1e6, cram::steady_seconds, t0);
+    double first = 0, last = 0;
+    int n = 0;
+    train::trainer_observers observers;
+    observers.on_step = [&](const train::step_record&) {
+        last = cram::steady_seconds();
+        if (++n == 1) first = last;
+    };
+    train::train_mlm<C, Backend>(ctx, source, o, clock, {}, nullptr, std::move(observers));
+    measured_rate m;
+    m.micro_steps = n;
+    const double per_step = (last - first) / std::max(1, n - 1);
+    m.sequences_per_s = n > 1 ? double(n - 1) * s.micro_batch / (last - first) : 0;
+    m.startup_s = std::max(0.0, first - t0 - per_step);
+    return m;
+}
 }  // namespace detail
 
 // `plan --measure`: a few optimizer steps of one micro-batch on random tokens, timed after the first (see
@@ -212,38 +258,12 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
 template <class Backend>
 measured_rate measure_rate(const train_settings& s, typename Backend::context& ctx, int steps) {
     CRAM_CHECK(steps >= 1 && s.micro_batch > 0, "internal: measure_rate needs steps and a micro-batch");
-    return with_preset(s.preset, [&]<bert_config C>() {
-        const double t0 = cram::steady_seconds();
-        constexpr int seq = 128;
-        std::mt19937 rng(1);
-        std::uniform_int_distribution<std::int32_t> token(5, C.vocab - 1);
-        std::vector<std::int32_t> tokens(std::size_t(s.micro_batch) * seq * std::size_t(steps + 1));
-        for (auto& t : tokens) t = token(rng);
-        ops::masking_options masking;
-        masking.vocab = C.vocab;
-        train::memory_source source(std::move(tokens), seq, masking);
-        train::trainer_options o;
-        o.ramp = {s.micro_batch, s.micro_batch, 0.6};
-        o.model = find_preset(s.preset).options;
-        detail::resolve_precision<Backend>(s, o);  // fp16 times its loss scaling (and, on the CPU, the emulation) too
-        o.quiet = true;
-        o.val_batches = 0;
-        o.max_steps = steps + 1;
-        train::budget_clock clock(1e6, cram::steady_seconds, t0);
-        double first = 0, last = 0;
-        int n = 0;
-        train::trainer_observers observers;
-        observers.on_step = [&](const train::step_record&) {
-            last = cram::steady_seconds();
-            if (++n == 1) first = last;
-        };
-        train::train_mlm<C, Backend>(ctx, source, o, clock, {}, nullptr, std::move(observers));
-        measured_rate m;
-        m.micro_steps = n;
-        const double per_step = (last - first) / std::max(1, n - 1);
-        m.sequences_per_s = n > 1 ? double(n - 1) * s.micro_batch / (last - first) : 0;
-        m.startup_s = std::max(0.0, first - t0 - per_step);
-        return m;
+    return with_preset(s.preset, [&]<bert_config C>() -> measured_rate {
+        // a backend with a wider residual stream takes pre-norm presets only (validate_settings refused the others)
+        if constexpr (!bert_takes_residual_v<C, Backend>)
+            CRAM_THROW("internal: preset ", s.preset, " reached a backend whose residual stream it cannot take");
+        else
+            return detail::measure_rate_with<C, Backend>(s, ctx, steps);
     });
 }
 
@@ -266,8 +286,12 @@ int run_training(const train_settings& s, typename Backend::context& ctx) {
     }
     train::budget_clock clock(train::parse_duration(s.budget), now,
                               s.simulated_step_seconds > 0 ? 0.0 : (s.start_time > 0 ? s.start_time : cram::steady_seconds()));
-    const train::train_result r = with_preset(s.preset, [&]<bert_config C>() {
-        return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
+    const train::train_result r = with_preset(s.preset, [&]<bert_config C>() -> train::train_result {
+        // a backend with a wider residual stream takes pre-norm presets only (validate_settings refused the others)
+        if constexpr (!bert_takes_residual_v<C, Backend>)
+            CRAM_THROW("internal: preset ", s.preset, " reached a backend whose residual stream it cannot take");
+        else
+            return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
     });
     if (detail::speaks(s)) detail::print_summary(r, s);
     if (r.signal && (!s.ranks || s.ranks->root())) {  // even with --quiet: how to continue

@@ -17,7 +17,7 @@ int train_on_device(train_settings s) {
     validate_settings(s);
     const device_kind dev = resolve_device(s.device);
     if (dev == device_kind::cuda) {
-        if (s.micro_batch == 0) s.micro_batch = cuda_pick_micro_batch(s.preset, 128);
+        if (s.micro_batch == 0) s.micro_batch = cuda_pick_micro_batch(s.preset, 128, s.residual == "fp32");
         return cuda_train(s);
     }
     // data-parallel ranks on one machine share its cores unless --threads says otherwise

@@ -22,18 +22,33 @@ cuda_device_info cuda_probe() {
 // serves both precisions.
 static_assert(sizeof(cuda::backend::act_t) == sizeof(cuda::fp16_backend::act_t));
 
-int cuda_pick_micro_batch(const std::string& preset, int seq) {
+namespace {
+// f.template operator()<C, B>() with the backend whose layout the run has: cuda::backend, or the fp32 residual's
+// where asked and the preset takes it (train refuses --residual fp32 for post-norm presets before asking).
+template <bert_config C, class F>
+decltype(auto) with_layout(bool fp32_residual, F&& f) {
+    if constexpr (bert_takes_residual_v<C, cuda::residual_fp32_backend>)
+        if (fp32_residual) return f.template operator()<C, cuda::residual_fp32_backend>();
+    return f.template operator()<C, cuda::backend>();
+}
+}  // namespace
+
+int cuda_pick_micro_batch(const std::string& preset, int seq, bool fp32_residual) {
     cuda::context ctx(0, std::size_t(1) << 20);
     return with_preset(preset, [&]<bert_config C>() {
-        // a power of two: it divides the recipe's 8192-sequence batch evenly
-        const auto [free_b, total_b] = ctx.memory_info();
-        return pick_micro_batch<C, cuda::backend>(free_b, total_b, seq, 8, 4096, true).micro_batch;
+        return with_layout<C>(fp32_residual, [&]<bert_config, class B>() {
+            // a power of two: it divides the recipe's 8192-sequence batch evenly
+            const auto [free_b, total_b] = ctx.memory_info();
+            return pick_micro_batch<C, B>(free_b, total_b, seq, 8, 4096, true).micro_batch;
+        });
     });
 }
 
-memory_need cuda_memory_need(const std::string& preset, int seq) {
+memory_need cuda_memory_need(const std::string& preset, int seq, bool fp32_residual) {
     return with_preset(preset, [&]<bert_config C>() {
-        return memory_need{bytes_per_sequence<C, cuda::backend>(seq), fixed_bytes<C, cuda::backend>()};
+        return with_layout<C>(fp32_residual, [&]<bert_config, class B>() {
+            return memory_need{bytes_per_sequence<C, B>(seq), fixed_bytes<C, B>()};
+        });
     });
 }
 

@@ -30,8 +30,9 @@ bool cuda_compiled();
 cuda_device_info cuda_probe();
 // The micro-batch that fills the GPU for a preset (a name of app_presets.hpp) at a sequence length, a
 // power of two (it divides the 8192-sequence batch); throws cram::error when not even one sequence fits.
-// bf16 and fp16 activations take the same bytes, so the pick holds for both.
-int cuda_pick_micro_batch(const std::string& preset, int seq);
+// bf16 and fp16 activations take the same bytes, so the pick holds for both; fp32_residual counts the fp32
+// residual stream (train --residual fp32; pre-norm presets only).
+int cuda_pick_micro_batch(const std::string& preset, int seq, bool fp32_residual = false);
 
 struct train_settings;
 struct measured_rate;
@@ -39,6 +40,10 @@ struct measured_rate;
 // unit), which cuda_train / cuda_measure (cuda_train.cu) call once they chose fp16 for the run. CUDA builds only.
 int cuda_train_fp16(const train_settings& s, cuda::context& ctx);
 measured_rate cuda_measure_fp16(const train_settings& s, cuda::context& ctx, int steps);
+// The trainer with bf16 activations and an fp32 residual stream (cuda_train_residual_fp32.cu: run_training /
+// measure_rate with cuda::residual_fp32_backend), which cuda_train / cuda_measure call for --residual fp32.
+int cuda_train_residual_fp32(const train_settings& s, cuda::context& ctx);
+measured_rate cuda_measure_residual_fp32(const train_settings& s, cuda::context& ctx, int steps);
 struct glue_settings;
 // The fp16 GLUE evaluation (cuda_glue_fp16.cu: run_glue with cuda::fp16_backend and loss scaling), which cuda_glue
 // (cuda_glue.cu) calls once it chose fp16. CUDA builds only.
@@ -50,7 +55,7 @@ struct memory_need {
     std::size_t per_sequence = 0, fixed = 0;
 };
 memory_need cpu_memory_need(const std::string& preset, int seq);
-memory_need cuda_memory_need(const std::string& preset, int seq);
+memory_need cuda_memory_need(const std::string& preset, int seq, bool fp32_residual = false);
 
 enum class device_kind { cpu, cuda };
 

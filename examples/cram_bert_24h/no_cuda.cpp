@@ -17,9 +17,9 @@ namespace {
 
 bool cuda_compiled() { return false; }
 cuda_device_info cuda_probe() { no_cuda("cuda_probe"); }
-int cuda_pick_micro_batch(const std::string&, int) { no_cuda("cuda_pick_micro_batch"); }
+int cuda_pick_micro_batch(const std::string&, int, bool) { no_cuda("cuda_pick_micro_batch"); }
 int cuda_train(const train_settings&) { no_cuda("cuda_train"); }
-memory_need cuda_memory_need(const std::string&, int) { no_cuda("cuda_memory_need"); }
+memory_need cuda_memory_need(const std::string&, int, bool) { no_cuda("cuda_memory_need"); }
 measured_rate cuda_measure(const train_settings&, int) { no_cuda("cuda_measure"); }
 int cuda_glue(const glue_settings&) { no_cuda("cuda_glue"); }
 

@@ -189,7 +189,9 @@ cat > "$out" <<'J'
  {"name": "BM_crammed_bert_micro_step/0/0/min_time:3.000/manual_time", "real_time": 100.0, "micro_batch": 256,
   "tokens/s": 400000.0, "MFU": 0.25},
  {"name": "BM_crammed_bert_micro_step/512/1/min_time:3.000/manual_time", "real_time": 150.0, "micro_batch": 512,
-  "tokens/s": 500000.0, "MFU": 0.31}]}
+  "tokens/s": 500000.0, "MFU": 0.31},
+ {"name": "BM_crammed_bert_micro_step_residual32/512/1/min_time:3.000/manual_time", "real_time": 160.0,
+  "micro_batch": 512, "tokens/s": 409600.0, "MFU": 0.26}]}
 J
 EOF
 printf '#!/bin/sh\necho "device 0: NVIDIA H200 (fake)"\n' > "$fake/gpu-bin/bin/cram_bert_24h"
@@ -216,6 +218,8 @@ if [ $have_python = 1 ]; then
     [ "$(json_get "$s" 'round(d["results"]["cram_train"][0]["mfu_vs_peak"], 4)')" = "$(python3 -c 'print(round(400000 * 0.623e9 / 989e12, 4))')" ] &&
         ok "MFU against the 989 TFLOP/s peak from tokens/s" || bad "MFU: $(json_get "$s" 'd["results"]["cram_train"]')"
     [ "$(json_get "$s" 'd["results"]["cram_train"][1]["attention"]')" = flash ] && ok "arg 1 = flash" || bad "attention"
+    [ "$(json_get "$s" '[r["residual"] for r in d["results"]["cram_train"]]')" = "['bf16', 'bf16', 'fp32']" ] &&
+        ok "the fp32-residual micro-step is told apart" || bad "residual: $(json_get "$s" 'd["results"]["cram_train"]')"
     [ "$(json_get "$s" 'd["carried"]')" = "commit fake" ] && ok "the manifest is in the summary" || bad "manifest"
 fi
 [ "$(find "$out" -type f | wc -l)" -le 8 ] && ok "at most 8 files in OUT" || bad "too many files"

@@ -45,6 +45,7 @@ assert "recipe" not in st["config"], "crammed keeps the old fingerprint (no reci
 assert st["run"]["recipe"] == "crammed"
 assert st["run"]["attention"].startswith("per (sequence, head) GEMMs"), st["run"]  # the CPU's one path, recorded
 assert st["run"]["decoder"].startswith("row chunks"), st["run"]  # likewise the decoder's
+assert st["run"]["residual"].startswith("fp32"), st["run"]  # the CPU's residual stream is fp32, as every activation
 peak = st["recipe"]["lr"]
 for r in s[len(s)//2:]:  # after the warm-up derived the peak
     close(r["lr"], peak * max(0.0, min(0.25 + r["progress"], 4 * (1 - r["progress"]))), f"crammed lr at p={r['progress']}")
@@ -144,6 +145,9 @@ PY
 step "refusals"
 expect_fail "computes in fp32" "$app" train --preset crammed_tiny --data "$work/data" --out "$work/bad" --budget 2s --precision bf16
 expect_fail "roberta not in {crammed,bert-original,izsak}" "$app" train --recipe roberta --data "$work/data" --out "$work/bad" --budget 2s
+# an fp32 residual stream is built for pre-norm blocks; bert_tiny's are post-norm
+expect_fail "has post-norm blocks" "$app" train --recipe bert-original --preset bert_tiny --data "$work/data" \
+  --out "$work/bad" --budget 2s --residual fp32
 # resuming the fp16 run in fp32 would change what its steps compute: refused, naming the difference
 expect_fail "fp16" "$app" train --preset crammed_tiny --data "$work/data" --out "$work/fp16" --budget 6s --batch-target 16 \
   --val-batches 0 --max-steps 50 --resume --quiet

@@ -69,10 +69,11 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
     CHECK(relative_error(all_got, all_ref) <= tol);
 }
 
-// One training step on both sides. T: the GPU's activation type. fp16 backpropagates a loss scaled by 2^10 on
+// One training step on both sides. T: the GPU's activation type; Res: its residual stream's (T, or fp32 with bf16
+// activations: cuda::residual_fp32_backend). fp16 backpropagates a loss scaled by 2^10 on
 // both sides (fp16 training's loss scale: without it the gradients of small tensors underflow) and unscales for
 // the clip and the optimizer, as the trainer does; bf16 runs unscaled.
-template <bert_config C, class T = bf16>
+template <bert_config C, class T = bf16, class Res = T>
 void training_step_parity(int batch, int seq, float dropout, double grad_tol,
                           cram::cuda::attention_kernel attention = cram::cuda::attention_kernel::flash,
                           cram::cuda::layernorm_kernel layernorm = cram::cuda::layernorm_kernel::warp,
@@ -87,7 +88,7 @@ void training_step_parity(int batch, int seq, float dropout, double grad_tol,
     const auto route = cram::cuda::attention_route_for<T>(ctx, seq, C.heads, C.hidden / C.heads);
     INFO("attention: " << (route.flash ? "flash" : "GEMM path: ") << route.why);
     using cpu_backend = cram::cpu::backend<float>;
-    using gpu = gpu_backend<T>;
+    using gpu = cram::cuda::basic_backend<T, Res>;
     cpu_backend::context cctx;
     const auto& layout = cram::bert_layout<C>();
     cram::train::training_state<cpu_backend> sc(cctx, layout);
@@ -183,6 +184,27 @@ TEST_CASE("cuda training step parity: bert_base-like test preset with dropout 0.
 }
 TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
     training_step_parity<cram::presets::crammed_bert>(2, 128, 0.0f, 5e-2);
+}
+// The fp32 residual stream (cuda::residual_fp32_backend, train --residual fp32): its norms read fp32 and write bf16,
+// the projections add into it as fp32 GEMM outputs, the branches' gradients are narrowed for their GEMMs. With
+// dropout the adds go through add_residual and the fused add_layernorm_forward; izsak_tiny's projection biases
+// (no dropout) through the bias kernel the fp32 GEMM output needs.
+TEST_CASE("cuda fp32-residual training step parity: crammed_tiny (flash attention)") {
+    training_step_parity<cram::presets::crammed_tiny, bf16, float>(8, 128, 0.0f, 3e-2);
+}
+TEST_CASE("cuda fp32-residual training step parity: crammed_tiny with dropout 0.1") {
+    training_step_parity<cram::presets::crammed_tiny, bf16, float>(8, 128, 0.1f, 3e-2);
+}
+TEST_CASE("cuda fp32-residual training step parity: crammed_tiny with dropout 0.1 on the block LayerNorm kernels") {
+    training_step_parity<cram::presets::crammed_tiny, bf16, float>(8, 128, 0.1f, 3e-2,
+                                                                   cram::cuda::attention_kernel::flash,
+                                                                   cram::cuda::layernorm_kernel::block);
+}
+TEST_CASE("cuda fp32-residual training step parity: izsak_tiny (pre-norm, projection biases, head transform)") {
+    training_step_parity<cram::presets::izsak_tiny, bf16, float>(8, 128, 0.0f, 3e-2);
+}
+TEST_CASE("cuda fp32-residual training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
+    training_step_parity<cram::presets::crammed_bert, bf16, float>(2, 128, 0.0f, 5e-2);
 }
 TEST_CASE("cuda fp16 training step parity: crammed_tiny (flash attention)") {
     training_step_parity<cram::presets::crammed_tiny, fp16>(8, 128, 0.0f, 3e-2);

@@ -141,4 +141,37 @@ TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue; with the residual as C) 
     }
 }
 
+// The fp32 residual stream (cuda::residual_fp32_backend): the projection's fp32 GEMM output with the fp32 residual
+// as C, with and without a bias (the bias kernel the fp32 output needs), against the CPU in fp32. The residual
+// carries values a 16-bit stream could not hold exactly; the output must keep them to fp32 accuracy.
+TEST_CASE_TEMPLATE("cuda linear_residual_forward into an fp32 residual stream (with and without bias)", T, bf16,
+                   fp16) {
+    CRAM_REQUIRE_GPU();
+    using B = cram::cuda::basic_backend<T, float>;
+    struct shape { index_t rows, in_f, out_f; };
+    for (const auto s : {shape{512, 3072, 768}, shape{33, 24, 40}}) {
+        INFO("rows " << s.rows << " in " << s.in_f << " out " << s.out_f);
+        const auto x = random_vec_as<T>(static_cast<std::size_t>(s.rows * s.in_f), 60),
+                   w = random_vec_as<T>(static_cast<std::size_t>(s.out_f * s.in_f), 61, 0.05f),
+                   bias = random_vec_as<T>(static_cast<std::size_t>(s.out_f), 62);
+        auto res = random_vec(static_cast<std::size_t>(s.rows * s.out_f), 63, 4.0f);  // fp32, not 16-bit rounded
+        for (auto& v : res) v += 1000.0f;  // a bf16 stream would round these by up to 4
+        auto gx = upload(ctx, to_storage<T>(x)), gw = upload(ctx, to_storage<T>(w)),
+             gbias = upload(ctx, to_storage<T>(bias));
+        auto gres = upload(ctx, res);
+        for (const bool with_bias : {true, false}) {
+            CAPTURE(with_bias);
+            std::vector<float> y(res.size());
+            ops::linear_residual_forward(y.data(), x.data(), w.data(), with_bias ? bias.data() : nullptr, res.data(),
+                                         s.rows, s.in_f, s.out_f);
+            auto gy = poisoned<float>(ctx, y.size());
+            B::linear_residual_forward(ctx, gy.data(), gx.data(), gw.data(), with_bias ? gbias.data() : nullptr,
+                                       gres.data(), s.rows, s.in_f, s.out_f);
+            // the branch is |.| of order 1-10; fp32 accumulation of it is good to ~1e-4, far inside bf16's 4 at 1000
+            check_close("fp32 residual + linear", download_f(ctx, gy.data(), y.size()), y, 5e-3, 1e-5);
+            CHECK(download_f(ctx, gres.data(), res.size()) == res);
+        }
+    }
+}
+
 }  // namespace

@@ -3,7 +3,8 @@
 // shapes that exercise each: rows of 1, 2, 3 and 4 vectors per lane, a row that leaves lanes idle, rows past
 // the grid (grid-stride), and widths and misaligned rows the warp kernels refuse (the fallback). The fused residual add
 // (add_layernorm_forward) against the CPU's add then norm, its sum bit for bit. The warp backward has no atomics:
-// two runs must give the same bits. Skips visibly without a GPU.
+// two runs must give the same bits. The norms of an fp32 residual stream (fp32 input and input gradient, 16-bit
+// output; residual_fp32_backend) on both kernel sets. Skips visibly without a GPU.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -69,7 +70,7 @@ TEST_CASE_TEMPLATE("cuda layernorm forward and backward: warp and block kernels 
         auto gx = upload(ctx, to_storage<T>(x)), gw = upload(ctx, to_storage<T>(w)),
              gb = upload(ctx, to_storage<T>(b)), gdy = upload(ctx, to_storage<T>(dy)),
              gdin = upload(ctx, to_storage<T>(din0));
-        CHECK((cu::detail::layernorm_warp_route<T>(ctx, s.cols, {gx.data(), gw.data(), gb.data()}) > 0) ==
+        CHECK((cu::detail::layernorm_warp_route(ctx, s.cols, {gx.data(), gw.data(), gb.data()}) > 0) ==
               expect_warp(path, s.cols));
         auto gy = poisoned<T>(ctx, n);
         auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());
@@ -114,7 +115,7 @@ TEST_CASE("cuda layernorm: misaligned rows take the block kernels and match the 
     auto gx = upload(ctx, shifted(x)), gdy = upload(ctx, shifted(dy)), gdin = upload(ctx, shifted(din0));
     auto gy = upload(ctx, shifted(std::vector<float>(n, 7.0f)));
     auto gw = upload(ctx, to_storage<bf16>(w)), gb = upload(ctx, to_storage<bf16>(b));
-    CHECK(cu::detail::layernorm_warp_route<bf16>(ctx, cols, {gx.data() + 1, gw.data(), gb.data()}) == 0);
+    CHECK(cu::detail::layernorm_warp_route(ctx, cols, {gx.data() + 1, gw.data(), gb.data()}) == 0);
     auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());
     auto gdw = upload(ctx, std::vector<float>(ncols, 0.0f)), gdb = upload(ctx, std::vector<float>(ncols, 0.0f));
     B::layernorm_forward(ctx, gy.data() + 1, gmean.data(), grstd.data(), gx.data() + 1, gw.data(), gb.data(), rows,
@@ -185,6 +186,68 @@ TEST_CASE_TEMPLATE("cuda add_layernorm_forward: the residual sum bit for bit, th
         check_close("add_layernorm y", download_f(ctx, gy.data(), n), y, 1e-2, 1e-2);
         check_close("add_layernorm mean", download_f(ctx, gmean.data(), mean.size()), mean, 1e-5, 1e-4);
         check_close("add_layernorm rstd", download_f(ctx, grstd.data(), rstd.size()), rstd, 1e-5, 1e-4);
+    });
+}
+
+// An fp32 residual stream (cuda::basic_backend<T, float>): the norm reads fp32 rows (values a 16-bit type would
+// round: a large mean plus fine detail), writes T; the backward adds into an fp32 input gradient and writes its
+// copy rounded to T; the fused add
+// sums an fp32 residual and a T branch in fp32, stored bit for bit as the CPU's fp32 add. Both kernel sets, every
+// shape. The oracle is the CPU in fp32 on the same unrounded rows.
+TEST_CASE_TEMPLATE("cuda residual layernorm: an fp32 stream into T, forward, backward and the fused add, against "
+                   "the CPU", T, bf16, fp16) {
+    CRAM_REQUIRE_GPU();
+    using B = cu::basic_backend<T, float>;
+    on_both_kernel_sets(ctx, [&](cu::layernorm_kernel, ln_shape s) {
+        const std::size_t n = static_cast<std::size_t>(s.rows * s.cols), cols = static_cast<std::size_t>(s.cols);
+        auto x = random_vec(n, 80, 0.25f);
+        for (auto& v : x) v += 300.0f;  // in bf16 these would all round to multiples of 2: the norm would see noise
+        auto w = random_vec_as<T>(cols, 81), dy = random_vec_as<T>(n, 83);
+        for (auto& v : w) v = round_to<T>(1.0f + 0.5f * v);
+        const auto b = random_vec_as<T>(cols, 82), branch = random_vec_as<T>(n, 85);
+        const auto din0 = random_vec(n, 84), dw0 = random_vec(cols, 86), db0 = random_vec(cols, 87);
+        std::vector<float> y(n), mean(static_cast<std::size_t>(s.rows)), rstd(mean.size()), din = din0, dw = dw0,
+                                 db = db0;
+        ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), s.rows, s.cols,
+                               1e-12f);
+        ops::layernorm_backward(din.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
+                                w.data(), s.rows, s.cols);
+        auto gx = upload(ctx, x);
+        auto gw = upload(ctx, to_storage<T>(w)), gb = upload(ctx, to_storage<T>(b)),
+             gdy = upload(ctx, to_storage<T>(dy));
+        auto gdin = upload(ctx, din0), gdw = upload(ctx, dw0), gdb = upload(ctx, db0);
+        auto gy = poisoned<T>(ctx, n);
+        auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());
+        B::residual_layernorm_forward(ctx, gy.data(), gmean.data(), grstd.data(), gx.data(), gw.data(), gb.data(),
+                                      s.rows, s.cols, 1e-12f);
+        auto gnarrow = poisoned<T>(ctx, n);
+        B::residual_layernorm_backward(ctx, gdin.data(), gnarrow.data(), gdw.data(), gdb.data(), gdy.data(), gx.data(),
+                                       gmean.data(), grstd.data(), gw.data(), s.rows, s.cols);
+        check_close("residual layernorm y", download_f(ctx, gy.data(), n), y, 1e-2, 1e-2);
+        check_close("residual layernorm mean", download_f(ctx, gmean.data(), mean.size()), mean, 1e-5, 1e-5);
+        check_close("residual layernorm rstd", download_f(ctx, grstd.data(), rstd.size()), rstd, 1e-5, 1e-3);
+        const auto got_din = download_f(ctx, gdin.data(), n);
+        check_close_scaled("residual layernorm din (fp32)", got_din, din, 1e-3, 1e-3);
+        // the narrowed copy the next branch reads: the accumulated fp32 din rounded to T, bit for bit
+        const auto narrowed = download(ctx, gnarrow.data(), n);
+        std::size_t mismatched = 0;
+        for (std::size_t i = 0; i < n; ++i) mismatched += narrowed[i].bits != T(got_din[i]).bits;
+        CHECK(mismatched == 0);
+        check_close("residual layernorm dw", download_f(ctx, gdw.data(), cols), dw, 1e-2, 1e-3);
+        check_close("residual layernorm db", download_f(ctx, gdb.data(), cols), db, 1e-2, 1e-3);
+        // the fused add: sum = x + branch in fp32, exactly; then the norm of it
+        std::vector<float> sum(n), ys(n);
+        for (std::size_t i = 0; i < n; ++i) sum[i] = x[i] + branch[i];
+        ops::layernorm_forward(ys.data(), mean.data(), rstd.data(), sum.data(), w.data(), b.data(), s.rows, s.cols,
+                               1e-12f);
+        auto gbranch = upload(ctx, to_storage<T>(branch));
+        auto gsum = poisoned<float>(ctx, n);
+        auto gys = poisoned<T>(ctx, n);
+        B::add_layernorm_forward(ctx, gsum.data(), gys.data(), gmean.data(), grstd.data(), gx.data(), gbranch.data(),
+                                 gw.data(), gb.data(), s.rows, s.cols, 1e-12f);
+        check_close("residual add_layernorm sum (fp32, exact)", download_f(ctx, gsum.data(), n), sum, 0.0, 0.0);
+        check_close("residual add_layernorm y", download_f(ctx, gys.data(), n), ys, 1e-2, 1e-2);
+        check_close("residual add_layernorm mean", download_f(ctx, gmean.data(), mean.size()), mean, 1e-5, 1e-5);
     });
 }
 

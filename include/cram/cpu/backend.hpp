@@ -1,12 +1,17 @@
 // The CPU backend as a type: what the model templates are instantiated with. It names the storage types
 // and implements every op of cram::ops::backend by calling the CPU implementation in cram/ops/<family>.hpp.
-// T = float for training, double for finite-difference gradient checks.
+// T = float for training, double for finite-difference gradient checks. R, the residual stream's type, is T
+// unless asked otherwise: backend<float, double> keeps the stream wider than the rest, as the CUDA backend's fp32
+// residual keeps it wider than bf16, so that the model's handling of a mixed stream is tested on any machine. Its
+// mixed ops compute in T through temporaries (as the GPU computes in fp32 from its wider stream); they are for
+// that test, not fast.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cram/core/memory_space.hpp"
@@ -26,13 +31,15 @@
 
 namespace cram::cpu {
 
-template <class T = float>
+template <class T = float, class R = T>
 struct backend {
     using param_t = T;  // master parameters, gradients, optimizer state
     using act_t = T;    // activations and the weights the matmuls read
     using stat_t = T;   // LayerNorm statistics
+    using res_t = R;    // the residual stream of pre-norm blocks and its gradient
     static constexpr bool weights_alias_params = true;  // matmuls read the parameters themselves
     static constexpr const char* name = "cpu";
+    static constexpr bool same_stream = std::is_same_v<R, T>;
     using memory_space = host_memory;  // host batches reach the model as they are (batch_upload copies nothing)
 
     struct context {
@@ -57,9 +64,15 @@ struct backend {
                                index_t out_f) {
         ops::linear_forward(out, in, w, bias, rows, in_f, out_f);
     }
-    static void linear_residual_forward(context&, T* out, const T* in, const T* w, const T* bias, const T* residual,
+    static void linear_residual_forward(context& ctx, R* out, const T* in, const T* w, const T* bias, const R* residual,
                                         index_t rows, index_t in_f, index_t out_f) {
-        ops::linear_residual_forward(out, in, w, bias, residual, rows, in_f, out_f);
+        if constexpr (same_stream) {
+            ops::linear_residual_forward(out, in, w, bias, residual, rows, in_f, out_f);
+        } else {
+            std::vector<T> branch(std::size_t(rows) * std::size_t(out_f));
+            ops::linear_forward(branch.data(), in, w, bias, rows, in_f, out_f);
+            add_residual(ctx, out, residual, branch.data(), rows * out_f);
+        }
     }
     static void linear_backward(context&, T* din, T* dw, T* dbias, const T* dout, const T* in, const T* w,
                                 index_t rows, index_t in_f, index_t out_f) {
@@ -69,6 +82,13 @@ struct backend {
     // ---- elementwise.hpp -----------------------------------------------------------------------
     static void add(context&, T* out, const T* a, const T* b, index_t n) { ops::add(out, a, b, n); }
     static void add_inplace(context&, T* acc, const T* x, index_t n) { ops::add_inplace(acc, x, n); }
+    static void add_residual(context&, R* out, const R* residual, const T* branch, index_t n) {
+        if constexpr (same_stream)
+            ops::add(out, residual, branch, n);
+        else
+            for (index_t i = 0; i < n; ++i) out[i] = residual[i] + R(branch[i]);
+    }
+    static void to_residual(context&, R* out, const T* in, index_t n) { std::copy_n(in, n, out); }
     // whole gradient buffers: memory-bound, split over the pool
     static void add_params(context&, T* acc, const T* x, index_t n) {
         cram::parallel_for(n, 1.0, [&](std::ptrdiff_t b, std::ptrdiff_t e) { ops::add_inplace(acc + b, x + b, index_t(e - b)); });
@@ -107,13 +127,40 @@ struct backend {
                                   index_t rows, index_t cols, T eps) {
         ops::layernorm_forward(out, mean, rstd, in, w, b, rows, cols, eps);
     }
-    static void add_layernorm_forward(context&, T* sum, T* out, T* mean, T* rstd, const T* a, const T* b,
+    static void add_layernorm_forward(context& ctx, R* sum, T* out, T* mean, T* rstd, const R* a, const T* b,
                                       const T* w, const T* bias, index_t rows, index_t cols, T eps) {
-        ops::add_layernorm_forward(sum, out, mean, rstd, a, b, w, bias, rows, cols, eps);
+        if constexpr (same_stream) {
+            ops::add_layernorm_forward(sum, out, mean, rstd, a, b, w, bias, rows, cols, eps);
+        } else {
+            add_residual(ctx, sum, a, b, rows * cols);
+            residual_layernorm_forward(ctx, out, mean, rstd, sum, w, bias, rows, cols, eps);
+        }
     }
     static void layernorm_backward(context&, T* din, T* dw, T* db, const T* dout, const T* in, const T* mean,
                                    const T* rstd, const T* w, index_t rows, index_t cols) {
         ops::layernorm_backward(din, dw, db, dout, in, mean, rstd, w, rows, cols);
+    }
+    static void residual_layernorm_forward(context&, T* out, T* mean, T* rstd, const R* in, const T* w, const T* b,
+                                           index_t rows, index_t cols, T eps) {
+        if constexpr (same_stream) {
+            ops::layernorm_forward(out, mean, rstd, in, w, b, rows, cols, eps);
+        } else {
+            const std::vector<T> x(in, in + rows * cols);
+            ops::layernorm_forward(out, mean, rstd, x.data(), w, b, rows, cols, eps);
+        }
+    }
+    static void residual_layernorm_backward(context&, R* din, T* din_narrow, T* dw, T* db, const T* dout, const R* in,
+                                            const T* mean, const T* rstd, const T* w, index_t rows, index_t cols) {
+        if constexpr (same_stream) {
+            ops::layernorm_backward(din, dw, db, dout, in, mean, rstd, w, rows, cols);
+        } else {
+            const std::vector<T> x(in, in + rows * cols);
+            std::vector<T> dx(x.size(), T(0));
+            ops::layernorm_backward(dx.data(), dw, db, dout, x.data(), mean, rstd, w, rows, cols);
+            for (std::size_t i = 0; i < dx.size(); ++i) din[i] += R(dx[i]);
+        }
+        if (din_narrow)
+            for (index_t i = 0; i < rows * cols; ++i) din_narrow[i] = T(din[i]);
     }
 
     // ---- attention.hpp -------------------------------------------------------------------------
@@ -203,5 +250,7 @@ struct backend {
 
 static_assert(ops::backend<backend<float>>, "cpu::backend<float> must implement every op of ops/backend.hpp");
 static_assert(ops::backend<backend<double>>, "cpu::backend<double> must implement every op of ops/backend.hpp");
+static_assert(ops::backend<backend<float, double>>,
+              "cpu::backend<float, double> must implement every op of ops/backend.hpp");
 
 }  // namespace cram::cpu

@@ -34,13 +34,16 @@
 
 namespace cram::cuda {
 
-template <class Act>
+template <class Act, class Res = Act>
 struct basic_backend {
     static_assert(std::is_same_v<Act, cram::bf16> || std::is_same_v<Act, cram::fp16>,
                   "cram::cuda: activations are cram::bf16 (sm_80+) or cram::fp16 (sm_70+)");
+    static_assert(std::is_same_v<Res, Act> || std::is_same_v<Res, float>,
+                  "cram::cuda: the residual stream is the activations' type or fp32");
     using param_t = float;  // master parameters, gradients, optimizer state
     using act_t = Act;      // activations and the weights the matmuls read
     using stat_t = float;   // LayerNorm statistics
+    using res_t = Res;      // the residual stream of pre-norm blocks and its gradient (fp32: residual_fp32_backend)
     static constexpr bool weights_alias_params = false;  // a 16-bit copy of the fp32 master weights
     static constexpr const char* name = "cuda";
 
@@ -93,8 +96,8 @@ struct basic_backend {
         const phase_scope timed(ctx.phases, ctx.stream(), "linear_forward", in_f, out_f);
         cuda::linear_forward(ctx, out, in, w, bias, rows, in_f, out_f);
     }
-    static void linear_residual_forward(context& ctx, act_t* out, const act_t* in, const act_t* w, const act_t* bias,
-                                        const act_t* residual, index_t rows, index_t in_f, index_t out_f) {
+    static void linear_residual_forward(context& ctx, res_t* out, const act_t* in, const act_t* w, const act_t* bias,
+                                        const res_t* residual, index_t rows, index_t in_f, index_t out_f) {
         const phase_scope timed(ctx.phases, ctx.stream(), "linear_residual_forward", in_f, out_f);
         cuda::linear_residual_forward(ctx, out, in, w, bias, residual, rows, in_f, out_f);
     }
@@ -112,6 +115,14 @@ struct basic_backend {
     static void add_inplace(context& ctx, act_t* acc, const act_t* x, index_t n) {
         const phase_scope timed(ctx.phases, ctx.stream(), "add_inplace");
         cuda::add_inplace(ctx, acc, x, n);
+    }
+    static void add_residual(context& ctx, res_t* out, const res_t* residual, const act_t* branch, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "add_residual");
+        cuda::add_residual(ctx, out, residual, branch, n);
+    }
+    static void to_residual(context& ctx, res_t* out, const act_t* in, index_t n) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "to_residual");
+        cuda::convert(ctx, out, in, n);
     }
     static void add_params(context& ctx, param_t* acc, const param_t* x, index_t n) {
         const phase_scope timed(ctx.phases, ctx.stream(), "add_params");
@@ -169,8 +180,8 @@ struct basic_backend {
         const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_forward");
         cuda::layernorm_forward(ctx, out, mean, rstd, in, w, b, rows, cols, eps);
     }
-    static void add_layernorm_forward(context& ctx, act_t* sum, act_t* out, stat_t* mean, stat_t* rstd,
-                                      const act_t* a, const act_t* b, const act_t* w, const act_t* bias,
+    static void add_layernorm_forward(context& ctx, res_t* sum, act_t* out, stat_t* mean, stat_t* rstd,
+                                      const res_t* a, const act_t* b, const act_t* w, const act_t* bias,
                                       index_t rows, index_t cols, stat_t eps) {
         const phase_scope timed(ctx.phases, ctx.stream(), "add_layernorm_forward");
         cuda::add_layernorm_forward(ctx, sum, out, mean, rstd, a, b, w, bias, rows, cols, eps);
@@ -180,6 +191,17 @@ struct basic_backend {
                                    index_t rows, index_t cols) {
         const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_backward");
         cuda::layernorm_backward(ctx, din, dw, db, dout, in, mean, rstd, w, rows, cols);
+    }
+    static void residual_layernorm_forward(context& ctx, act_t* out, stat_t* mean, stat_t* rstd, const res_t* in,
+                                           const act_t* w, const act_t* b, index_t rows, index_t cols, stat_t eps) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_forward");
+        cuda::layernorm_forward(ctx, out, mean, rstd, in, w, b, rows, cols, eps);
+    }
+    static void residual_layernorm_backward(context& ctx, res_t* din, act_t* din_narrow, param_t* dw, param_t* db,
+                                            const act_t* dout, const res_t* in, const stat_t* mean,
+                                            const stat_t* rstd, const act_t* w, index_t rows, index_t cols) {
+        const phase_scope timed(ctx.phases, ctx.stream(), "layernorm_backward");
+        cuda::layernorm_backward(ctx, din, dw, db, dout, in, mean, rstd, w, rows, cols, din_narrow);
     }
 
     // ---- attention.hpp -------------------------------------------------------------------------
@@ -306,8 +328,13 @@ struct basic_backend {
 // The bf16 backend (sm_80+), unchanged for every existing user, and the fp16 one (sm_70+, with loss scaling).
 using backend = basic_backend<cram::bf16>;
 using fp16_backend = basic_backend<cram::fp16>;
+// bf16 activations with the residual stream of pre-norm blocks and its gradient in fp32, as the PyTorch original
+// keeps them under autocast (train --residual fp32). Not yet run on a GPU (docs/cuda.md).
+using residual_fp32_backend = basic_backend<cram::bf16, float>;
 
 static_assert(ops::backend<backend>, "cuda::backend must implement every op of ops/backend.hpp");
 static_assert(ops::backend<fp16_backend>, "cuda::fp16_backend must implement every op of ops/backend.hpp");
+static_assert(ops::backend<residual_fp32_backend>,
+              "cuda::residual_fp32_backend must implement every op of ops/backend.hpp");
 
 }  // namespace cram::cuda

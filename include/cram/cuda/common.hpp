@@ -108,6 +108,50 @@ __device__ __forceinline__ void store16(T* p, const vec16<T>& x) {
 }
 inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 
+// Eight elements of any storage type as fp32, the unit of kernels that read two storage types in step (the
+// residual stream in fp32 beside bf16 activations): one 16-byte access for 16-bit types, two for fp32. Valid
+// when the pointer is 16-byte aligned.
+template <class T>
+__device__ __forceinline__ void load8(const T* p, float (&f)[8]) {
+    static_assert(is_storage_type_v<T>, "cram::cuda: storage types are float, cram::bf16 and cram::fp16");
+    if constexpr (sizeof(T) == 2) {
+        const vec16<T> v = load16(p);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) f[j] = to_f32(v.v[j]);
+    } else {
+        const vec16<float> lo = load16(p), hi = load16(p + 4);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            f[j] = lo.v[j];
+            f[4 + j] = hi.v[j];
+        }
+    }
+}
+template <class T>
+__device__ __forceinline__ void store8(T* p, const float (&f)[8]) {
+    static_assert(is_storage_type_v<T>, "cram::cuda: storage types are float, cram::bf16 and cram::fp16");
+    if constexpr (sizeof(T) == 2) {
+        vec16<T> v;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v.v[j] = from_f32<T>(f[j]);
+        store16(p, v);
+    } else {
+        vec16<float> lo, hi;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            lo.v[j] = f[j];
+            hi.v[j] = f[4 + j];
+        }
+        store16(p, lo);
+        store16(p + 4, hi);
+    }
+}
+// x as the storage type T holds it (rounded to nearest even), in fp32.
+template <class T>
+__device__ __forceinline__ float round_as(float x) {
+    return to_f32(from_f32<T>(x));
+}
+
 // Blocks for a grid-stride loop over n items: enough to fill the GPU, never more than the work needs.
 inline unsigned grid_for(context& ctx, index_t n, int threads, int blocks_per_sm = 8) {
     const index_t need = (n + threads - 1) / threads;

@@ -380,14 +380,33 @@ void linear_forward(context& ctx, T* out, const T* in, const T* w, opt_ptr<const
     gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 0.0f, out, out_f, 0, 1, bias);
 }
 
+// out[r, c] += bias[c], the rows in fp32 (an fp32 residual stream) and the bias in the weights' type.
+template <class R, class T>
+__global__ void add_bias_rows_kernel(R* __restrict__ out, const T* __restrict__ bias, index_t rows, index_t cols) {
+    for (index_t i = global_thread(); i < rows * cols; i += grid_threads())
+        out[i] = from_f32<R>(to_f32(out[i]) + to_f32(bias[i % cols]));
+}
+
 // out = residual + in * w^T (+ bias): the residual is the GEMM's C operand (beta = 1, C != D), so the sum is
-// written once and no separate add kernel reads the branch back.
-template <class T>
-void linear_residual_forward(context& ctx, T* out, const T* in, const T* w, opt_ptr<const T> bias, const T* residual,
+// written once and no separate add kernel reads the branch back. R is the residual stream's type: T, or fp32 (the
+// GEMM's fp32 output; its bias epilogue would need an fp32 bias, so a bias is added by a second kernel there).
+template <class T, class R>
+void linear_residual_forward(context& ctx, R* out, const T* in, const T* w, opt_ptr<const T> bias, const R* residual,
                              index_t rows, index_t in_f, index_t out_f) {
     CRAM_CHECK(residual && residual != out, "linear_residual_forward: the residual must be a separate buffer");
-    gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 1.0f, out, out_f, 0, 1, bias,
-                  residual);
+    if constexpr (std::is_same_v<R, T>) {
+        gemm<T, T, T>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 1.0f, out, out_f, 0, 1, bias,
+                      residual);
+    } else {
+        static_assert(std::is_same_v<R, float>, "cram::cuda: a residual stream wider than T is fp32");
+        gemm<T, R, R>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 1.0f, out, out_f, 0, 1,
+                      nullptr, residual);
+        if (bias && rows > 0 && out_f > 0) {
+            add_bias_rows_kernel<R, T><<<grid_for(ctx, rows * out_f, 256), 256, 0, ctx.stream()>>>(out, bias, rows,
+                                                                                                   out_f);
+            CRAM_CUDA_CHECK_LAUNCH();
+        }
+    }
 }
 
 // din = dout * w (overwrites; skipped when null); dw += dout^T * in in fp32 (beta = 1); dbias += column

@@ -4,6 +4,12 @@
 // weights from, and accumulates gradients into, views of a training state that whoever trains owns
 // (bind_bert). encode() returns the forward state backward needs as a value (encoder_pass); parameter
 // gradients accumulate, so gradient accumulation is just several forward_backward calls.
+//
+// The residual stream of pre-norm blocks (the embedding output, each block's two sums) and its gradient are kept in
+// the backend's res_t: act_t, or wider (the CUDA backend's fp32 residual, as the PyTorch original keeps it under
+// autocast). Every norm of the stream reads res_t and writes act_t, the matmuls' input; the backward of every norm
+// of the stream also writes the stream's gradient narrowed to act_t, which the branch (or the embedding) before it
+// reads. Post-norm blocks keep the stream in act_t (their stream is the norms' outputs, which the matmuls read).
 #pragma once
 
 #include <cstddef>
@@ -53,9 +59,18 @@ struct encoder_pass {
     const typename Backend::act_t* hidden = nullptr;  // [batch*seq, hidden], valid until the next encode
 };
 
+// Whether bert<C, Backend> exists: a residual stream wider than the activations is built for pre-norm blocks only
+// (post-norm blocks' stream is their norms' output, which the matmuls read in act_t).
+template <bert_config C, class Backend>
+inline constexpr bool bert_takes_residual_v =
+    C.norm == norm_placement::pre || std::is_same_v<typename Backend::res_t, typename Backend::act_t>;
+
 template <bert_config C, ops::backend Backend>
 class bert {
     static_assert(validate_config<C>());
+    static constexpr bool wide_residual = !std::is_same_v<typename Backend::res_t, typename Backend::act_t>;
+    static_assert(bert_takes_residual_v<C, Backend>,
+                  "a residual stream wider than the activations is built for pre-norm blocks only");
 
 public:
     using backend = Backend;
@@ -64,6 +79,7 @@ public:
     using param_t = typename Backend::param_t;
     using act_t = typename Backend::act_t;
     using stat_t = typename Backend::stat_t;
+    using res_t = typename Backend::res_t;
     using parameters = bert_parameters<C, Backend>;
     using pass = encoder_pass<Backend>;
     template <class U>
@@ -128,14 +144,16 @@ public:
                                        w_.emb_norm_b, n, index_t(hidden), stat_t(C.norm_eps));
         if (opt.dropout > 0)
             Backend::dropout_forward(ctx_, x, x, n * hidden, opt.dropout, opt.seed, dropout_stream_embedding());
+        if constexpr (wide_residual) Backend::to_residual(ctx_, A.stream_in.data(), x, n * hidden);
         for (int l = 0; l < C.layers; ++l) block_forward(b, opt, l);
-        const act_t* out = block_output(C.layers - 1);
         if constexpr (C.final_norm) {
-            Backend::layernorm_forward(ctx_, A.final_out.data(), A.final_mean.data(), A.final_rstd.data(), out,
-                                       w_.final_norm_w, w_.final_norm_b, n, index_t(hidden), stat_t(C.norm_eps));
-            out = A.final_out.data();
+            Backend::residual_layernorm_forward(ctx_, A.final_out.data(), A.final_mean.data(), A.final_rstd.data(),
+                                                block_output(C.layers - 1), w_.final_norm_w, w_.final_norm_b, n,
+                                                index_t(hidden), stat_t(C.norm_eps));
+            return pass{b, opt, A.final_out.data()};
+        } else {
+            return pass{b, opt, block_output(C.layers - 1)};  // post-norm: the stream is act_t
         }
-        return pass{b, opt, out};
     }
 
     // Gradient with respect to a pass's hidden states, [batch*seq, hidden]: the caller writes (or
@@ -150,15 +168,16 @@ public:
         const index_t n = rows(b);
         if constexpr (C.final_norm) {
             Backend::zero(ctx_, A.d_res.data(), n * hidden);
-            Backend::layernorm_backward(ctx_, A.d_res.data(), g_.final_norm_w, g_.final_norm_b, A.d_top.data(),
-                                        block_output(C.layers - 1), A.final_mean.data(), A.final_rstd.data(),
-                                        w_.final_norm_w, n, index_t(hidden));
+            Backend::residual_layernorm_backward(ctx_, A.d_res.data(), narrowed_gradient(), g_.final_norm_w,
+                                                 g_.final_norm_b, A.d_top.data(), block_output(C.layers - 1),
+                                                 A.final_mean.data(), A.final_rstd.data(), w_.final_norm_w, n,
+                                                 index_t(hidden));
         } else {
-            Backend::copy(ctx_, A.d_res.data(), A.d_top.data(), n * hidden);
+            Backend::copy(ctx_, A.d_res.data(), A.d_top.data(), n * hidden);  // post-norm: the stream is act_t
         }
         for (int l = C.layers - 1; l >= 0; --l) block_backward(b, opt, l);
         // embeddings
-        act_t* d_x = A.d_res.data();
+        act_t* d_x = narrow_gradient(A.d_res.data());
         if (opt.dropout > 0)
             Backend::dropout_backward(ctx_, d_x, d_x, n * hidden, opt.dropout, opt.seed, dropout_stream_embedding());
         act_t* d_emb = d_x;
@@ -190,7 +209,8 @@ public:
 
 private:
     struct layer_acts {
-        buffer<act_t> ln1, qkv, probs, att, sum1, ln2, ffn_pre, ffn_act, sum2;
+        buffer<act_t> ln1, qkv, probs, att, ln2, ffn_pre, ffn_act;
+        buffer<res_t> sum1, sum2;  // the residual stream (pre-norm); post-norm's pre-norm sums
         buffer<stat_t> mean1, rstd1, mean2, rstd2;
     };
     // Every buffer whose size grows with the micro-batch. Forward buffers hold activations backward needs
@@ -202,7 +222,9 @@ private:
         buffer<act_t> head_in, head_t, head_g, head_ln;  // head input rows (dense prediction: all) and transform
         buffer<stat_t> head_mean, head_rstd;
         buffer<std::int32_t> dense_labels;
-        buffer<act_t> d_top, d_res, d_scratch_h, d_branch, d_ln, d_att, d_qkv, d_ffn_act, d_ffn_pre;
+        buffer<res_t> stream_in;  // the embedding output in res_t, when that is wider than act_t
+        buffer<act_t> d_top, d_scratch_h, d_branch, d_ln, d_att, d_qkv, d_ffn_act, d_ffn_pre;
+        buffer<res_t> d_res;  // the gradient of the residual stream
 
         // f(buffer, elements) for every buffer, sized for n = batch*seq tokens and `probs` attention weights:
         // the one list both the allocation and activation_bytes() read.
@@ -215,6 +237,7 @@ private:
                 f(emb_mean, n);
                 f(emb_rstd, n);
             }
+            if constexpr (wide_residual) f(stream_in, n * h);
             f(branch, n * h);
             for (auto& a : layers) {
                 f(a.ln1, n * h);
@@ -245,7 +268,8 @@ private:
                 f(head_rstd, n);
             }
             if constexpr (!C.sparse_prediction) f(dense_labels, n);
-            for (auto* d : {&d_top, &d_res, &d_scratch_h, &d_branch, &d_ln, &d_att}) f(*d, n * h);
+            for (auto* d : {&d_top, &d_scratch_h, &d_branch, &d_ln, &d_att}) f(*d, n * h);
+            f(d_res, n * h);
             f(d_qkv, n * 3 * h);
             f(d_ffn_act, n * C.ffn_inner());
             f(d_ffn_pre, n * C.intermediate);
@@ -258,10 +282,34 @@ private:
 
     // Where each stage's output lives (fixed by the structure, so backward finds it without saved pointers).
     act_t* embedding_output() { return C.embedding_norm ? acts_.emb_ln.data() : acts_.emb.data(); }
-    const act_t* block_output(int l) {
-        if (l < 0) return embedding_output();
+    const res_t* block_output(int l) {
+        if (l < 0) {
+            if constexpr (wide_residual)
+                return acts_.stream_in.data();
+            else
+                return embedding_output();
+        }
         auto& a = acts_.layers[std::size_t(l)];
-        return C.norm == norm_placement::pre ? a.sum2.data() : a.ln2.data();
+        if constexpr (C.norm == norm_placement::pre)
+            return a.sum2.data();
+        else
+            return a.ln2.data();
+    }
+    // Where the backward of a norm of the stream writes the stream's gradient narrowed to act_t: the d_branch
+    // scratch when the stream is wider, else nowhere (d_res is act_t already). Every branch's backward, and the
+    // embedding's, follows such a norm (pre-norm blocks, then the final norm), so that copy is always current.
+    act_t* narrowed_gradient() {
+        if constexpr (wide_residual)
+            return acts_.d_branch.data();
+        else
+            return nullptr;
+    }
+    // The residual stream's gradient d as act_t, for the embedding's ops: d itself, or its narrowed copy.
+    act_t* narrow_gradient(res_t* d) {
+        if constexpr (wide_residual)
+            return narrowed_gradient();
+        else
+            return d;
     }
 
     void upload_sinusoid() {
@@ -294,8 +342,8 @@ private:
     // when given. Without dropout the add is the projection's (on a GPU the residual is the GEMM's C operand);
     // with dropout the projection is dropped (mask stream `stream`) in the `branch` scratch, then added, fused
     // with the norm when one follows.
-    void project_add_residual(const forward_options& opt, act_t* out, const act_t* in, const act_t* w,
-                              const act_t* bias, const act_t* residual, index_t n, index_t in_f, std::uint32_t stream,
+    void project_add_residual(const forward_options& opt, res_t* out, const act_t* in, const act_t* w,
+                              const act_t* bias, const res_t* residual, index_t n, index_t in_f, std::uint32_t stream,
                               const norm_into* norm = nullptr) {
         const index_t h = hidden;
         const stat_t eps = stat_t(C.norm_eps);
@@ -308,11 +356,13 @@ private:
                                                norm->w, norm->b, n, h, eps);
                 return;
             }
-            Backend::add(ctx_, out, residual, branch, n * h);
+            Backend::add_residual(ctx_, out, residual, branch, n * h);
         } else {
             Backend::linear_residual_forward(ctx_, out, in, w, bias, residual, n, in_f, h);
         }
-        if (norm) Backend::layernorm_forward(ctx_, norm->out, norm->mean, norm->rstd, out, norm->w, norm->b, n, h, eps);
+        if (norm)
+            Backend::residual_layernorm_forward(ctx_, norm->out, norm->mean, norm->rstd, out, norm->w, norm->b, n, h,
+                                                eps);
     }
 
     // x + f(LN(x)) (pre) or LN(x + f(x)) (post), for attention then FFN; the output is block_output(l).
@@ -320,13 +370,15 @@ private:
         auto& a = acts_.layers[std::size_t(l)];
         const auto& w = w_.layers[std::size_t(l)];
         const index_t n = rows(b), h = hidden;
-        const act_t* input = block_output(l - 1);
+        const res_t* input = block_output(l - 1);
         // attention
-        const act_t* attn_in = input;
+        const act_t* attn_in = nullptr;
         if constexpr (C.norm == norm_placement::pre) {
-            Backend::layernorm_forward(ctx_, a.ln1.data(), a.mean1.data(), a.rstd1.data(), input, w.norm1_w,
-                                       w.norm1_b, n, h, stat_t(C.norm_eps));
+            Backend::residual_layernorm_forward(ctx_, a.ln1.data(), a.mean1.data(), a.rstd1.data(), input, w.norm1_w,
+                                                w.norm1_b, n, h, stat_t(C.norm_eps));
             attn_in = a.ln1.data();
+        } else {
+            attn_in = input;  // post-norm: the stream is act_t
         }
         Backend::linear_forward(ctx_, a.qkv.data(), attn_in, w.qkv_w, w.qkv_b, n, h, 3 * h);
         Backend::attention_forward(ctx_, a.att.data(), a.probs.data(), a.qkv.data(), b.lengths, index_t(b.batch),
@@ -349,26 +401,43 @@ private:
             Backend::gelu_forward(ctx_, a.ffn_act.data(), a.ffn_pre.data(), n * C.intermediate);
         // the FFN's residual is its un-normalised input (pre) or the normalised one (post); post-norm ends the
         // block with LN2 of the sum
-        const act_t* ffn_residual = C.norm == norm_placement::pre ? a.sum1.data() : a.ln1.data();
+        const res_t* ffn_residual = nullptr;
+        if constexpr (C.norm == norm_placement::pre)
+            ffn_residual = a.sum1.data();
+        else
+            ffn_residual = a.ln1.data();
         const norm_into out_norm{a.ln2.data(), a.mean2.data(), a.rstd2.data(), w.norm2_w, w.norm2_b};
         project_add_residual(opt, a.sum2.data(), a.ffn_act.data(), w.ffn_out_w, w.ffn_out_b, ffn_residual, n,
                              index_t(C.ffn_inner()), std::uint32_t(2 * l + 1),
                              C.norm == norm_placement::post ? &out_norm : nullptr);
     }
 
+    // The gradient a branch's output projection reads: the stream's gradient d as act_t (d, or the narrowed copy
+    // the norm backward before wrote into d_branch), passed back through the branch's dropout (mask stream
+    // `stream`) into d_branch. d itself is left alone: the norm's backward adds into it afterwards.
+    const act_t* branch_gradient(const res_t* d, const forward_options& opt, std::uint32_t stream, index_t count) {
+        act_t* scratch = acts_.d_branch.data();
+        const act_t* g = nullptr;
+        if constexpr (wide_residual)
+            g = narrowed_gradient();
+        else
+            g = d;
+        if (opt.dropout > 0) {
+            Backend::dropout_backward(ctx_, scratch, g, count, opt.dropout, opt.seed, stream);
+            g = scratch;
+        }
+        return g;
+    }
+
     // FFN branch backward: from the gradient of its output to d_ln (gradient of its input).
-    void ffn_backward(const token_batch<memory_space>& b, const forward_options& opt, int l, const act_t* d_out,
+    void ffn_backward(const token_batch<memory_space>& b, const forward_options& opt, int l, const res_t* d_stream,
                       const act_t* ffn_in) {
         auto& A = acts_;
         auto& a = A.layers[std::size_t(l)];
         const auto& w = w_.layers[std::size_t(l)];
         auto& g = g_.layers[std::size_t(l)];
         const index_t n = rows(b), h = hidden;
-        if (opt.dropout > 0) {
-            Backend::dropout_backward(ctx_, A.d_branch.data(), d_out, n * h, opt.dropout, opt.seed,
-                                      std::uint32_t(2 * l + 1));
-            d_out = A.d_branch.data();
-        }
+        const act_t* d_out = branch_gradient(d_stream, opt, std::uint32_t(2 * l + 1), n * h);
         Backend::linear_backward(ctx_, A.d_ffn_act.data(), g.ffn_out_w, g.ffn_out_b, d_out, a.ffn_act.data(),
                                  w.ffn_out_w, n, index_t(C.ffn_inner()), h);
         if constexpr (C.ffn == ffn_kind::gelu_glu)
@@ -383,17 +452,13 @@ private:
 
     // Attention branch backward: from the gradient of its output to d_ln (gradient of its input).
     void attention_backward(const token_batch<memory_space>& b, const forward_options& opt, int l,
-                            const act_t* d_out, const act_t* attn_in) {
+                            const res_t* d_stream, const act_t* attn_in) {
         auto& A = acts_;
         auto& a = A.layers[std::size_t(l)];
         const auto& w = w_.layers[std::size_t(l)];
         auto& g = g_.layers[std::size_t(l)];
         const index_t n = rows(b), h = hidden;
-        if (opt.dropout > 0) {
-            Backend::dropout_backward(ctx_, A.d_branch.data(), d_out, n * h, opt.dropout, opt.seed,
-                                      std::uint32_t(2 * l));
-            d_out = A.d_branch.data();
-        }
+        const act_t* d_out = branch_gradient(d_stream, opt, std::uint32_t(2 * l), n * h);
         Backend::linear_backward(ctx_, A.d_att.data(), g.out_w, g.out_b, d_out, a.att.data(), w.out_w, n, h, h);
         Backend::attention_backward(ctx_, A.d_qkv.data(), A.d_att.data(), a.qkv.data(), a.att.data(), a.probs.data(),
                                     b.lengths, index_t(b.batch), index_t(b.seq), index_t(C.heads),
@@ -409,16 +474,18 @@ private:
         const auto& w = w_.layers[std::size_t(l)];
         auto& g = g_.layers[std::size_t(l)];
         const index_t n = rows(b), h = hidden;
-        const act_t* input = block_output(l - 1);
-        act_t* d_res = A.d_res.data();
+        const res_t* input = block_output(l - 1);
+        res_t* d_res = A.d_res.data();
         if constexpr (C.norm == norm_placement::pre) {
             // sum2 = sum1 + ffn(LN2(sum1));  sum1 = input + attn(LN1(input))
             ffn_backward(b, opt, l, d_res, a.ln2.data());
-            Backend::layernorm_backward(ctx_, d_res, g.norm2_w, g.norm2_b, A.d_ln.data(), a.sum1.data(),
-                                        a.mean2.data(), a.rstd2.data(), w.norm2_w, n, h);
+            Backend::residual_layernorm_backward(ctx_, d_res, narrowed_gradient(), g.norm2_w, g.norm2_b,
+                                                 A.d_ln.data(), a.sum1.data(), a.mean2.data(), a.rstd2.data(),
+                                                 w.norm2_w, n, h);
             attention_backward(b, opt, l, d_res, a.ln1.data());
-            Backend::layernorm_backward(ctx_, d_res, g.norm1_w, g.norm1_b, A.d_ln.data(), input, a.mean1.data(),
-                                        a.rstd1.data(), w.norm1_w, n, h);
+            Backend::residual_layernorm_backward(ctx_, d_res, narrowed_gradient(), g.norm1_w, g.norm1_b,
+                                                 A.d_ln.data(), input, a.mean1.data(), a.rstd1.data(), w.norm1_w, n,
+                                                 h);
         } else {
             // out = LN2(y1 + ffn(y1));  y1 = LN1(input + attn(input))
             act_t* d_s = A.d_scratch_h.data();

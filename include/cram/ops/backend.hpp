@@ -4,7 +4,8 @@
 //
 // Signatures are spelled in the backend's own types: P = param_t (master parameters, their gradients,
 // optimizer state and loss accumulators), A = act_t (activations and the weights the matmuls read),
-// S = stat_t (LayerNorm statistics). Each op's contract (shapes, = versus +=) is in ops/<family>.hpp.
+// S = stat_t (LayerNorm statistics), R = res_t (the residual stream of pre-norm blocks and its gradient: act_t,
+// or wider, as the CUDA backend's fp32 residual). Each op's contract (shapes, = versus +=) is in ops/<family>.hpp.
 #pragma once
 
 #include <concepts>
@@ -28,19 +29,24 @@ struct backend_signatures {
     using P = typename B::param_t;
     using A = typename B::act_t;
     using S = typename B::stat_t;
+    using R = typename B::res_t;
     using i32 = std::int32_t;
 
     // gemm.hpp
     using linear_forward = void(ctx, A* out, const A* in, const A* w, const A* bias, index_t rows, index_t in_f,
                                 index_t out_f);
-    // out = residual + linear(in) (out aliases neither); backward is linear_backward's (the add passes dout on)
-    using linear_residual_forward = void(ctx, A* out, const A* in, const A* w, const A* bias, const A* residual,
+    // out = residual + linear(in) (out aliases neither), in the residual stream's type; backward is
+    // linear_backward's (the add passes dout on)
+    using linear_residual_forward = void(ctx, R* out, const A* in, const A* w, const A* bias, const R* residual,
                                          index_t rows, index_t in_f, index_t out_f);
     using linear_backward = void(ctx, A* din, P* dw, P* dbias, const A* dout, const A* in, const A* w, index_t rows,
                                  index_t in_f, index_t out_f);
     // elementwise.hpp (params_to_weights: the copy the matmuls read, from the master parameters)
     using add = void(ctx, A* out, const A* a, const A* b, index_t n);
     using add_inplace = void(ctx, A* acc, const A* x, index_t n);
+    // the residual stream: out = residual + branch (out may alias residual); the conversion into it
+    using add_residual = void(ctx, R* out, const R* residual, const A* branch, index_t n);
+    using to_residual = void(ctx, R* out, const A* in, index_t n);
     // gradients: acc += x in the parameters' type (pairwise accumulation of micro-batches)
     using add_params = void(ctx, P* acc, const P* x, index_t n);
     using params_to_weights = void(ctx, A* weights, const P* params, index_t n);
@@ -60,10 +66,17 @@ struct backend_signatures {
     using layernorm_forward = void(ctx, A* out, S* mean, S* rstd, const A* in, const A* w, const A* b, index_t rows,
                                    index_t cols, S eps);
     // sum = a + b, out = layernorm(sum): a residual add and the norm after it (sum aliases none of the others)
-    using add_layernorm_forward = void(ctx, A* sum, A* out, S* mean, S* rstd, const A* a, const A* b, const A* w,
+    using add_layernorm_forward = void(ctx, R* sum, A* out, S* mean, S* rstd, const R* a, const A* b, const A* w,
                                        const A* bias, index_t rows, index_t cols, S eps);
     using layernorm_backward = void(ctx, A* din, P* dw, P* db, const A* dout, const A* in, const S* mean,
                                     const S* rstd, const A* w, index_t rows, index_t cols);
+    // the same norm of the residual stream: its input (and the input's gradient) in R, its output in A. The
+    // backward also writes din, as accumulated, rounded to A into din_narrow unless it is null (what the next
+    // branch's matmuls read when R is wider than A: no separate conversion pass)
+    using residual_layernorm_forward = void(ctx, A* out, S* mean, S* rstd, const R* in, const A* w, const A* b,
+                                            index_t rows, index_t cols, S eps);
+    using residual_layernorm_backward = void(ctx, R* din, A* din_narrow, P* dw, P* db, const A* dout, const R* in,
+                                             const S* mean, const S* rstd, const A* w, index_t rows, index_t cols);
     // attention.hpp
     // (dropout, seed, stream): dropout on the attention probabilities, 0 for none; backward takes the forward's.
     // probs (batch*heads*seq*seq elements) is the backend's to fill with what its backward needs (the
@@ -130,16 +143,19 @@ concept backend_types = requires {
     typename B::param_t;
     typename B::act_t;
     typename B::stat_t;
+    typename B::res_t;
     typename B::context;
     { B::name } -> std::convertible_to<const char*>;
     typename std::bool_constant<B::weights_alias_params>;  // a compile-time bool (the model branches on it)
 } && std::is_class_v<typename B::context> && std::is_trivially_copyable_v<typename B::param_t> &&
                         std::is_trivially_copyable_v<typename B::act_t> &&
-                        std::is_trivially_copyable_v<typename B::stat_t>;
+                        std::is_trivially_copyable_v<typename B::stat_t> &&
+                        std::is_trivially_copyable_v<typename B::res_t>;
 
 template <class B>
 concept backend_memory = backend_memory_for<B, typename B::param_t> && backend_memory_for<B, typename B::act_t> &&
-                         backend_memory_for<B, typename B::stat_t> && backend_memory_for<B, std::int32_t> &&
+                         backend_memory_for<B, typename B::stat_t> && backend_memory_for<B, typename B::res_t> &&
+                         backend_memory_for<B, std::int32_t> &&
                          backend_memory_for<B, float> && requires(typename B::context& ctx) {
                              { B::synchronize(ctx) } -> std::same_as<void>;
                          };
@@ -152,6 +168,8 @@ concept backend_ops_with = requires {
     static_cast<typename S::linear_backward*>(&B::linear_backward);
     static_cast<typename S::add*>(&B::add);
     static_cast<typename S::add_inplace*>(&B::add_inplace);
+    static_cast<typename S::add_residual*>(&B::add_residual);
+    static_cast<typename S::to_residual*>(&B::to_residual);
     static_cast<typename S::add_params*>(&B::add_params);
     static_cast<typename S::params_to_weights*>(&B::params_to_weights);
     static_cast<typename S::gelu_forward*>(&B::gelu_forward);
@@ -165,6 +183,8 @@ concept backend_ops_with = requires {
     static_cast<typename S::layernorm_forward*>(&B::layernorm_forward);
     static_cast<typename S::add_layernorm_forward*>(&B::add_layernorm_forward);
     static_cast<typename S::layernorm_backward*>(&B::layernorm_backward);
+    static_cast<typename S::residual_layernorm_forward*>(&B::residual_layernorm_forward);
+    static_cast<typename S::residual_layernorm_backward*>(&B::residual_layernorm_backward);
     static_cast<typename S::attention_forward*>(&B::attention_forward);
     static_cast<typename S::attention_backward*>(&B::attention_backward);
     static_cast<typename S::attention_kernels*>(&B::attention_kernels);
