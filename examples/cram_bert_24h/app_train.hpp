@@ -134,6 +134,16 @@ inline std::optional<float> lr_setting(const train_settings& s) {
 }
 
 // Checks the settings that do not need the dataset; throws with what to change.
+// --residual: whether the GPU keeps the residual stream in fp32. Post-norm presets are refused on every device (the
+// CPU's stream is fp32 anyway, but a run's settings should mean the same wherever it runs).
+inline bool residual_setting(const train_settings& s) {
+    CRAM_CHECK(s.residual == "same" || s.residual == "fp32", "--residual must be same or fp32, got '", s.residual, "'");
+    CRAM_CHECK(s.residual != "fp32" || find_preset(s.preset).config.norm == norm_placement::pre,
+               "--residual fp32: preset ", s.preset, " has post-norm blocks, whose residual stream is their norms' "
+               "16-bit output; an fp32 stream is built for the pre-norm presets (", pre_norm_preset_names(), ")");
+    return s.residual == "fp32";
+}
+
 inline void validate_settings(const train_settings& s) {
     namespace fs = std::filesystem;
     CRAM_CHECK(!s.data.empty(), "--data is required: a directory written by `cram_bert_24h prepare`");
@@ -158,10 +168,7 @@ inline void validate_settings(const train_settings& s) {
     grad_accumulation_setting(s);
     train::parse_duration(s.rank_timeout);
     if (s.precision != "auto") train::parse_precision(s.precision);
-    CRAM_CHECK(s.residual == "same" || s.residual == "fp32", "--residual must be same or fp32, got '", s.residual, "'");
-    CRAM_CHECK(s.residual != "fp32" || find_preset(s.preset).config.norm == norm_placement::pre,
-               "--residual fp32: preset ", s.preset, " has post-norm blocks, whose residual stream is their norms' "
-               "16-bit output; an fp32 stream is built for the pre-norm presets (", pre_norm_preset_names(), ")");
+    residual_setting(s);
     CRAM_CHECK(std::isfinite(s.loss_scale) && s.loss_scale >= 1, "--loss-scale must be a number of at least 1, got ",
                s.loss_scale);
 }

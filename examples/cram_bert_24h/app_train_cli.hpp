@@ -81,8 +81,9 @@ inline void add_train_options(CLI::App* cmd, train_settings& s) {
         ->check(CLI::IsMember({"fused", "chunked"}))->capture_default_str();
     cmd->add_option("--residual", s.residual,
                     "GPU residual stream of pre-norm blocks and its gradient: same (the activations' 16-bit type) or "
-                    "fp32 (bf16 activations only; as PyTorch's autocast keeps it; about 3.5 GB more at crammed_bert's "
-                    "micro-batch 512); the CPU's is fp32 either way")
+                    "fp32 (as PyTorch's autocast keeps it; with fp16, no overflow in the stream; about 3.5 GB more at "
+                    "crammed_bert's micro-batch 512). Pre-norm presets only, on every device; the CPU's stream is "
+                    "fp32 either way")
         ->check(CLI::IsMember({"same", "fp32"}))->capture_default_str();
     cmd->add_option("--grad-accumulation", s.grad_accumulation,
                     "How micro-batches add up: in-place (no extra memory), pairwise (a fixed tree: what N "

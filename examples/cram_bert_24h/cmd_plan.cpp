@@ -51,6 +51,7 @@ void plan_command(plan_args& a) {
     lr_setting(s);
     schedule_setting(s);
     checkpoint_interval(s);
+    const bool fp32_residual = residual_setting(s);
     CRAM_CHECK(a.gpu.empty() || !a.measure, "--measure times this machine; it cannot be combined with --gpu ", a.gpu);
     CRAM_CHECK(a.measure_steps >= 2 && a.measure_steps <= 1000, "--measure-steps must be 2 to 1000, got ", a.measure_steps);
     if (!s.data.empty() && !std::filesystem::is_directory(s.data))
@@ -68,7 +69,8 @@ void plan_command(plan_args& a) {
         // the GPU layout when this build has it; otherwise the CPU's fp32 activations bound it from above
         memory_need m;
         if (cuda_compiled()) {
-            m = cuda_memory_need(s.preset, c.seq_len, s.residual == "fp32");
+            m = cuda_memory_need(s.preset, c.seq_len, fp32_residual);
+            if (fp32_residual) c.memory_note = "the residual stream in fp32 (--residual fp32)";
         } else {
             m = cpu_memory_need(s.preset, c.seq_len);
             c.memory_note = "fp32 upper bound: this build has no CUDA backend to count its bf16 layout";
@@ -85,9 +87,9 @@ void plan_command(plan_args& a) {
             const auto info = cuda_probe();
             c.device = "cuda (" + info.name + ")";
             c.gpu = true;
-            const bool fp32_residual = s.residual == "fp32";
             if (s.micro_batch == 0) s.micro_batch = cuda_pick_micro_batch(s.preset, c.seq_len, fp32_residual);
             const memory_need m = cuda_memory_need(s.preset, c.seq_len, fp32_residual);
+            if (fp32_residual) c.memory_note = "the residual stream in fp32 (--residual fp32)";
             c.bytes_per_sequence = m.per_sequence;
             c.fixed_bytes = m.fixed;
             const double peak = train::known_peak_flops(info.name);

@@ -24,11 +24,14 @@ static_assert(sizeof(cuda::backend::act_t) == sizeof(cuda::fp16_backend::act_t))
 
 namespace {
 // f.template operator()<C, B>() with the backend whose layout the run has: cuda::backend, or the fp32 residual's
-// where asked and the preset takes it (train refuses --residual fp32 for post-norm presets before asking).
+// where asked (residual_setting refuses that for post-norm presets before; fp16 takes the same bytes as bf16).
 template <bert_config C, class F>
 decltype(auto) with_layout(bool fp32_residual, F&& f) {
-    if constexpr (bert_takes_residual_v<C, cuda::residual_fp32_backend>)
+    if constexpr (bert_takes_residual_v<C, cuda::residual_fp32_backend>) {
         if (fp32_residual) return f.template operator()<C, cuda::residual_fp32_backend>();
+    } else {
+        CRAM_CHECK(!fp32_residual, "internal: an fp32 residual stream asked of a post-norm preset");
+    }
     return f.template operator()<C, cuda::backend>();
 }
 }  // namespace

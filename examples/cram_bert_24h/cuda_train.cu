@@ -3,8 +3,8 @@
 // precision, behind the plain declaration in app_train.hpp. --precision auto trains in bf16 on sm_80 and newer
 // and in fp16 (with dynamic loss scaling) on sm_70/sm_75, where there is no bf16; --precision fp16 takes the fp16
 // path on any GPU (how an sm_80+ machine tests it). This file holds the bf16 instantiation; the fp16 one is
-// cuda_train_fp16.cu and bf16 with an fp32 residual stream (--residual fp32) cuda_train_residual_fp32.cu, each its
-// own translation unit, so they compile in parallel. MFU is shown when the device's
+// cuda_train_fp16.cu, and those with an fp32 residual stream (--residual fp32) are cuda_train_residual_fp32.cu
+// (bf16) and cuda_train_fp16_residual_fp32.cu, each its own translation unit, so they compile in parallel. MFU is shown when the device's
 // peak is known by name. Data-parallel ranks (mpirun) take the GPU of their local rank and sum gradients with
 // NCCL; a build without NCCL refuses them (not yet run on GPUs: docs/distributed.md).
 #include <cstdio>
@@ -38,14 +38,6 @@ void announce(const train_settings& s, const cuda::device_probe& p, train::preci
                  s.residual == "fp32" ? "fp32" : std::string(train::to_string(precision)).c_str(), s.micro_batch);
 }
 
-// --residual fp32 is built for bf16 activations (cuda::residual_fp32_backend).
-void require_residual_precision(const train_settings& s, train::precision precision) {
-    CRAM_CHECK(s.residual != "fp32" || precision == train::precision::bf16,
-               "--residual fp32 is built for bf16 activations, and this run computes in ",
-               std::string(train::to_string(precision)), " (", s.precision == "auto" ? "--precision auto on this GPU" :
-               "--precision " + s.precision, "); use --residual same, or --precision bf16 on an sm_80+ GPU");
-}
-
 }  // namespace
 
 int cuda_train(const train_settings& s) {
@@ -72,12 +64,12 @@ int cuda_train(const train_settings& s) {
                    "CUDA toolkit's, or Debian's libnccl-dev); rebuild, or train with --device cpu");
 #endif
     }
-    require_residual_precision(s, precision);
     announce(settings, p, precision);
+    const bool fp32_residual = s.residual == "fp32";
     int rc = 0;
     if (precision == train::precision::fp16) {
-        rc = cuda_train_fp16(settings, ctx);
-    } else if (s.residual == "fp32") {
+        rc = fp32_residual ? cuda_train_fp16_residual_fp32(settings, ctx) : cuda_train_fp16(settings, ctx);
+    } else if (fp32_residual) {
         rc = cuda_train_residual_fp32(settings, ctx);
     } else {
         cuda::backend::require_device_support(ctx);
@@ -93,9 +85,10 @@ measured_rate cuda_measure(const train_settings& s, int steps) {
     const train::precision precision = gpu_precision(s.precision, p);
     cuda::context ctx(0);
     configure_kernels(ctx, s.attention, s.gemm_algorithms, s.layernorm, s.decoder);
-    require_residual_precision(s, precision);
-    if (precision == train::precision::fp16) return cuda_measure_fp16(s, ctx, steps);
-    if (s.residual == "fp32") return cuda_measure_residual_fp32(s, ctx, steps);
+    const bool fp32_residual = s.residual == "fp32";
+    if (precision == train::precision::fp16)
+        return fp32_residual ? cuda_measure_fp16_residual_fp32(s, ctx, steps) : cuda_measure_fp16(s, ctx, steps);
+    if (fp32_residual) return cuda_measure_residual_fp32(s, ctx, steps);
     cuda::backend::require_device_support(ctx);
     return measure_rate<cuda::backend>(s, ctx, steps);
 }

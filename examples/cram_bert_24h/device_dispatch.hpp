@@ -40,10 +40,13 @@ struct measured_rate;
 // unit), which cuda_train / cuda_measure (cuda_train.cu) call once they chose fp16 for the run. CUDA builds only.
 int cuda_train_fp16(const train_settings& s, cuda::context& ctx);
 measured_rate cuda_measure_fp16(const train_settings& s, cuda::context& ctx, int steps);
-// The trainer with bf16 activations and an fp32 residual stream (cuda_train_residual_fp32.cu: run_training /
-// measure_rate with cuda::residual_fp32_backend), which cuda_train / cuda_measure call for --residual fp32.
+// The trainers with an fp32 residual stream (run_training / measure_rate with cuda::residual_fp32_backend, bf16
+// activations, in cuda_train_residual_fp32.cu; with cuda::fp16_residual_fp32_backend in
+// cuda_train_fp16_residual_fp32.cu), which cuda_train / cuda_measure call for --residual fp32.
 int cuda_train_residual_fp32(const train_settings& s, cuda::context& ctx);
 measured_rate cuda_measure_residual_fp32(const train_settings& s, cuda::context& ctx, int steps);
+int cuda_train_fp16_residual_fp32(const train_settings& s, cuda::context& ctx);
+measured_rate cuda_measure_fp16_residual_fp32(const train_settings& s, cuda::context& ctx, int steps);
 struct glue_settings;
 // The fp16 GLUE evaluation (cuda_glue_fp16.cu: run_glue with cuda::fp16_backend and loss scaling), which cuda_glue
 // (cuda_glue.cu) calls once it chose fp16. CUDA builds only.

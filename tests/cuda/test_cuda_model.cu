@@ -69,8 +69,8 @@ void check_tensors(const char* what, const cram::param_layout& layout, const std
     CHECK(relative_error(all_got, all_ref) <= tol);
 }
 
-// One training step on both sides. T: the GPU's activation type; Res: its residual stream's (T, or fp32 with bf16
-// activations: cuda::residual_fp32_backend). fp16 backpropagates a loss scaled by 2^10 on
+// One training step on both sides. T: the GPU's activation type; Res: its residual stream's (T, or fp32:
+// cuda::residual_fp32_backend, cuda::fp16_residual_fp32_backend). fp16 backpropagates a loss scaled by 2^10 on
 // both sides (fp16 training's loss scale: without it the gradients of small tensors underflow) and unscales for
 // the clip and the optimizer, as the trainer does; bf16 runs unscaled.
 template <bert_config C, class T = bf16, class Res = T>
@@ -188,7 +188,9 @@ TEST_CASE("cuda training step parity: crammed_bert (16 layers, 768 wide), micro-
 // The fp32 residual stream (cuda::residual_fp32_backend, train --residual fp32): its norms read fp32 and write bf16,
 // the projections add into it as fp32 GEMM outputs, the branches' gradients are narrowed for their GEMMs. With
 // dropout the adds go through add_residual and the fused add_layernorm_forward; izsak_tiny's projection biases
-// (no dropout) through the bias kernel the fp32 GEMM output needs.
+// (no dropout) through the bias kernel the fp32 GEMM output needs. The tolerances are the bf16 stream's: these
+// cases check the wiring of the wider stream end to end; its precision is checked op by op (test_layernorm.cu,
+// test_elementwise.cu, test_gemm.cu), where a 16-bit rounding of the stream would fail.
 TEST_CASE("cuda fp32-residual training step parity: crammed_tiny (flash attention)") {
     training_step_parity<cram::presets::crammed_tiny, bf16, float>(8, 128, 0.0f, 3e-2);
 }
@@ -205,6 +207,12 @@ TEST_CASE("cuda fp32-residual training step parity: izsak_tiny (pre-norm, projec
 }
 TEST_CASE("cuda fp32-residual training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
     training_step_parity<cram::presets::crammed_bert, bf16, float>(2, 128, 0.0f, 5e-2);
+}
+TEST_CASE("cuda fp16 fp32-residual training step parity: crammed_tiny with dropout 0.1 (loss scale 2^10)") {
+    training_step_parity<cram::presets::crammed_tiny, fp16, float>(8, 128, 0.1f, 3e-2);
+}
+TEST_CASE("cuda fp16 fp32-residual training step parity: crammed_bert (16 layers, 768 wide), micro-batch 2") {
+    training_step_parity<cram::presets::crammed_bert, fp16, float>(2, 128, 0.0f, 5e-2);
 }
 TEST_CASE("cuda fp16 training step parity: crammed_tiny (flash attention)") {
     training_step_parity<cram::presets::crammed_tiny, fp16>(8, 128, 0.0f, 3e-2);

@@ -36,30 +36,38 @@ TEST_CASE_TEMPLATE("cuda elementwise: add and add_inplace (vector and scalar pat
 
 // The fp32 residual stream's ops (cuda::residual_fp32_backend): out = residual (fp32) + branch (16-bit) in fp32,
 // in place and not; the stream widened from the 16-bit type, and narrowed to it (cuda::convert, as the norms'
-// backward narrows it: test_layernorm.cu) rounded as the host rounds. The packed path (n a multiple of 8, aligned)
-// and the scalar one (odd n, a pointer 4 bytes off).
+// backward narrows it: test_layernorm.cu) rounded as the host rounds. The packed path (n a multiple of 8, all
+// aligned), and the scalar one for an odd n and for each pointer off 16-byte alignment at a packable n (which must
+// not take 16-byte accesses there).
 TEST_CASE_TEMPLATE("cuda fp32 residual stream: add_residual, to_residual and the narrowing conversion", T, bf16,
                    fp16) {
     CRAM_REQUIRE_GPU();
     using B = cu::basic_backend<T, float>;
-    for (const index_t n : {index_t(3) << 16, index_t(1001)}) {
+    struct layout {
+        index_t n;
+        int residual_off, branch_off;  // elements past a 16-byte aligned address
+    };
+    for (const layout l : {layout{index_t(3) << 16, 0, 0}, layout{index_t(3) << 16, 1, 0},
+                           layout{index_t(3) << 16, 0, 1}, layout{index_t(1001), 1, 0}}) {
+        const index_t n = l.n;
         const std::size_t un = static_cast<std::size_t>(n);
-        const bool offset = n % 8 != 0;  // the scalar path also gets a residual 4 bytes past 16-byte alignment
-        INFO("n " << n);
+        INFO("n " << n << ", residual " << l.residual_off << " and branch " << l.branch_off << " elements off");
         auto res = random_vec(un, 70, 3.0f);
         for (auto& v : res) v += 100.0f;  // fp32 values a 16-bit type cannot hold
         const auto branch = random_vec_as<T>(un, 71);
         std::vector<float> sum(un);
         for (std::size_t i = 0; i < un; ++i) sum[i] = res[i] + branch[i];  // fp32, as the kernel adds
-        std::vector<float> res_padded(un + 1, 0.0f);
-        std::copy(res.begin(), res.end(), res_padded.begin() + (offset ? 1 : 0));
+        std::vector<float> res_padded(un + 1, 0.0f), branch_padded(un + 1, 0.0f);
+        std::copy(res.begin(), res.end(), res_padded.begin() + l.residual_off);
+        std::copy(branch.begin(), branch.end(), branch_padded.begin() + l.branch_off);
         auto gres_buf = upload(ctx, res_padded);
-        float* gres = gres_buf.data() + (offset ? 1 : 0);
-        auto gbranch = upload(ctx, to_storage<T>(branch));
+        auto gbranch_buf = upload(ctx, to_storage<T>(branch_padded));
+        float* gres = gres_buf.data() + l.residual_off;
+        const T* gbranch = gbranch_buf.data() + l.branch_off;
         auto gout = poisoned<float>(ctx, un);
-        B::add_residual(ctx, gout.data(), gres, gbranch.data(), n);
+        B::add_residual(ctx, gout.data(), gres, gbranch, n);
         check_close("add_residual", download_f(ctx, gout.data(), un), sum, 0.0, 0.0);
-        B::add_residual(ctx, gres, gres, gbranch.data(), n);  // in place
+        B::add_residual(ctx, gres, gres, gbranch, n);  // in place
         check_close("add_residual in place", download_f(ctx, gres, un), sum, 0.0, 0.0);
         // narrowing rounds to nearest even exactly as the host type does; widening is exact
         auto gnarrow = poisoned<T>(ctx, un);
@@ -69,7 +77,7 @@ TEST_CASE_TEMPLATE("cuda fp32 residual stream: add_residual, to_residual and the
         for (std::size_t i = 0; i < un; ++i) mismatched += narrowed[i].bits != T(sum[i]).bits;
         CHECK(mismatched == 0);
         auto gwide = poisoned<float>(ctx, un);
-        B::to_residual(ctx, gwide.data(), gbranch.data(), n);
+        B::to_residual(ctx, gwide.data(), gbranch, n);
         check_close("to_residual", download_f(ctx, gwide.data(), un), branch, 0.0, 0.0);
     }
 }

@@ -25,7 +25,8 @@ constexpr bert_config with(bert_config c, auto&& edit) {
     edit(c);
     return c;
 }
-// the crammed test preset, and pre-norm variants with biases (the residual projections' bias) and the head transform
+// the crammed test preset, and pre-norm variants with biases (the residual projections' bias), the head transform
+// without an embedding norm, and dense prediction
 constexpr bert_config v_crammed = cram::presets::test_pre_glu;
 constexpr bert_config v_pre_biases = with(cram::presets::test_pre_glu, [](bert_config& c) {
     c.ffn = cram::ffn_kind::gelu;
@@ -37,6 +38,10 @@ constexpr bert_config v_pre_head = with(cram::presets::test_pre_glu, [](bert_con
     c.head_transform = true;
     c.embedding_norm = false;
     c.layers = 3;
+});
+constexpr bert_config v_pre_dense = with(cram::presets::test_pre_glu, [](bert_config& c) {
+    c.sparse_prediction = false;  // every row through the decoder: the encoder's output gradient is copied, not scattered
+    c.tied_decoder = false;
 });
 constexpr cram::model_options narrow_head{.classifier_hidden = 5};
 
@@ -96,7 +101,7 @@ cram::host_mlm_batch make_batch(int batch, int seq, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("a double residual stream under float activations matches the double model (MLM)", Tag,
-                   config_tag<v_crammed>, config_tag<v_pre_biases>, config_tag<v_pre_head>) {
+                   config_tag<v_crammed>, config_tag<v_pre_biases>, config_tag<v_pre_head>, config_tag<v_pre_dense>) {
     constexpr bert_config C = Tag::value;
     wide::context wctx;
     exact::context ectx;

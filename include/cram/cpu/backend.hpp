@@ -3,8 +3,8 @@
 // T = float for training, double for finite-difference gradient checks. R, the residual stream's type, is T
 // unless asked otherwise: backend<float, double> keeps the stream wider than the rest, as the CUDA backend's fp32
 // residual keeps it wider than bf16, so that the model's handling of a mixed stream is tested on any machine. Its
-// mixed ops compute in T through temporaries (as the GPU computes in fp32 from its wider stream); they are for
-// that test, not fast.
+// mixed ops compute at the stream's width through temporaries and round what they write in T (as the GPU's norms
+// read the fp32 stream and write bf16); they are for that test, not fast.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cram/core/error.hpp"
 #include "cram/core/memory_space.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/core/thread_pool.hpp"
@@ -69,6 +70,7 @@ struct backend {
         if constexpr (same_stream) {
             ops::linear_residual_forward(out, in, w, bias, residual, rows, in_f, out_f);
         } else {
+            // the branch rounded to T before the add (the GPU adds its fp32 accumulator): within the test's tolerance
             std::vector<T> branch(std::size_t(rows) * std::size_t(out_f));
             ops::linear_forward(branch.data(), in, w, bias, rows, in_f, out_f);
             add_residual(ctx, out, residual, branch.data(), rows * out_f);
@@ -145,19 +147,31 @@ struct backend {
         if constexpr (same_stream) {
             ops::layernorm_forward(out, mean, rstd, in, w, b, rows, cols, eps);
         } else {
-            const std::vector<T> x(in, in + rows * cols);
-            ops::layernorm_forward(out, mean, rstd, x.data(), w, b, rows, cols, eps);
+            const std::vector<R> wr(w, w + cols), br(b, b + cols);
+            std::vector<R> o(static_cast<std::size_t>(rows * cols)), mr(static_cast<std::size_t>(rows)), rr(mr.size());
+            ops::layernorm_forward(o.data(), mr.data(), rr.data(), in, wr.data(), br.data(), rows, cols, R(eps));
+            std::copy(o.begin(), o.end(), out);  // rounded to T, as the stream's norms write act_t
+            std::copy(mr.begin(), mr.end(), mean);
+            std::copy(rr.begin(), rr.end(), rstd);
         }
     }
     static void residual_layernorm_backward(context&, R* din, T* din_narrow, T* dw, T* db, const T* dout, const R* in,
                                             const T* mean, const T* rstd, const T* w, index_t rows, index_t cols) {
+        CRAM_CHECK(!din_narrow || static_cast<const void*>(din_narrow) != static_cast<const void*>(din),
+                   "residual_layernorm_backward: the narrowed copy must not alias din");
         if constexpr (same_stream) {
             ops::layernorm_backward(din, dw, db, dout, in, mean, rstd, w, rows, cols);
         } else {
-            const std::vector<T> x(in, in + rows * cols);
-            std::vector<T> dx(x.size(), T(0));
-            ops::layernorm_backward(dx.data(), dw, db, dout, x.data(), mean, rstd, w, rows, cols);
-            for (std::size_t i = 0; i < dx.size(); ++i) din[i] += R(dx[i]);
+            // din accumulates at the stream's width; the statistics are the forward's (in T, as on the GPU)
+            const std::size_t n = std::size_t(rows * cols);
+            const std::vector<R> dy(dout, dout + n), wr(w, w + cols), mr(mean, mean + rows), rr(rstd, rstd + rows);
+            std::vector<R> dwr(static_cast<std::size_t>(cols), R(0)), dbr(dwr.size(), R(0));
+            ops::layernorm_backward(din, dwr.data(), dbr.data(), dy.data(), in, mr.data(), rr.data(), wr.data(), rows,
+                                    cols);
+            for (index_t i = 0; i < cols; ++i) {
+                dw[i] += T(dwr[std::size_t(i)]);
+                db[i] += T(dbr[std::size_t(i)]);
+            }
         }
         if (din_narrow)
             for (index_t i = 0; i < rows * cols; ++i) din_narrow[i] = T(din[i]);

@@ -43,7 +43,7 @@ struct basic_backend {
     using param_t = float;  // master parameters, gradients, optimizer state
     using act_t = Act;      // activations and the weights the matmuls read
     using stat_t = float;   // LayerNorm statistics
-    using res_t = Res;      // the residual stream of pre-norm blocks and its gradient (fp32: residual_fp32_backend)
+    using res_t = Res;      // the residual stream of pre-norm blocks and its gradient (fp32: the residual_fp32 ones)
     static constexpr bool weights_alias_params = false;  // a 16-bit copy of the fp32 master weights
     static constexpr const char* name = "cuda";
 
@@ -328,13 +328,16 @@ struct basic_backend {
 // The bf16 backend (sm_80+), unchanged for every existing user, and the fp16 one (sm_70+, with loss scaling).
 using backend = basic_backend<cram::bf16>;
 using fp16_backend = basic_backend<cram::fp16>;
-// bf16 activations with the residual stream of pre-norm blocks and its gradient in fp32, as the PyTorch original
-// keeps them under autocast (train --residual fp32). Not yet run on a GPU (docs/cuda.md).
+// bf16 (or fp16) activations with the residual stream of pre-norm blocks and its gradient in fp32, as the PyTorch
+// original keeps them under autocast (train --residual fp32). Not yet run on a GPU (docs/cuda.md).
 using residual_fp32_backend = basic_backend<cram::bf16, float>;
+using fp16_residual_fp32_backend = basic_backend<cram::fp16, float>;
 
 static_assert(ops::backend<backend>, "cuda::backend must implement every op of ops/backend.hpp");
 static_assert(ops::backend<fp16_backend>, "cuda::fp16_backend must implement every op of ops/backend.hpp");
 static_assert(ops::backend<residual_fp32_backend>,
               "cuda::residual_fp32_backend must implement every op of ops/backend.hpp");
+static_assert(ops::backend<fp16_residual_fp32_backend>,
+              "cuda::fp16_residual_fp32_backend must implement every op of ops/backend.hpp");
 
 }  // namespace cram::cuda
