@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
+#include <mutex>
 #include <type_traits>
 
 #include "cram/core/error.hpp"
@@ -181,18 +183,44 @@ attention_route attention_route_for(attention_kernel asked, const cudaDeviceProp
         return {true, ""};
     }
 }
+// The virtual architecture (e.g. 90) of the flash forward kernel's code as this device loads it: its SASS, or PTX
+// compiled for it. A build whose targets are all older than the device runs their PTX, whose pass may lack the
+// MMA (bf16 below compute_80): there the kernels trap (flash::mma_compiled). Asked once per device.
+template <class T>
+int flash_code_arch(const context& ctx) {
+    static std::mutex m;
+    static std::map<int, int> known;  // device ordinal -> ptxVersion
+    const std::lock_guard<std::mutex> lock(m);
+    const auto it = known.find(ctx.device());
+    if (it != known.end()) return it->second;
+    int current = 0;
+    CRAM_CUDA_CHECK(cudaGetDevice(&current));
+    CRAM_CUDA_CHECK(cudaSetDevice(ctx.device()));
+    cudaFuncAttributes a{};
+    const cudaError_t e = cudaFuncGetAttributes(&a, flash_attention_forward_kernel<T>);
+    CRAM_CUDA_CHECK(cudaSetDevice(current));
+    CRAM_CUDA_CHECK(e);
+    return known[ctx.device()] = a.ptxVersion;
+}
+
 template <class T>
 attention_route attention_route_for(const context& ctx, index_t seq, index_t heads, index_t head_dim) {
-    return attention_route_for<T>(ctx.attention, ctx.props(), seq, heads, head_dim);
+    attention_route r = attention_route_for<T>(ctx.attention, ctx.props(), seq, heads, head_dim);
+    if constexpr (is_half_storage_v<T>) {
+        if (r.flash && flash_code_arch<T>(ctx) < (std::is_same_v<T, cram::bf16> ? 80 : 70))
+            return {false, "this build's code for the GPU is from an architecture without the tensor-core MMA "
+                           "(rebuild with -DCMAKE_CUDA_ARCHITECTURES including the GPU's)"};
+    }
+    return r;
 }
 
 namespace detail {
-// Lets a kernel use more than the default 48 KiB of dynamic shared memory (once per process and kernel).
+// Lets a kernel use more than the default 48 KiB of dynamic shared memory. The attribute belongs to the current
+// device, so it is set before every launch (a host call of a microsecond; three per layer): a second context on
+// another device, or another thread, never finds it unset.
 template <class Kernel>
-void allow_smem(Kernel* kernel, std::size_t bytes, bool& done) {
-    if (done) return;
+void allow_smem(Kernel* kernel, std::size_t bytes) {
     CRAM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-    done = true;
 }
 inline flash_dropout flash_dropout_for(float p, std::uint64_t seed, std::uint32_t stream) {
     if (p <= 0.0f) return {};
@@ -232,8 +260,7 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     if constexpr (is_half_storage_v<T>) {
         if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
             detail::require_flash_aligned({out, probs, qkv});
-            static bool configured = false;
-            detail::allow_smem(flash_attention_forward_kernel<T>, flash::forward_smem, configured);
+            detail::allow_smem(flash_attention_forward_kernel<T>, flash::forward_smem);
             const unsigned grid = flash::grid(bh, seq);
             flash_attention_forward_kernel<T><<<grid, flash::threads, flash::forward_smem, ctx.stream()>>>(
                 out, attention_lse(probs), qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
@@ -284,9 +311,8 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     if constexpr (is_half_storage_v<T>) {
         if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
             detail::require_flash_aligned({dqkv, dout, out, qkv, probs});
-            static bool configured_dq = false, configured_dkdv = false;
-            detail::allow_smem(flash_attention_backward_dq_kernel<T>, flash::dq_smem, configured_dq);
-            detail::allow_smem(flash_attention_backward_dkdv_kernel<T>, flash::dkdv_smem, configured_dkdv);
+            detail::allow_smem(flash_attention_backward_dq_kernel<T>, flash::dq_smem);
+            detail::allow_smem(flash_attention_backward_dkdv_kernel<T>, flash::dkdv_smem);
             float* delta = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(bh * seq) * sizeof(float)));
             const float* lse = attention_lse(probs);
             const unsigned grid = flash::grid(bh, seq);

@@ -6,8 +6,9 @@
 //
 // Tensor-core tiles through WMMA (16x16x16, 16-bit inputs, fp32 accumulation), for both 16-bit storage
 // types: bf16 needs sm_80, fp16 runs from sm_70 (the paper's 2080 Ti). Three kernels, each a CTA of 4 warps
-// (128 threads) over 64 rows, 16 rows a warp, 56-61 KiB of shared memory (Turing's 64 KiB opt-in holds
-// them; an H100/H200 SM holds three):
+// (128 threads) over 64 rows, 16 rows a warp, 53-61 KiB of shared memory (Turing's 64 KiB opt-in holds them).
+// On an H100/H200 SM the forward fits three CTAs; the backward kernels' registers (ptxas, sm_90: 228 and 255 a
+// thread, docs/cuda.md) hold them to two:
 //   forward:       per (sequence, head, 64 queries): S = QK^T, online softmax, O += PV per key block;
 //   backward dQ:   per (sequence, head, 64 queries): delta = rowsum(dO o O) (written for the next kernel),
 //                  then per key block P, dP = dO V^T, dS = P (dP - delta) scale, dQ += dS K;
@@ -85,10 +86,13 @@ struct wmma_type<cram::fp16> {
 };
 
 // Whether the device pass being compiled has T's tensor-core MMA (bf16: sm_80; fp16: sm_70). Kernels for a
-// type the pass lacks compile to a trap; the launchers never select them there (attention_route_for).
+// type the pass lacks compile to a trap; the launchers never select them there (attention_route_for, which also
+// asks which pass's code the device loads).
 template <class T>
 inline constexpr bool mma_compiled =
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700
+    false;
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     std::is_same_v<T, cram::fp16>;
 #else
     true;

@@ -210,7 +210,7 @@ public:
 private:
     struct layer_acts {
         buffer<act_t> ln1, qkv, probs, att, ln2, ffn_pre, ffn_act;
-        buffer<res_t> sum1, sum2;  // the residual stream (pre-norm); post-norm's pre-norm sums
+        buffer<res_t> sum1, sum2;  // pre-norm: the residual stream; post-norm: the sums its norms read
         buffer<stat_t> mean1, rstd1, mean2, rstd2;
     };
     // Every buffer whose size grows with the micro-batch. Forward buffers hold activations backward needs
