@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "cram/cram.hpp"
@@ -157,6 +158,38 @@ void BM_layernorm_backward(benchmark::State& state) {
 BENCHMARK(BM_layernorm_forward)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_add_layernorm_forward)->Args({512, 0, 0})->Args({512, 1, 0})->Args({512, 1, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_layernorm_backward)->Args({128, 0})->Args({128, 1})->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// One norm of the residual stream, forward and backward (what each of crammed BERT's 33 norms costs a micro-step),
+// on the warp kernels. Second argument: 0 = the bf16 stream (the default), 1 = the fp32 stream (--residual fp32:
+// fp32 input and input gradient, and the backward's bf16 copy of it that the next branch reads).
+template <class R>
+void stream_norm(benchmark::State& state, cu::context& ctx) {
+    const index_t rows = state.range(0) * seq;
+    const auto n = static_cast<std::size_t>(rows * hidden);
+    auto x = filled<R>(ctx, n), dx = filled<R>(ctx, n);
+    auto w = filled<bf16>(ctx, hidden), b = filled<bf16>(ctx, hidden), dy = filled<bf16>(ctx, n);
+    device_buffer<bf16> y(n), narrow(n);
+    device_buffer<float> mean(static_cast<std::size_t>(rows)), rstd(static_cast<std::size_t>(rows));
+    auto dw = filled<float>(ctx, hidden, 0.0f), db = filled<float>(ctx, hidden, 0.0f);
+    constexpr bool wide = !std::is_same_v<R, bf16>;
+    timed(state, ctx, [&] {
+        cu::layernorm_forward(ctx, y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), rows, hidden,
+                              1e-12f);
+        cu::layernorm_backward(ctx, dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
+                               w.data(), rows, hidden, wide ? narrow.data() : nullptr);
+    });
+    // forward: read x, write y; backward: read x, dy, read and write dx (+ write the 16-bit copy)
+    set_bytes(state, double(n) * (4.0 * sizeof(R) + 2.0 * 2 + (wide ? 2.0 : 0.0)));
+}
+void BM_stream_layernorm(benchmark::State& state) {
+    CRAM_BENCH_CONTEXT();
+    ctx.layernorm = cu::layernorm_kernel::warp;
+    if (state.range(1) != 0)
+        stream_norm<float>(state, ctx);
+    else
+        stream_norm<bf16>(state, ctx);
+}
+BENCHMARK(BM_stream_layernorm)->Args({512, 0})->Args({512, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_glu_forward_backward(benchmark::State& state) {
     CRAM_BENCH_CONTEXT();

@@ -57,6 +57,8 @@ OLD_NEW = [
      {"0": "old", "1": "new"}),
     (re.compile(r"BM_(add_layernorm_forward)/(\d+)/([01]/[01])/"),
      {"0/0": "old", "1/0": "new kernels, unfused", "1/1": "new kernels, fused"}),
+    # not a successor: the fp32 residual stream's price beside the bf16 one (its "speedup" is below 1)
+    (re.compile(r"BM_(stream_layernorm)/(\d+)/([01])/"), {"0": "old", "1": "fp32 stream"}),
 ]
 
 

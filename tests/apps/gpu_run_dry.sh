@@ -238,12 +238,14 @@ if [ $have_python = 1 ]; then
  {"name": "BM_add_layernorm_forward/512/1/1/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 150.0, "time_unit": "us"},
  {"name": "BM_decoder_cross_entropy/512/0/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 6000.0, "time_unit": "us"},
  {"name": "BM_decoder_cross_entropy/512/1/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 4800.0, "time_unit": "us"},
+ {"name": "BM_stream_layernorm/512/0/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 160.0, "time_unit": "us"},
+ {"name": "BM_stream_layernorm/512/1/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 250.0, "time_unit": "us"},
  {"name": "BM_attention_forward/512/1/min_time:0.200/manual_time", "run_type": "iteration", "error_occurred": true, "error_message": "x"},
  {"name": "BM_glu_forward_backward/128/min_time:0.200/manual_time", "run_type": "iteration", "real_time": 90.0, "time_unit": "us"}]}
 EOF
     python3 "$root/benchmarks/gpu/summarize.py" "$kout" "$kout" > "$kout/results.json" 2> "$kout/table.txt"
     r=$kout/results.json
-    [ "$(json_get "$r" 'len(d["kernels_old_new"])')" = 3 ] && ok "three old/new pairs (errors and unpaired kernels left out)" ||
+    [ "$(json_get "$r" 'len(d["kernels_old_new"])')" = 4 ] && ok "four old/new pairs (errors and unpaired kernels left out)" ||
         bad "pairs: $(json_get "$r" 'd["kernels_old_new"]')"
     [ "$(json_get "$r" '[(k["kernel"], k["batch"], round(k["ms"]["old"], 3), round(k["speedup"]["new"], 2)) for k in d["kernels_old_new"] if k["kernel"] == "layernorm_backward"]')" = \
       "[('layernorm_backward', 512, 0.2, 1.6)]" ] && ok "layernorm backward: 0.2 ms old, 1.6x" || bad "layernorm pair: $(cat "$r")"
@@ -251,6 +253,8 @@ EOF
       "[1.2, 2.0]" ] && ok "add + layernorm: 1.2x unfused, 2.0x fused" || bad "add_layernorm: $(cat "$r")"
     [ "$(json_get "$r" '[round(k["speedup"]["new"], 2) for k in d["kernels_old_new"] if k["kernel"] == "decoder_cross_entropy"]')" = \
       "[1.25]" ] && ok "decoder: chunked 6 ms, fused 4.8 ms: 1.25x" || bad "decoder pair: $(cat "$r")"
+    [ "$(json_get "$r" '[round(k["speedup"]["fp32 stream"], 2) for k in d["kernels_old_new"] if k["kernel"] == "stream_layernorm"]')" = \
+      "[0.64]" ] && ok "stream norm: bf16 0.16 ms, fp32 0.25 ms: 0.64x" || bad "stream pair: $(cat "$r")"
     grep -q 'kernel layernorm_backward batch 512: old 0.200 ms, new 0.125 ms (1.60x)' "$kout/table.txt" &&
         ok "the table line" || bad "table: $(cat "$kout/table.txt")"
 fi
