@@ -133,7 +133,6 @@ inline std::optional<float> lr_setting(const train_settings& s) {
     return float(v);
 }
 
-// Checks the settings that do not need the dataset; throws with what to change.
 // --residual: whether the GPU keeps the residual stream in fp32. Post-norm presets are refused on every device (the
 // CPU's stream is fp32 anyway, but a run's settings should mean the same wherever it runs).
 inline bool residual_setting(const train_settings& s) {
@@ -144,6 +143,7 @@ inline bool residual_setting(const train_settings& s) {
     return s.residual == "fp32";
 }
 
+// Checks the settings that do not need the dataset; throws with what to change.
 inline void validate_settings(const train_settings& s) {
     namespace fs = std::filesystem;
     CRAM_CHECK(!s.data.empty(), "--data is required: a directory written by `cram_bert_24h prepare`");
