@@ -192,13 +192,14 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
         o.run_config.update({{"recipe", std::string(recipe.name)}, {"mask_fraction", recipe.mask_fraction}});
     const std::string attention = Backend::attention_kernels(ctx, seq, C.heads, C.head_dim());
     const std::string decoder = Backend::decoder_kernels(ctx, index_t(C.vocab));
+    const std::string residual = residual_words<Backend>();
     // where the vocabulary lives, for `glue` on this run's checkpoints
     o.run_info = {{"data_dir", fs::absolute(fs::path(s.data)).lexically_normal().string()},
                   {"recipe", s.recipe},
                   {"precision", std::string(to_string(precision)) + (o.emulate_fp16_gradients ? " (emulated)" : "")},
                   {"attention", attention},
                   {"decoder", decoder},
-                  {"residual", residual_words<Backend>()}};
+                  {"residual", residual}};
     const plan_report plan = start_plan<C, Backend>(s, s.data, train_data.num_sequences(), seq);
     o.plan = plan.to_json();
     if (speaks(s)) {
@@ -207,13 +208,25 @@ train::train_result run_with(const train_settings& s, typename Backend::context&
                      static_cast<long long>(train_data.num_sequences()), seq);
         std::fprintf(stderr, "train: attention: %s\n", attention.c_str());
         std::fprintf(stderr, "train: MLM decoder: %s\n", decoder.c_str());
-        std::fprintf(stderr, "train: residual stream: %s\n", residual_words<Backend>().c_str());
+        std::fprintf(stderr, "train: residual stream: %s\n", residual.c_str());
         if (!s.resume) print_plan(stderr, plan);
         if (o.emulate_fp16_gradients)
             std::fprintf(stderr, "train: fp16 emulated on the CPU: the gradients pass through fp16 after every "
                          "micro-step, with dynamic loss scaling from %g (the matmuls still compute in fp32)\n", s.loss_scale);
     }
     return train::train_mlm<C, Backend>(ctx, train_data, o, clock, schedule, val.get(), std::move(observers));
+}
+
+// with_preset where bert<C, Backend> exists: a backend with a wider residual stream takes pre-norm presets only
+// (residual_setting refused the others before), so the others are never instantiated with it.
+template <class Backend, class Result, class F>
+Result with_preset_for(const std::string& name, F&& f) {
+    return with_preset(name, [&]<bert_config C>() -> Result {
+        if constexpr (!bert_takes_residual_v<C, Backend>)
+            CRAM_THROW("internal: preset ", name, " reached a backend whose residual stream it cannot take");
+        else
+            return f.template operator()<C>();
+    });
 }
 
 // `plan --measure` for one preset (measure_rate below).
@@ -258,13 +271,8 @@ measured_rate measure_rate_with(const train_settings& s, typename Backend::conte
 template <class Backend>
 measured_rate measure_rate(const train_settings& s, typename Backend::context& ctx, int steps) {
     CRAM_CHECK(steps >= 1 && s.micro_batch > 0, "internal: measure_rate needs steps and a micro-batch");
-    return with_preset(s.preset, [&]<bert_config C>() -> measured_rate {
-        // a backend with a wider residual stream takes pre-norm presets only (validate_settings refused the others)
-        if constexpr (!bert_takes_residual_v<C, Backend>)
-            CRAM_THROW("internal: preset ", s.preset, " reached a backend whose residual stream it cannot take");
-        else
-            return detail::measure_rate_with<C, Backend>(s, ctx, steps);
-    });
+    return detail::with_preset_for<Backend, measured_rate>(
+        s.preset, [&]<bert_config C>() { return detail::measure_rate_with<C, Backend>(s, ctx, steps); });
 }
 
 // Trains with the given backend and context (made by the caller, after s.start_time). Returns the exit code.
@@ -286,12 +294,8 @@ int run_training(const train_settings& s, typename Backend::context& ctx) {
     }
     train::budget_clock clock(train::parse_duration(s.budget), now,
                               s.simulated_step_seconds > 0 ? 0.0 : (s.start_time > 0 ? s.start_time : cram::steady_seconds()));
-    const train::train_result r = with_preset(s.preset, [&]<bert_config C>() -> train::train_result {
-        // a backend with a wider residual stream takes pre-norm presets only (validate_settings refused the others)
-        if constexpr (!bert_takes_residual_v<C, Backend>)
-            CRAM_THROW("internal: preset ", s.preset, " reached a backend whose residual stream it cannot take");
-        else
-            return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
+    const auto r = detail::with_preset_for<Backend, train::train_result>(s.preset, [&]<bert_config C>() {
+        return detail::run_with<C, Backend>(s, ctx, clock, schedule, std::move(observers));
     });
     if (detail::speaks(s)) detail::print_summary(r, s);
     if (r.signal && (!s.ranks || s.ranks->root())) {  // even with --quiet: how to continue

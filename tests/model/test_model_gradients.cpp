@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cram/cram.hpp"
+#include "model/model_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -15,19 +16,13 @@ using cram::bert_config;
 using cram::ffn_kind;
 using cram::norm_placement;
 using cram::position_kind;
-
-template <bert_config C>
-struct config_tag {
-    static constexpr bert_config value = C;
-};
+using cram::model_test::config_tag;
+using cram::model_test::make_batch;
+using cram::presets::with;
 
 constexpr bert_config base{.vocab = 19, .hidden = 8, .heads = 2, .layers = 2, .intermediate = 12, .max_seq = 6};
 // a narrow GLUE head keeps the finite differences cheap
 constexpr cram::model_options narrow_head{.classifier_hidden = 5};
-constexpr bert_config with(bert_config c, auto&& edit) {
-    edit(c);
-    return c;
-}
 
 // Each variant flips a different set of switches, so every switch is covered on and off.
 constexpr bert_config v_crammed = cram::presets::test_pre_glu;
@@ -53,22 +48,6 @@ constexpr bert_config v_pre_head_transform = with(base, [](bert_config& c) {
     c.sparse_prediction = true;
     c.layers = 1;
 });
-
-template <bert_config C>
-cram::host_mlm_batch make_batch(int batch, int seq, std::uint64_t seed) {
-    std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
-    cram::philox_stream rng(seed, 7, 0);
-    for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(C.vocab - 5));
-    cram::masking_options mo;
-    mo.mask_fraction = 0.34f;
-    mo.vocab = C.vocab;
-    auto b = cram::mask_batch(tokens.data(), batch, seq, mo, seed, 0);
-    if constexpr (C.token_types > 0) {
-        b.type_ids.resize(tokens.size());
-        for (std::size_t i = 0; i < tokens.size(); ++i) b.type_ids[i] = std::int32_t(i % C.token_types);
-    }
-    return b;
-}
 
 // Compares analytic gradients with central differences for every real parameter element. Elements in the
 // flat range [frozen_begin, frozen_end) (the padding token's word row) must instead get exactly zero

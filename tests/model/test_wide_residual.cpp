@@ -10,21 +10,16 @@
 #include <vector>
 
 #include "cram/cram.hpp"
+#include "model/model_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using cram::bert_config;
+using cram::model_test::config_tag;
+using cram::model_test::make_batch;
+using cram::presets::with;
 
-template <bert_config C>
-struct config_tag {
-    static constexpr bert_config value = C;
-};
-
-constexpr bert_config with(bert_config c, auto&& edit) {
-    edit(c);
-    return c;
-}
 // the crammed test preset, and pre-norm variants with biases (the residual projections' bias), the head transform
 // without an embedding norm, and dense prediction
 constexpr bert_config v_crammed = cram::presets::test_pre_glu;
@@ -80,22 +75,6 @@ void check_grads_match(const cram::param_layout& layout, const float* wide_g, co
         CHECK(worst <= 2e-4 * scale + 1e-7);
     }
     CHECK(total > 1e-6);
-}
-
-template <bert_config C>
-cram::host_mlm_batch make_batch(int batch, int seq, std::uint64_t seed) {
-    std::vector<std::int32_t> tokens(std::size_t(batch) * seq);
-    cram::philox_stream rng(seed, 7, 0);
-    for (auto& t : tokens) t = 5 + std::int32_t(rng.next_below(C.vocab - 5));
-    cram::masking_options mo;
-    mo.mask_fraction = 0.34f;
-    mo.vocab = C.vocab;
-    auto b = cram::mask_batch(tokens.data(), batch, seq, mo, seed, 0);
-    if constexpr (C.token_types > 0) {
-        b.type_ids.resize(tokens.size());
-        for (std::size_t i = 0; i < tokens.size(); ++i) b.type_ids[i] = std::int32_t(i % C.token_types);
-    }
-    return b;
 }
 
 }  // namespace

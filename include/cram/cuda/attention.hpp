@@ -159,6 +159,10 @@ inline unsigned warp_rows_grid(context& ctx, index_t rows) {
 }
 }  // namespace detail
 
+// The oldest virtual architecture whose code has T's tensor-core MMA (flash::mma_compiled).
+template <class T>
+inline constexpr int flash_mma_arch = std::is_same_v<T, cram::bf16> ? 80 : 70;
+
 // Which path attention_forward and attention_backward take for a shape on this device, and why not flash
 // when they do not (for the run's log).
 struct attention_route {
@@ -183,11 +187,13 @@ attention_route attention_route_for(attention_kernel asked, const cudaDeviceProp
         return {true, ""};
     }
 }
-// The virtual architecture (e.g. 90) of the flash forward kernel's code as this device loads it: its SASS, or PTX
-// compiled for it. A build whose targets are all older than the device runs their PTX, whose pass may lack the
-// MMA (bf16 below compute_80): there the kernels trap (flash::mma_compiled). Asked once per device.
+// Once per device and type (both are per-device facts): the virtual architecture (e.g. 90) of the flash kernels'
+// code as this device loads it, its SASS or PTX compiled for it (a build whose targets are all older than the
+// device runs their PTX, whose pass may lack the MMA: bf16 below compute_80, where the kernels trap,
+// flash::mma_compiled); and, where that code has the MMA, the kernels' opt-in to more than 48 KiB of dynamic
+// shared memory. The route asks this before any flash launch, so the launchers need not.
 template <class T>
-int flash_code_arch(const context& ctx) {
+int flash_device_setup(const context& ctx) {
     static std::mutex m;
     static std::map<int, int> known;  // device ordinal -> ptxVersion
     const std::lock_guard<std::mutex> lock(m);
@@ -195,19 +201,27 @@ int flash_code_arch(const context& ctx) {
     if (it != known.end()) return it->second;
     int current = 0;
     CRAM_CUDA_CHECK(cudaGetDevice(&current));
-    CRAM_CUDA_CHECK(cudaSetDevice(ctx.device()));
+    CRAM_CUDA_CHECK(cudaSetDevice(ctx.device()));  // both calls below act on the current device
     cudaFuncAttributes a{};
-    const cudaError_t e = cudaFuncGetAttributes(&a, flash_attention_forward_kernel<T>);
+    CRAM_CUDA_CHECK(cudaFuncGetAttributes(&a, flash_attention_forward_kernel<T>));
+    const int arch = a.ptxVersion;
+    if (arch >= flash_mma_arch<T>) {
+        const auto allow = [](auto* kernel, std::size_t bytes) {
+            CRAM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+        };
+        allow(flash_attention_forward_kernel<T>, flash::forward_smem);
+        allow(flash_attention_backward_dq_kernel<T>, flash::dq_smem);
+        allow(flash_attention_backward_dkdv_kernel<T>, flash::dkdv_smem);
+    }
     CRAM_CUDA_CHECK(cudaSetDevice(current));
-    CRAM_CUDA_CHECK(e);
-    return known[ctx.device()] = a.ptxVersion;
+    return known[ctx.device()] = arch;
 }
 
 template <class T>
 attention_route attention_route_for(const context& ctx, index_t seq, index_t heads, index_t head_dim) {
     attention_route r = attention_route_for<T>(ctx.attention, ctx.props(), seq, heads, head_dim);
     if constexpr (is_half_storage_v<T>) {
-        if (r.flash && flash_code_arch<T>(ctx) < (std::is_same_v<T, cram::bf16> ? 80 : 70))
+        if (r.flash && flash_device_setup<T>(ctx) < flash_mma_arch<T>)
             return {false, "this build's code for the GPU is from an architecture without the tensor-core MMA "
                            "(rebuild with -DCMAKE_CUDA_ARCHITECTURES including the GPU's)"};
     }
@@ -215,13 +229,6 @@ attention_route attention_route_for(const context& ctx, index_t seq, index_t hea
 }
 
 namespace detail {
-// Lets a kernel use more than the default 48 KiB of dynamic shared memory. The attribute belongs to the current
-// device, so it is set before every launch (a host call of a microsecond; three per layer): a second context on
-// another device, or another thread, never finds it unset.
-template <class Kernel>
-void allow_smem(Kernel* kernel, std::size_t bytes) {
-    CRAM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-}
 inline flash_dropout flash_dropout_for(float p, std::uint64_t seed, std::uint32_t stream) {
     if (p <= 0.0f) return {};
     return {true, ops::dropout_threshold(p), ops::dropout_scale<float>(p), seed, stream};
@@ -260,7 +267,6 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     if constexpr (is_half_storage_v<T>) {
         if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
             detail::require_flash_aligned({out, probs, qkv});
-            detail::allow_smem(flash_attention_forward_kernel<T>, flash::forward_smem);
             const unsigned grid = flash::grid(bh, seq);
             flash_attention_forward_kernel<T><<<grid, flash::threads, flash::forward_smem, ctx.stream()>>>(
                 out, attention_lse(probs), qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
@@ -311,8 +317,6 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     if constexpr (is_half_storage_v<T>) {
         if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
             detail::require_flash_aligned({dqkv, dout, out, qkv, probs});
-            detail::allow_smem(flash_attention_backward_dq_kernel<T>, flash::dq_smem);
-            detail::allow_smem(flash_attention_backward_dkdv_kernel<T>, flash::dkdv_smem);
             float* delta = static_cast<float*>(ctx.scratch(static_cast<std::size_t>(bh * seq) * sizeof(float)));
             const float* lse = attention_lse(probs);
             const unsigned grid = flash::grid(bh, seq);
