@@ -12,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin                    # data-parallel training under mpirun (cram::mpi)
   doctest-dev                                   # tests
   libbenchmark-dev                              # benchmarks
+  libboost-context-dev                          # the emulated CUDA device: its threads are fibers
   python3                                       # the end-to-end test reads metrics.jsonl and state.json
   xxhash                                        # tests: xxhsum, the reference for cram's XXH64 checksums
 )

@@ -60,6 +60,6 @@
 #include "cram/eval/published.hpp"
 #include "cram/eval/report.hpp"
 
-#if defined(__CUDACC__) && defined(CRAM_WITH_CUDA)
+#if (defined(__CUDACC__) || defined(CRAM_CUDA_EMULATED)) && defined(CRAM_WITH_CUDA)
 #include "cram/cuda.hpp"
 #endif
