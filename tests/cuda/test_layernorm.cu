@@ -113,7 +113,7 @@ TEST_CASE("cuda layernorm: misaligned rows take the block kernels and match the 
         return to_storage<bf16>(out);
     };
     auto gx = upload(ctx, shifted(x)), gdy = upload(ctx, shifted(dy)), gdin = upload(ctx, shifted(din0));
-    auto gy = upload(ctx, shifted(std::vector<float>(n, 7.0f)));
+    auto gy = upload(ctx, to_storage<bf16>(std::vector<float>(n + 1, 7.0f)));  // 7 before the rows, to stay
     auto gw = upload(ctx, to_storage<bf16>(w)), gb = upload(ctx, to_storage<bf16>(b));
     CHECK(cu::detail::layernorm_warp_route(ctx, cols, {gx.data() + 1, gw.data(), gb.data()}) == 0);
     auto gmean = poisoned<float>(ctx, mean.size()), grstd = poisoned<float>(ctx, mean.size());

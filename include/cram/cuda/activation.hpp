@@ -97,29 +97,29 @@ constexpr int activation_threads = 256;
 template <class T>
 void gelu_forward(context& ctx, T* out, const T* in, index_t n) {
     if (n <= 0) return;
-    gelu_forward_kernel<T><<<grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0,
-                             ctx.stream()>>>(out, in, n);
+    CRAM_LAUNCH(grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0, ctx.stream(),
+                gelu_forward_kernel<T>)(out, in, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
 void gelu_backward(context& ctx, T* din, const T* dout, const T* in, index_t n) {
     if (n <= 0) return;
-    gelu_backward_kernel<T><<<grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0,
-                              ctx.stream()>>>(din, dout, in, n);
+    CRAM_LAUNCH(grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0, ctx.stream(),
+                gelu_backward_kernel<T>)(din, dout, in, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
 void tanh_forward(context& ctx, T* out, const T* in, index_t n) {
     if (n <= 0) return;
-    tanh_forward_kernel<T><<<grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0,
-                             ctx.stream()>>>(out, in, n);
+    CRAM_LAUNCH(grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0, ctx.stream(),
+                tanh_forward_kernel<T>)(out, in, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
 void tanh_backward(context& ctx, T* din, const T* dout, const T* out, index_t n) {
     if (n <= 0) return;
-    tanh_backward_kernel<T><<<grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0,
-                              ctx.stream()>>>(din, dout, out, n);
+    CRAM_LAUNCH(grid_for(ctx, n, detail::activation_threads), detail::activation_threads, 0, ctx.stream(),
+                tanh_backward_kernel<T>)(din, dout, out, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
@@ -127,13 +127,13 @@ void glu_forward(context& ctx, T* out, const T* in, index_t rows, index_t inner)
     if (rows <= 0 || inner <= 0) return;
     constexpr int W = vec16<T>::n;
     if (inner % W == 0 && aligned16(out) && aligned16(in)) {
-        glu_forward_vec_kernel<T><<<grid_for(ctx, rows * inner / W, detail::activation_threads),
-                                    detail::activation_threads, 0, ctx.stream()>>>(out, in, rows, inner);
+        CRAM_LAUNCH(grid_for(ctx, rows * inner / W, detail::activation_threads), detail::activation_threads, 0,
+                    ctx.stream(), glu_forward_vec_kernel<T>)(out, in, rows, inner);
         CRAM_CUDA_CHECK_LAUNCH();
         return;
     }
-    glu_forward_kernel<T><<<grid_for(ctx, rows * inner, detail::activation_threads), detail::activation_threads, 0,
-                            ctx.stream()>>>(out, in, rows, inner);
+    CRAM_LAUNCH(grid_for(ctx, rows * inner, detail::activation_threads), detail::activation_threads, 0, ctx.stream(),
+                glu_forward_kernel<T>)(out, in, rows, inner);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
@@ -141,13 +141,13 @@ void glu_backward(context& ctx, T* din, const T* dout, const T* in, index_t rows
     if (rows <= 0 || inner <= 0) return;
     constexpr int W = vec16<T>::n;
     if (inner % W == 0 && aligned16(din) && aligned16(dout) && aligned16(in)) {
-        glu_backward_vec_kernel<T><<<grid_for(ctx, rows * inner / W, detail::activation_threads),
-                                     detail::activation_threads, 0, ctx.stream()>>>(din, dout, in, rows, inner);
+        CRAM_LAUNCH(grid_for(ctx, rows * inner / W, detail::activation_threads), detail::activation_threads, 0,
+                    ctx.stream(), glu_backward_vec_kernel<T>)(din, dout, in, rows, inner);
         CRAM_CUDA_CHECK_LAUNCH();
         return;
     }
-    glu_backward_kernel<T><<<grid_for(ctx, rows * inner, detail::activation_threads), detail::activation_threads,
-                             0, ctx.stream()>>>(din, dout, in, rows, inner);
+    CRAM_LAUNCH(grid_for(ctx, rows * inner, detail::activation_threads), detail::activation_threads, 0, ctx.stream(),
+                glu_backward_kernel<T>)(din, dout, in, rows, inner);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 

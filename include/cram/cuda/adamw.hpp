@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(BLOCK) sum_squares_kernel(double* __restrict__
         s += v * v;
     }
     using reduce = cub::BlockReduce<double, BLOCK>;
-    __shared__ typename reduce::TempStorage tmp;
+    CRAM_SHARED(typename reduce::TempStorage, tmp);
     const double total = reduce(tmp).Sum(static_cast<double>(s));
     if (threadIdx.x == 0) atomicAdd(out, total);
 }
@@ -54,7 +54,7 @@ void adamw_step(context& ctx, P* params, const P* grads, P* m, P* v, index_t n, 
     static_assert(std::is_same_v<P, float>, "cram::cuda: master weights and optimizer state are fp32");
     CRAM_CHECK(hp.step >= 1, "AdamW step index is 1-based, got ", hp.step);
     if (n <= 0) return;
-    adamw_kernel<P><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(
+    CRAM_LAUNCH(grid_for(ctx, n, 256), 256, 0, ctx.stream(), adamw_kernel<P>)(
         params, grads, m, v, n, ops::adamw_coefficients_for<float>(hp), static_cast<float>(grad_scale));
     CRAM_CUDA_CHECK_LAUNCH();
 }
@@ -64,7 +64,7 @@ template <class T>
 void sum_squares_async(context& ctx, double* dev_out, const T* x, index_t n) {
     if (n <= 0) return;
     constexpr int B = 256;
-    sum_squares_kernel<T, B><<<grid_for(ctx, n, B, 4), B, 0, ctx.stream()>>>(dev_out, x, n);
+    CRAM_LAUNCH(grid_for(ctx, n, B, 4), B, 0, ctx.stream(), sum_squares_kernel<T, B>)(dev_out, x, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -84,7 +84,7 @@ double sum_squares(context& ctx, const T* x, index_t n) {
 template <class T, class S>
 void scale_inplace(context& ctx, T* x, S s, index_t n) {
     if (n <= 0) return;
-    scale_kernel<T><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(x, static_cast<float>(s), n);
+    CRAM_LAUNCH(grid_for(ctx, n, 256), 256, 0, ctx.stream(), scale_kernel<T>)(x, static_cast<float>(s), n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 

@@ -143,14 +143,16 @@ template <class T>
 void split_heads(context& ctx, T* dst, const T* src, index_t ld, index_t batch, index_t seq, index_t heads,
                  index_t head_dim) {
     const index_t n = batch * heads * seq * head_dim;
-    split_heads_kernel<T><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(dst, src, ld, batch, seq, heads, head_dim);
+    CRAM_LAUNCH(grid_for(ctx, n, 256), 256, 0, ctx.stream(), split_heads_kernel<T>)(dst, src, ld, batch, seq, heads,
+                                                                                    head_dim);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
 void merge_heads(context& ctx, T* dst, const T* src, index_t ld, index_t batch, index_t seq, index_t heads,
                  index_t head_dim) {
     const index_t n = batch * heads * seq * head_dim;
-    merge_heads_kernel<T><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(dst, src, ld, batch, seq, heads, head_dim);
+    CRAM_LAUNCH(grid_for(ctx, n, 256), 256, 0, ctx.stream(), merge_heads_kernel<T>)(dst, src, ld, batch, seq, heads,
+                                                                                    head_dim);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 inline unsigned warp_rows_grid(context& ctx, index_t rows) {
@@ -268,7 +270,7 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
         if (attention_route_for<T>(ctx, seq, heads, head_dim).flash) {
             detail::require_flash_aligned({out, probs, qkv});
             const unsigned grid = flash::grid(bh, seq);
-            flash_attention_forward_kernel<T><<<grid, flash::threads, flash::forward_smem, ctx.stream()>>>(
+            CRAM_LAUNCH(grid, flash::threads, flash::forward_smem, ctx.stream(), flash_attention_forward_kernel<T>)(
                 out, attention_lse(probs), qkv, lengths, static_cast<int>(heads), static_cast<int>(seq),
                 ops::attention_scale<float>(head_dim), detail::flash_dropout_for(dropout, seed, stream));
             CRAM_CUDA_CHECK_LAUNCH();
@@ -293,8 +295,8 @@ void attention_forward(context& ctx, T* out, T* probs, const T* qkv, const std::
     const float scale = ops::attention_scale<float>(head_dim);
     gemm<T, float, float>(ctx, false, true, seq, seq, head_dim, scale, q, head_dim, sd, k, head_dim, sd, 0.0f, scores,
                           seq, ss, static_cast<int>(bh));
-    attention_softmax_kernel<T><<<detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream()>>>(probs, scores, lengths,
-                                                                                               batch, heads, seq);
+    CRAM_LAUNCH(detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream(), attention_softmax_kernel<T>)(
+        probs, scores, lengths, batch, heads, seq);
     CRAM_CUDA_CHECK_LAUNCH();
     if (drop) cuda::dropout_forward(ctx, weights, probs, bh * ss, dropout, seed, stream);
     gemm<T, T, T>(ctx, false, false, seq, head_dim, seq, 1.0f, weights, seq, ss, v, head_dim, sd, 0.0f, o, head_dim,
@@ -322,10 +324,10 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
             const unsigned grid = flash::grid(bh, seq);
             const float scale = ops::attention_scale<float>(head_dim);
             const flash_dropout drop = detail::flash_dropout_for(dropout, seed, stream);
-            flash_attention_backward_dq_kernel<T><<<grid, flash::threads, flash::dq_smem, ctx.stream()>>>(
+            CRAM_LAUNCH(grid, flash::threads, flash::dq_smem, ctx.stream(), flash_attention_backward_dq_kernel<T>)(
                 dqkv, delta, dout, out, qkv, lse, lengths, static_cast<int>(heads), static_cast<int>(seq), scale, drop);
             CRAM_CUDA_CHECK_LAUNCH();
-            flash_attention_backward_dkdv_kernel<T><<<grid, flash::threads, flash::dkdv_smem, ctx.stream()>>>(
+            CRAM_LAUNCH(grid, flash::threads, flash::dkdv_smem, ctx.stream(), flash_attention_backward_dkdv_kernel<T>)(
                 dqkv, dout, qkv, lse, delta, lengths, static_cast<int>(heads), static_cast<int>(seq), scale, drop);
             CRAM_CUDA_CHECK_LAUNCH();
             return;
@@ -362,7 +364,7 @@ void attention_backward(context& ctx, T* dqkv, const T* dout, const T* qkv, cons
     gemm<T, float, float>(ctx, false, true, seq, seq, head_dim, 1.0f, dO, head_dim, sd, v, head_dim, sd, 0.0f, dp, seq,
                           ss, nb);
     const float scale = ops::attention_scale<float>(head_dim);
-    attention_softmax_backward_kernel<T><<<detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream()>>>(
+    CRAM_LAUNCH(detail::warp_rows_grid(ctx, bh * seq), 256, 0, ctx.stream(), attention_softmax_backward_kernel<T>)(
         ds, probs, dp, bh * seq, seq, scale, drop, ops::dropout_threshold(dropout),
         drop ? ops::dropout_scale<float>(dropout) : 1.0f, seed, stream);
     CRAM_CUDA_CHECK_LAUNCH();

@@ -17,6 +17,7 @@
 #include "cram/core/fp16.hpp"
 #include "cram/core/platform.hpp"
 #include "cram/cuda/context.hpp"
+#include "cram/cuda/launch.hpp"
 
 namespace cram::cuda {
 

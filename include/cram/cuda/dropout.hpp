@@ -39,8 +39,8 @@ void dropout_forward(context& ctx, T* out, const T* in, index_t n, float p, std:
     CRAM_CHECK(p >= 0.0f && p < 1.0f, "dropout probability ", p, " outside [0, 1)");
     if (n <= 0) return;
     const index_t groups = (n + 3) / 4;
-    dropout_kernel<T><<<grid_for(ctx, groups, detail::dropout_threads), detail::dropout_threads, 0, ctx.stream()>>>(
-        out, in, n, ops::dropout_threshold(p), ops::dropout_scale<float>(p), seed, stream);
+    CRAM_LAUNCH(grid_for(ctx, groups, detail::dropout_threads), detail::dropout_threads, 0, ctx.stream(),
+                dropout_kernel<T>)(out, in, n, ops::dropout_threshold(p), ops::dropout_scale<float>(p), seed, stream);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 // The same mask and scale applied to the gradient.

@@ -71,13 +71,13 @@ void add(context& ctx, T* out, const T* a, const T* b, index_t n) {
     if (n <= 0) return;
     constexpr int W = vec16<T>::n;
     if (n % W == 0 && aligned16(out) && aligned16(a) && aligned16(b)) {
-        add_vec_kernel<T><<<grid_for(ctx, n / W, detail::elementwise_threads), detail::elementwise_threads, 0,
-                            ctx.stream()>>>(out, a, b, n / W);
+        CRAM_LAUNCH(grid_for(ctx, n / W, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream(),
+                    add_vec_kernel<T>)(out, a, b, n / W);
         CRAM_CUDA_CHECK_LAUNCH();
         return;
     }
-    add_kernel<T><<<grid_for(ctx, n, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream()>>>(
-        out, a, b, n);
+    CRAM_LAUNCH(grid_for(ctx, n, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream(),
+                add_kernel<T>)(out, a, b, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 // acc[n] += x.
@@ -91,11 +91,11 @@ template <class D, class S>
 void convert(context& ctx, D* out, const S* in, index_t n) {
     if (n <= 0) return;
     if (n % 8 == 0 && aligned16(out) && aligned16(in))
-        convert_kernel<D, S, true><<<grid_for(ctx, n / 8, detail::elementwise_threads), detail::elementwise_threads,
-                                     0, ctx.stream()>>>(out, in, n);
+        CRAM_LAUNCH(grid_for(ctx, n / 8, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream(),
+                    convert_kernel<D, S, true>)(out, in, n);
     else
-        convert_kernel<D, S, false><<<grid_for(ctx, n, detail::elementwise_threads), detail::elementwise_threads, 0,
-                                      ctx.stream()>>>(out, in, n);
+        CRAM_LAUNCH(grid_for(ctx, n, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream(),
+                    convert_kernel<D, S, false>)(out, in, n);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 // out[n] = residual + branch in the residual stream's type R (out may alias residual): add() when R is the
@@ -107,12 +107,11 @@ void add_residual(context& ctx, R* out, const R* residual, const A* branch, inde
     } else {
         if (n <= 0) return;
         if (n % 8 == 0 && aligned16(out) && aligned16(residual) && aligned16(branch))
-            add_residual_kernel<R, A, true><<<grid_for(ctx, n / 8, detail::elementwise_threads),
-                                              detail::elementwise_threads, 0, ctx.stream()>>>(out, residual, branch, n);
+            CRAM_LAUNCH(grid_for(ctx, n / 8, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream(),
+                        add_residual_kernel<R, A, true>)(out, residual, branch, n);
         else
-            add_residual_kernel<R, A, false><<<grid_for(ctx, n, detail::elementwise_threads),
-                                               detail::elementwise_threads, 0, ctx.stream()>>>(out, residual, branch,
-                                                                                                n);
+            CRAM_LAUNCH(grid_for(ctx, n, detail::elementwise_threads), detail::elementwise_threads, 0, ctx.stream(),
+                        add_residual_kernel<R, A, false>)(out, residual, branch, n);
         CRAM_CUDA_CHECK_LAUNCH();
     }
 }

@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(BLOCK) embedding_backward_kernel(
     }
     if (dpos_scale) {  // uniform across the grid: every thread reaches the collective
         using reduce = cub::BlockReduce<float, BLOCK>;
-        __shared__ typename reduce::TempStorage tmp;
+        CRAM_SHARED(typename reduce::TempStorage, tmp);
         const float total = reduce(tmp).Sum(dscale);
         if (threadIdx.x == 0) atomicAdd(dpos_scale, total);
     }
@@ -103,7 +103,7 @@ void embedding_forward(context& ctx, T* out, const std::int32_t* ids, const std:
     const index_t rows = batch * seq;
     if (rows <= 0) return;
     CRAM_CHECK(ids && word && positions, "embedding_forward: ids, word table and positions are required");
-    embedding_forward_kernel<T><<<grid_for(ctx, rows * hidden, 256), 256, 0, ctx.stream()>>>(
+    CRAM_LAUNCH(grid_for(ctx, rows * hidden, 256), 256, 0, ctx.stream(), embedding_forward_kernel<T>)(
         out, ids, type_ids, word, positions, pos_scale, type_table, rows, seq, hidden, vocab, types, ctx.error_word());
     CRAM_CUDA_CHECK_LAUNCH();
 }
@@ -121,7 +121,7 @@ void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G
     const index_t rows = batch * seq;
     if (rows <= 0) return;
     constexpr int B = 256;
-    embedding_backward_kernel<T, G, B><<<grid_for(ctx, rows * hidden, B), B, 0, ctx.stream()>>>(
+    CRAM_LAUNCH(grid_for(ctx, rows * hidden, B), B, 0, ctx.stream(), embedding_backward_kernel<T, G, B>)(
         dword, dpositions, dpos_scale, dtype_table, dout, ids, type_ids, positions, pos_scale, rows, seq, hidden,
         vocab, index_t(pad_id));
     CRAM_CUDA_CHECK_LAUNCH();
@@ -130,13 +130,14 @@ void embedding_backward(context& ctx, G* dword, opt_ptr<G> dpositions, opt_ptr<G
 template <class T>
 void gather_rows(context& ctx, T* out, const T* in, const std::int32_t* rows, index_t n, index_t cols) {
     if (n <= 0 || cols <= 0) return;
-    gather_rows_kernel<T><<<grid_for(ctx, n * cols, 256), 256, 0, ctx.stream()>>>(out, in, rows, n, cols);
+    CRAM_LAUNCH(grid_for(ctx, n * cols, 256), 256, 0, ctx.stream(), gather_rows_kernel<T>)(out, in, rows, n, cols);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
 void scatter_add_rows(context& ctx, T* dst, const T* src, const std::int32_t* rows, index_t n, index_t cols) {
     if (n <= 0 || cols <= 0) return;
-    scatter_add_rows_kernel<T><<<grid_for(ctx, n * cols, 256), 256, 0, ctx.stream()>>>(dst, src, rows, n, cols);
+    CRAM_LAUNCH(grid_for(ctx, n * cols, 256), 256, 0, ctx.stream(), scatter_add_rows_kernel<T>)(dst, src, rows, n,
+                                                                                                cols);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 

@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(flash::threads)
         namespace w = nvcuda::wmma;
         using W = typename wmma_type<T>::type;
         constexpr int D = head_dim;
-        extern __shared__ __align__(128) unsigned char smem[];
+        CRAM_DYNAMIC_SHARED(unsigned char, smem);
         T* sq = reinterpret_cast<T*>(smem);  // the query block; then each warp's own rows hold its P
         T* sk = sq + rows * lds;
         T* sv = sk + rows * lds;
@@ -302,7 +302,7 @@ __global__ void __launch_bounds__(flash::threads)
         namespace w = nvcuda::wmma;
         using W = typename wmma_type<T>::type;
         constexpr int D = head_dim;
-        extern __shared__ __align__(128) unsigned char smem[];
+        CRAM_DYNAMIC_SHARED(unsigned char, smem);
         T* sq = reinterpret_cast<T*>(smem);  // the query block; then each warp's own rows hold its dS
         T* sdo = sq + rows * lds;
         T* sk = sdo + rows * lds;
@@ -391,7 +391,7 @@ __global__ void __launch_bounds__(flash::threads)
         namespace w = nvcuda::wmma;
         using W = typename wmma_type<T>::type;
         constexpr int D = head_dim;
-        extern __shared__ __align__(128) unsigned char smem[];
+        CRAM_DYNAMIC_SHARED(unsigned char, smem);
         T* sk = reinterpret_cast<T*>(smem);  // the key block; then each warp's own rows hold its P^T and dS^T
         T* sv = sk + rows * lds;
         T* sq = sv + rows * lds;

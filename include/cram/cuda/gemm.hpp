@@ -349,7 +349,8 @@ inline std::string describe(const gemm_timing& g) {
 template <class T>
 __global__ void column_sum_accumulate_kernel(float* __restrict__ out, const T* __restrict__ x, index_t rows,
                                              index_t cols) {
-    __shared__ float part[8][33];
+    using part_tile = float[8][33];
+    CRAM_SHARED(part_tile, part);
     const index_t col = static_cast<index_t>(blockIdx.x) * 32 + threadIdx.x;
     float s = 0.0f;
     if (col < cols)
@@ -369,7 +370,7 @@ void column_sum_accumulate(context& ctx, float* out, const T* x, index_t rows, i
     if (rows <= 0 || cols <= 0) return;
     const unsigned gx = static_cast<unsigned>((cols + 31) / 32);
     const unsigned gy = static_cast<unsigned>(std::clamp<index_t>(rows / 64, 1, 64));
-    column_sum_accumulate_kernel<T><<<dim3(gx, gy), dim3(32, 8), 0, ctx.stream()>>>(out, x, rows, cols);
+    CRAM_LAUNCH(dim3(gx, gy), dim3(32, 8), 0, ctx.stream(), column_sum_accumulate_kernel<T>)(out, x, rows, cols);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -402,8 +403,8 @@ void linear_residual_forward(context& ctx, R* out, const T* in, const T* w, opt_
         gemm<T, R, R>(ctx, false, true, rows, out_f, in_f, 1.0f, in, in_f, 0, w, in_f, 0, 1.0f, out, out_f, 0, 1,
                       nullptr, residual);
         if (bias && rows > 0 && out_f > 0) {
-            add_bias_rows_kernel<R, T><<<grid_for(ctx, rows * out_f, 256), 256, 0, ctx.stream()>>>(out, bias, rows,
-                                                                                                   out_f);
+            CRAM_LAUNCH(grid_for(ctx, rows * out_f, 256), 256, 0, ctx.stream(), add_bias_rows_kernel<R, T>)(
+                out, bias, rows, out_f);
             CRAM_CUDA_CHECK_LAUNCH();
         }
     }

@@ -54,8 +54,8 @@ __global__ void __launch_bounds__(BLOCK) layernorm_forward_kernel(A* __restrict_
                                                                   const A* __restrict__ w, const A* __restrict__ b,
                                                                   index_t rows, index_t cols, float eps) {
     using reduce = cub::BlockReduce<float, BLOCK>;
-    __shared__ typename reduce::TempStorage tmp;
-    __shared__ float s_stat;
+    CRAM_SHARED(typename reduce::TempStorage, tmp);
+    CRAM_SHARED(float, s_stat);
     const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
     for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const X* x = in + r * cols;
@@ -105,9 +105,10 @@ __global__ void __launch_bounds__(BLOCK) layernorm_backward_kernel(X* __restrict
                                                                    const S* __restrict__ rstd, const A* __restrict__ w,
                                                                    index_t rows, index_t cols) {
     using reduce = cub::BlockReduce<float, BLOCK>;
-    __shared__ typename reduce::TempStorage tmp;
-    __shared__ float s_a, s_b;
-    extern __shared__ float acc[];  // [0, cols): dw partials, [cols, 2 cols): db partials
+    CRAM_SHARED(typename reduce::TempStorage, tmp);
+    CRAM_SHARED(float, s_a);
+    CRAM_SHARED(float, s_b);
+    CRAM_DYNAMIC_SHARED(float, acc);  // [0, cols): dw partials, [cols, 2 cols): db partials
     for (index_t c = threadIdx.x; c < 2 * cols; c += BLOCK) acc[c] = 0.0f;
     __syncthreads();
     const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
@@ -252,7 +253,7 @@ __global__ void __launch_bounds__(detail::layernorm_warp_threads)
                                    const X* __restrict__ in, const float* __restrict__ mean,
                                    const float* __restrict__ rstd, const A* __restrict__ w, index_t rows,
                                    index_t cols) {
-    extern __shared__ float warp_sums[];
+    CRAM_DYNAMIC_SHARED(float, warp_sums);
     constexpr int warps = detail::layernorm_warp_threads / 32;
     const index_t nvec = cols / 8;
     const float n_cols = static_cast<float>(cols);  // divided by, as the CPU oracle does (no rounded reciprocal)
@@ -311,7 +312,8 @@ __global__ void __launch_bounds__(32 * detail::layernorm_partial_groups)
     layernorm_partials_kernel(float* __restrict__ dw, float* __restrict__ db, const float* __restrict__ partial,
                               index_t blocks, index_t cols) {
     constexpr int groups = detail::layernorm_partial_groups;
-    __shared__ float group_sums[groups][33];
+    using group_sums_tile = float[groups][33];
+    CRAM_SHARED(group_sums_tile, group_sums);
     const int lane = static_cast<int>(threadIdx.x & 31u), group = static_cast<int>(threadIdx.x / 32);
     const index_t c = index_t(blockIdx.x) * 32 + lane;
     float t = 0.0f;
@@ -361,7 +363,8 @@ void launch_layernorm_warp_forward(context& ctx, int vectors, A* out, float* mea
     with_warp_vectors(vectors, [&](auto v) {
         constexpr auto kernel = layernorm_warp_forward_kernel<A, X, decltype(v)::value, ADD>;
         const auto grid = static_cast<unsigned>(layernorm_warp_blocks<kernel>(ctx, rows, 0));
-        kernel<<<grid, layernorm_warp_threads, 0, ctx.stream()>>>(out, mean, rstd, sum, in, in2, w, b, rows, cols, eps);
+        CRAM_LAUNCH(grid, layernorm_warp_threads, 0, ctx.stream(), kernel)(out, mean, rstd, sum, in, in2, w, b, rows,
+                                                                           cols, eps);
     });
     CRAM_CUDA_CHECK_LAUNCH();
 }
@@ -385,11 +388,11 @@ void layernorm_forward(context& ctx, A* out, S* mean, S* rstd, const X* in, cons
     const unsigned grid = static_cast<unsigned>(std::min<index_t>(rows, index_t(ctx.sm_count()) * 16));
     const bool vec = cols % 8 == 0 && aligned16(out) && aligned16(in) && aligned16(w) && aligned16(b);
     if (vec)
-        layernorm_forward_kernel<A, X, S, B, true><<<grid, B, 0, ctx.stream()>>>(out, mean, rstd, in, w, b, rows, cols,
-                                                                                static_cast<float>(eps));
+        CRAM_LAUNCH(grid, B, 0, ctx.stream(), layernorm_forward_kernel<A, X, S, B, true>)(
+            out, mean, rstd, in, w, b, rows, cols, static_cast<float>(eps));
     else
-        layernorm_forward_kernel<A, X, S, B, false><<<grid, B, 0, ctx.stream()>>>(out, mean, rstd, in, w, b, rows, cols,
-                                                                                 static_cast<float>(eps));
+        CRAM_LAUNCH(grid, B, 0, ctx.stream(), layernorm_forward_kernel<A, X, S, B, false>)(
+            out, mean, rstd, in, w, b, rows, cols, static_cast<float>(eps));
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -438,12 +441,12 @@ void layernorm_backward(context& ctx, X* din, G* dw, G* db, const A* dout, const
             constexpr std::size_t widest = std::size_t(warps) * 2 * 32 * V * 8 * sizeof(float);
             blocks = detail::layernorm_warp_blocks<kernel>(ctx, rows, widest);
             partial = static_cast<float*>(ctx.scratch(std::size_t(blocks) * 2 * std::size_t(cols) * sizeof(float)));
-            kernel<<<static_cast<unsigned>(blocks), detail::layernorm_warp_threads, smem, ctx.stream()>>>(
+            CRAM_LAUNCH(static_cast<unsigned>(blocks), detail::layernorm_warp_threads, smem, ctx.stream(), kernel)(
                 din, narrow, partial, dout, in, mean, rstd, w, rows, cols);
         });
         CRAM_CUDA_CHECK_LAUNCH();
         const auto column_blocks = static_cast<unsigned>((2 * cols + 31) / 32);
-        layernorm_partials_kernel<><<<column_blocks, 32 * detail::layernorm_partial_groups, 0, ctx.stream()>>>(
+        CRAM_LAUNCH(column_blocks, 32 * detail::layernorm_partial_groups, 0, ctx.stream(), layernorm_partials_kernel<>)(
             dw, db, partial, blocks, cols);
         CRAM_CUDA_CHECK_LAUNCH();
         return;
@@ -454,11 +457,11 @@ void layernorm_backward(context& ctx, X* din, G* dw, G* db, const A* dout, const
     const unsigned grid = static_cast<unsigned>(std::min<index_t>(rows, index_t(ctx.sm_count()) * 4));
     const bool vec = cols % vec16<A>::n == 0 && aligned16(dout);
     if (vec)
-        layernorm_backward_kernel<A, X, S, G, B, true><<<grid, B, smem, ctx.stream()>>>(din, narrow, dw, db, dout, in,
-                                                                                       mean, rstd, w, rows, cols);
+        CRAM_LAUNCH(grid, B, smem, ctx.stream(), layernorm_backward_kernel<A, X, S, G, B, true>)(
+            din, narrow, dw, db, dout, in, mean, rstd, w, rows, cols);
     else
-        layernorm_backward_kernel<A, X, S, G, B, false><<<grid, B, smem, ctx.stream()>>>(din, narrow, dw, db, dout, in,
-                                                                                        mean, rstd, w, rows, cols);
+        CRAM_LAUNCH(grid, B, smem, ctx.stream(), layernorm_backward_kernel<A, X, S, G, B, false>)(
+            din, narrow, dw, db, dout, in, mean, rstd, w, rows, cols);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 

@@ -43,8 +43,8 @@ __global__ void __launch_bounds__(BLOCK) cross_entropy_kernel(float* __restrict_
                                                               const std::int32_t* __restrict__ labels, index_t n,
                                                               index_t classes, float dscale, unsigned* error_word) {
     using reduce = cub::BlockReduce<detail::max_sum, BLOCK>;
-    __shared__ typename reduce::TempStorage tmp;
-    __shared__ float s_lse;
+    CRAM_SHARED(typename reduce::TempStorage, tmp);
+    CRAM_SHARED(float, s_lse);
     for (index_t r = blockIdx.x; r < n; r += gridDim.x) {
         const Z* z = logits + r * classes;
         D* dz = dlogits ? dlogits + r * classes : nullptr;
@@ -112,7 +112,7 @@ void launch_cross_entropy(context& ctx, float* loss_sum, D* dlogits, const Z* lo
                           const std::int32_t* labels, index_t n, index_t classes, float dscale) {
     if (n <= 0) return;
     const unsigned grid = static_cast<unsigned>(std::min<index_t>(n, index_t(ctx.sm_count()) * 8));
-    cross_entropy_kernel<Z, D, Bias, xent_threads><<<grid, xent_threads, 0, ctx.stream()>>>(
+    CRAM_LAUNCH(grid, xent_threads, 0, ctx.stream(), cross_entropy_kernel<Z, D, Bias, xent_threads>)(
         loss_sum, dlogits, logits, bias, labels, n, classes, dscale, ctx.error_word());
     CRAM_CUDA_CHECK_LAUNCH();
 }
@@ -130,19 +130,21 @@ template <class L, class T, class S>
 void squared_error(context& ctx, L* loss_sum, opt_ptr<T> dpred, const T* pred, const float* target, index_t n, S dscale) {
     static_assert(std::is_same_v<L, float>, "cram::cuda: the loss accumulator is fp32");
     if (n <= 0) return;
-    squared_error_kernel<T><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(loss_sum, dpred, pred, target, n,
-                                                                            static_cast<float>(dscale));
+    CRAM_LAUNCH(grid_for(ctx, n, 256), 256, 0, ctx.stream(), squared_error_kernel<T>)(loss_sum, dpred, pred, target, n,
+                                                                                      static_cast<float>(dscale));
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
 inline void dense_labels(context& ctx, std::int32_t* labels, index_t rows, const std::int32_t* positions,
                          const std::int32_t* targets, index_t n) {
     if (rows > 0) {
-        fill_i32_kernel<std::int32_t><<<grid_for(ctx, rows, 256), 256, 0, ctx.stream()>>>(labels, ops::ignore_label, rows);
+        CRAM_LAUNCH(grid_for(ctx, rows, 256), 256, 0, ctx.stream(), fill_i32_kernel<std::int32_t>)(
+            labels, ops::ignore_label, rows);
         CRAM_CUDA_CHECK_LAUNCH();
     }
     if (n > 0) {
-        scatter_labels_kernel<std::int32_t><<<grid_for(ctx, n, 256), 256, 0, ctx.stream()>>>(labels, positions, targets, n);
+        CRAM_LAUNCH(grid_for(ctx, n, 256), 256, 0, ctx.stream(), scatter_labels_kernel<std::int32_t>)(labels, positions,
+                                                                                                      targets, n);
         CRAM_CUDA_CHECK_LAUNCH();
     }
 }
@@ -214,8 +216,8 @@ __global__ void __launch_bounds__(BLOCK)
                         bool write_grad, unsigned* error_word) {
     using pack = logit_pack<T, VEC>;
     using reduce = cub::BlockReduce<detail::max_sum, BLOCK>;
-    __shared__ typename reduce::TempStorage tmp;
-    __shared__ float s_lse;
+    CRAM_SHARED(typename reduce::TempStorage, tmp);
+    CRAM_SHARED(float, s_lse);
     // columns within a row fit an int (rows of at most 65536): fewer registers than 64-bit offsets
     const int width = static_cast<int>(classes);
     const auto biased = [bias](float z, int c) { return bias ? z + to_f32(bias[c]) : z; };
@@ -294,8 +296,8 @@ void launch_xent_inplace_as(context& ctx, float* loss_sum, T* logits, const T* b
         return std::max(b, 1);
     }();
     const auto grid = static_cast<unsigned>(std::min<index_t>(n, index_t(ctx.sm_count()) * per_sm));
-    kernel<<<grid, BLOCK, 0, ctx.stream()>>>(loss_sum, logits, bias, labels, n, classes, dscale, write_grad,
-                                             ctx.error_word());
+    CRAM_LAUNCH(grid, BLOCK, 0, ctx.stream(), kernel)(loss_sum, logits, bias, labels, n, classes, dscale, write_grad,
+                                                      ctx.error_word());
     CRAM_CUDA_CHECK_LAUNCH();
 }
 

@@ -37,9 +37,9 @@ inline void mask_batch(context& ctx, const std::int32_t* tokens, int batch, int 
     ops::check_masking(seq, opt);
     if (batch <= 0) return;
     constexpr int threads = 64;
-    mask_batch_kernel<std::int32_t><<<static_cast<unsigned>((batch + threads - 1) / threads), threads, 0,
-                                      ctx.stream()>>>(tokens, batch, seq, opt, seed, first_sequence, ids, positions,
-                                                      targets);
+    CRAM_LAUNCH(static_cast<unsigned>((batch + threads - 1) / threads), threads, 0, ctx.stream(),
+                mask_batch_kernel<std::int32_t>)(tokens, batch, seq, opt, seed, first_sequence, ids, positions,
+                                                 targets);
     CRAM_CUDA_CHECK_LAUNCH();
 }
 
