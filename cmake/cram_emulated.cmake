@@ -18,6 +18,7 @@ if(NOT CRAM_CUDA_EMULATED STREQUAL "OFF")
     set(CRAM_HAS_CUDA_EMULATED ON)
     add_library(cram_cuda_emulated INTERFACE)
     add_library(cram::cuda_emulated ALIAS cram_cuda_emulated)
+    add_library(cram::emu ALIAS cram_cuda_emulated)  # the name tests/headers.cmake checks cram/emu/ against
     # the toolkit's header names, resolved to the emulator's: only on emulated programs' include path
     target_include_directories(cram_cuda_emulated INTERFACE ${PROJECT_SOURCE_DIR}/include/cram/emu/toolkit)
     target_compile_definitions(cram_cuda_emulated INTERFACE CRAM_CUDA_EMULATED=1 CRAM_WITH_CUDA=1)

@@ -15,6 +15,7 @@ set(cram_header_rules
     "^cram/eval(/|\\.hpp$)=eval"
     "^cram/interop(/|\\.hpp$)=train"  # Hugging Face export/import: safetensors + JSON
     "^cram/cuda(/|\\.hpp$)=cuda"
+    "^cram/emu(/|\\.hpp$)=emu"  # the emulated device (cram::emu, cram::cuda_emulated's other name)
     "^cram/dist/communicator\\.hpp$=core"  # the trainer's view of the ranks: no MPI needed
     "^cram/dist/mpi\\.hpp$=mpi"
     "^cram/dist/nccl\\.hpp$=nccl"

@@ -16,7 +16,7 @@
 
 namespace {
 using check_fn = void (*)(void*);
-using check_n_fn = void (*)(void*, std::size_t);
+using check_n_fn = void (*)(void*, long);
 
 template <class F>
 F runtime_check(const char* name) {
@@ -53,14 +53,14 @@ CRAM_EMU_HOOK(8)
 CRAM_EMU_HOOK(16)
 #undef CRAM_EMU_HOOK
 
-extern "C" void __asan_loadN(void* p, std::size_t n) {
+extern "C" void __asan_loadN(void* p, long n) {  // the compiler's own declaration: long, not size_t
     static const check_n_fn check = runtime_check<check_n_fn>("__asan_loadN");
-    watch(p, n, false);
+    watch(p, std::size_t(n), false);
     check(p, n);
 }
-extern "C" void __asan_storeN(void* p, std::size_t n) {
+extern "C" void __asan_storeN(void* p, long n) {
     static const check_n_fn check = runtime_check<check_n_fn>("__asan_storeN");
-    watch(p, n, true);
+    watch(p, std::size_t(n), true);
     check(p, n);
 }
 

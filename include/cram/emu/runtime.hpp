@@ -288,7 +288,9 @@ inline block_state* g_block = nullptr;
 inline fiber_thread* g_thread = nullptr;
 
 inline std::string dim_str(uint3 d) {
-    return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")";
+    char s[48];  // snprintf, not operator+: GCC 12's -Wrestrict misfires on the concatenation
+    std::snprintf(s, sizeof s, "(%u,%u,%u)", d.x, d.y, d.z);
+    return s;
 }
 inline std::string thread_str(const block_state& b, const fiber_thread& t) {
     (void)b;
