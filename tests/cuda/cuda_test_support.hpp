@@ -155,7 +155,7 @@ inline void check_close(const char* what, const std::vector<float>& got, const s
     const auto r = cram::test::compare(got, ref, atol, rtol);
     double got_norm = 0;
     for (float g : got) got_norm += double(g) * double(g);
-    INFO(what << ": worst element " << r.worst_index << " of " << ref.size() << ": got " << r.worst_got << " ref "
+    INFO(std::string(what) << ": worst element " << r.worst_index << " of " << ref.size() << ": got " << r.worst_got << " ref "
               << r.worst_ref << " |diff| " << r.worst_abs << " (atol " << atol << ", rtol " << rtol << "), |ref| "
               << r.ref_norm);
     CHECK(r.ok);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -16,6 +17,25 @@ namespace {
 using namespace cram::cuda_test;
 namespace ops = cram::ops;
 namespace cu = cram::cuda;
+
+// The large shapes: crammed BERT's on a GPU; emulated (every GEMM an fp32 loop on the CPU, timed candidates run
+// again), smaller ones with the same alignments (multiples of 8), beside the odd small shapes both builds keep.
+#if defined(CRAM_CUDA_EMULATED)
+constexpr cram::index_t big_m = 64, big_n = 256, big_k = 192;           // 256 x 768 x 768 on a GPU
+constexpr cram::index_t timed_m1 = 72, timed_m2 = 136, timed_n = 104, timed_k = 40;  // 520, 1032 x 776 x 264
+constexpr cram::index_t linear_rows = 64, linear_in = 96, linear_out = 288;            // 512 x 768 -> 2304
+constexpr cram::index_t wide_in = 384, wide_out = 96;                                  // 512 x 3072 -> 768
+#else
+constexpr cram::index_t big_m = 256, big_n = 768, big_k = 768;
+constexpr cram::index_t timed_m1 = 520, timed_m2 = 1032, timed_n = 776, timed_k = 264;
+constexpr cram::index_t linear_rows = 512, linear_in = 768, linear_out = 2304;
+constexpr cram::index_t wide_in = 3072, wide_out = 768;
+#endif
+
+// The row-major problem as gemm_report names it: "MxNxK".
+std::string shape_name(cram::index_t m, cram::index_t n, cram::index_t k) {
+    return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+}
 
 struct gemm_case {
     bool ta, tb;
@@ -51,7 +71,7 @@ TEST_CASE_TEMPLATE("cuda gemm: all transposes, 16-bit and fp32 outputs, beta 0 a
     CRAM_REQUIRE_GPU();
     for (bool ta : {false, true})
         for (bool tb : {false, true})
-            for (const auto& s : {gemm_case{ta, tb, 256, 768, 768}, gemm_case{ta, tb, 37, 29, 19}}) {
+            for (const auto& s : {gemm_case{ta, tb, big_m, big_n, big_k}, gemm_case{ta, tb, 37, 29, 19}}) {
                 run_gemm<T, float>(ctx, s, 0.0f);
                 run_gemm<T, float>(ctx, s, 1.0f);
                 run_gemm<T, T>(ctx, s, 0.0f);
@@ -65,21 +85,21 @@ TEST_CASE("cuda gemm: timed and heuristic algorithm choice, same results, the ti
     CRAM_REQUIRE_GPU();
     const keep_setting keep_gemm_choice(ctx.gemm_choice);
     ctx.gemm_choice = cu::gemm_algorithms::heuristic;
-    run_gemm<bf16, float>(ctx, gemm_case{false, true, 520, 776, 264}, 1.0f);
+    run_gemm<bf16, float>(ctx, gemm_case{false, true, timed_m1, timed_n, timed_k}, 1.0f);
     ctx.gemm_choice = cu::gemm_algorithms::timed;
-    run_gemm<bf16, float>(ctx, gemm_case{false, true, 1032, 776, 264}, 1.0f);
-    run_gemm<bf16, bf16>(ctx, gemm_case{false, true, 1032, 776, 264}, 0.0f);
+    run_gemm<bf16, float>(ctx, gemm_case{false, true, timed_m2, timed_n, timed_k}, 1.0f);
+    run_gemm<bf16, bf16>(ctx, gemm_case{false, true, timed_m2, timed_n, timed_k}, 0.0f);
     int heuristic_seen = 0, timed_seen = 0;
     for (const auto& g : cu::gemm_report(ctx)) {
         INFO(g.shape << ": candidate " << g.chosen << " of " << g.candidates << ", " << g.ms << " ms, " << g.tflops
                      << " TFLOP/s");
-        if (g.shape.rfind("520x776x264", 0) == 0) {
+        if (g.shape.rfind(shape_name(timed_m1, timed_n, timed_k), 0) == 0) {
             ++heuristic_seen;
             CHECK(g.ms == 0);
             CHECK(g.candidates == 1);
             CHECK(g.how == "heuristic's first pick (asked for)");
         }
-        if (g.shape.rfind("1032x776x264", 0) == 0) {
+        if (g.shape.rfind(shape_name(timed_m2, timed_n, timed_k), 0) == 0) {
             ++timed_seen;
             CHECK(g.candidates >= 1);
             if (g.candidates > 1) {
@@ -99,7 +119,7 @@ TEST_CASE_TEMPLATE("cuda linear forward (bias epilogue; with the residual as C) 
     CRAM_REQUIRE_GPU();
     using B = gpu_backend<T>;
     struct shape { index_t rows, in_f, out_f; };
-    for (const auto s : {shape{512, 768, 2304}, shape{33, 24, 40}}) {
+    for (const auto s : {shape{linear_rows, linear_in, linear_out}, shape{33, 24, 40}}) {
         INFO("rows " << s.rows << " in " << s.in_f << " out " << s.out_f);
         const auto x = random_vec_as<T>(static_cast<std::size_t>(s.rows * s.in_f), 10),
                    w = random_vec_as<T>(static_cast<std::size_t>(s.out_f * s.in_f), 11, 0.1f);
@@ -149,7 +169,7 @@ TEST_CASE_TEMPLATE("cuda linear_residual_forward into an fp32 residual stream (w
     CRAM_REQUIRE_GPU();
     using B = cram::cuda::basic_backend<T, float>;
     struct shape { index_t rows, in_f, out_f; };
-    for (const auto s : {shape{512, 3072, 768}, shape{33, 24, 40}}) {
+    for (const auto s : {shape{linear_rows, wide_in, wide_out}, shape{33, 24, 40}}) {
         INFO("rows " << s.rows << " in " << s.in_f << " out " << s.out_f);
         const auto x = random_vec_as<T>(static_cast<std::size_t>(s.rows * s.in_f), 60),
                    w = random_vec_as<T>(static_cast<std::size_t>(s.out_f * s.in_f), 61, 0.05f),

@@ -4,6 +4,8 @@
 // storage (the fp16 decoder runs with a loss scale, as fp16 training does: its logit gradients would underflow
 // without one). The route and the fused path's chunk rule are checked on the host. GPU cases skip visibly
 // without a GPU.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -57,7 +59,12 @@ struct decoder_shape {
     bool bias;
 };
 // crammed's: 16-byte loads, 4 per thread, 1536 rows past the grid and two chunks on the chunked path.
+#if defined(CRAM_CUDA_EMULATED)
+// Emulated (every logit through fibers under AddressSanitizer), crammed's vocabulary and load shape with fewer rows.
+const decoder_shape crammed_decoder[] = {{48, 64, 32768, false}};
+#else
 const decoder_shape crammed_decoder[] = {{1536, 768, 32768, false}};
+#endif
 // Small enough for the sanitizers; with crammed's, one for each (threads, load width, loads per thread) the fused
 // loss's launcher picks (worked out from its rule in the comment at each):
 const decoder_shape small_decoders[] = {
@@ -85,6 +92,41 @@ bool expect_fused(cu::decoder_kernel asked, index_t vocab) {
 std::vector<float> minus(std::vector<float> a, const std::vector<float>& b) {
     for (std::size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
     return a;
+}
+
+// Per vocabulary column, how far storing in T moves dbias (the column sums of the 16-bit logit gradients, which the
+// fp32 oracle does not round): each stored gradient dz = dscale (p - onehot) is off by up to half an ulp,
+// u |dz| (u = 2^-8 bf16, 2^-11 fp16), and the fused path's 16-bit logits move p by up to u p (|z| + |lse|). Where a
+// column's sum cancels (the target's -dscale against the other rows' +dscale p) this, not 2 % of the sum, is the
+// error a GPU makes too: the fp16 case at vocabulary 1001 misses 2 % of such a column by 10x (found emulated).
+template <class T>
+std::vector<double> dbias_storage_bound(const std::vector<float>& hid, const std::vector<float>& w,
+                                        const std::vector<float>& bias, const std::vector<std::int32_t>& targets,
+                                        index_t n, index_t h, index_t vocab, float dscale) {
+    const double u = std::is_same_v<T, fp16> ? 1.0 / 2048 : 1.0 / 256;
+    std::vector<double> bound(static_cast<std::size_t>(vocab), 0.0), z(static_cast<std::size_t>(vocab));
+    for (index_t r = 0; r < n; ++r) {
+        const std::int32_t y = targets[static_cast<std::size_t>(r)];
+        if (y == ops::ignore_label) continue;
+        double mx = -INFINITY;
+        for (index_t c = 0; c < vocab; ++c) {
+            double v = bias.empty() ? 0.0 : bias[static_cast<std::size_t>(c)];
+            for (index_t k = 0; k < h; ++k)
+                v += double(hid[static_cast<std::size_t>(r * h + k)]) * w[static_cast<std::size_t>(c * h + k)];
+            z[static_cast<std::size_t>(c)] = v;
+            mx = std::max(mx, v);
+        }
+        double sum = 0;
+        for (const double v : z) sum += std::exp(v - mx);
+        const double lse = mx + std::log(sum);
+        for (index_t c = 0; c < vocab; ++c) {
+            const double zc = z[static_cast<std::size_t>(c)], pc = std::exp(zc - lse);
+            const double dz = double(dscale) * (pc - (c == y ? 1.0 : 0.0));
+            bound[static_cast<std::size_t>(c)] +=
+                u * (std::fabs(dz) + double(dscale) * pc * (std::fabs(zc) + std::fabs(lse)));
+        }
+    }
+    return bound;
 }
 
 // Both paths on each shape against one oracle: the loss, dhidden, and the increments of dw and dbias (both
@@ -136,8 +178,22 @@ void decoder_parity(cu::context& ctx, const decoder_shape (&shapes)[N],
             for (index_t c = 0; c < s.h; ++c) CHECK(got_dh[static_cast<std::size_t>(3 * s.h + c)] == 0.0f);
             const auto got_dw = download(ctx, gdw.data(), dw.size());
             CHECK(relative_error(minus(got_dw, dw0), dw) < 2e-2);
-            if (s.bias)
-                check_close("decoder dbias", minus(download(ctx, gdb.data(), db.size()), db0), db, 1e-5, 2e-2);
+            if (s.bias) {
+                const auto got_db = minus(download(ctx, gdb.data(), db.size()), db0);
+                const auto bound = dbias_storage_bound<T>(hid, w, bias, targets, s.n, s.h, s.vocab, dscale);
+                std::size_t outside = 0, worst = 0;
+                double worst_excess = -INFINITY;
+                for (std::size_t c = 0; c < db.size(); ++c) {
+                    const double excess = std::fabs(double(got_db[c]) - db[c]) -
+                                          (1e-5 + 2e-2 * std::fabs(double(db[c])) + bound[c]);
+                    outside += excess > 0;
+                    if (excess > worst_excess) worst_excess = excess, worst = c;
+                }
+                INFO("decoder dbias: worst column " << worst << ": got " << got_db[worst] << " ref " << db[worst]
+                                                    << " storage bound " << bound[worst]);
+                CHECK(outside == 0);
+                check_close("decoder dbias (loose)", got_db, db, 1e-2, 2e-1);  // and not all zero
+            }
             // dhidden and dw come from GEMMs and per-row kernels without atomics: a rerun gives the same bits
             auto gdh2 = poisoned<T>(ctx, dh.size());
             auto gdw2 = upload(ctx, dw0), gdb2 = upload(ctx, db0);
@@ -178,8 +234,13 @@ TEST_CASE("cuda MLM decoder sanitizer cases: the fused loss on 9 rows per load w
 TEST_CASE("cuda MLM decoder: the fused loss over several chunks, the last partial") {
     CRAM_REQUIRE_GPU();
     const keep_setting keep_cap(ctx.decoder_chunk_bytes);
+#if defined(CRAM_CUDA_EMULATED)
+    const decoder_shape rows_1536[] = {{48, 32, 32768, false}};  // 3 chunks of 16 rows of 64 KiB
+    ctx.decoder_chunk_bytes = 16 * 32768 * sizeof(bf16);
+#else
     const decoder_shape rows_1536[] = {{1536, 768, 32768, false}};  // 3 chunks of 512 rows of 64 KiB
     ctx.decoder_chunk_bytes = 512 * 32768 * sizeof(bf16);
+#endif
     decoder_parity<bf16>(ctx, rows_1536, {cu::decoder_kernel::fused});
     const decoder_shape rows_600[] = {{600, 24, 1001, true}};  // 256 + 256 + 88 rows of 2002 bytes
     ctx.decoder_chunk_bytes = 256 * 1001 * sizeof(bf16) + 100;

@@ -280,6 +280,8 @@ TEST_CASE("emulator: copies must match their kind, and frees their allocation") 
 }
 
 TEST_CASE("emulator: shared memory within the architecture's limits (sm_90, then sm_75)") {
+    const cram::emu::profile saved = cram::emu::device().prof();  // the suite may run at sm_75 (CRAM_EMU_ARCH)
+    cram::emu::device().set_profile(cram::emu::profile_for(90));
     dev<float> out(128);
     const std::size_t over48 = 50 * 1024, over64 = 70 * 1024;
     CRAM_LAUNCH(1, 128, over48, nullptr, big_dynamic_kernel)(out.p);
@@ -292,7 +294,6 @@ TEST_CASE("emulator: shared memory within the architecture's limits (sm_90, then
     CRAM_LAUNCH(1, 128, 0, nullptr, big_static_kernel)(out.p);
     expect_fault(cudaErrorLaunchOutOfResources, {"static shared memory"});
 
-    const cram::emu::profile saved = cram::emu::device().prof();
     cram::emu::device().set_profile(cram::emu::profile_for(75));
     cudaDeviceProp p{};
     REQUIRE(cudaGetDeviceProperties(&p, 0) == cudaSuccess);

@@ -714,8 +714,11 @@ private:
 namespace detail {
 
 struct stack_pool {
-    std::size_t bytes = std::size_t(std::clamp(env_long("CRAM_EMU_STACK_KB", 256), 64L, 8192L)) << 10;
+    std::size_t bytes = std::size_t(std::clamp(env_long("CRAM_EMU_STACK_KB", 128), 64L, 8192L)) << 10;
     std::vector<std::byte*> stacks;
+    // stacks of a faulted block, which fibers left mid-frame: unpoisoned whole before reuse (every stack for every
+    // block would cost a memset of its shadow each time)
+    std::vector<bool> dirty;
     std::byte* get(std::size_t i) {
         while (stacks.size() <= i) {
             const std::size_t guard = std::size_t(sysconf(_SC_PAGESIZE));
@@ -727,6 +730,7 @@ struct stack_pool {
             }
             mprotect(p, guard, PROT_NONE);  // a fiber that overflows its stack faults instead of corrupting
             stacks.push_back(static_cast<std::byte*>(p) + guard);
+            dirty.push_back(false);
         }
         return stacks[i];
     }
@@ -770,7 +774,15 @@ inline void run_block(block_state& b, std::vector<fiber_thread>& fibers) {
         b.warps[t.warp].exists |= 1u << t.lane;
         t.stack = pool.get(i);
         t.stack_bytes = pool.bytes;
-        unpoison(t.stack, t.stack_bytes);  // frames of an earlier, abandoned fiber
+        // AddressSanitizer's redzones of frames that never returned stay poisoned: those of fiber_entry and what it
+        // calls to leave (the top of every used stack), and a faulted block's whole stacks
+        if (pool.dirty[i]) {
+            unpoison(t.stack, t.stack_bytes);
+            pool.dirty[i] = false;
+        } else {
+            constexpr std::size_t top = 16 << 10;
+            unpoison(t.stack + t.stack_bytes - top, top);
+        }
         t.ctx = bctx::make_fcontext(t.stack + t.stack_bytes, t.stack_bytes, fiber_entry);
     }
     b.block_args.assign(n, nullptr);
@@ -790,6 +802,7 @@ inline void run_block(block_state& b, std::vector<fiber_thread>& fibers) {
         if (!b.fault.empty()) {
             // unwind the fibers still waiting, so that their frames' destructors run
             b.aborting = true;
+            for (unsigned i = 0; i < n; ++i) pool.dirty[i] = true;
             for (fiber_thread& t : fibers) {
                 if (t.state != thread_state::waiting) continue;
                 g_thread = &t;
