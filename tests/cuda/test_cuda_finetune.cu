@@ -20,6 +20,17 @@ using gpu = cram::cuda::backend;
 using cpu = cram::cpu::backend<float>;
 constexpr bert_config tiny{.vocab = 64, .hidden = 32, .heads = 2, .layers = 2, .intermediate = 64, .max_seq = 32};
 
+// The emulated device (docs/cuda.md) runs each kernel thread as a fiber: there the task has half the sentences,
+// each 4 to 11 tokens long, at a higher learning rate (48 steps; the CPU oracle learns it at every seed from 1 to
+// 10, as it learns the full task, 96 steps at 2e-3, at every seed from 1 to 10).
+#if defined(CRAM_CUDA_EMULATED)
+constexpr int train_sentences = 256, min_words = 4, word_span = 8;
+constexpr float finetune_lr = 1e-2f;
+#else
+constexpr int train_sentences = 512, min_words = 6, word_span = 20;
+constexpr float finetune_lr = 2e-3f;
+#endif
+
 // Views are typed by memory space: the CUDA model takes device batches only, the CPU model host ones.
 template <class Model, class Batch>
 concept encodes = requires(Model& m, const Batch& b) { m.encode(b); };
@@ -30,13 +41,16 @@ static_assert(!encodes<cram::bert<tiny, cpu>, cram::token_batch<cram::cuda::devi
 
 cram::eval::encoded_example sentence(cram::philox_stream& rng, bool with_seven) {
     cram::eval::encoded_example e;
-    const int len = 6 + int(rng.next_below(20));
+    const int len = min_words + int(rng.next_below(word_span));
     e.ids.push_back(2);  // [CLS]
     for (int i = 0; i < len; ++i) {
         std::int32_t t = 8 + std::int32_t(rng.next_below(tiny.vocab - 8));
         e.ids.push_back(t);
     }
-    if (with_seven) e.ids[1 + rng.next_below(std::uint32_t(len))] = 7;
+    // up to four 7s: with one among up to 25 tokens, 96 steps at 2e-3 stay on the loss plateau at ln 2 (the CPU
+    // oracle as well: majority-class accuracy on dev), so the learning checks below failed on every backend
+    if (with_seven)
+        for (int r = 0; r < 4; ++r) e.ids[1 + rng.next_below(std::uint32_t(len))] = 7;
     e.ids.push_back(3);  // [SEP]
     e.type_ids.assign(e.ids.size(), 0);
     return e;
@@ -46,7 +60,7 @@ cram::eval::task_data synthetic_task() {
     cram::eval::task_data t;
     t.info = cram::eval::glue_task("SST-2");  // a binary single-sentence task's metrics and name
     cram::philox_stream rng(31, 0, 0);
-    for (int i = 0; i < 512; ++i) {
+    for (int i = 0; i < train_sentences; ++i) {
         const bool y = i % 2 == 0;
         t.train.push_back(sentence(rng, y));
         t.train_labels.push_back(y);
@@ -71,7 +85,7 @@ TEST_CASE("cuda: eval::finetune learns a synthetic binary task end to end, as th
     cram::eval::finetune_options o;
     o.from_scratch = true;
     o.epochs = 3;
-    o.lr = 2e-3f;
+    o.lr = finetune_lr;
     o.batch = 16;
     o.eval_batch = 32;
     o.max_len = tiny.max_seq;

@@ -76,7 +76,8 @@ inline cudaError_t copy(const char* call, void* dst, const void* src, std::size_
     std::unique_lock<std::recursive_mutex> lock;
     device_state& d = locked_device(lock);
     if (d.sticky() != cudaSuccess) return d.sticky();
-    if (!valid_stream(stream)) return result(d, cudaErrorInvalidResourceHandle, std::string(call) + ": not a live stream");
+    if (!valid_stream(stream))
+        return result(d, cudaErrorInvalidResourceHandle, std::string(call) + ": not a live stream");
     if (n == 0) return cudaSuccess;
     const space ds = space_of(d, dst, n), ss = space_of(d, src, n);
     const auto is_dev = [](space s) { return s == space::device; };
@@ -102,7 +103,8 @@ inline cudaError_t fill(const char* call, void* dst, int value, std::size_t n, c
     std::unique_lock<std::recursive_mutex> lock;
     device_state& d = locked_device(lock);
     if (d.sticky() != cudaSuccess) return d.sticky();
-    if (!valid_stream(stream)) return result(d, cudaErrorInvalidResourceHandle, std::string(call) + ": not a live stream");
+    if (!valid_stream(stream))
+        return result(d, cudaErrorInvalidResourceHandle, std::string(call) + ": not a live stream");
     if (n == 0) return cudaSuccess;
     if (!d.find(dst, n))
         return result(d, cudaErrorInvalidValue,
@@ -443,7 +445,8 @@ template <class T, class Source>
 T shuffle(const char* name, unsigned mask, T value, int width, Source&& source_of) {
     if (width <= 0 || width > 32 || (width & (width - 1)) != 0)
         kernel_fault(cudaErrorIllegalInstruction,
-                     where(*g_block) + ": " + name + " with width " + std::to_string(width) + " (a power of two <= 32)");
+                     where(*g_block) + ": " + name + " with width " + std::to_string(width) +
+                         " (a power of two <= 32)");
     shuffle_args<T> mine{value, source_of(int(g_thread->lane), width), value};
     const unsigned self = g_thread->lane;
     warp_collective(name, mask, &mine, [&](const std::array<void*, 32>& args) {
