@@ -2,7 +2,7 @@
 // warp collectives), cub::BlockReduce, WMMA, the memory checks, the limits of sm_90 and sm_75, and the mutation
 // checks: kernels with a deliberate bug (a removed __syncthreads, a missing __syncwarp, a barrier in divergent code,
 // a host pointer as an argument, a reused TempStorage) must fault, naming what went wrong. A write past the end of
-// an allocation is tests/emu/mutant_out_of_bounds.cpp (AddressSanitizer stops the process).
+// an allocation is tests/emu/mutants/out_of_bounds.cpp (AddressSanitizer stops the process).
 #include <doctest/doctest.h>
 
 #include <cmath>
