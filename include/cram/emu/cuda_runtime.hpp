@@ -448,7 +448,6 @@ T shuffle(const char* name, unsigned mask, T value, int width, Source&& source_o
                      where(*g_block) + ": " + name + " with width " + std::to_string(width) +
                          " (a power of two <= 32)");
     shuffle_args<T> mine{value, source_of(int(g_thread->lane), width), value};
-    const unsigned self = g_thread->lane;
     warp_collective(name, mask, &mine, [&](const std::array<void*, 32>& args) {
         for (unsigned l = 0; l < 32; ++l) {
             auto* a = static_cast<shuffle_args<T>*>(args[l]);
@@ -466,7 +465,6 @@ T shuffle(const char* name, unsigned mask, T value, int width, Source&& source_o
             a->result = from->value;
         }
     });
-    (void)self;
     return mine.result;
 }
 }  // namespace cram::emu::detail
@@ -527,90 +525,37 @@ inline int __all_sync(unsigned mask, int predicate) {
 }
 
 // Atomics: the blocks of a launch run one at a time on one host thread, so a read-modify-write is atomic.
-inline float atomicAdd(float* p, float v) {
-    const float old = *p;
-    *p = old + v;
+namespace cram::emu::detail {
+template <class T, class F>
+T read_modify_write(T* p, F&& f) {
+    const T old = *p;
+    *p = f(old);
     return old;
 }
-inline double atomicAdd(double* p, double v) {
-    const double old = *p;
-    *p = old + v;
-    return old;
-}
-inline int atomicAdd(int* p, int v) {
-    const int old = *p;
-    *p = old + v;
-    return old;
-}
-inline unsigned atomicAdd(unsigned* p, unsigned v) {
-    const unsigned old = *p;
-    *p = old + v;
-    return old;
-}
-inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
-    const unsigned long long old = *p;
-    *p = old + v;
-    return old;
-}
-inline __half atomicAdd(__half* p, __half v) {
-    const __half old = *p;
-    *p = __float2half_rn(__half2float(old) + __half2float(v));
-    return old;
-}
-inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
-    const __nv_bfloat16 old = *p;
-    *p = __float2bfloat16_rn(__bfloat162float(old) + __bfloat162float(v));
-    return old;
-}
-inline unsigned atomicOr(unsigned* p, unsigned v) {
-    const unsigned old = *p;
-    *p = old | v;
-    return old;
-}
-inline int atomicOr(int* p, int v) {
-    const int old = *p;
-    *p = old | v;
-    return old;
-}
-inline unsigned atomicAnd(unsigned* p, unsigned v) {
-    const unsigned old = *p;
-    *p = old & v;
-    return old;
-}
-inline unsigned atomicCAS(unsigned* p, unsigned compare, unsigned v) {
-    const unsigned old = *p;
-    if (old == compare) *p = v;
-    return old;
-}
-inline int atomicCAS(int* p, int compare, int v) {
-    const int old = *p;
-    if (old == compare) *p = v;
-    return old;
-}
-inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long compare, unsigned long long v) {
-    const unsigned long long old = *p;
-    if (old == compare) *p = v;
-    return old;
-}
-inline int atomicMax(int* p, int v) {
-    const int old = *p;
-    *p = std::max(old, v);
-    return old;
-}
-inline unsigned atomicMax(unsigned* p, unsigned v) {
-    const unsigned old = *p;
-    *p = std::max(old, v);
-    return old;
-}
-inline float atomicExch(float* p, float v) {
-    const float old = *p;
-    *p = v;
-    return old;
-}
-inline unsigned atomicExch(unsigned* p, unsigned v) {
-    const unsigned old = *p;
-    *p = v;
-    return old;
+}  // namespace cram::emu::detail
+#define CRAM_EMU_ATOMIC(name, T, expr)                                                                      \
+    inline T name(T* p, T v) {                                                                            \
+        return cram::emu::detail::read_modify_write(p, [v](T old) { return static_cast<T>(expr); });        \
+    }
+CRAM_EMU_ATOMIC(atomicAdd, float, old + v)
+CRAM_EMU_ATOMIC(atomicAdd, double, old + v)
+CRAM_EMU_ATOMIC(atomicAdd, int, old + v)
+CRAM_EMU_ATOMIC(atomicAdd, unsigned, old + v)
+CRAM_EMU_ATOMIC(atomicAdd, unsigned long long, old + v)
+CRAM_EMU_ATOMIC(atomicAdd, __half, __float2half_rn(__half2float(old) + __half2float(v)))
+CRAM_EMU_ATOMIC(atomicAdd, __nv_bfloat16, __float2bfloat16_rn(__bfloat162float(old) + __bfloat162float(v)))
+CRAM_EMU_ATOMIC(atomicOr, unsigned, old | v)
+CRAM_EMU_ATOMIC(atomicOr, int, old | v)
+CRAM_EMU_ATOMIC(atomicAnd, unsigned, old & v)
+CRAM_EMU_ATOMIC(atomicMax, int, old > v ? old : v)
+CRAM_EMU_ATOMIC(atomicMax, unsigned, old > v ? old : v)
+CRAM_EMU_ATOMIC(atomicExch, float, v)
+CRAM_EMU_ATOMIC(atomicExch, unsigned, v)
+#undef CRAM_EMU_ATOMIC
+template <class T>
+T atomicCAS(T* p, T compare, T v) {
+    static_assert(std::is_integral_v<T>, "atomicCAS on int, unsigned or unsigned long long");
+    return cram::emu::detail::read_modify_write(p, [&](T old) { return old == compare ? v : old; });
 }
 
 // The fast-math intrinsics, as their accurate host counterparts (a GPU's differ by a few ulp).

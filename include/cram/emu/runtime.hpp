@@ -626,11 +626,10 @@ inline std::string thread_name(const block_state& b, int linear) {
     return thread_str(b, (*b.fibers)[unsigned(linear)]);
 }
 // Whether an access by thread `t` at (block epoch, warp epoch) is ordered before now, for thread `now`.
-inline bool ordered(const block_state& b, int t, std::uint32_t block_epoch, std::uint32_t warp_epoch, int warp_of_t,
+inline bool ordered(const block_state& b, int, std::uint32_t block_epoch, std::uint32_t warp_epoch, int warp_of_t,
                     unsigned now_warp) {
     if (block_epoch != b.block_epoch) return true;
     return warp_of_t >= 0 && unsigned(warp_of_t) == now_warp && warp_epoch != b.warps[now_warp].epoch;
-    (void)t;
 }
 [[noreturn]] inline void race(const block_state& b, const char* hazard, int first, int second, std::size_t offset,
                               const char* second_does) {
